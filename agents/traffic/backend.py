@@ -1,0 +1,76 @@
+"""The traffic interface every back-end implements (built-in meso model, SUMO).
+
+Other domains use only this API, through ``twin.traffic``:
+
+- ``drive(origin, destination, ...)`` returns a simpy event that fires when the vehicle arrives;
+  its value is a :class:`TripResult` (status ``"arrived"`` or ``"unroutable"``, never an exception).
+- ``add_trips(...)`` adds background demand (no events), e.g. people leaving a venue by car.
+- ``set_capacity_factor(link, f)`` scales a link's capacity while the run goes on (0 closes it).
+- ``link_travel_times_s()`` gives the current congested travel time of every link (inf if closed).
+- ``travel_time_s(o, d)`` / ``route(o, d)`` answer routing questions on the live link times.
+
+Nodes are node indices of ``twin.city`` (ints) or node ids; links are link indices or link ids.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Hashable
+
+import numpy as np
+
+__all__ = ["TripResult", "TrafficBackend", "VEHICLE_KINDS"]
+
+# Vehicle kinds recorded in the trip table (index stored as int8 in results).
+VEHICLE_KINDS = ("car", "ev", "emergency", "bus", "truck")
+
+
+@dataclass(frozen=True)
+class TripResult:
+    """What a ``drive`` event yields on arrival (times in seconds from scenario start, metres)."""
+
+    trip: int
+    origin: int
+    destination: int
+    depart_s: float
+    arrive_s: float
+    distance_m: float
+    status: str  # "arrived" | "unroutable" | "stranded"
+
+    @property
+    def travel_time_s(self) -> float:
+        return self.arrive_s - self.depart_s
+
+
+class TrafficBackend(ABC):
+    """Common API of the traffic back-ends. Implementations are ``twin.domain.Domain`` subclasses too."""
+
+    @abstractmethod
+    def drive(self, origin: Hashable, destination: Hashable, kind: str = "car",
+              speed_factor: float = 1.0, priority: bool = False, tag: Any = None):
+        """Start a vehicle now from ``origin`` to ``destination``; return a simpy event fired on arrival.
+
+        ``priority`` vehicles (emergency units) pass queues: they travel at ``speed_factor`` times
+        free-flow speed plus a share of the queue delay, and do not take road capacity.
+        """
+
+    @abstractmethod
+    def add_trips(self, origins: np.ndarray, destinations: np.ndarray, depart_s: np.ndarray,
+                  kind: str = "car") -> np.ndarray:
+        """Add background trips (node indices, departure times >= now); return their trip ids."""
+
+    @abstractmethod
+    def set_capacity_factor(self, link: Hashable, factor: float) -> None:
+        """Scale a link's capacity from now on (1 = normal, 0 = closed: nobody enters)."""
+
+    @abstractmethod
+    def link_travel_times_s(self) -> np.ndarray:
+        """Current congested travel time of each link in seconds (``inf`` for a closed link)."""
+
+    @abstractmethod
+    def travel_time_s(self, origin: Hashable, destination: Hashable, congested: bool = True) -> float:
+        """Shortest travel time between two nodes on current (or free-flow) link times; inf if none."""
+
+    @abstractmethod
+    def route(self, origin: Hashable, destination: Hashable, congested: bool = True) -> list[int]:
+        """Link indices of the current shortest path (empty if unroutable or origin == destination)."""
