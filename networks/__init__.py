@@ -3,5 +3,10 @@
 This package stands alone: it imports nothing from ``twin`` or ``agents``.
 """
 from networks.graph import CityGraph, ConnectivityReport, LinkArrays, Zone
+from networks.routing import reachable_share, shortest_path, shortest_time
+from networks.sumo_net import load_sumo_net, load_sumo_trips
+from networks.synthetic import grid, line, radial
 
-__all__ = ["CityGraph", "ConnectivityReport", "LinkArrays", "Zone"]
+__all__ = ["CityGraph", "ConnectivityReport", "LinkArrays", "Zone",
+           "grid", "radial", "line", "load_sumo_net", "load_sumo_trips",
+           "shortest_path", "shortest_time", "reachable_share"]

@@ -8,7 +8,7 @@ optional ``signal`` (bool: a signalised junction). Edge attributes: ``id`` (str,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 import networkx as nx
 import numpy as np
@@ -84,6 +84,8 @@ class CityGraph:
         self.zones: dict[str, Zone] = {}
         self.pois: list[dict[str, Any]] = []  # dicts with kind, name, node (index), x, y, lon, lat, tags
         self.source: str = ""  # where the graph came from (file path or builder)
+        # (lon, lat) degrees -> (x, y) metres in this graph's projection; None for synthetic graphs
+        self.lonlat_to_xy: Callable[[float, float], tuple[float, float]] | None = None
         self._arrays: LinkArrays | None = None
         self._node_ids: list[Hashable] = []
         self._node_index: dict[Hashable, int] = {}
