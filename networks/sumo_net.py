@@ -14,38 +14,11 @@ from typing import IO
 import networkx as nx
 import numpy as np
 
+from networks.geo import Projection
 from networks.graph import CityGraph
 from networks.roadclass import lane_capacity_vph
 
-__all__ = ["load_sumo_net", "load_sumo_trips", "SumoProjection"]
-
-
-class SumoProjection:
-    """(lon, lat) degrees -> (x, y) net metres, as sumolib's ``convertLonLat2XY`` (projection + net offset).
-
-    A small picklable object, so a CityGraph can travel to worker processes without the sumolib net.
-    """
-
-    def __init__(self, proj_parameter: str, offset_xy: tuple[float, float]) -> None:
-        import pyproj
-
-        self.proj_parameter = proj_parameter
-        self.offset_xy = (float(offset_xy[0]), float(offset_xy[1]))
-        self._proj = pyproj.Proj(proj_parameter)
-
-    def __call__(self, lon: float, lat: float) -> tuple[float, float]:
-        x, y = self._proj(lon, lat)
-        return x + self.offset_xy[0], y + self.offset_xy[1]
-
-    def inverse(self, x: float, y: float) -> tuple[float, float]:
-        """(x, y) net metres -> (lon, lat) degrees."""
-        return self._proj(x - self.offset_xy[0], y - self.offset_xy[1], inverse=True)
-
-    def __getstate__(self) -> dict:
-        return {"proj_parameter": self.proj_parameter, "offset_xy": self.offset_xy}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["proj_parameter"], state["offset_xy"])
+__all__ = ["load_sumo_net", "load_sumo_trips"]
 
 
 def load_sumo_net(path: str | Path, name: str | None = None,
@@ -60,7 +33,7 @@ def load_sumo_net(path: str | Path, name: str | None = None,
 
     net = sumolib.net.readNet(str(path), withInternal=False)
     geo = net.hasGeoProj()
-    proj = SumoProjection(net._location["projParameter"], net.getLocationOffset()) if geo else None
+    proj = Projection(net._location["projParameter"], net.getLocationOffset()) if geo else None
     edges = [e for e in net.getEdges(withInternal=False)
              if e.getFunction() != "internal" and e.allows("passenger")]
     used = {e.getFromNode().getID() for e in edges} | {e.getToNode().getID() for e in edges}
