@@ -179,6 +179,21 @@ class CityGraph:
         a = self.arrays
         return int(np.nanargmin((a.node_x - x) ** 2 + (a.node_y - y) ** 2))
 
+    def largest_component_mask(self) -> np.ndarray:
+        """bool[N]: True for nodes in the largest strongly connected component (mutually routable)."""
+        comps = list(nx.strongly_connected_components(self.G))
+        mask = np.zeros(len(self.node_ids), np.bool_)
+        if comps:
+            mask[[self._node_index[n] for n in max(comps, key=len)]] = True
+        return mask
+
+    def nearest_routable_node(self, x: float, y: float) -> int:
+        """Index of the node nearest to (x, y) metres among the largest strongly connected component."""
+        a = self.arrays
+        d2 = (a.node_x - x) ** 2 + (a.node_y - y) ** 2
+        d2[~self.largest_component_mask()] = np.inf
+        return int(np.argmin(d2))
+
     # ---- diagnostics ---------------------------------------------------------------------
     def connectivity(self) -> ConnectivityReport:
         """Strongly connected components: how many nodes lie outside the largest one."""
