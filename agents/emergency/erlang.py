@@ -1,0 +1,37 @@
+"""Erlang C (M/M/c) formulas: the theory the dispatch queue is checked against.
+
+With ``c`` units, Poisson calls at rate ``lam`` (1/s) and exponential busy times of rate ``mu`` (1/s):
+P(wait) = C(c, a) with a = lam/mu; mean wait Wq = C / (c mu - lam); P(Wq > t) = C exp(-(c mu - lam) t).
+"""
+from __future__ import annotations
+
+import math
+
+__all__ = ["erlang_c", "mean_wait_s", "p_wait_longer"]
+
+
+def erlang_c(c: int, a: float) -> float:
+    """Probability that a call waits, for ``c`` servers and offered load ``a`` = lam/mu erlangs (a < c)."""
+    if c < 1 or a < 0:
+        raise ValueError("need c >= 1 and a >= 0")
+    if a >= c:
+        return 1.0
+    # Erlang B by its stable recursion, then C = B / (1 - (a/c)(1 - B))
+    b = 1.0
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    return b / (1.0 - (a / c) * (1.0 - b))
+
+
+def mean_wait_s(lam: float, mu: float, c: int) -> float:
+    """Mean wait in queue (s) of M/M/c; inf when unstable (lam >= c mu)."""
+    if lam >= c * mu:
+        return math.inf
+    return erlang_c(c, lam / mu) / (c * mu - lam)
+
+
+def p_wait_longer(t_s: float, lam: float, mu: float, c: int) -> float:
+    """P(wait > t_s) of M/M/c."""
+    if lam >= c * mu:
+        return 1.0
+    return erlang_c(c, lam / mu) * math.exp(-(c * mu - lam) * t_s)

@@ -1,0 +1,181 @@
+"""The emergency domain's results Dataset and KPIs.
+
+Dims: ``incident``, ``unit``, ``em_station``, ``em_hospital``, ``zone``, ``time``. Variables (all with
+``units`` and ``long_name``):
+
+- incident: ``em_incident_type``, ``em_incident_source``, ``em_incident_status`` (served, unreachable,
+  waiting, open), ``em_incident_node``, ``em_incident_x``/``_y`` (m), ``em_incident_zone``,
+  ``em_incident_priority``, ``em_call_time``, ``em_dispatch_time``, ``em_arrival_time``,
+  ``em_clear_time`` (s, NaN if it did not happen), ``em_response_time`` (call to first arrival, s),
+  ``em_wait_time`` (waiting for a free unit after call handling, s), ``em_target`` (s),
+  ``em_within_target`` (1/0; NaN while still inside its target window at the end),
+  ``em_units_sent``, ``em_incident_hospital`` (index, -1 none).
+- unit: ``em_unit_type``, ``em_unit_station``, ``em_unit_missions``, ``em_unit_busy_time``,
+  ``em_unit_duty_time`` (s), ``em_unit_utilisation`` (busy / on duty), ``em_unit_shift_start``/``_end`` (h).
+- em_station: ``em_station_kind``, ``em_station_source``, ``em_station_node``, ``em_station_x``/``_y``,
+  ``em_station_units``; em_hospital: ``em_hospital_node``, ``em_hospital_x``/``_y``.
+- zone: ``em_zone_weight``; time: ``em_calls`` (calls in the interval), ``em_calls_waiting``,
+  ``em_units_busy``, ``em_units_on_duty``, ``em_coverage``; (time, zone): ``em_zone_coverage``.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from twin.domain import KPI
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agents.emergency.domain import EmergencyDomain
+
+__all__ = ["build_dataset", "build_kpis", "within_target"]
+
+
+def _v(dims, data, units: str, long_name: str, **attrs) -> xr.Variable:
+    return xr.Variable(dims, data, attrs={"units": units, "long_name": long_name, **attrs})
+
+
+def within_target(response_s: np.ndarray, call_s: np.ndarray, target_s: np.ndarray, status: np.ndarray,
+                  t_end_s: float) -> np.ndarray:
+    """1 if reached within target, 0 if late, unreachable or not reached by the end past its target, NaN if open."""
+    out = np.where(response_s <= target_s, 1.0, 0.0)
+    pending = np.isnan(response_s) & (status != "unreachable") & (call_s + target_s > t_end_s)
+    out[pending] = np.nan
+    return out
+
+
+def build_dataset(dom: "EmergencyDomain", t_end_s: float) -> xr.Dataset:
+    """Collect incidents, units, stations, hospitals, zones and the time series into one Dataset."""
+    c = dom.centre
+    assert c is not None
+    a = dom.city.arrays
+    incs = c.incidents
+    n = len(incs)
+    f = lambda attr: np.array([getattr(i, attr) for i in incs], np.float64) if n else np.empty(0)  # noqa: E731
+    call, disp, arr, clr, target = f("call_s"), f("dispatch_s"), f("arrival_s"), f("clear_s"), f("target_s")
+    status = np.array([i.status for i in incs], dtype=object) if n else np.empty(0, object)
+    node = np.array([i.node for i in incs], np.int32)
+    resp = arr - call
+    wait = disp - call - dom.config.call_handling_s
+    rec = dom._rec
+    T = np.asarray(rec["t"], np.float64)
+    Z = len(dom.dp.zone_ids)
+    zc = np.asarray(rec["zone_coverage"], np.float64).reshape(len(T), Z)
+    units = dom.units
+    busy = np.array([u.busy_time_s(t_end_s) for u in units], np.float64)
+    duty = np.array([u.duty_time_s(t_end_s) for u in units], np.float64)
+    ds = xr.Dataset(
+        {
+            "em_incident_type": _v("incident", np.array([i.type for i in incs], object), "1", "incident type"),
+            "em_incident_source": _v("incident", np.array([i.source for i in incs], object), "1",
+                                     "where the call came from (generated, file, bus:<kind>)"),
+            "em_incident_status": _v("incident", status, "1", "served, unreachable, waiting or open at the end"),
+            "em_incident_node": _v("incident", node, "1", "node index of the incident"),
+            "em_incident_x": _v("incident", a.node_x[node], "m", "incident x (projected)"),
+            "em_incident_y": _v("incident", a.node_y[node], "m", "incident y (projected)"),
+            "em_incident_zone": _v("incident", np.array([i.zone for i in incs], np.int32), "1",
+                                   "zone index of the incident (-1 outside every zone)"),
+            "em_incident_priority": _v("incident", np.array([i.priority for i in incs], np.int8), "1",
+                                       "priority (1 most urgent)"),
+            "em_call_time": _v("incident", call, "s", "time of call"),
+            "em_dispatch_time": _v("incident", disp, "s", "time the first unit was dispatched"),
+            "em_arrival_time": _v("incident", arr, "s", "time the first unit arrived on scene"),
+            "em_clear_time": _v("incident", clr, "s", "time the last unit cleared the scene"),
+            "em_response_time": _v("incident", resp, "s", "response time: call to first arrival"),
+            "em_wait_time": _v("incident", wait, "s", "wait for a free unit after call handling"),
+            "em_target": _v("incident", target, "s", "response-time target of the incident type"),
+            "em_within_target": _v("incident", within_target(resp, call, target, status, t_end_s), "1",
+                                   "1 if reached within target, 0 if not (late, unreachable), NaN if open"),
+            "em_units_sent": _v("incident", np.array([len(i.units) for i in incs], np.int16), "1",
+                                "units dispatched"),
+            "em_incident_hospital": _v("incident", np.array([i.hospital for i in incs], np.int32), "1",
+                                       "index of the hospital the patient was taken to (-1 none)"),
+            "em_unit_type": _v("unit", np.array([u.type for u in units], object), "1", "unit type"),
+            "em_unit_station": _v("unit", np.array([u.station.index for u in units], np.int32), "1",
+                                  "index of the home station"),
+            "em_unit_missions": _v("unit", np.array([u.missions for u in units], np.int32), "1", "missions"),
+            "em_unit_busy_time": _v("unit", busy, "s", "time committed to incidents (dispatch to free)"),
+            "em_unit_duty_time": _v("unit", duty, "s", "time on duty"),
+            "em_unit_utilisation": _v("unit", np.divide(busy, duty, out=np.zeros_like(busy), where=duty > 0),
+                                      "1", "utilisation: busy time / on-duty time"),
+            "em_unit_shift_start": _v("unit", np.array([u.shift[0] for u in units], np.float64), "h",
+                                      "shift start, hour of day"),
+            "em_unit_shift_end": _v("unit", np.array([u.shift[1] for u in units], np.float64), "h",
+                                    "shift end, hour of day"),
+            "em_station_kind": _v("em_station", np.array([s.kind for s in dom.stations], object), "1",
+                                  "station kind"),
+            "em_station_source": _v("em_station", np.array([s.source for s in dom.stations], object), "1",
+                                    "where the station came from (osm, scenario, variant)"),
+            "em_station_node": _v("em_station", np.array([s.node for s in dom.stations], np.int32), "1",
+                                  "node index of the station"),
+            "em_station_x": _v("em_station", np.array([s.x for s in dom.stations], np.float64), "m", "station x"),
+            "em_station_y": _v("em_station", np.array([s.y for s in dom.stations], np.float64), "m", "station y"),
+            "em_station_units": _v("em_station", np.array([len(s.units) for s in dom.stations], np.int32), "1",
+                                   "units based at the station"),
+            "em_hospital_node": _v("em_hospital", np.array([h.node for h in dom.hospital_sites], np.int32), "1",
+                                   "node index of the hospital"),
+            "em_hospital_x": _v("em_hospital", np.array([h.x for h in dom.hospital_sites], np.float64), "m",
+                                "hospital x"),
+            "em_hospital_y": _v("em_hospital", np.array([h.y for h in dom.hospital_sites], np.float64), "m",
+                                "hospital y"),
+            "em_zone_weight": _v("zone", dom.dp.zone_weight, "1", "zone's share of population (coverage weight)"),
+            "em_calls": _v("time", np.asarray(rec["calls"], np.int32), "1", "calls in the interval"),
+            "em_calls_waiting": _v("time", np.asarray(rec["waiting"], np.int32), "1",
+                                   "calls waiting for a free unit"),
+            "em_units_busy": _v("time", np.asarray(rec["busy"], np.int32), "1", "units committed to incidents"),
+            "em_units_on_duty": _v("time", np.asarray(rec["on_duty"], np.int32), "1", "units on duty"),
+            "em_coverage": _v("time", np.asarray(rec["coverage"], np.float64), "1",
+                              f"population share reachable within {dom._budget_s:.0f} s travel from a station"),
+            "em_zone_coverage": _v(("time", "zone"), zc, "1", "zone share reachable within the target"),
+        },
+        coords={
+            "incident": _v("incident", np.array([i.id for i in incs], np.int32), "1", "incident number"),
+            "unit": _v("unit", np.array([u.name for u in units], object), "1", "unit name"),
+            "em_station": _v("em_station", np.array([s.name for s in dom.stations], object), "1", "station name"),
+            "em_hospital": _v("em_hospital", np.array([h.name for h in dom.hospital_sites], object), "1",
+                              "hospital name"),
+            "zone": _v("zone", np.array(dom.dp.zone_ids, object), "1", "zone id"),
+            "time": _v("time", T, "s", "record time, seconds from scenario start"),
+        },
+        attrs={"em_policy": dom.config.policy, "em_coverage_budget_s": dom._budget_s,
+               "em_incident_types": ",".join(dom.config.incident_types)},
+    )
+    return ds
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.percentile(x, q)) if x.size else math.nan
+
+
+def build_kpis(dom: "EmergencyDomain", ds: xr.Dataset, t_end_s: float) -> dict[str, KPI]:
+    """Headline figures: response median/p90, share within target (all and per type), waits, coverage."""
+    resp = ds["em_response_time"].values
+    wt = ds["em_within_target"].values
+    wait = ds["em_wait_time"].values
+    types = ds["em_incident_type"].values
+    k = {
+        "incidents": KPI(float(ds.sizes["incident"]), "1", "incidents (calls)", "none"),
+        "response_median_s": KPI(_pct(resp, 50), "s", "median response time (call to arrival)"),
+        "response_p90_s": KPI(_pct(resp, 90), "s", "90th percentile response time"),
+        "within_target": KPI(float(np.nanmean(wt)) if np.isfinite(wt).any() else math.nan, "1",
+                             "share of calls reached within target", "higher"),
+        "wait_mean_s": KPI(float(np.nanmean(wait)) if np.isfinite(wait).any() else math.nan, "s",
+                           "mean wait for a free unit"),
+        "waited_share": KPI(float(np.mean(wait[np.isfinite(wait)] > 1e-9)) if np.isfinite(wait).any()
+                            else math.nan, "1", "share of dispatched calls that waited for a unit"),
+        "unreachable": KPI(float(np.sum(ds["em_incident_status"].values == "unreachable")), "1",
+                           "calls no unit could reach"),
+        "unit_utilisation": KPI(float(ds["em_unit_utilisation"].mean()) if ds.sizes["unit"] else math.nan,
+                                "1", "mean unit utilisation", "none"),
+        "coverage": KPI(float(ds["em_coverage"].mean()) if ds.sizes["time"] else math.nan, "1",
+                        "population share reachable from a station within target", "higher"),
+    }
+    for name in dom.config.incident_types:
+        sel = (types == name) & np.isfinite(wt)
+        if sel.any():
+            k[f"within_target_{name}"] = KPI(float(wt[sel].mean()), "1", f"{name} calls reached within target",
+                                             "higher")
+    return k
