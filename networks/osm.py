@@ -140,14 +140,15 @@ def load_osm(path: str | Path, name: str | None = None, bbox: tuple[float, float
     proj = Projection(crs)
     xs, ys = proj(lon_all, lat_all)
 
+    pieces = [(wid, _split(run, graph_nodes.__contains__), tags) for wid, run, tags in runs]
+    graph_nodes = {r for _, ps, _ in pieces for p in ps for r in (p[0], p[-1])}  # + halved loops' middles
     G = nx.MultiDiGraph()
     for r in sorted(graph_nodes):
         i = index[r]
         G.add_node(str(r), x=float(xs[i]), y=float(ys[i]), lon=float(lon_all[i]), lat=float(lat_all[i]),
                    signal=r in data.node_tags, osm_id=r)
-    is_node = graph_nodes.__contains__
     next_seq: dict[int, int] = {}
-    for wid, run, tags in runs:
+    for wid, way_pieces, tags in pieces:
         fwd, bwd = directions(tags)
         oneway = fwd != bwd
         road_class = "highway." + tags["highway"]
@@ -161,7 +162,7 @@ def load_osm(path: str | Path, name: str | None = None, bbox: tuple[float, float
                                                                                speed),
                                         name=tags.get("name", ""))
         seq = next_seq.get(wid, 0)  # a way cut by the bbox continues its numbering
-        for piece in _split(run, is_node):
+        for piece in way_pieces:
             rows = np.fromiter((index[r] for r in piece), np.int64, len(piece))
             length = float(haversine_m(lon_all[rows[:-1]], lat_all[rows[:-1]],
                                        lon_all[rows[1:]], lat_all[rows[1:]]).sum())
@@ -173,7 +174,6 @@ def load_osm(path: str | Path, name: str | None = None, bbox: tuple[float, float
                 G.add_edge(v, u, id=f"w{wid}_{seq}-", length_m=length, shape=shape[::-1], **attrs["backward"])
             seq += 1
         next_seq[wid] = seq
-    G.remove_nodes_from([n for n in list(G.nodes) if G.degree(n) == 0])
     city = CityGraph(G, name=name or Path(path).name.split(".")[0], crs=crs)
     city.source = str(path)
     city.lonlat_to_xy = proj
