@@ -1,0 +1,66 @@
+"""The scenario's ``traffic:`` section: which back-end, routing and calibration parameters, closures."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["Closure", "SumoOptions", "TrafficConfig"]
+
+
+class Closure(BaseModel):
+    """A link closed (capacity factor 0) or narrowed (0 < factor < 1) for a time window."""
+
+    model_config = ConfigDict(extra="forbid")
+    link: str = Field(description="Link id of the city graph (a SUMO edge id for SUMO networks).")
+    start_s: float = Field(0.0, ge=0, description="When it starts, seconds from scenario start.")
+    end_s: float | None = Field(None, ge=0, description="When it ends (s); null = until the end of the run.")
+    capacity_factor: float = Field(0.0, ge=0.0, le=1.0, description="0 closes the link; 0.5 halves its capacity.")
+
+    @model_validator(mode="after")
+    def _window(self) -> "Closure":
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        return self
+
+
+class SumoOptions(BaseModel):
+    """Options of the SUMO back-end (used when ``backend: sumo``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    connection: Literal["libsumo", "traci"] = Field("libsumo", description="In-process libsumo (fast) or TraCI socket.")
+    gui: bool = Field(False, description="With traci: start sumo-gui instead of sumo, where installed.")
+    step_length_s: float = Field(1.0, gt=0, le=10, description="SUMO's own step length (s).")
+    mesosim: bool = Field(False, description="Run SUMO's mesoscopic mode instead of the microscopic one.")
+    extra_args: list[str] = Field(default_factory=list, description="Extra command-line options for SUMO.")
+
+
+class TrafficConfig(BaseModel):
+    """Traffic back-end and its parameters. Defaults suit a town road network."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    backend: Literal["meso", "freeflow", "sumo"] = Field(
+        "meso", description="meso: built-in numba queue model; freeflow: no congestion; sumo: Eclipse SUMO.")
+    step_s: float | None = Field(None, gt=0, le=10, description="Kernel step (s); default: the scenario's time.step_s.")
+    reroute_interval_s: float = Field(300.0, ge=10, le=86400, description="How often link times are refreshed for routing (s).")
+    reroute_share: float = Field(0.1, ge=0.0, le=1.0, description="Share of en-route drivers who take the new best route at each refresh.")
+    jam_spacing_m: float = Field(7.5, ge=4.0, le=20.0, description="Road length one queued vehicle takes (m): sets storage.")
+    capacity_scale: float = Field(1.0, gt=0.0, le=5.0, description="Multiplies every link's outflow capacity.")
+    speed_scale: float = Field(1.0, gt=0.0, le=2.0, description="Multiplies free-flow speeds (drivers below the limit < 1).")
+    signal_capacity_factor: float = Field(0.6, gt=0.0, le=1.0, description="Capacity share of links ending at a traffic light (green share).")
+    signal_delay_s: float = Field(0.0, ge=0.0, le=120.0, description="Mean extra delay at the end of a signalised link (s).")
+    junction_delay_s: float = Field(0.0, ge=0.0, le=60.0, description="Extra delay at the end of links into unsignalised junctions with several entries (s).")
+    priority_queue_factor: float = Field(0.2, ge=0.0, le=1.0, description="Share of a queue's delay that priority vehicles still suffer.")
+    sync_interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="Longest the kernel runs between syncs with the clock (s).")
+    closures: list[Closure] = Field(default_factory=list, description="Links closed or narrowed during the run.")
+    sumo: SumoOptions = Field(default_factory=SumoOptions)
+
+    def city_errors(self, city) -> list[str]:
+        """Closures must name links of the city."""
+        errs = []
+        for i, c in enumerate(self.closures):
+            if not city.has_link(c.link):
+                errs.append(f"closures[{i}].link: {c.link!r} — not a link of city {city.name!r} "
+                            f"(use a link id such as {city.link_ids[0]!r})")
+        return errs

@@ -1,0 +1,463 @@
+"""The built-in mesoscopic traffic back-end: a domain that steps the numba link-queue kernel on the engine clock.
+
+The kernel state lags the simpy clock and catches up lazily: whenever anyone drives, queries link
+times, changes a capacity or records, the network is first advanced to ``env.now``. A simpy process
+also advances it at least every ``sync_interval_s``, at every routing refresh and at the earliest
+moment a watched vehicle (one started by ``drive``) could arrive, so arrival events fire on time.
+"""
+from __future__ import annotations
+
+from typing import Any, Hashable
+
+import numpy as np
+import simpy
+import xarray as xr
+
+from agents.traffic import meso_kernel as K
+from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
+from agents.traffic.config import TrafficConfig
+from networks.routing import dijkstra_from, dijkstra_to, next_hop_tables, path_links
+from twin.domain import KPI, Domain
+
+__all__ = ["MesoTraffic"]
+
+_F = np.float64
+
+
+class MesoTraffic(Domain, TrafficBackend):
+    """Built-in queue model (``backend: meso``), or the same kernel without congestion (``freeflow``)."""
+
+    name = "traffic"
+
+    def __init__(self, config: TrafficConfig) -> None:
+        super().__init__(config)
+        self.freeflow = config.backend == "freeflow"
+        self._events: dict[int, simpy.Event] = {}
+        self._records: dict[str, list[np.ndarray]] = {k: [] for k in
+                                                       ("flow", "speed", "veh", "queue", "capf")}
+        self._net: dict[str, list[float]] = {"running": [], "completed": [], "waiting": []}
+        self._rec_t: list[float] = []
+        self.reroutes = 0
+        self.table_updates = 0
+
+    # ================================================================ setup
+    def setup(self, twin) -> None:
+        """Build link parameters from the city graph, load the scenario's trips, start the clock process."""
+        super().setup(twin)
+        c = self.config
+        a = twin.city.arrays
+        self.city = twin.city
+        self.dt = float(c.step_s or twin.step_s)
+        self.L, self.N = a.n_links, a.n_nodes
+        self.link_to, self.link_from = a.link_to, a.link_from
+        self.length = a.length_m.astype(_F)
+        speed = a.speed_mps * c.speed_scale
+        fft = self.length / np.maximum(speed, 0.1)
+        signal_end = a.node_signal[a.link_to]
+        in_deg = np.diff(a.in_indptr)[a.link_to]
+        self.junction_delay = np.where(signal_end, c.signal_delay_s,
+                                       np.where(in_deg > 1, c.junction_delay_s, 0.0)).astype(_F)
+        self.fft = fft + self.junction_delay
+        cap = a.capacity_vph / 3600.0 * c.capacity_scale
+        cap = np.where(signal_end, cap * c.signal_capacity_factor, cap)
+        storage = np.maximum(1, np.floor(self.length * a.lanes / c.jam_spacing_m)).astype(np.int32)
+        if self.freeflow:  # no congestion: effectively unlimited outflow and room
+            cap = np.full(self.L, 1e9)
+            storage = np.maximum(storage, 10_000).astype(np.int32)
+        self.cap_rate = cap.astype(_F)
+        self.storage = storage
+        self.q_off = np.zeros(self.L, np.int32)
+        np.cumsum(storage[:-1], out=self.q_off[1:])
+        self.q_buf = np.full(int(storage.sum()), -1, np.int32)
+        self.q_head = np.zeros(self.L, np.int32)
+        self.q_count = np.zeros(self.L, np.int32)
+        self.cap_factor = np.ones(self.L, _F)
+        self.acc = np.ones(self.L, _F)
+        self.wait_head = np.full(self.L, -1, np.int32)
+        self.wait_tail = np.full(self.L, -1, np.int32)
+        self.wl_links = np.zeros(self.L, np.int32)
+        self.wl_n = np.zeros(1, np.int32)
+        self.in_wl = np.zeros(self.L, np.bool_)
+        self.cnt_exit = np.zeros(self.L, np.int64)
+        self.sum_tt = np.zeros(self.L, _F)
+        self.occ = np.zeros(self.L, _F)
+        # vehicles
+        self.n_veh = 0
+        self._alloc_vehicles(1024)
+        self.route_buf = np.zeros(max(1 << 16, 4 * self.N), np.int32)
+        self.route_used = np.zeros(1, np.int64)
+        self.dep_order = np.zeros(0, np.int32)
+        self.dep_ptr = np.zeros(1, np.int64)
+        self.prio_ids = np.zeros(64, np.int32)
+        self.prio_n = np.zeros(1, np.int32)
+        self.watch_out = np.zeros(64, np.int32)
+        self.watch_n = np.zeros(1, np.int64)
+        self.watched_active = np.zeros(0, np.int32)
+        # routing tables: one row per destination node
+        self.dest_slot = np.full(self.N, -1, np.int32)
+        self.dests = np.zeros(0, np.int32)
+        self.nh = np.full((0, self.N), -1, np.int32)
+        # clock
+        self.t = 0.0  # kernel time (s): steps up to here are done
+        self.step_counter = 0
+        self.duration = float(twin.duration_s)
+        self.next_reroute = float(c.reroute_interval_s)
+        self._waiting = False
+        self._rec_last = 0.0
+        self._costs = self.fft.copy()
+        demand = twin.shared.get("demand_trips")
+        if demand is not None and len(demand["origin"]):
+            self.add_trips(demand["origin"], demand["destination"], demand["depart_s"], kind="car")
+        for cl in c.closures:
+            twin.env.process(self._closure(cl))
+        self._proc = twin.env.process(self._loop())
+
+    def _alloc_vehicles(self, cap: int) -> None:
+        """(Re)allocate the vehicle arrays with room for ``cap`` vehicles, keeping existing ones."""
+        specs = {"v_orig": (np.int32, -1), "v_dest": (np.int32, -1), "v_status": (np.int8, K.PENDING),
+                 "v_link": (np.int32, -1), "v_enter": (_F, np.nan), "v_exit": (_F, np.inf),
+                 "v_depart": (_F, np.nan), "v_arrive": (_F, np.nan), "v_dist": (_F, 0.0), "v_fft": (_F, 0.0),
+                 "v_rstart": (np.int64, 0), "v_rlen": (np.int32, 0), "v_rpos": (np.int32, 0),
+                 "v_next": (np.int32, -1), "v_sf": (_F, 1.0), "v_prio": (np.bool_, False),
+                 "v_watch": (np.bool_, False), "v_kind": (np.int8, 0)}
+        n = getattr(self, "n_veh", 0)
+        for name, (dt, fill) in specs.items():
+            new = np.full(cap, fill, dt)
+            old = getattr(self, name, None)
+            if old is not None:
+                new[:n] = old[:n]
+            setattr(self, name, new)
+        self.v_cap = cap
+
+    # ================================================================ clock
+    def _loop(self):
+        env = self.twin.env
+        while self.t < self.duration - 1e-9:
+            nxt = min(self.t + self.config.sync_interval_s, self.next_reroute, self.duration)
+            if len(self.watched_active):
+                h = K.watch_horizon(self.watched_active, self.v_status, self.v_link, self.v_exit, self.v_rstart,
+                                    self.v_rlen, self.v_rpos, self.route_buf, self.fft, self.v_sf, self.v_depart)
+                if h < np.inf:
+                    nxt = min(nxt, self.t + max(1, np.ceil((h - self.t) / self.dt - 1e-9)) * self.dt)
+            nxt = max(nxt, env.now + self.dt if nxt <= env.now else nxt)
+            self._waiting = True
+            try:
+                yield env.timeout(nxt - env.now)
+            except simpy.Interrupt:
+                pass
+            self._waiting = False
+            self._catch_up()
+            if env.now >= self.next_reroute - 1e-9:
+                self._refresh_routes(share=self.config.reroute_share)
+                self.next_reroute += self.config.reroute_interval_s
+
+    def _poke(self) -> None:
+        """Wake the clock process so it re-plans its next sync (e.g. a new watched vehicle)."""
+        if self._waiting and self._proc.is_alive and self.twin.env.active_process is not self._proc:
+            self._waiting = False
+            self._proc.interrupt()
+
+    def _catch_up(self) -> None:
+        """Advance the kernel through every whole step that ends at or before ``env.now``."""
+        now = min(self.twin.env.now, self.duration)
+        n = int(np.floor((now - self.t) / self.dt + 1e-9))
+        while n > 0:
+            self._ensure_route_space()
+            done, flags = K.advance(
+                self.t, n, self.dt, self.step_counter,
+                self.link_to, self.length, self.fft, self.cap_rate, self.storage, self.q_off, self.cap_factor,
+                self.acc, self.q_buf, self.q_head, self.q_count,
+                self.wait_head, self.wait_tail, self.wl_links, self.wl_n, self.in_wl,
+                self.cnt_exit, self.sum_tt, self.occ,
+                self.v_dest, self.v_status, self.v_link, self.v_enter, self.v_exit, self.v_depart, self.v_arrive,
+                self.v_dist, self.v_fft, self.v_rstart, self.v_rlen, self.v_rpos, self.v_next, self.v_sf,
+                self.v_prio, self.v_watch,
+                self.route_buf, self.route_used, self.dest_slot, self.nh, self.v_orig,
+                self.dep_order, self.dep_ptr, self.prio_ids, self.prio_n, self.config.priority_queue_factor,
+                self.watch_out, self.watch_n)
+            self.t += done * self.dt
+            self.step_counter += done
+            n -= done
+            if flags & K.NEED_ROUTE_SPACE:
+                self._grow_routes()
+            self._fire_arrivals()
+
+    def _ensure_route_space(self) -> None:
+        if self.route_buf.shape[0] - self.route_used[0] < 64 * self.N:
+            self._grow_routes()
+
+    def _grow_routes(self) -> None:
+        new = np.zeros(max(2 * self.route_buf.shape[0], int(self.route_used[0]) + 128 * self.N), np.int32)
+        new[: self.route_buf.shape[0]] = self.route_buf
+        self.route_buf = new
+
+    def _fire_arrivals(self) -> None:
+        n = int(self.watch_n[0])
+        if n == 0:
+            return
+        ids = self.watch_out[:n].copy()
+        self.watch_n[0] = 0
+        for v in ids:
+            ev = self._events.pop(int(v), None)
+            if ev is not None:
+                ev.succeed(self._trip_result(int(v)))
+        self.watched_active = self.watched_active[np.isin(self.v_status[self.watched_active],
+                                                          (K.RUNNING, K.PENDING))]
+
+    def _trip_result(self, v: int) -> TripResult:
+        st = {K.ARRIVED: "arrived", K.UNROUTABLE: "unroutable", K.STRANDED: "stranded"}.get(int(self.v_status[v]),
+                                                                                              "running")
+        arr = float(self.v_arrive[v]) if st != "unroutable" else float("nan")
+        return TripResult(v, int(self.v_orig[v]), int(self.v_dest[v]), float(self.v_depart[v]), arr,
+                          float(self.v_dist[v]), st)
+
+    # ================================================================ routing
+    def _current_costs(self) -> np.ndarray:
+        return K.link_costs(self.t, self.fft, self.cap_rate, self.cap_factor, self.q_buf, self.q_off, self.q_head,
+                            self.q_count, self.storage, self.v_exit, np.zeros(self.L))
+
+    def _ensure_dests(self, dests: np.ndarray) -> None:
+        """Give every destination node in ``dests`` a row in the next-hop table."""
+        new = np.unique(dests[self.dest_slot[dests] < 0]).astype(np.int32)
+        if len(new) == 0:
+            return
+        d0 = len(self.dests)
+        self.dests = np.concatenate([self.dests, new])
+        self.dest_slot[new] = np.arange(d0, d0 + len(new), dtype=np.int32)
+        a = self.city.arrays
+        _, nxt = next_hop_tables(new, self._costs, a.in_indptr, a.in_links, a.link_from, self.N)
+        self.nh = np.concatenate([self.nh, nxt.astype(np.int32)], axis=0) if d0 else nxt.astype(np.int32)
+
+    def _refresh_routes(self, share: float) -> None:
+        """Recompute next-hop tables on current link times; give ``share`` of running drivers a new route."""
+        self._catch_up()
+        self._costs = self._current_costs()
+        if len(self.dests):
+            a = self.city.arrays
+            _, nxt = next_hop_tables(self.dests, self._costs, a.in_indptr, a.in_links, a.link_from, self.N)
+            self.nh = nxt.astype(np.int32)
+        self.table_updates += 1
+        if share > 0 and self.n_veh:
+            running = np.flatnonzero(self.v_status[: self.n_veh] == K.RUNNING).astype(np.int32)
+            while True:
+                self._ensure_route_space()
+                done, stopped = K.reroute_share(share, self.table_updates, self.t, running, self.v_status,
+                                                self.v_link, self.v_dest, self.link_to, self.dest_slot, self.nh,
+                                                self.route_buf, self.route_used, self.v_rstart, self.v_rlen,
+                                                self.v_rpos, self.N)
+                self.reroutes += done
+                if not stopped:
+                    break
+                self._grow_routes()
+
+    # ================================================================ public API
+    def _new_vehicles(self, o: np.ndarray, d: np.ndarray, dep: np.ndarray, kind: str,
+                      speed_factor: float = 1.0, priority: bool = False, watch: bool = False) -> np.ndarray:
+        n = len(o)
+        if self.n_veh + n > self.v_cap:
+            self._alloc_vehicles(max(2 * self.v_cap, self.n_veh + n))
+        ids = np.arange(self.n_veh, self.n_veh + n, dtype=np.int32)
+        self.n_veh += n
+        self.v_orig[ids], self.v_dest[ids], self.v_depart[ids] = o, d, dep
+        self.v_status[ids] = K.PENDING
+        self.v_sf[ids] = speed_factor
+        self.v_prio[ids] = priority
+        self.v_watch[ids] = watch
+        self.v_kind[ids] = VEHICLE_KINDS.index(kind) if kind in VEHICLE_KINDS else 0
+        self._ensure_dests(d.astype(np.int32))
+        # merge into the pending departures, ordered by (time, id)
+        rest = self.dep_order[int(self.dep_ptr[0]):]
+        allv = np.concatenate([rest, ids])
+        order = np.lexsort((allv, self.v_depart[allv]))
+        self.dep_order = allv[order].astype(np.int32)
+        self.dep_ptr[0] = 0
+        if priority and self.prio_ids.shape[0] < self.prio_n[0] + n + 1:
+            self.prio_ids = np.concatenate([self.prio_ids, np.zeros(max(n, self.prio_ids.shape[0]), np.int32)])
+        if watch:
+            self.watched_active = np.concatenate([self.watched_active, ids])
+            need = len(self._events) + n + 1
+            if self.watch_out.shape[0] < need:
+                self.watch_out = np.zeros(2 * need, np.int32)
+        return ids
+
+    def _node(self, node: Hashable) -> int:
+        return self.city.node_index(node)
+
+    def add_trips(self, origins, destinations, depart_s, kind: str = "car") -> np.ndarray:
+        """Add background trips (node indices or ids; departure times >= now, seconds)."""
+        if self.twin is not None and self.t < self.twin.env.now:
+            self._catch_up()
+        o = np.asarray([self._node(x) for x in origins] if np.asarray(origins).dtype.kind not in "iu"
+                       else origins, np.int32)
+        d = np.asarray([self._node(x) for x in destinations] if np.asarray(destinations).dtype.kind not in "iu"
+                       else destinations, np.int32)
+        dep = np.maximum(np.asarray(depart_s, _F), self.t)
+        ids = self._new_vehicles(o, d, dep, kind)
+        self._poke()
+        return ids
+
+    def drive(self, origin: Hashable, destination: Hashable, kind: str = "car", speed_factor: float = 1.0,
+              priority: bool = False, tag: Any = None) -> simpy.Event:
+        """Start a vehicle now; the returned event fires on arrival with a :class:`TripResult`."""
+        self._catch_up()
+        env = self.twin.env
+        o, d = self._node(origin), self._node(destination)
+        ids = self._new_vehicles(np.array([o], np.int32), np.array([d], np.int32), np.array([env.now]), kind,
+                                 speed_factor, priority, watch=True)
+        ev = env.event()
+        self._events[int(ids[0])] = ev
+        self._poke()
+        return ev
+
+    def set_capacity_factor(self, link: Hashable, factor: float) -> None:
+        """Scale a link's outflow capacity from now on; 0 closes it (routing avoids it at once)."""
+        self._catch_up()
+        i = self.city.link_index(link)
+        old = self.cap_factor[i]
+        self.cap_factor[i] = max(0.0, float(factor))
+        if (old <= 0.0) != (self.cap_factor[i] <= 0.0):  # opened or closed: refresh tables now
+            self._refresh_routes(share=0.0)
+
+    def link_travel_times_s(self) -> np.ndarray:
+        """Current congested travel time of each link (s): free-flow plus queue discharge; inf when closed."""
+        self._catch_up()
+        return self._current_costs()
+
+    def _search(self, origin, destination, congested: bool):
+        cost = self.link_travel_times_s() if congested else np.where(self.cap_factor > 0, self.fft, np.inf)
+        a = self.city.arrays
+        o, d = self._node(origin), self._node(destination)
+        dist, pred = dijkstra_from(o, cost, a.out_indptr, a.out_links, a.link_to, self.N)
+        return o, d, dist, pred
+
+    def travel_time_s(self, origin: Hashable, destination: Hashable, congested: bool = True) -> float:
+        _, d, dist, _ = self._search(origin, destination, congested)
+        return float(dist[d])
+
+    def route(self, origin: Hashable, destination: Hashable, congested: bool = True) -> list[int]:
+        o, d, dist, pred = self._search(origin, destination, congested)
+        if not np.isfinite(dist[d]) or o == d:
+            return []
+        return [int(x) for x in path_links(o, d, pred, self.city.arrays.link_from)]
+
+    def times_to(self, destination: Hashable, congested: bool = True) -> np.ndarray:
+        """Travel time (s) from every node to ``destination`` (one reverse Dijkstra)."""
+        cost = self.link_travel_times_s() if congested else np.where(self.cap_factor > 0, self.fft, np.inf)
+        a = self.city.arrays
+        dist, _ = dijkstra_to(self._node(destination), cost, a.in_indptr, a.in_links, a.link_from, self.N)
+        return dist
+
+    def _closure(self, cl):
+        env = self.twin.env
+        if cl.start_s > env.now:
+            yield env.timeout(cl.start_s - env.now)
+        self.set_capacity_factor(cl.link, cl.capacity_factor)
+        if cl.end_s is not None and cl.end_s < self.duration:
+            yield env.timeout(cl.end_s - env.now)
+            self.set_capacity_factor(cl.link, 1.0)
+
+    # ================================================================ invariants (tests use these)
+    def counts(self) -> dict[str, int]:
+        """Vehicles by status, plus how many sit in link queues and on priority runs (conservation checks)."""
+        st = self.v_status[: self.n_veh]
+        due = self.v_depart[: self.n_veh] <= self.t
+        return {"total": self.n_veh, "arrived": int((st == K.ARRIVED).sum()), "running": int((st == K.RUNNING).sum()),
+                "pending_due": int(((st == K.PENDING) & due).sum()),
+                "pending_future": int(((st == K.PENDING) & ~due).sum()),
+                "unroutable": int((st == K.UNROUTABLE).sum()), "stranded": int((st == K.STRANDED).sum()),
+                "in_queues": int(self.q_count.sum()), "priority_running": int(self.prio_n[0])}
+
+    # ================================================================ recording
+    def record(self, t_s: float) -> None:
+        self._catch_up()
+        span = max(t_s - self._rec_last, 1e-9)
+        self._rec_last = t_s
+        cnt = self.cnt_exit.astype(_F)
+        ff_speed = self.length / np.maximum(self.fft, 1e-9)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            speed = np.where(cnt > 0, self.length * cnt / np.maximum(self.sum_tt, 1e-9), ff_speed)
+        self._records["flow"].append((cnt * 3600.0 / span).astype(np.float32))
+        self._records["speed"].append(np.minimum(speed, ff_speed).astype(np.float32))
+        self._records["veh"].append((self.occ / span).astype(np.float32))
+        self._records["queue"].append(K.queue_lengths(self.t, self.q_buf, self.q_off, self.q_head, self.q_count,
+                                                      self.storage, self.v_exit).astype(np.float32))
+        self._records["capf"].append(self.cap_factor.astype(np.float32))
+        self.cnt_exit[:] = 0
+        self.sum_tt[:] = 0.0
+        self.occ[:] = 0.0
+        c = self.counts()
+        self._net["running"].append(c["running"])
+        self._net["completed"].append(c["arrived"])
+        self._net["waiting"].append(c["pending_due"])
+        self._rec_t.append(t_s)
+
+    def finalize(self, t_end_s: float) -> xr.Dataset:
+        self._catch_up()
+        n = self.n_veh
+        links = self.city.link_ids
+        attrs = lambda u, ln: {"units": u, "long_name": ln}  # noqa: E731
+        data: dict[str, Any] = {}
+        if self._rec_t:
+            stack = {k: np.stack(v) for k, v in self._records.items()}
+            data.update({
+                "link_flow": (("time", "link"), stack["flow"], attrs("h-1", "vehicles leaving the link per hour")),
+                "link_speed": (("time", "link"), stack["speed"], attrs("m s-1", "space-mean speed on the link")),
+                "link_vehicles": (("time", "link"), stack["veh"], attrs("1", "mean vehicles on the link")),
+                "link_queue": (("time", "link"), stack["queue"], attrs("1", "vehicles queued at the link end")),
+                "link_capacity_factor": (("time", "link"), stack["capf"], attrs("1", "capacity factor in force")),
+                "net_running": (("time",), np.array(self._net["running"], np.int64), attrs("1", "vehicles on the network")),
+                "net_completed": (("time",), np.array(self._net["completed"], np.int64), attrs("1", "trips completed so far")),
+                "net_waiting": (("time",), np.array(self._net["waiting"], np.int64), attrs("1", "vehicles waiting to enter the network")),
+            })
+        a = self.city.arrays
+        st = self.v_status[:n]
+        arrive = np.where(st == K.ARRIVED, self.v_arrive[:n], np.nan)
+        data.update({
+            "link_from": (("link",), a.link_from, attrs("1", "index of the link's start node")),
+            "link_to": (("link",), a.link_to, attrs("1", "index of the link's end node")),
+            "link_length": (("link",), self.length, attrs("m", "link length")),
+            "link_freeflow_speed": (("link",), self.length / self.fft, attrs("m s-1", "free-flow speed")),
+            "link_capacity": (("link",), self.cap_rate * 3600.0, attrs("h-1", "outflow capacity (veh/h)")),
+            "link_lanes": (("link",), a.lanes, attrs("1", "lanes")),
+            "trip_origin": (("trip",), self.v_orig[:n], attrs("1", "origin node index")),
+            "trip_destination": (("trip",), self.v_dest[:n], attrs("1", "destination node index")),
+            "trip_depart": (("trip",), self.v_depart[:n], attrs("s", "departure time")),
+            "trip_arrive": (("trip",), arrive, attrs("s", "arrival time (NaN if not arrived)")),
+            "trip_travel_time": (("trip",), arrive - self.v_depart[:n], attrs("s", "travel time")),
+            "trip_freeflow_time": (("trip",), np.where(st == K.ARRIVED, self.v_fft[:n], np.nan),
+                                   attrs("s", "free-flow time of the links driven")),
+            "trip_distance": (("trip",), self.v_dist[:n], attrs("m", "distance driven")),
+            "trip_links": (("trip",), self.v_rlen[:n], attrs("1", "links in the (last) route")),
+            "trip_status": (("trip",), st, {**attrs("1", "trip status"),
+                                            "flag_values": "0 1 2 3 4",
+                                            "flag_meanings": "arrived running pending unroutable stranded"}),
+            "trip_kind": (("trip",), self.v_kind[:n], {**attrs("1", "vehicle kind"), "kinds": " ".join(VEHICLE_KINDS)}),
+        })
+        coords = {"link": np.array(links, dtype=object), "trip": np.arange(n, dtype=np.int64)}
+        if self._rec_t:
+            coords["time"] = np.array(self._rec_t, _F)
+        return xr.Dataset(data, coords=coords)
+
+    def kpis(self) -> dict[str, KPI]:
+        n = self.n_veh
+        st = self.v_status[:n]
+        dep = self.v_depart[:n]
+        arrived = st == K.ARRIVED
+        started = np.isin(st, (K.ARRIVED, K.RUNNING, K.STRANDED))
+        end = np.where(np.isnan(self.v_arrive[:n]), self.t, self.v_arrive[:n])
+        tt = (self.v_arrive[:n] - dep)[arrived]
+        delay = tt - self.v_fft[:n][arrived]
+        c = self.counts()
+        return {
+            "trips": KPI(float(n), "1", "trips in the demand", "none"),
+            "trips_completed": KPI(float(arrived.sum()), "1", "trips completed", "higher"),
+            "trips_running": KPI(float(c["running"] + c["pending_due"]), "1", "trips still running at the end", "lower"),
+            "trips_unroutable": KPI(float(c["unroutable"] + c["stranded"]), "1", "trips unroutable or stranded", "lower"),
+            "vehicle_km": KPI(float(self.v_dist[:n].sum() / 1000.0), "km", "vehicle-kilometres driven", "none"),
+            "vehicle_hours": KPI(float((end - dep)[started].sum() / 3600.0), "h", "vehicle-hours on the road", "lower"),
+            "mean_travel_time": KPI(float(tt.mean()) if len(tt) else float("nan"), "s", "mean trip travel time", "lower"),
+            "p90_travel_time": KPI(float(np.percentile(tt, 90)) if len(tt) else float("nan"), "s",
+                                   "90th-percentile travel time", "lower"),
+            "mean_delay": KPI(float(delay.mean()) if len(delay) else float("nan"), "s",
+                              "mean delay over free-flow time", "lower"),
+        }

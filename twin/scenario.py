@@ -1,0 +1,364 @@
+"""Scenario files: YAML validated by pydantic, with named variants deep-merged onto the baseline.
+
+A scenario is data, never code: it is read with ``yaml.safe_load`` only. Every problem is reported as
+one line naming the file, the key path, the value and what is allowed (:class:`ScenarioError`).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from twin.registry import DOMAIN_MODULES, get_domain_spec
+
+__all__ = ["Scenario", "ScenarioError", "CityConfig", "TimeConfig", "DemandConfig", "OutputsConfig",
+           "load_scenario", "load_document", "resolve_variants", "scenario_hash", "PROJECT_ROOT"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BASELINE = "baseline"
+
+
+class ScenarioError(Exception):
+    """A scenario file is malformed; ``messages`` holds one line per problem."""
+
+    def __init__(self, path: str | Path, messages: list[str]) -> None:
+        self.path = str(path)
+        self.messages = messages
+        super().__init__("\n".join(f"{self.path}: {m}" for m in messages))
+
+
+# ----------------------------------------------------------------------------------- sections
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GridSpec(_Strict):
+    nx: int = Field(10, ge=2, le=1000, description="Nodes along x.")
+    ny: int = Field(10, ge=2, le=1000, description="Nodes along y.")
+    spacing_m: float = Field(200.0, gt=10, le=5000, description="Distance between neighbouring nodes (m).")
+    lanes: int = Field(1, ge=1, le=8)
+    speed_mps: float = Field(13.89, gt=0, le=50)
+
+
+class RadialSpec(_Strict):
+    rings: int = Field(4, ge=1, le=100)
+    spokes: int = Field(8, ge=3, le=100)
+    ring_spacing_m: float = Field(500.0, gt=10, le=10000)
+
+
+class LineSpec(_Strict):
+    n_links: int = Field(10, ge=1, le=10000)
+    length_m: float = Field(500.0, gt=1, le=100000)
+    lanes: int = Field(1, ge=1, le=8)
+    speed_mps: float = Field(13.89, gt=0, le=50)
+
+
+class CityConfig(_Strict):
+    """Where the road network comes from, and what is attached to it."""
+
+    source: Literal["sumo", "osm", "grid", "radial", "line"] = Field(
+        description="sumo: a .net.xml(.gz); osm: an OpenStreetMap XML file; grid/radial/line: synthetic.")
+    name: str | None = Field(None, description="Display name (default: the scenario name).")
+    path: str | None = Field(None, description="Network file for sumo/osm, relative to the scenario file.")
+    pois: str | None = Field(None, description="OpenStreetMap extract to take stations, hospitals and venues from.")
+    buildings: str | None = Field(None, description="Buildings CSV (SUMO generateTAZBuildingsFromOSM format) to weight zones.")
+    zone_cell_m: float = Field(1000.0, ge=50, le=20000, description="Side of the square zones (m).")
+    capacity_per_lane_vph: float = Field(1800.0, ge=200, le=3000, description="Reference saturation flow per lane (veh/h).")
+    grid: GridSpec = Field(default_factory=GridSpec)
+    radial: RadialSpec = Field(default_factory=RadialSpec)
+    line: LineSpec = Field(default_factory=LineSpec)
+
+    @model_validator(mode="after")
+    def _needs_path(self) -> "CityConfig":
+        if self.source in ("sumo", "osm") and not self.path:
+            raise ValueError(f"source {self.source!r} needs a 'path' to the network file")
+        return self
+
+
+class TimeConfig(_Strict):
+    """The simulated span: clock time of t=0, duration, kernel step, recording interval."""
+
+    start: str = Field("00:00", description="Clock time of t=0, HH:MM (labels and time-of-day profiles).")
+    duration_s: float = Field(3600.0, gt=0, le=7 * 86400, description="Simulated time (s).")
+    step_s: float = Field(1.0, gt=0, le=60, description="Step of time-stepped kernels (s).")
+    record_interval_s: float = Field(300.0, ge=1, le=86400, description="Interval of recorded time series (s).")
+
+    @field_validator("start")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError("use HH:MM, 00:00 to 23:59")
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self) -> "TimeConfig":
+        if self.record_interval_s > self.duration_s:
+            raise ValueError(f"record_interval_s ({self.record_interval_s}) exceeds duration_s ({self.duration_s})")
+        if self.record_interval_s < self.step_s:
+            raise ValueError(f"record_interval_s ({self.record_interval_s}) is shorter than step_s ({self.step_s})")
+        return self
+
+    @property
+    def start_hour(self) -> float:
+        h, m = self.start.split(":")
+        return int(h) + int(m) / 60.0
+
+
+NAMED_PROFILES = ("flat", "evening_peak", "morning_peak", "weekday")
+
+
+class DemandConfig(_Strict):
+    """Background car trips: generated zone to zone, from an OD matrix, or an explicit trip list."""
+
+    trips: int = Field(0, ge=0, le=20_000_000, description="Trips to generate over the demand window.")
+    model: Literal["gravity", "uniform"] = Field("gravity", description="How destinations are chosen.")
+    distance_decay_per_km: float = Field(0.3, ge=0, le=10, description="Gravity model: weight exp(-decay*km).")
+    profile: str | list[tuple[float, float]] = Field(
+        "flat", description=f"Departure-time profile: one of {', '.join(NAMED_PROFILES)}, or [[clock_hour, weight], ...].")
+    start_s: float = Field(0.0, ge=0, description="Demand window start (s from t=0).")
+    end_s: float | None = Field(None, ge=0, description="Demand window end (s); default: the run's end.")
+    od_file: str | None = Field(None, description="CSV origin_zone,destination_zone,trips (zone ids of the city).")
+    trips_file: str | None = Field(None, description="Trip list: CSV depart_s,origin,destination (node ids) or a SUMO .rou.xml.")
+    scale: float = Field(1.0, ge=0, le=20, description="Multiplies the demand (what-if growth).")
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, v):
+        if isinstance(v, str) and v not in NAMED_PROFILES:
+            raise ValueError(f"unknown profile {v!r}; use one of {', '.join(NAMED_PROFILES)} or [[hour, weight], ...]")
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an explicit profile needs at least one [hour, weight] pair")
+            for h, w in v:
+                if not (0 <= h < 24) or w < 0:
+                    raise ValueError(f"profile entry [{h}, {w}]: hour must be in [0, 24) and weight >= 0")
+        return v
+
+
+class OutputsConfig(_Strict):
+    dir: str = Field("results", description="Results folder, relative to the project (or absolute).")
+    report: bool = Field(True, description="Write the static HTML report next to the results.")
+
+
+class Scenario(_Strict):
+    """A whole scenario (one variant, resolved). Domain sections are validated by their domains."""
+
+    name: str = Field(description="Scenario id: letters, digits, - and _.")
+    description: str = ""
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    city: CityConfig
+    time: TimeConfig = Field(default_factory=TimeConfig)
+    demand: DemandConfig = Field(default_factory=DemandConfig)
+    traffic: dict | None = None
+    ev: dict | None = None
+    crowd: dict | None = None
+    emergency: dict | None = None
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    batch: dict | None = None
+    variant: str = Field(BASELINE, description="Set by the loader: which variant this is.")
+    variant_description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", v):
+            raise ValueError("use 1-80 letters, digits, '-' or '_'")
+        return v
+
+    # validated domain configs, filled by the loader
+    _domains: dict[str, BaseModel] = {}
+
+    @property
+    def domain_configs(self) -> dict[str, BaseModel]:
+        return self._domains
+
+
+# ----------------------------------------------------------------------------------- loading
+def _fmt_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """Field names of the sub-model that ``loc`` (minus its last part) points into, when it is a model."""
+    m: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or m is None:
+            continue
+        f = getattr(m, "model_fields", {}).get(part)
+        if f is None:
+            return None
+        ann = f.annotation
+        args = getattr(ann, "__args__", ()) or ()
+        cand = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        for a in args:  # list[Model]
+            cand += [b for b in getattr(a, "__args__", ()) if isinstance(b, type) and issubclass(b, BaseModel)]
+        m = cand[0] if cand else None
+    return list(m.model_fields) if m is not None and hasattr(m, "model_fields") else None
+
+
+def _pydantic_messages(err: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
+    msgs = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        key = _fmt_loc(loc)
+        key = f"{prefix}.{key}" if prefix and key != "(top level)" else (prefix or key)
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc)
+            hint = f"; allowed keys: {', '.join(a for a in allowed if a not in ('variant', 'variant_description'))}" if allowed else ""
+            msgs.append(f"{key}: unknown key{hint}")
+        elif e["type"] == "missing":
+            msgs.append(f"{key}: required key is missing")
+        else:
+            val = e.get("input")
+            sval = repr(val) if not isinstance(val, dict) else "{...}"
+            if len(sval) > 80:
+                sval = sval[:77] + "..."
+            msg = e["msg"].removeprefix("Value error, ")
+            msgs.append(f"{key}: {sval} — {msg}")
+    return msgs
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Merge ``override`` onto ``base``: dicts merge recursively, everything else (lists too) replaces."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_document(path: str | Path) -> dict:
+    """Read a scenario YAML file as plain data (safe_load), or raise :class:`ScenarioError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError(path, ["file not found"])
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ScenarioError(path, [f"(YAML) {where}{getattr(exc, 'problem', exc)} — not valid YAML"]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError(path, ["(file) not UTF-8 text — a scenario is a YAML text file"]) from None
+    if not isinstance(doc, dict):
+        raise ScenarioError(path, [f"(top level): {type(doc).__name__} — a scenario is a mapping of keys (name, city, ...)"])
+    return doc
+
+
+def _check_paths(sc: Scenario, base_dir: Path, prefix: str) -> list[str]:
+    msgs = []
+    checks = [("city.path", sc.city.path), ("city.pois", sc.city.pois), ("city.buildings", sc.city.buildings),
+              ("demand.od_file", sc.demand.od_file), ("demand.trips_file", sc.demand.trips_file)]
+    for key, val in checks:
+        if val is None:
+            continue
+        try:
+            p = resolve_data_path(val, base_dir)
+        except ValueError as exc:
+            msgs.append(f"{prefix}{key}: {val!r} — {exc}")
+            continue
+        if not p.is_file():
+            msgs.append(f"{prefix}{key}: {val!r} — file not found (looked at {p})")
+    return msgs
+
+
+def resolve_data_path(value: str, base_dir: Path) -> Path:
+    """Resolve a path from a scenario; it must stay inside the scenario's folder, its parent, or the project."""
+    p = Path(value)
+    p = (base_dir / p).resolve() if not p.is_absolute() else p.resolve()
+    roots = [base_dir.resolve(), base_dir.resolve().parent, PROJECT_ROOT]
+    if not any(p == r or r in p.parents for r in roots):
+        raise ValueError("path leaves the scenario's folder and the project; keep data beside the scenario")
+    return p
+
+
+def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, list[str]]:
+    try:
+        sc = Scenario.model_validate(doc)
+    except ValidationError as err:
+        return None, _pydantic_messages(err, Scenario, prefix.rstrip("."))
+    msgs = _check_paths(sc, path.parent, prefix)
+    domains: dict[str, BaseModel] = {}
+    for name in DOMAIN_MODULES:
+        section = getattr(sc, name)
+        if section is None and name != "traffic":
+            continue
+        section = section or {}
+        if section.get("enabled", True) is False:
+            continue
+        try:
+            spec = get_domain_spec(name)
+        except ImportError as exc:
+            msgs.append(f"{prefix}{name}: domain not available in this installation ({exc})")
+            continue
+        try:
+            domains[name] = spec.config_model.model_validate(section)
+        except ValidationError as err:
+            msgs += _pydantic_messages(err, spec.config_model, f"{prefix}{name}")
+    sc._domains = domains
+    return sc, msgs
+
+
+def resolve_variants(doc: dict, path: str | Path) -> dict[str, Scenario]:
+    """Validate the baseline and every variant of a scenario document; raise one error listing all problems."""
+    path = Path(path)
+    doc = dict(doc)
+    variants = doc.pop("variants", None) or {}
+    msgs: list[str] = []
+    if not isinstance(variants, dict):
+        raise ScenarioError(path, [f"variants: {type(variants).__name__} — a mapping of variant name to overrides"])
+    out: dict[str, Scenario] = {}
+    base, m = _validate_one(doc, path, "")
+    msgs += m
+    if base is not None:
+        out[BASELINE] = base
+    for vname, over in variants.items():
+        pre = f"variants.{vname}."
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", str(vname)) or vname == BASELINE:
+            msgs.append(f"variants.{vname}: invalid variant name — use letters, digits, '-' or '_' (not 'baseline')")
+            continue
+        if not isinstance(over, dict):
+            msgs.append(f"{pre.rstrip('.')}: {over!r} — a variant is a mapping of overrides")
+            continue
+        over = dict(over)
+        desc = over.pop("description", "")
+        bad = [k for k in over if k in ("name", "variants", "variant", "variant_description")]
+        for k in bad:
+            msgs.append(f"{pre}{k}: a variant cannot override {k!r}")
+        if bad:
+            continue
+        merged = deep_merge(doc, over)
+        merged["variant"] = str(vname)
+        merged["variant_description"] = str(desc)
+        sc, m = _validate_one(merged, path, pre)
+        msgs += m
+        if sc is not None:
+            out[str(vname)] = sc
+    if msgs:
+        raise ScenarioError(path, msgs)
+    return out
+
+
+def load_scenario(path: str | Path) -> dict[str, Scenario]:
+    """Load, validate and resolve a scenario file: ``{"baseline": Scenario, "<variant>": Scenario, ...}``."""
+    return resolve_variants(load_document(path), path)
+
+
+def scenario_hash(sc: Scenario) -> str:
+    """sha256 of the resolved scenario (JSON, sorted keys): equal hashes mean equal inputs."""
+    blob = json.dumps(sc.model_dump(mode="json"), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
