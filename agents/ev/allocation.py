@@ -83,7 +83,7 @@ def _equal_share(ub, station, st_limit, city_limit, out):
         for i in range(n):
             if live[i]:
                 s = station[i]
-                if ub[i] - out[i] <= _EPS or head[s] <= _EPS * (1.0 + st_limit[s]) or city <= _EPS * (1.0 + city_limit):
+                if ub[i] - out[i] <= _EPS or head[s] <= _EPS * (1.0 + abs(out[i])) or city <= _EPS * (1.0 + delta):
                     live[i] = False
 
 
