@@ -140,3 +140,14 @@ def test_trip_file_with_route_refs_and_trips(tmp_path, bad_hersfeld):
     assert t["origin"][0] == a.link_from[l0] and t["destination"][0] == a.link_to[l1]
     assert t["origin"][1] == a.link_from[l1] and t["destination"][1] == a.link_to[l0]
     assert t["skipped"] == 1 and t["flows_skipped"] == 1
+
+
+def test_networks_stands_alone():
+    """Importing every networks module pulls in nothing from twin/ or agents/."""
+    import subprocess
+    import sys
+
+    code = ("import sys, networks, networks.bench, networks.zones, networks.osm_pois; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('twin', 'agents')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
