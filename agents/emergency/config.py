@@ -154,6 +154,8 @@ class EmergencyConfig(_Strict):
     def _types_ok(self) -> "EmergencyConfig":
         if any(v < 0 for v in self.hourly_profile) or sum(self.hourly_profile) <= 0:
             raise ValueError("hourly_profile — needs 24 non-negative values, not all zero")
+        if "bus_kinds" not in self.model_fields_set:  # defaults: keep only kinds whose type exists
+            self.bus_kinds = {k: v for k, v in self.bus_kinds.items() if v in self.incident_types}
         for name, kind in self.bus_kinds.items():
             if kind not in self.incident_types:
                 raise ValueError(f"bus_kinds.{name}: {kind!r} — not an incident type; "

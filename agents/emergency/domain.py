@@ -58,7 +58,7 @@ class EmergencyDomain(Domain):
         self.t_end = float(twin.duration_s)
         base = twin.spawn_rng("emergency")
         self._gen_rng, self._svc_rng = base.spawn(2)
-        start_hour = getattr(twin, "start_hour", None)
+        start_hour = getattr(getattr(getattr(twin, "scenario", None), "time", None), "start_hour", None)
         self.start_hour = float(cfg.start_hour if start_hour is None else start_hour)
         sites = resolve_stations(cfg, self.city)
         self.hospital_sites = resolve_hospitals(cfg, self.city)
