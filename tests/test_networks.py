@@ -151,3 +151,22 @@ def test_networks_stands_alone():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('twin', 'agents')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_export_to_sumo_round_trip(tmp_path):
+    """A grid exported with netconvert loads back with the same links (SUMO-safe ids), lengths and signals."""
+    from networks.sumo_export import sumo_safe_id, to_sumo_net
+
+    city = grid(3, 2, spacing_m=250.0, lanes=2, speed_mps=12.0)
+    city.G.nodes["n1_1"]["signal"] = True
+    city.invalidate()
+    link_map = to_sumo_net(city, tmp_path / "g.net.xml")
+    assert link_map["n0_0>n1_0"] == "n0_0-to-n1_0" and sumo_safe_id("a b;c") == "a_b_c"
+    back = load_sumo_net(tmp_path / "g.net.xml")
+    assert set(back.link_ids) == set(link_map.values())
+    for lid, sid in link_map.items():
+        d, e = city.link_attr(city.link_index(lid)), back.link_attr(back.link_index(sid))
+        assert e["length_m"] == pytest.approx(d["length_m"], abs=0.01)
+        assert e["lanes"] == 2 and e["speed_mps"] == pytest.approx(12.0)
+    assert back.arrays.node_signal[back.node_index("n1_1")] and back.arrays.node_signal.sum() == 1
+    assert back.G.nodes["n2_1"]["x"] == pytest.approx(500.0)
