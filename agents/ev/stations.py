@@ -128,8 +128,8 @@ class Station(mesa.Agent):
 
 def build_controller(env: simpy.Environment, stations: list[Station], **kwargs) -> ChargingController:
     """One controller over all plugs of ``stations`` (contiguous slots per station); kwargs go to it."""
-    plug_station = np.concatenate([np.full(s.plugs, s.index, np.int64) for s in stations])
-    plug_kw = np.concatenate([np.full(s.plugs, s.power_kw) for s in stations])
+    plug_station = np.concatenate([np.full(s.plugs, s.index, np.int64) for s in stations] + [np.zeros(0, np.int64)])
+    plug_kw = np.concatenate([np.full(s.plugs, s.power_kw) for s in stations] + [np.zeros(0)])
     limits = np.array([s.limit_kw for s in stations], np.float64)
     ctrl = ChargingController(env, plug_station, plug_kw, limits, **kwargs)
     lo = 0

@@ -1,0 +1,120 @@
+"""The EV domain's results Dataset and KPIs (see ``agents.ev.domain`` for the variable list)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from twin.domain import KPI
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agents.ev.domain import EVDomain
+
+__all__ = ["ev_dataset", "ev_kpis"]
+
+
+def _v(dims, data, units, long_name, **extra):
+    return (dims, np.asarray(data), {"units": units, "long_name": long_name, **extra})
+
+
+def settle_open_sessions(dom: "EVDomain") -> None:
+    """Credit EVs still plugged in at the end with the energy charged so far (once)."""
+    if getattr(dom, "_settled", False):
+        return
+    dom._settled = True
+    ctrl, tl = dom.ctrl, dom.fleet.tallies
+    ctrl.advance()
+    for j in np.flatnonzero(ctrl.busy & (ctrl.tag >= 0)):
+        i = int(ctrl.tag[j])
+        tl["stored_kwh"][i] += ctrl.stored[j]
+        tl["delivered_kwh"][i] += ctrl.delivered[j]
+        tl["charge_s"][i] += dom.env.now - ctrl.arrival[j]
+        dom.fleet.soc[i] = ctrl.soc[j]
+
+
+def ev_dataset(dom: "EVDomain") -> xr.Dataset:
+    """Per station and interval, per EV, and city load curve; every variable with units and long_name."""
+    settle_open_sessions(dom)
+    r = dom._rec
+    S = len(dom.stations)
+    T = len(r["t"])
+    t = np.asarray(r["t"], float)
+    interval_h = np.diff(np.concatenate([[0.0], t])) / 3600.0 if T else np.zeros(0)
+    busy = np.asarray(r["busy"]).reshape(T, S)
+    queue = np.asarray(r["queue"]).reshape(T, S)
+    energy = np.asarray(r["energy"]).reshape(T, S)
+    power = energy / np.maximum(interval_h, 1e-9)[:, None] if T else energy
+    f, tl = dom.fleet, dom.fleet.tallies
+    unserved = ((tl["need_node"] >= 0) & (tl["charges"] == 0)).astype(np.int8)
+    st = dom.stations
+    ds = xr.Dataset(
+        {
+            "station_node": _v(("station",), [s.node for s in st], "1", "city node index of the station"),
+            "station_x": _v(("station",), [s.x for s in st], "m", "station x (projected)"),
+            "station_y": _v(("station",), [s.y for s in st], "m", "station y (projected)"),
+            "station_plugs": _v(("station",), [s.plugs for s in st], "1", "number of plugs"),
+            "station_plug_power": _v(("station",), [s.power_kw for s in st], "kW", "rated power per plug"),
+            "station_limit": _v(("station",), [s.limit_kw for s in st], "kW", "station grid limit (inf = none)"),
+            "station_requests": _v(("station",), [s.n_requests for s in st], "1", "EVs that queued for a plug"),
+            "station_abandoned": _v(("station",), [s.n_abandoned for s in st], "1", "EVs that gave up waiting"),
+            "station_busy": _v(("time", "station"), busy, "1", "time-mean plugs busy over the interval"),
+            "station_queue": _v(("time", "station"), queue, "1", "time-mean EVs waiting over the interval"),
+            "station_power": _v(("time", "station"), power, "kW", "mean charging power over the interval (grid side)"),
+            "station_energy": _v(("time", "station"), energy, "kWh", "energy delivered in the interval (grid side)"),
+            "ev_load": _v(("time",), power.sum(axis=1) if T else np.zeros(0), "kW", "city EV charging load (interval mean)"),
+            "ev_grid_limit": _v(("time",), r["limit"], "kW", "grid limit on the city charging load (inf = none)"),
+            "ev_overload_energy": _v(("time",), r["overload"], "kWh", "energy drawn above the grid limit in the interval"),
+            "ev_type": _v(("ev",), f.vtype, "1", "vehicle type index",
+                          types=",".join(v.name for v in dom.config.vehicle_types)),
+            "ev_soc_start": _v(("ev",), f.soc_start, "1", "state of charge before the first trip"),
+            "ev_soc_end": _v(("ev",), f.soc, "1", "state of charge at the end"),
+            "ev_depart": _v(("ev",), f.depart_s, "s", "departure of the first trip"),
+            "ev_wait": _v(("ev",), tl["wait_s"], "s", "total time waiting for a plug"),
+            "ev_charge_time": _v(("ev",), tl["charge_s"], "s", "total time plugged in"),
+            "ev_energy": _v(("ev",), tl["stored_kwh"], "kWh", "energy into the battery"),
+            "ev_delivered": _v(("ev",), tl["delivered_kwh"], "kWh", "energy through the plug (grid side)"),
+            "ev_requested": _v(("ev",), tl["requested_kwh"], "kWh", "energy asked for when queuing"),
+            "ev_charges": _v(("ev",), tl["charges"].astype(np.int32), "1", "charging sessions"),
+            "ev_abandoned": _v(("ev",), tl["abandoned"].astype(np.int32), "1", "times the EV gave up waiting"),
+            "ev_ran_flat": _v(("ev",), tl["ran_flat"].astype(np.int8), "1", "1 if the battery ran empty"),
+            "ev_unserved": _v(("ev",), unserved, "1", "1 if it needed a charge en route and never got one"),
+            "ev_distance": _v(("ev",), tl["distance_m"], "m", "distance driven"),
+            "ev_need_node": _v(("ev",), tl["need_node"].astype(np.int64), "1", "node where it first needed a charge (-1 never)"),
+            "ev_wish_node": _v(("ev",), tl["wish_node"].astype(np.int64), "1", "destination without a nearby charger where it wanted one (-1 none)"),
+            "ev_wish_energy": _v(("ev",), tl["wish_kwh"], "kWh", "energy it would have charged there"),
+        },
+        coords={"time": ("time", t, {"units": "s", "long_name": "record time (interval end)"}),
+                "station": ("station", np.array([s.sid for s in st], dtype=object)),
+                "ev": ("ev", np.arange(f.n))},
+    )
+    ds["station_name"] = ("station", np.array([s.name for s in st], dtype=object))
+    ds["station_name"].attrs.update(units="1", long_name="station name")
+    return ds
+
+
+def ev_kpis(dom: "EVDomain") -> dict[str, KPI]:
+    """Headline figures: peak load, energy, demand met, waits, abandoned, flat, overload."""
+    settle_open_sessions(dom)
+    ctrl, tl = dom.ctrl, dom.fleet.tallies
+    waits = np.asarray(dom.waits, float)
+    req = float(tl["requested_kwh"].sum())
+    stored = float(tl["stored_kwh"].sum())
+    lim = dom.config.grid_limit_kw
+    out = {
+        "evs": KPI(float(dom.fleet.n), "1", "EVs simulated", "none"),
+        "sessions": KPI(float(tl["charges"].sum()), "1", "charging sessions completed", "higher"),
+        "peak_load_kw": KPI(float(ctrl.peak_kw), "kW", "peak city charging load", "lower"),
+        "energy_delivered_kwh": KPI(float(ctrl.energy_kwh), "kWh", "energy delivered (grid side)", "higher"),
+        "demand_met": KPI(stored / req if req > 0 else 1.0, "1", "share of requested energy charged", "higher"),
+        "wait_median_s": KPI(float(np.median(waits)) if waits.size else 0.0, "s", "median wait for a plug", "lower"),
+        "wait_p90_s": KPI(float(np.quantile(waits, 0.9)) if waits.size else 0.0, "s", "90th percentile wait", "lower"),
+        "abandoned": KPI(float(tl["abandoned"].sum()), "1", "charging attempts given up", "lower"),
+        "ran_flat": KPI(float(tl["ran_flat"].sum()), "1", "EVs that ran out of charge", "lower"),
+        "unserved": KPI(float(((tl["need_node"] >= 0) & (tl["charges"] == 0)).sum()), "1",
+                        "EVs that needed a charge and got none", "lower"),
+        "overload_kwh": KPI(float(ctrl.overload_kwh), "kWh", "energy drawn above the grid limit", "lower"),
+    }
+    if lim:
+        out["peak_over_limit"] = KPI(float(ctrl.peak_kw) / lim, "1", "peak load / grid limit", "lower")
+    return out
