@@ -66,9 +66,10 @@ class MesoTraffic(Domain, TrafficBackend):
             storage = np.maximum(storage, 10_000).astype(np.int32)
         self.cap_rate = cap.astype(_F)
         self.storage = storage
+        self.qcap = (2 * storage + 4).astype(np.int32)  # ring-buffer room: stuck vehicles may overfill a link
         self.q_off = np.zeros(self.L, np.int32)
-        np.cumsum(storage[:-1], out=self.q_off[1:])
-        self.q_buf = np.full(int(storage.sum()), -1, np.int32)
+        np.cumsum(self.qcap[:-1], out=self.q_off[1:])
+        self.q_buf = np.full(int(self.qcap.sum()), -1, np.int32)
         self.q_head = np.zeros(self.L, np.int32)
         self.q_count = np.zeros(self.L, np.int32)
         self.cap_factor = np.ones(self.L, _F)
@@ -165,8 +166,8 @@ class MesoTraffic(Domain, TrafficBackend):
             self._ensure_route_space()
             done, flags = K.advance(
                 self.t, n, self.dt, self.step_counter,
-                self.link_to, self.length, self.fft, self.cap_rate, self.storage, self.q_off, self.cap_factor,
-                self.acc, self.q_buf, self.q_head, self.q_count,
+                self.link_to, self.length, self.fft, self.cap_rate, self.storage, self.qcap, self.q_off, self.cap_factor,
+                self.acc, self.q_buf, self.q_head, self.q_count, self.config.stuck_time_s,
                 self.wait_head, self.wait_tail, self.wl_links, self.wl_n, self.in_wl,
                 self.cnt_exit, self.sum_tt, self.occ,
                 self.v_dest, self.v_status, self.v_link, self.v_enter, self.v_exit, self.v_depart, self.v_arrive,
@@ -214,7 +215,7 @@ class MesoTraffic(Domain, TrafficBackend):
     # ================================================================ routing
     def _current_costs(self) -> np.ndarray:
         return K.link_costs(self.t, self.fft, self.cap_rate, self.cap_factor, self.q_buf, self.q_off, self.q_head,
-                            self.q_count, self.storage, self.v_exit, np.zeros(self.L))
+                            self.q_count, self.qcap, self.v_exit, np.zeros(self.L))
 
     def _ensure_dests(self, dests: np.ndarray) -> None:
         """Give every destination node in ``dests`` a row in the next-hop table."""
@@ -380,7 +381,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self._records["speed"].append(np.minimum(speed, ff_speed).astype(np.float32))
         self._records["veh"].append((self.occ / span).astype(np.float32))
         self._records["queue"].append(K.queue_lengths(self.t, self.q_buf, self.q_off, self.q_head, self.q_count,
-                                                      self.storage, self.v_exit).astype(np.float32))
+                                                      self.qcap, self.v_exit).astype(np.float32))
         self._records["capf"].append(self.cap_factor.astype(np.float32))
         self.cnt_exit[:] = 0
         self.sum_tt[:] = 0.0

@@ -43,8 +43,8 @@ def follow_path(row, u, dest, nh, link_to, route_buf, start, n_nodes):
 
 
 @njit(cache=True)
-def _enter(v, b, te, q_buf, q_off, q_head, q_count, storage, v_link, v_enter, v_exit, fft, v_sf):
-    pos = q_off[b] + (q_head[b] + q_count[b]) % storage[b]
+def _enter(v, b, te, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf):
+    pos = q_off[b] + (q_head[b] + q_count[b]) % qcap[b]
     q_buf[pos] = v
     q_count[b] += 1
     v_link[v] = b
@@ -53,17 +53,17 @@ def _enter(v, b, te, q_buf, q_off, q_head, q_count, storage, v_link, v_enter, v_
 
 
 @njit(cache=True)
-def _pop(l, q_head, q_count, storage):
-    q_head[l] = (q_head[l] + 1) % storage[l]
+def _pop(l, q_head, q_count, qcap):
+    q_head[l] = (q_head[l] + 1) % qcap[l]
     q_count[l] -= 1
 
 
 @njit(cache=True)
-def waiting_count(l, t, q_buf, q_off, q_head, q_count, storage, v_exit):
+def waiting_count(l, t, q_buf, q_off, q_head, q_count, qcap, v_exit):
     """Vehicles at the head of link ``l`` whose free-flow exit time has passed by ``t`` (the queue)."""
     n = 0
     for k in range(q_count[l]):
-        v = q_buf[q_off[l] + (q_head[l] + k) % storage[l]]
+        v = q_buf[q_off[l] + (q_head[l] + k) % qcap[l]]
         if v_exit[v] > t:
             break
         n += 1
@@ -99,7 +99,7 @@ def _reroute(v, cur_link, from_node, v_dest, dest_slot, nh, link_to, route_buf, 
 def advance(
     t0, n_steps, dt, step_counter,
     # links (static and dynamic)
-    link_to, length, fft, cap_rate, storage, q_off, cap_factor, acc, q_buf, q_head, q_count,
+    link_to, length, fft, cap_rate, storage, qcap, q_off, cap_factor, acc, q_buf, q_head, q_count, stuck_s,
     wait_head, wait_tail, wl_links, wl_n, in_wl,
     # per-link counters for recording
     cnt_exit, sum_tt, occ,
@@ -144,7 +144,7 @@ def advance(
                 te = v_exit[v] if v_exit[v] > tlo else t
                 pos = v_rpos[v] + 1
                 if pos >= v_rlen[v]:  # leaves the network: arrived
-                    _pop(l, q_head, q_count, storage)
+                    _pop(l, q_head, q_count, qcap)
                     acc[l] -= 1.0
                     cnt_exit[l] += 1
                     sum_tt[l] += te - v_enter[v]
@@ -165,7 +165,7 @@ def advance(
                         flags |= NEED_ROUTE_SPACE
                         break
                     if r == 0 or v_rlen[v] < 2:  # no way on: the vehicle is stranded here
-                        _pop(l, q_head, q_count, storage)
+                        _pop(l, q_head, q_count, qcap)
                         acc[l] -= 1.0
                         cnt_exit[l] += 1
                         sum_tt[l] += te - v_enter[v]
@@ -182,16 +182,17 @@ def advance(
                     b = route_buf[v_rstart[v] + 1]
                     if cap_factor[b] <= 0.0:
                         break
-                if q_count[b] >= storage[b]:  # no room downstream: spillback
-                    break
-                _pop(l, q_head, q_count, storage)
+                if q_count[b] >= storage[b]:  # no room downstream: spillback ...
+                    if t - v_exit[v] < stuck_s or q_count[b] >= qcap[b]:
+                        break  # ... unless stuck so long that it squeezes in (breaks gridlock, as MATSim)
+                _pop(l, q_head, q_count, qcap)
                 acc[l] -= 1.0
                 cnt_exit[l] += 1
                 sum_tt[l] += te - v_enter[v]
                 v_dist[v] += length[l]
                 v_fft[v] += fft[l]
                 v_rpos[v] = pos
-                _enter(v, b, te, q_buf, q_off, q_head, q_count, storage, v_link, v_enter, v_exit, fft, v_sf)
+                _enter(v, b, te, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf)
         # --- 2. priority vehicles (outside the queues, no capacity taken) -----------------------
         i = 0
         while i < prio_n[0]:
@@ -236,7 +237,7 @@ def advance(
             v_link[v] = b
             v_enter[v] = te
             rate = cap_rate[b] * cap_factor[b]
-            wq = waiting_count(b, te, q_buf, q_off, q_head, q_count, storage, v_exit)
+            wq = waiting_count(b, te, q_buf, q_off, q_head, q_count, qcap, v_exit)
             v_exit[v] = te + fft[b] / v_sf[v] + prio_queue_factor * wq / rate
             i += 1
         # --- 3. departures due in this step: route, then queue at the first link ----------------
@@ -279,7 +280,7 @@ def advance(
                 v_link[v] = b
                 v_enter[v] = te
                 rate = cap_rate[b] * max(cap_factor[b], 1e-9)
-                wq = waiting_count(b, te, q_buf, q_off, q_head, q_count, storage, v_exit)
+                wq = waiting_count(b, te, q_buf, q_off, q_head, q_count, qcap, v_exit)
                 v_exit[v] = te + fft[b] / v_sf[v] + prio_queue_factor * wq / rate
                 prio_ids[prio_n[0]] = v
                 prio_n[0] += 1
@@ -303,7 +304,7 @@ def advance(
                 wait_head[b] = v_next[v]
                 te = v_depart[v] if v_depart[v] > tlo else t
                 v_status[v] = RUNNING
-                _enter(v, b, te, q_buf, q_off, q_head, q_count, storage, v_link, v_enter, v_exit, fft, v_sf)
+                _enter(v, b, te, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf)
             if wait_head[b] < 0:
                 in_wl[b] = False
                 wl_n[0] -= 1
@@ -319,7 +320,7 @@ def advance(
 
 
 @njit(cache=True)
-def link_costs(t, fft, cap_rate, cap_factor, q_buf, q_off, q_head, q_count, storage, v_exit, junction_delay):
+def link_costs(t, fft, cap_rate, cap_factor, q_buf, q_off, q_head, q_count, qcap, v_exit, junction_delay):
     """Estimated current travel time per link (s): free-flow time plus the queue's discharge time; inf if closed."""
     L = fft.shape[0]
     out = np.empty(L)
@@ -328,18 +329,18 @@ def link_costs(t, fft, cap_rate, cap_factor, q_buf, q_off, q_head, q_count, stor
         if f <= 0.0:
             out[l] = np.inf
             continue
-        wq = waiting_count(l, t, q_buf, q_off, q_head, q_count, storage, v_exit)
+        wq = waiting_count(l, t, q_buf, q_off, q_head, q_count, qcap, v_exit)
         out[l] = fft[l] + junction_delay[l] + wq / (cap_rate[l] * f)
     return out
 
 
 @njit(cache=True)
-def queue_lengths(t, q_buf, q_off, q_head, q_count, storage, v_exit):
+def queue_lengths(t, q_buf, q_off, q_head, q_count, qcap, v_exit):
     """Vehicles waiting at the end of each link at time ``t``."""
     L = q_count.shape[0]
     out = np.zeros(L, np.int32)
     for l in range(L):
-        out[l] = waiting_count(l, t, q_buf, q_off, q_head, q_count, storage, v_exit)
+        out[l] = waiting_count(l, t, q_buf, q_off, q_head, q_count, qcap, v_exit)
     return out
 
 
