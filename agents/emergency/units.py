@@ -162,6 +162,8 @@ class Unit(mesa.Agent):
         if res.status == "arrived":
             self.node = home
         self.state = "off" if self.off_duty else "idle"
+        if not self.off_duty:
+            centre.next_for(self, env.now)
 
     # ---- shifts -------------------------------------------------------------------------
     def shift_process(self, start_hour: float):
