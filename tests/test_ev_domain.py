@@ -91,3 +91,17 @@ def test_config_rejects_bad_values_and_unknown_nodes():
     cfg = EVConfig(stations=[{"node": "n0_0"}, {"node": "nope"}])
     errs = cfg.city_errors(synthetic.grid(3, 3))
     assert len(errs) == 1 and errs[0].startswith("stations[1].node: 'nope'")
+
+
+def test_suggested_chargers_reduce_unmet_demand():
+    """Adding the suggested sites as a variant lowers the EVs left without a charge and delivers more energy."""
+    from agents.ev.suggest import as_variant, suggest_chargers
+
+    dom, ds, k = _run()
+    sites = suggest_chargers(ds, dom.twin.city, k=2, radius_m=800.0, plugs=4, power_kw=50.0)
+    assert len(sites) == 2 and sites[0]["score"] >= sites[1]["score"] > 0
+    extra = as_variant(sites)["ev"]["extra_stations"]
+    _, ds2, k2 = _run(extra_stations=extra)
+    assert ds2.sizes["station"] == ds.sizes["station"] + 2
+    assert k2["unserved"].value < k["unserved"].value
+    assert k2["energy_delivered_kwh"].value > k["energy_delivered_kwh"].value
