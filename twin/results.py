@@ -44,7 +44,8 @@ def stack_variants(runs: dict[str, xr.Dataset]) -> xr.Dataset:
     names = list(runs)
     per_attrs = {n: dict(ds.attrs) for n, ds in runs.items()}
     ds = xr.concat([runs[n].assign_attrs({}) for n in names], dim=pd.Index(names, name="variant"),
-                   join="outer", data_vars="all", coords="minimal", compat="override", combine_attrs="drop")
+                   join="outer", data_vars="all", coords="minimal", compat="override", combine_attrs="override")
+    ds.attrs = {}
     first = per_attrs[names[0]]
     common = {k: v for k, v in first.items() if all(per_attrs[n].get(k) == v for n in names)}
     ds.attrs.update(common)

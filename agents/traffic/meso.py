@@ -66,7 +66,7 @@ class MesoTraffic(Domain, TrafficBackend):
             storage = np.maximum(storage, 10_000).astype(np.int32)
         self.cap_rate = cap.astype(_F)
         self.storage = storage
-        self.qcap = (2 * storage + 4).astype(np.int32)  # ring-buffer room: stuck vehicles may overfill a link
+        self.qcap = storage  # ring-buffer size per link: never more vehicles than fit
         self.q_off = np.zeros(self.L, np.int32)
         np.cumsum(self.qcap[:-1], out=self.q_off[1:])
         self.q_buf = np.full(int(self.qcap.sum()), -1, np.int32)
@@ -93,6 +93,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self.prio_n = np.zeros(1, np.int32)
         self.watch_out = np.zeros(64, np.int32)
         self.watch_n = np.zeros(1, np.int64)
+        self.teleports = np.zeros(1, np.int64)
         self.watched_active = np.zeros(0, np.int32)
         # routing tables: one row per destination node
         self.dest_slot = np.full(self.N, -1, np.int32)
@@ -175,7 +176,7 @@ class MesoTraffic(Domain, TrafficBackend):
                 self.v_prio, self.v_watch,
                 self.route_buf, self.route_used, self.dest_slot, self.nh, self.v_orig,
                 self.dep_order, self.dep_ptr, self.prio_ids, self.prio_n, self.config.priority_queue_factor,
-                self.watch_out, self.watch_n)
+                self.watch_out, self.watch_n, self.teleports)
             self.t += done * self.dt
             self.step_counter += done
             n -= done
@@ -459,6 +460,7 @@ class MesoTraffic(Domain, TrafficBackend):
             "mean_travel_time": KPI(float(tt.mean()) if len(tt) else float("nan"), "s", "mean trip travel time", "lower"),
             "p90_travel_time": KPI(float(np.percentile(tt, 90)) if len(tt) else float("nan"), "s",
                                    "90th-percentile travel time", "lower"),
+            "teleports": KPI(float(self.teleports[0]), "1", "vehicles teleported out of gridlock", "lower"),
             "mean_delay": KPI(float(delay.mean()) if len(delay) else float("nan"), "s",
                               "mean delay over free-flow time", "lower"),
         }

@@ -111,7 +111,7 @@ def advance(
     # pending departures (sorted by time) and priority vehicles
     dep_order, dep_ptr, prio_ids, prio_n, prio_queue_factor,
     # outputs: watched vehicles that arrived
-    watch_out, watch_n,
+    watch_out, watch_n, teleports,
 ):
     """Advance the network by ``n_steps`` steps of ``dt`` seconds from time ``t0``.
 
@@ -183,8 +183,43 @@ def advance(
                     if cap_factor[b] <= 0.0:
                         break
                 if q_count[b] >= storage[b]:  # no room downstream: spillback ...
-                    if t - v_exit[v] < stuck_s or q_count[b] >= qcap[b]:
-                        break  # ... unless stuck so long that it squeezes in (breaks gridlock, as MATSim)
+                    if t - v_exit[v] < stuck_s:
+                        break
+                    # ... unless stuck so long that it teleports (as SUMO's time-to-teleport): along its route
+                    # to the next link with room, taking the free-flow time of the links it skips.
+                    p2 = pos
+                    skip_len = 0.0
+                    skip_fft = 0.0
+                    found = -1
+                    while p2 < v_rlen[v] and p2 - pos < 30:
+                        c2 = route_buf[v_rstart[v] + p2]
+                        if p2 > pos and cap_factor[c2] > 0.0 and q_count[c2] < storage[c2]:
+                            found = p2
+                            break
+                        skip_len += length[c2]
+                        skip_fft += fft[c2] / v_sf[v]
+                        p2 += 1
+                    if found < 0 and p2 < v_rlen[v]:
+                        break  # everything ahead is full: keep waiting
+                    _pop(l, q_head, q_count, qcap)
+                    acc[l] -= 1.0
+                    cnt_exit[l] += 1
+                    sum_tt[l] += te - v_enter[v]
+                    v_dist[v] += length[l] + skip_len
+                    v_fft[v] += fft[l] + skip_fft
+                    teleports[0] += 1
+                    if found < 0:  # teleported to the end of its route
+                        v_status[v] = ARRIVED
+                        v_arrive[v] = te + skip_fft
+                        v_link[v] = -1
+                        if v_watch[v]:
+                            watch_out[watch_n[0]] = v
+                            watch_n[0] += 1
+                        continue
+                    v_rpos[v] = found
+                    _enter(v, route_buf[v_rstart[v] + found], te + skip_fft, q_buf, q_off, q_head, q_count, qcap,
+                           v_link, v_enter, v_exit, fft, v_sf)
+                    continue
                 _pop(l, q_head, q_count, qcap)
                 acc[l] -= 1.0
                 cnt_exit[l] += 1
