@@ -576,6 +576,7 @@ class SumoTraffic(Domain, TrafficBackend):
             "mean_travel_time": KPI(float(tt.mean()) if len(tt) else float("nan"), "s", "mean trip travel time", "lower"),
             "p90_travel_time": KPI(float(np.percentile(tt, 90)) if len(tt) else float("nan"), "s",
                                    "90th-percentile travel time", "lower"),
+            "teleports": KPI(float(self.teleports), "1", "vehicles teleported out of gridlock", "lower"),
             "mean_delay": KPI(float(delay.mean()) if len(delay) else float("nan"), "s",
                               "mean delay over free-flow time", "lower"),
         }
