@@ -43,13 +43,21 @@ def follow_path(row, u, dest, nh, link_to, route_buf, start, n_nodes):
 
 
 @njit(cache=True)
-def _enter(v, b, te, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf):
-    pos = q_off[b] + (q_head[b] + q_count[b]) % qcap[b]
-    q_buf[pos] = v
+def _enter(v, b, te, tlo, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf):
+    """Append ``v`` to link ``b`` at time ``te``; among vehicles that entered in this same step, keep the
+    queue ordered by exit time (their order within a step is an artefact of processing order)."""
+    k = q_count[b]
     q_count[b] += 1
     v_link[v] = b
     v_enter[v] = te
     v_exit[v] = te + fft[b] / v_sf[v]
+    while k > 0:
+        prev = q_buf[q_off[b] + (q_head[b] + k - 1) % qcap[b]]
+        if v_enter[prev] <= tlo or v_exit[prev] <= v_exit[v]:
+            break
+        q_buf[q_off[b] + (q_head[b] + k) % qcap[b]] = prev
+        k -= 1
+    q_buf[q_off[b] + (q_head[b] + k) % qcap[b]] = v
 
 
 @njit(cache=True)
@@ -139,7 +147,7 @@ def advance(
             acc[l] = a if a < cmax else cmax
             while q_count[l] > 0:
                 v = q_buf[q_off[l] + q_head[l]]
-                if v_exit[v] > t or acc[l] < 1.0:
+                if v_exit[v] > t or acc[l] < 1.0 - 1e-9:  # tolerance: 6 x (1/6) may sum to 0.99999
                     break
                 te = v_exit[v] if v_exit[v] > tlo else t
                 pos = v_rpos[v] + 1
@@ -217,7 +225,7 @@ def advance(
                             watch_n[0] += 1
                         continue
                     v_rpos[v] = found
-                    _enter(v, route_buf[v_rstart[v] + found], te + skip_fft, q_buf, q_off, q_head, q_count, qcap,
+                    _enter(v, route_buf[v_rstart[v] + found], te + skip_fft, tlo, q_buf, q_off, q_head, q_count, qcap,
                            v_link, v_enter, v_exit, fft, v_sf)
                     continue
                 _pop(l, q_head, q_count, qcap)
@@ -227,7 +235,7 @@ def advance(
                 v_dist[v] += length[l]
                 v_fft[v] += fft[l]
                 v_rpos[v] = pos
-                _enter(v, b, te, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf)
+                _enter(v, b, te, tlo, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf)
         # --- 2. priority vehicles (outside the queues, no capacity taken) -----------------------
         i = 0
         while i < prio_n[0]:
@@ -339,7 +347,7 @@ def advance(
                 wait_head[b] = v_next[v]
                 te = v_depart[v] if v_depart[v] > tlo else t
                 v_status[v] = RUNNING
-                _enter(v, b, te, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf)
+                _enter(v, b, te, tlo, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf)
             if wait_head[b] < 0:
                 in_wl[b] = False
                 wl_n[0] -= 1
