@@ -29,6 +29,8 @@ How it runs
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import subprocess
 import weakref
@@ -60,10 +62,13 @@ class SumoRunError(RuntimeError):
     ``partial`` is the traffic Dataset up to the failure (attr ``complete`` = 0); ``t_s`` the SUMO time reached.
     """
 
-    def __init__(self, message: str, partial: xr.Dataset | None, t_s: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, partial: xr.Dataset | None = None, t_s: float = float("nan")) -> None:
+        super().__init__(message, partial, t_s)  # all in args: simpy re-raises a copy built from args
         self.partial = partial
         self.t_s = t_s
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def _fatal_errors() -> tuple[type[BaseException], ...]:
@@ -133,12 +138,12 @@ class SumoTraffic(Domain, TrafficBackend):
         d = np.asarray(demand["destination"], np.int32) if demand is not None else np.zeros(0, np.int32)
         dep = np.asarray(demand["depart_s"], _F) if demand is not None else np.zeros(0)
         ids = self._new_trips(o, d, dep, "car")
-        ok = self.first[ids] >= 0
-        rr = twin.spawn_rng("sumo_reroute").random(len(ids)) < c.reroute_share
-        self.routes_file = write_vtypes_and_trips(self.work / "trips.rou.xml", self.edge_ids, ids[ok], dep[ok],
-                                                  self.first[ids][ok], self.last[ids][ok], rr[ok],
-                                                  c.reroute_interval_s)
-        self.sent[ids[ok]] = True
+        self.rr[ids] = twin.spawn_rng("sumo_reroute").random(len(ids)) < c.reroute_share
+        self._feed_order = ids[np.argsort(dep, kind="stable")]
+        self._feed_ptr = 0
+        self._feed_until = -1.0
+        self.routes_file = write_vtypes_and_trips(self.work / "vtypes.rou.xml", self.edge_ids, *([np.zeros(0)] * 5),
+                                                  reroute_period_s=c.reroute_interval_s)
         self.edgedata_file = self.work / "edgedata.xml"
         self.tripinfo_file = self.work / "tripinfo.xml"
         add = write_additional(self.work / "citytwin.add.xml", self.edgedata_file, twin.record_interval_s)
@@ -174,7 +179,8 @@ class SumoTraffic(Domain, TrafficBackend):
                                          stderr=subprocess.PIPE)
             self._killer = weakref.finalize(self, _kill, self.proc)
             try:
-                self.k = traci.connect(port, numRetries=100, proc=self.proc, waitBetweenRetries=0.05)
+                with contextlib.redirect_stdout(io.StringIO()):  # traci prints every connection retry
+                    self.k = traci.connect(port, numRetries=200, proc=self.proc, waitBetweenRetries=0.05)
             except Exception as exc:
                 err = self.proc.stderr.read().decode(errors="replace")[-1500:] if self.proc.poll() is not None else ""
                 _kill(self.proc)
@@ -186,7 +192,8 @@ class SumoTraffic(Domain, TrafficBackend):
     def _alloc(self, cap: int) -> None:
         specs = {"orig": (np.int32, -1), "dest": (np.int32, -1), "depart": (_F, np.nan), "arrive": (_F, np.nan),
                  "inserted": (_F, np.nan), "dist": (_F, np.nan), "first": (np.int64, -1), "last": (np.int64, -1),
-                 "nlinks": (np.int32, 0), "tff": (_F, np.nan), "kind": (np.int8, 0), "sent": (np.bool_, False)}
+                 "nlinks": (np.int32, 0), "tff": (_F, np.nan), "kind": (np.int8, 0), "sent": (np.bool_, False),
+                 "rr": (np.bool_, False)}
         for name, (dt, fill) in specs.items():
             new = np.full(cap, fill, dt)
             old = getattr(self, name, None)
@@ -236,6 +243,8 @@ class SumoTraffic(Domain, TrafficBackend):
         tc = self._tc
         try:
             while self.t + self.dt <= now + 1e-9:
+                if self.t >= self._feed_until:
+                    self._feed(self.t + self.FEED_AHEAD_S)
                 self.k.simulationStep()
                 self.t += self.dt
                 res = self.k.simulation.getSubscriptionResults()
@@ -251,6 +260,32 @@ class SumoTraffic(Domain, TrafficBackend):
                     self._fire(arrived)
         except _fatal_errors() as exc:
             self._fail(exc)
+
+    FEED_AHEAD_S = 60.0
+
+    def _feed(self, until_s: float) -> None:
+        """Hand SUMO the demand trips departing before ``until_s`` (from/to re-chosen around closed links)."""
+        order = self._feed_order
+        j = int(np.searchsorted(self.depart[order], until_s, side="left"))
+        batch = order[self._feed_ptr:j]
+        self._feed_ptr = j
+        self._feed_until = until_s
+        if len(batch) == 0:
+            return
+        if (self.cap_factor <= 0).any():  # trips that would start or end on a closed link: new from/to links
+            bad = batch[(self.first[batch] >= 0) & ((self.cap_factor[self.first[batch]] <= 0)
+                                                    | (self.cap_factor[self.last[batch]] <= 0))]
+            if len(bad):
+                cost = np.where(self.cap_factor > 0, self.fft, np.inf)
+                f, l, nl, tff = freeflow_od_links(self.city, cost, self.orig[bad], self.dest[bad])
+                self.first[bad], self.last[bad], self.nlinks[bad], self.tff[bad] = f, l, nl, tff
+        add_route, add_veh = self.k.route.add, self.k.vehicle.add
+        for i in batch[self.first[batch] >= 0]:
+            e0, e1 = self.edge_ids[self.first[i]], self.edge_ids[self.last[i]]
+            add_route(f"r{i}", [e0] if e0 == e1 else [e0, e1])
+            add_veh(str(i), f"r{i}", typeID="car_rr" if self.rr[i] else "car",
+                    depart=f"{max(self.depart[i], self.t):.2f}")
+        self.sent[batch[self.first[batch] >= 0]] = True
 
     def _fire(self, arrived) -> None:
         for vid in arrived:
