@@ -1,0 +1,198 @@
+"""One venue's pedestrian simulation: agent arrays, navigation fields and the numba kernel, standalone.
+
+Used by the crowd domain (one per venue), the validation script and the benchmark. Time is in s,
+positions in venue-local m. Agents are never deleted: an exited agent's slot stays inactive.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.crowd.distance_field import navigation_field
+from agents.crowd.geometry import Raster
+from agents.crowd.kernel import EGRESS, FREE, MOVING, STANDING, bin_walls, run_steps
+
+__all__ = ["ModelParams", "VenueSim", "stable_dt"]
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Collision-free speed model parameters (JuPedSim's repulsion defaults; time gap and length calibrated)."""
+
+    radius_m: float = 0.205  # l = 2 r: the length an agent occupies along its path
+    time_gap_s: float = 0.55  # T: speed = gap / T
+    a_ped: float = 8.0  # neighbour repulsion strength
+    d_ped_m: float = 0.1  # neighbour repulsion range
+    a_wall: float = 5.0  # wall repulsion strength
+    d_wall_m: float = 0.02  # wall repulsion range
+    core_radius_m: float = 0.15  # hard core: centres stay >= this from walls, >= 2x apart from each other
+    max_speed_mps: float = 2.0  # largest desired speed allowed
+
+    @property
+    def cutoff_m(self) -> float:
+        """Neighbour range: beyond it repulsion < 1e-2 and the gap no longer limits the speed."""
+        return 2 * self.radius_m + max(self.max_speed_mps * self.time_gap_s, 6 * self.d_ped_m)
+
+
+def stable_dt(p: ModelParams) -> float:
+    """Largest stable sub-step (s): dt <= T/2 (no overtaking in a head-on pair) and
+    dt * v_max <= core radius (a step cannot tunnel through a wall or another agent's core)."""
+    return min(0.5 * p.time_gap_s, p.core_radius_m / p.max_speed_mps)
+
+
+class VenueSim:
+    """Pedestrians in one rasterised venue, stepped by the collision-free speed kernel."""
+
+    def __init__(self, raster: Raster, params: ModelParams = ModelParams(), dt_s: float = 0.05,
+                 capacity: int = 1024, periodic_lx_m: float = 0.0) -> None:
+        if dt_s > stable_dt(params) + 1e-12:
+            raise ValueError(f"dt_s {dt_s} s is unstable: must be <= {stable_dt(params):.4f} s")
+        self.raster = raster
+        self.p = params
+        self.dt = float(dt_s)
+        self.t = 0.0
+        self.lx = float(periodic_lx_m)
+        ny, nx = raster.shape
+        cut = params.cutoff_m
+        if self.lx > 0:
+            ncx = max(3, int(self.lx // cut))
+            cs = self.lx / ncx
+        else:
+            cs = cut
+            ncx = max(1, int(np.ceil(nx * raster.h / cs)))
+        self.cs = cs
+        self.ncx = ncx
+        self.ncy = max(1, int(np.ceil(ny * raster.h / cs)))
+        self.wstart, self.widx = bin_walls(raster.walls, raster.x0, raster.y0, cs, self.ncx, self.ncy,
+                                           params.radius_m + 0.3)
+        self.fields: dict[str, int] = {}
+        self.fT = np.zeros((0, ny, nx), np.float32)
+        self.fgx = np.zeros((0, ny, nx), np.float32)
+        self.fgy = np.zeros((0, ny, nx), np.float32)
+        self.n_exits = int(raster.exit_id.max()) + 1 if raster.exit_id.size else 0
+        self.exit_count = np.zeros(max(self.n_exits, 1), np.int64)
+        self._alloc(capacity)
+        self.n = 0
+        self.undone_moves = 0
+        self.par = np.array([2 * params.radius_m, params.time_gap_s, params.a_ped, params.d_ped_m, params.a_wall,
+                             params.d_wall_m, params.radius_m, params.core_radius_m, self.dt, self.lx, cut,
+                             2 * params.core_radius_m], np.float64)
+
+    # ---- storage ------------------------------------------------------------------------------
+    def _alloc(self, cap: int) -> None:
+        self.x = np.zeros(cap)
+        self.y = np.zeros(cap)
+        self.v0 = np.zeros(cap)
+        self.state = np.zeros(cap, np.int8)
+        self.fid = np.zeros(cap, np.int32)
+        self.stop = np.full(cap, -1.0)
+        self.active = np.zeros(cap, np.bool_)
+        self.exit_time = np.full(cap, np.nan)
+        self.enter_time = np.full(cap, np.nan)
+        self.exit_of = np.full(cap, -1, np.int32)
+        self.speed = np.zeros(cap)
+
+    def _grow(self, need: int) -> None:
+        cap = self.x.shape[0]
+        if need <= cap:
+            return
+        new = max(need, 2 * cap)
+        for name in ("x", "y", "v0", "state", "fid", "stop", "active", "exit_time", "enter_time", "exit_of",
+                     "speed"):
+            a = getattr(self, name)
+            b = np.zeros(new, a.dtype)
+            if name in ("exit_time", "enter_time"):
+                b[:] = np.nan
+            if name == "exit_of":
+                b[:] = -1
+            b[:cap] = a
+            setattr(self, name, b)
+
+    # ---- fields -------------------------------------------------------------------------------
+    def add_field(self, name: str, targets: np.ndarray | None = None, direction: tuple[float, float] | None = None,
+                  clearance_m: float = 0.5) -> int:
+        """Add a navigation field toward ``targets`` (bool raster) or a uniform ``direction``; return its id."""
+        r = self.raster
+        if direction is not None:
+            T = np.zeros(r.shape)
+            gx = np.full(r.shape, direction[0], np.float32)
+            gy = np.full(r.shape, direction[1], np.float32)
+        else:
+            T, gx, gy = navigation_field(r.walkable, targets, r.h, clearance_m)
+        self.fT = np.concatenate([self.fT, T[None].astype(np.float32)])
+        self.fgx = np.concatenate([self.fgx, gx[None]])
+        self.fgy = np.concatenate([self.fgy, gy[None]])
+        self.fields[name] = len(self.fields)
+        return self.fields[name]
+
+    def add_exit_field(self, name: str = "egress", exits: list[int] | None = None) -> int:
+        """Field toward the aprons of ``exits`` (all exits by default): agents take the nearest one."""
+        ex = self.raster.exit_id
+        targets = ex >= 0 if exits is None else np.isin(ex, exits)
+        return self.add_field(name, targets)
+
+    # ---- agents -------------------------------------------------------------------------------
+    def add_agents(self, x, y, v0, field: int, state: int = MOVING, stop=-1.0) -> np.ndarray:
+        """Add agents (no placement check: see :meth:`free_mask`); return their indices."""
+        x = np.atleast_1d(np.asarray(x, np.float64))
+        k = x.shape[0]
+        self._grow(self.n + k)
+        idx = np.arange(self.n, self.n + k)
+        self.x[idx] = x
+        self.y[idx] = y
+        self.v0[idx] = v0
+        self.state[idx] = state
+        self.fid[idx] = field
+        self.stop[idx] = stop
+        self.active[idx] = True
+        self.enter_time[idx] = self.t
+        self.n += k
+        return idx
+
+    def free_mask(self, px: np.ndarray, py: np.ndarray, clearance_m: float | None = None) -> np.ndarray:
+        """Which candidate points are at least ``clearance_m`` (default 2 r) from every active agent."""
+        c = 2 * self.p.radius_m if clearance_m is None else clearance_m
+        ok = np.ones(px.shape[0], bool)
+        act = np.flatnonzero(self.active[: self.n])
+        if act.size == 0:
+            return ok
+        ax, ay = self.x[act], self.y[act]
+        for k in range(px.shape[0]):
+            near = (np.abs(ax - px[k]) < c) & (np.abs(ay - py[k]) < c)
+            if near.any():
+                ok[k] = np.min((ax[near] - px[k]) ** 2 + (ay[near] - py[k]) ** 2) >= c * c
+        return ok
+
+    def start_egress(self, idx: np.ndarray, field: int) -> None:
+        """Switch agents to egress along ``field`` (they leave when they reach an exit apron)."""
+        idx = idx[self.active[idx]]
+        self.state[idx] = EGRESS
+        self.fid[idx] = field
+
+    def step(self, duration_s: float) -> None:
+        """Advance by ``duration_s`` (a whole number of sub-steps dt)."""
+        nsteps = int(round(duration_s / self.dt))
+        if nsteps <= 0:
+            return
+        r = self.raster
+        n = self.n
+        self.undone_moves += run_steps(
+            nsteps, self.t, self.x[:n], self.y[:n], self.v0[:n], self.state[:n], self.fid[:n], self.stop[:n],
+            self.active[:n], self.fT, self.fgx, self.fgy, r.x0, r.y0, r.h, r.walkable, r.exit_id, r.x0, r.y0,
+            self.cs, self.ncx, self.ncy, self.wstart, self.widx, r.walls, self.par, self.exit_count,
+            self.exit_time[:n], self.exit_of[:n], self.speed[:n])
+        self.t += nsteps * self.dt
+
+    # ---- views --------------------------------------------------------------------------------
+    @property
+    def inside(self) -> int:
+        return int(self.active[: self.n].sum())
+
+    @property
+    def exited(self) -> int:
+        return int(self.exit_count.sum())
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        a = self.active[: self.n]
+        return self.x[: self.n][a], self.y[: self.n][a]

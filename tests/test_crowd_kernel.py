@@ -1,0 +1,84 @@
+"""Crowd kernel: physics against experiments (free speed, Weidmann, bottleneck, RiMEA 1 and 9) and invariants."""
+import numpy as np
+import pytest
+
+from agents.crowd.experiments import (bottleneck_flow, corridor_fd, place_random, rimea1, rimea9,
+                                      weidmann_speed)
+from agents.crowd.geometry import VenueGeometry, rasterise
+from agents.crowd.kernel import seg_point
+from agents.crowd.sim import ModelParams, VenueSim, stable_dt
+
+
+def test_rimea1_free_walking_time():
+    """RiMEA test 1: one person at 1.33 m/s crosses a 40 m corridor in 26-34 s."""
+    assert 26.0 <= rimea1(1.33) <= 34.0
+
+
+@pytest.mark.parametrize("rho", [1.0, 3.0])
+def test_speed_density_follows_weidmann(rho):
+    """Mean speed in a periodic corridor is within 20% of Weidmann's fundamental diagram."""
+    v = np.mean([corridor_fd(rho, warmup_s=20, measure_s=15, seed=s) for s in (1, 2)])
+    assert abs(v / weidmann_speed(rho) - 1.0) <= 0.2
+
+
+def test_bottleneck_flow_grows_with_width_and_one_metre_does_not_clog():
+    """Everyone gets out of a 1 m and a 2.4 m door; total flow grows with width; specific flow is realistic."""
+    r1 = bottleneck_flow(1.0, n=150, seed=3)
+    r2 = bottleneck_flow(2.4, n=150, seed=3)
+    assert r1.left_inside == 0 and r2.left_inside == 0
+    assert r2.flow() > 1.8 * r1.flow()
+    for r, w in ((r1, 1.0), (r2, 2.4)):
+        assert 1.5 <= r.flow() / w <= 2.4
+
+
+def test_rimea9_two_exits_take_about_twice_as_long():
+    """RiMEA test 9: closing 2 of 4 one-metre exits makes evacuation of 1000 people 1.6-2.4x longer."""
+    t4 = rimea9(4).evacuation_time_s
+    t2 = rimea9(2).evacuation_time_s
+    assert 1.6 <= t2 / t4 <= 2.4
+
+
+def _invariant_run(seed: int):
+    g = VenueGeometry.build([(0, 0), (8, 0), (8, 6), (0, 6)], obstacles=[[(4, 2.5), (5, 2.5), (5, 3.5), (4, 3.5)]],
+                            exits=[("door", (8, 3), 1.0)])
+    sim = VenueSim(rasterise(g, 0.1), ModelParams(), 0.05)
+    f = sim.add_exit_field()
+    place_random(sim, 80, np.random.default_rng(seed), f)
+    return sim
+
+
+def test_invariants_conservation_walls_overlap():
+    """Agents are conserved, never within the core radius of a wall, never closer than the minimum distance."""
+    sim = _invariant_run(5)
+    p = sim.p
+    segs = sim.raster.walls
+    for _ in range(30):
+        sim.step(1.0)
+        assert sim.inside + sim.exited == sim.n
+        x, y = sim.positions()
+        if x.size > 1:
+            d2 = (x[:, None] - x[None]) ** 2 + (y[:, None] - y[None]) ** 2
+            np.fill_diagonal(d2, np.inf)
+            assert np.sqrt(d2.min()) >= 2 * p.core_radius_m - 1e-9
+        for xi, yi in zip(x, y):
+            dmin = min(seg_point(xi, yi, *s)[0] for s in segs)
+            assert dmin >= p.core_radius_m - 1e-9
+        iy, ix = sim.raster.cell_of(x, y)
+        assert sim.raster.walkable[iy, ix].all()
+    assert sim.exited > 40
+
+
+def test_deterministic_with_seed():
+    """Same seed gives bit-identical trajectories; another seed gives different ones."""
+    a, b, c = _invariant_run(11), _invariant_run(11), _invariant_run(12)
+    for s in (a, b, c):
+        s.step(10.0)
+    assert np.array_equal(a.x[: a.n], b.x[: b.n]) and np.array_equal(a.y[: a.n], b.y[: b.n])
+    assert not np.array_equal(a.x[: a.n], c.x[: c.n])
+
+
+def test_unstable_dt_refused():
+    """A sub-step above the stability limit is refused, not run."""
+    p = ModelParams()
+    with pytest.raises(ValueError, match="unstable"):
+        VenueSim(rasterise(VenueGeometry.build([(0, 0), (5, 0), (5, 5), (0, 5)]), 0.2), p, 2 * stable_dt(p))
