@@ -61,15 +61,24 @@ class _Progress:
     def __init__(self, label: str, total_s: float, quiet: bool) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=round(total_s), desc=f"{label:>20}", unit="sim-s", disable=quiet,
+        self.label, self.quiet, self.tty = label, quiet, sys.stderr.isatty()
+        self.next_pct = 10
+        self.bar = tqdm(total=round(total_s), desc=f"{label:>20}", unit="sim-s", disable=quiet or not sys.stderr.isatty(),
                         file=sys.stderr, dynamic_ncols=True, leave=True,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} sim-s "
                                    "[{elapsed}<{remaining}, {postfix}]")
         self.t0 = time.perf_counter()
 
     def __call__(self, t_s: float, total_s: float) -> None:
-        self.bar.update(round(t_s) - self.bar.n)
         speed = t_s / max(time.perf_counter() - self.t0, 1e-9)
+        if not self.tty:  # logs and CI: one line per 10% instead of a redrawn bar
+            pct = 100.0 * t_s / total_s
+            if not self.quiet and pct >= self.next_pct:
+                print(f"{self.label:>20}: {pct:3.0f}% of {total_s:,.0f} sim-s, {speed:,.0f}x real time",
+                      file=sys.stderr, flush=True)
+                self.next_pct = (int(pct) // 10 + 1) * 10
+            return
+        self.bar.update(round(t_s) - self.bar.n)
         self.bar.set_postfix_str(f"{speed:,.0f}x real time")
 
     def close(self) -> None:

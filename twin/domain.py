@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+import numpy as np
 import xarray as xr
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +39,11 @@ class Domain:
     def __init__(self, config: Any) -> None:
         self.config = config
         self.twin: CityTwin | None = None
+
+    def claim_trips(self, twin: "CityTwin", trips: dict) -> "np.ndarray | None":
+        """Indices of background trips this domain drives itself (e.g. as EVs); the traffic domain then
+        leaves them out. Called once, before any ``setup``. Default: none."""
+        return None
 
     def setup(self, twin: "CityTwin") -> None:
         """Attach to the engine: keep ``twin``, register processes on ``twin.env``."""

@@ -71,6 +71,12 @@ class CityTwin(mesa.Model):
         trips = generate_trips(sc.demand, self.city, self.spawn_rng("demand"), self.duration_s,
                                sc.time.start_hour, resolve=self.resolve_path, source=str(self.scenario_dir))
         self.shared["demand_trips"] = trips
+        claimed = np.zeros(len(trips["origin"]), bool)
+        for d in self.domains.values():
+            idx = d.claim_trips(self, trips)
+            if idx is not None and len(idx):
+                claimed[np.asarray(idx)] = True
+        self.shared["background_trips"] = {k: v[~claimed] for k, v in trips.items()}
         for d in self.domains.values():
             d.setup(self)
         self.env.process(self._recorder())

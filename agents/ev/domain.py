@@ -54,7 +54,8 @@ class EVDomain(Domain):
         errs = cfg.city_errors(city)
         if errs:
             raise ValueError("ev: " + "; ".join(errs))
-        self.rng = twin.spawn_rng("ev")
+        if not hasattr(self, "rng"):
+            self.rng = twin.spawn_rng("ev")
         self.start_hour = float(getattr(getattr(getattr(twin, "scenario", None), "time", None), "start_hour", 0.0))
         rows = station_rows(city, cfg)
         self.stations = [Station(twin, self.env, k, r["id"], r["node"], r["x"], r["y"], r["plugs"], r["power_kw"],
@@ -86,6 +87,18 @@ class EVDomain(Domain):
         prev = [f for hh, f in pairs if hh <= h]
         return prev[-1] if prev else pairs[-1][1]
 
+    def claim_trips(self, twin, trips: dict) -> np.ndarray | None:
+        """Take a share of the background car trips as EV trips (the traffic domain then drives them only as EVs)."""
+        cfg = self.config
+        self.rng = twin.spawn_rng("ev")
+        n_base = len(trips.get("origin", ()))
+        n = cfg.trips if cfg.trips is not None else int(round(cfg.share * n_base))
+        self._pick = None
+        if n_base and n:
+            self._pick = np.sort(self.rng.choice(n_base, size=n, replace=n > n_base))
+            return np.unique(self._pick)
+        return None
+
     def _trips(self, twin) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """EV trips: a share of the scenario's car trips (same origins, destinations and times), or ``trips``."""
         cfg, rng = self.config, self.rng
@@ -96,7 +109,9 @@ class EVDomain(Domain):
             z = np.zeros(0, np.int64)
             return z, z, np.zeros(0)
         if base_o.size:
-            pick = np.sort(rng.choice(base_o.size, size=n, replace=n > base_o.size))
+            pick = getattr(self, "_pick", None)
+            if pick is None:
+                pick = np.sort(rng.choice(base_o.size, size=n, replace=n > base_o.size))
             return base_o[pick], np.asarray(dem["destination"], np.int64)[pick], np.asarray(dem["depart_s"], float)[pick]
         # no background demand: own trips between routable nodes, departures by the fitted arrival profile
         mask = twin.city.largest_component_mask()

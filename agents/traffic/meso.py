@@ -107,7 +107,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self._waiting = False
         self._rec_last = 0.0
         self._costs = self.fft.copy()
-        demand = twin.shared.get("demand_trips")
+        demand = twin.shared.get("background_trips", twin.shared.get("demand_trips"))
         if demand is not None and len(demand["origin"]):
             self.add_trips(demand["origin"], demand["destination"], demand["depart_s"], kind="car")
         for cl in c.closures:
