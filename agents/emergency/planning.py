@@ -19,7 +19,7 @@ from agents.emergency.incidents import demand_points
 from agents.emergency.paths import emergency_link_times_s, min_times_from, times_from_many
 from agents.emergency.resources import DEFAULT_UNITS, resolve_stations
 
-__all__ = ["StationSuggestion", "suggest_stations", "greedy_mclp", "milp_mclp", "candidate_nodes"]
+__all__ = ["StationSuggestion", "suggest_stations", "greedy_mclp", "milp_mclp", "greedy_median", "candidate_nodes"]
 
 
 @dataclass
@@ -39,7 +39,7 @@ class StationSuggestion:
                  f"{self.coverage_after:.1%} ({self.method})"]
         for s in self.sites:
             lines.append(f"  {s['name']}: node {s['node']!r} at ({s['x']:.0f}, {s['y']:.0f}) m, "
-                         f"adds {s['gain']:.1%}")
+                         f"adds {s['gain']:.1%} coverage, cuts mean travel by {s['mean_time_saved_s']:.0f} s")
         return "\n".join(lines)
 
 
@@ -139,6 +139,8 @@ def suggest_stations(source: Any, config: EmergencyConfig | dict | None = None, 
 
     ``source``: a built CityTwin (its city, live traffic and emergency config) or a CityGraph.
     ``method``: "greedy", "milp" or "auto" (exact when the model is small, else greedy; the better wins).
+    When coverage cannot grow (everyone is already within the target), the remaining sites are the ones
+    that most cut the population-weighted mean travel time (greedy p-median).
     Travel times: ``link_times_s`` (s per link) if given, else the twin's live times, else free flow;
     a unit's time per link is estimated as in dispatch (speed factor, share of queue delay).
     """
@@ -155,12 +157,15 @@ def suggest_stations(source: Any, config: EmergencyConfig | dict | None = None, 
     existing = [s.node for s in resolve_stations(cfg, city) if any(g.type == ut and g.count > 0 for g in s.units)]
     covered = (min_times_from(city, np.asarray(existing), cost) <= budget) if existing else np.zeros(a.n_nodes, bool)
     before = float(w_all[covered].sum() / w_all.sum())
-    pts = np.flatnonzero((w_all > 0) & ~covered)
+    demand = np.flatnonzero(w_all > 0)
     cands = candidate_nodes(city, max_candidates)
-    cover = np.zeros((len(cands), len(pts)), np.bool_)
-    for lo in range(0, len(cands), 256):  # blocks keep the float32 tree table small
+    times = np.empty((len(cands), len(demand)), np.float32)
+    for lo in range(0, len(cands), 256):  # blocks keep the full float32 tree table small
         block = cands[lo:lo + 256]
-        cover[lo:lo + len(block)] = times_from_many(city, block, cost)[:, pts] <= budget
+        times[lo:lo + len(block)] = times_from_many(city, block, cost)[:, demand]
+    unc = ~covered[demand]
+    pts = demand[unc]
+    cover = times[:, unc] <= budget
     w = w_all[pts]
     picks = greedy_mclp(cover, w, k) if len(pts) else []
     used = "greedy"
@@ -168,24 +173,59 @@ def suggest_stations(source: Any, config: EmergencyConfig | dict | None = None, 
         exact, optimal = milp_mclp(cover, w, k, time_limit_s)
         if exact and _gain(cover, w, exact) >= _gain(cover, w, picks) - 1e-12:
             picks, used = exact, "milp (optimal)" if optimal else "milp (time limit)"
+    picks = [j for j in picks if cover[j].any()]
+    if len(picks) < k:  # coverage cannot grow further: add the sites that cut mean travel time most
+        have = np.asarray(existing + [int(cands[j]) for j in picks], np.int64)
+        best = min_times_from(city, have, cost)[demand] if len(have) else np.full(len(demand), np.inf)
+        extra = greedy_median(times, w_all[demand], best, k - len(picks), exclude=picks)
+        picks_extra = extra
+        used += f" + mean-time greedy for {len(extra)} site(s)" if picks else "mean-time greedy (all covered)"
+    else:
+        picks_extra = []
     picks = _order_by_gain(cover, w, picks)
     sites, got = [], np.zeros(len(pts), bool)
     lonlat_of = getattr(getattr(city, "lonlat_to_xy", None), "inverse", None)
     n_units = cfg.units.get(ut, DEFAULT_UNITS[ut])  # type: ignore[call-overload]
-    for r, j in enumerate(picks, 1):
+    best = min_times_from(city, np.asarray(existing, np.int64), cost)[demand] if existing else \
+        np.full(len(demand), np.inf)
+    wd = w_all[demand] / w_all.sum()
+    for r, j in enumerate(picks + picks_extra, 1):
         node = int(cands[j])
         gain = float(w[cover[j] & ~got].sum() / w_all.sum())
         got |= cover[j]
+        new_best = np.minimum(best, times[j])
+        fin = np.isfinite(new_best)
+        saved = float(np.sum(wd[fin] * (np.where(np.isfinite(best[fin]), best[fin], new_best[fin]) - new_best[fin])))
+        best = new_best
         x, y = float(a.node_x[node]), float(a.node_y[node])
         lon, lat = lonlat_of(x, y) if lonlat_of else (float("nan"), float("nan"))
         nid = city.node_ids[node]
         sites.append({"name": f"suggested-{r}", "node": nid.item() if hasattr(nid, "item") else nid,
-                      "node_index": node, "x": x, "y": y, "lon": float(lon), "lat": float(lat), "gain": gain})
+                      "node_index": node, "x": x, "y": y, "lon": float(lon), "lat": float(lat), "gain": gain,
+                      "mean_time_saved_s": saved})
     after = before + float(w[got].sum() / w_all.sum())
     extra = [s.model_dump(mode="json", exclude_none=True) for s in cfg.extra_stations]
     extra += [{"name": s["name"], "node": s["node"], "kind": ut, "units": [{"type": ut, "count": n_units}]}
               for s in sites]
     return StationSuggestion(sites, before, after, budget, used, {"emergency": {"extra_stations": extra}})
+
+
+def greedy_median(times: np.ndarray, w: np.ndarray, best: np.ndarray, k: int,
+                  exclude: list[int] = ()) -> list[int]:
+    """Greedy p-median: add ``k`` rows of ``times`` [J, P] (s) that most cut the weighted mean of the
+    least time to each point, starting from ``best`` [P] (inf where no station reaches)."""
+    best = np.asarray(best, np.float64).copy()
+    cap = np.where(np.isfinite(best), best, np.nanmax(np.where(np.isfinite(times), times, 0)) * 2 + 1)
+    picks: list[int] = []
+    for _ in range(min(k, times.shape[0] - len(exclude))):
+        gain = (np.maximum(cap[None, :] - times, 0.0) * w[None, :]).sum(axis=1)
+        gain[list(exclude) + picks] = -1.0
+        j = int(np.argmax(gain))
+        if gain[j] <= 0:
+            break
+        picks.append(j)
+        cap = np.minimum(cap, times[j])
+    return picks
 
 
 def _gain(cover: np.ndarray, w: np.ndarray, picks: list[int]) -> float:

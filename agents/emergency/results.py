@@ -58,7 +58,8 @@ def build_dataset(dom: "EmergencyDomain", t_end_s: float) -> xr.Dataset:
     status = np.array([i.status for i in incs], dtype=object) if n else np.empty(0, object)
     node = np.array([i.node for i in incs], np.int32)
     resp = arr - call
-    wait = disp - call - dom.config.call_handling_s
+    wait = disp - (call + dom.config.call_handling_s)
+    wait = np.where(wait < 1e-6, np.where(np.isnan(wait), np.nan, 0.0), wait)  # float noise, never negative
     rec = dom._rec
     T = np.asarray(rec["t"], np.float64)
     Z = len(dom.dp.zone_ids)
