@@ -292,12 +292,12 @@ class Tracker:
         return {"total": self.total, "skipped": self.skipped, "done": self.done, "failed": self.failed,
                 "running": self.running, "elapsed_s": el, "eta_s": eta}
 
-    def _post(self) -> None:
+    def _post(self, refresh: bool = True) -> None:
         if self.bar is not None:
             s = f"done={self.done + self.skipped} running={self.running} failed={self.failed}"
             if self.skipped:
                 s += f" (skipped {self.skipped} already done)"
-            self.bar.set_postfix_str(s, refresh=True)
+            self.bar.set_postfix_str(s, refresh=refresh)
         if self.callback:
             self.callback(self.snapshot())
 
@@ -314,9 +314,9 @@ class Tracker:
             if self.bar is not None:
                 self.bar.write(f"run {status.get('variant')}/{status.get('seed_index')} failed: "
                                f"{str(status.get('error', ''))[:200]}")
+        self._post(refresh=False)
         if self.bar is not None:
             self.bar.update(1)
-        self._post()
 
     def close(self) -> None:
         if self.bar is not None:

@@ -27,9 +27,14 @@ def _load(path: str):
     from twin.city import build_city
 
     city = build_city(base.city, Path(path).parent, base.name)
+    from twin.demand import demand_errors
+    from twin.scenario import resolve_data_path
+
     msgs = []
     for vname, sc in variants.items():
         pre = "" if vname == "baseline" else f"variants.{vname}."
+        msgs += [f"{pre}{m}" for m in demand_errors(sc.demand, city,
+                                                     lambda p: resolve_data_path(p, Path(path).parent))]
         for dname, cfg in sc.domain_configs.items():
             check = getattr(cfg, "city_errors", None)
             if check is not None:
@@ -85,10 +90,11 @@ class _Progress:
         self.bar.close()
 
 
-def print_kpis(ds, file=sys.stdout) -> None:
+def print_kpis(ds, file=None) -> None:
     """Print the KPI table: one row per KPI, one column per variant, Δ% against the baseline."""
     from twin.results import kpi_table
 
+    file = file or sys.stdout
     df = kpi_table(ds)
     if df.empty:
         print("(no KPIs)", file=file)

@@ -159,3 +159,40 @@ def generate_trips(cfg: DemandConfig, city: CityGraph, rng: np.random.Generator,
         o, d = _gravity(n, cfg, city, rng) if n else (np.zeros(0, np.int32), np.zeros(0, np.int32))
     dep = _departures(len(o), cfg, start_hour, t0, t1, rng)
     return {"origin": o.astype(np.int32), "destination": d.astype(np.int32), "depart_s": dep}
+
+
+def demand_errors(cfg: DemandConfig, city: CityGraph, resolve) -> list[str]:
+    """Problems in the demand files against the city (columns, unknown zones or nodes), as message lines."""
+    errs: list[str] = []
+    if cfg.od_file:
+        path = resolve(cfg.od_file)
+        try:
+            rows = _read_csv(path, ("origin_zone", "destination_zone", "trips"), str(path))
+        except ScenarioError as exc:
+            return [f"demand.od_file: {m}" for m in exc.messages]
+        for i, r in enumerate(rows):
+            for col in ("origin_zone", "destination_zone"):
+                if r[col] not in city.zones:
+                    errs.append(f"demand.od_file: {cfg.od_file} row {i + 2}: {col} {r[col]!r} — not a zone of the "
+                                f"city (zones: {', '.join(list(city.zones)[:5])}, ...)")
+            try:
+                if float(r["trips"]) < 0:
+                    raise ValueError
+            except ValueError:
+                errs.append(f"demand.od_file: {cfg.od_file} row {i + 2}: trips {r['trips']!r} — a number >= 0")
+            if len(errs) >= 5:
+                break
+    if cfg.trips_file and not str(cfg.trips_file).endswith((".xml", ".xml.gz")):
+        path = resolve(cfg.trips_file)
+        try:
+            rows = _read_csv(path, ("depart_s", "origin", "destination"), str(path))
+        except ScenarioError as exc:
+            return [f"demand.trips_file: {m}" for m in exc.messages]
+        for i, r in enumerate(rows):
+            for col in ("origin", "destination"):
+                if not city.has_node(r[col]):
+                    errs.append(f"demand.trips_file: {cfg.trips_file} row {i + 2}: {col} {r[col]!r} — not a node "
+                                f"of the city")
+            if len(errs) >= 5:
+                break
+    return errs

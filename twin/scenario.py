@@ -345,7 +345,8 @@ def resolve_variants(doc: dict, path: str | Path) -> dict[str, Scenario]:
         merged["variant"] = str(vname)
         merged["variant_description"] = str(desc)
         sc, m = _validate_one(merged, path, pre)
-        msgs += m
+        base_msgs = set(msgs)
+        msgs += [x for x in m if x.removeprefix(pre) not in base_msgs]  # inherited problems: say them once
         if sc is not None:
             out[str(vname)] = sc
     if msgs:
