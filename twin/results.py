@@ -49,6 +49,12 @@ def stack_variants(runs: dict[str, xr.Dataset]) -> xr.Dataset:
     first = per_attrs[names[0]]
     common = {k: v for k, v in first.items() if all(per_attrs[n].get(k) == v for n in names)}
     ds.attrs.update(common)
+    for key in ("scenario_hash", "variant_description", "wall_time_s", "complete", "scenario_json"):
+        vals = [per_attrs[n].get(key, "") for n in names]
+        ds[f"run_{key}"] = xr.DataArray(np.array(vals, dtype=object if isinstance(vals[0], str) else float),
+                                        dims="variant", attrs={"units": "1", "long_name": f"{key} of each run"})
+    ds.attrs["scenario_hash"] = first.get("scenario_hash", "")  # the baseline's; each run's is run_scenario_hash
+    ds.attrs["complete"] = int(all(int(per_attrs[n].get("complete", 1)) for n in names))
     ds.attrs["variants"] = json.dumps(names)
     ds.attrs["runs"] = json.dumps(per_attrs, default=str)
     return ds
