@@ -141,7 +141,8 @@ class MesoTraffic(Domain, TrafficBackend):
                                     self.v_rlen, self.v_rpos, self.route_buf, self.fft, self.v_sf, self.v_depart)
                 if h < np.inf:
                     nxt = min(nxt, self.t + max(1, np.ceil((h - self.t) / self.dt - 1e-9)) * self.dt)
-            nxt = max(nxt, env.now + self.dt if nxt <= env.now else nxt)
+            if nxt <= env.now + 1e-9:
+                nxt = env.now + self.dt
             self._waiting = True
             try:
                 yield env.timeout(nxt - env.now)
