@@ -265,8 +265,11 @@ class Plan:
 
 
 def _run_key(sc: Scenario, params: dict, seed: int, keep: str) -> str:
-    blob = json.dumps({"scenario": scenario_hash(sc), "params": params, "seed": seed, "keep": keep,
-                       "format": RUN_FORMAT}, sort_keys=True, default=str)
+    # the parameters are inside the resolved scenario (so inside its hash): equal inputs share one run,
+    # however the batch that asks for them names its parameters
+    del params
+    blob = json.dumps({"scenario": scenario_hash(sc), "seed": seed, "keep": keep, "format": RUN_FORMAT},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -287,14 +290,23 @@ def _load(scenario, scenario_dir) -> tuple[dict, Path]:
 def _city_messages(scenarios: list[tuple[str, Scenario]], scenario_path: Path) -> list[str]:
     """The domains' checks against the city (links, nodes, stations exist), as ``twin.cli`` validates."""
     from twin.city import build_city
+    from twin.scenario import resolve_data_path
 
+    try:
+        from twin.demand import demand_errors
+    except ImportError:  # pragma: no cover - older core
+        demand_errors = None
     msgs: list[str] = []
+    base_dir = scenario_path.parent
     for label, sc in scenarios:
         checks = [(d, getattr(c, "city_errors", None)) for d, c in sc.domain_configs.items()]
         checks = [(d, f) for d, f in checks if f is not None]
-        if not checks:
+        files = demand_errors is not None and (sc.demand.od_file or sc.demand.trips_file)
+        if not checks and not files:
             continue
-        city = build_city(sc.city, scenario_path.parent, sc.name)
+        city = build_city(sc.city, base_dir, sc.name)
+        if files:
+            msgs += [f"{label}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir))]
         for d, f in checks:
             msgs += [f"{label}{d}.{m}" for m in f(city)]
     return msgs
@@ -379,7 +391,7 @@ def plan_batch(scenario, params: dict | None = None, seeds: int | None = None, d
     if check_city:
         distinct: dict[str, tuple[str, Scenario]] = {}
         for i, sc in enumerate(resolved):
-            key = json.dumps({k: sc.model_dump(mode="json").get(k) for k in ("city", *sc.domain_configs)},
+            key = json.dumps({k: sc.model_dump(mode="json").get(k) for k in ("city", "demand", *sc.domain_configs)},
                              sort_keys=True, default=str)
             distinct.setdefault(key, (f"(parameter set {i}) ", sc))
         cm = _city_messages(list(distinct.values()), spath)
@@ -633,6 +645,8 @@ def _num(x: float) -> str:
     if not np.isfinite(x):
         return "—"
     ax = abs(x)
+    if ax < 1e-9:
+        return "0"
     return f"{x:,.0f}" if ax >= 1000 else f"{x:.1f}" if ax >= 10 else f"{x:.2f}" if ax >= 0.1 else f"{x:.3g}"
 
 

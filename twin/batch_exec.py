@@ -277,7 +277,9 @@ class Tracker:
         self.t0 = time.perf_counter()
         self.callback = callback
         self.bar = None
-        if bar:
+        self.lines = bar and not sys.stderr.isatty()  # logs and CI: plain lines instead of a redrawn bar
+        self._next_line = 0.0
+        if bar and not self.lines:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=skipped, desc=label, unit="run", file=sys.stderr,
@@ -317,6 +319,17 @@ class Tracker:
         self._post(refresh=False)
         if self.bar is not None:
             self.bar.update(1)
+        if self.lines:
+            if status.get("status") != "ok":
+                print(f"run {status.get('variant')}/{status.get('seed_index')} failed: "
+                      f"{str(status.get('error', ''))[:200]}", file=sys.stderr, flush=True)
+            s = self.snapshot()
+            fin = self.done + self.failed + self.skipped
+            if fin >= self._next_line or fin == self.total:
+                eta = f", ETA {s['eta_s']:.0f} s" if s["eta_s"] is not None else ""
+                print(f"runs {fin}/{self.total}: done={self.done + self.skipped} running={self.running} "
+                      f"failed={self.failed}, {s['elapsed_s']:.0f} s{eta}", file=sys.stderr, flush=True)
+                self._next_line = fin + max(1, self.total // 20)
 
     def close(self) -> None:
         if self.bar is not None:
