@@ -81,8 +81,12 @@ def _kpi(ds: xr.Dataset, name: str) -> float:
 
 
 def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = True,
-                     meso_overrides: dict | None = None) -> pd.DataFrame:
-    """Run the built-in model and SUMO on one scenario variant; one row per measure, columns meso, sumo, diff."""
+                     meso_overrides: dict | None = None, sumo_cache: str | Path | None = None) -> pd.DataFrame:
+    """Run the built-in model and SUMO on one scenario variant; one row per measure, columns meso, sumo, diff.
+
+    ``sumo_cache``: a netCDF file holding the SUMO run (read if present, else written): calibrating the
+    built-in model against one SUMO run then costs only built-in runs.
+    """
     from twin.city import build_city
     from twin.scenario import load_scenario
 
@@ -90,9 +94,17 @@ def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = 
     city = build_city(base.city, Path(path).parent, base.name)
     runs = {}
     for backend in ("meso", "sumo"):
+        if backend == "sumo" and sumo_cache is not None and Path(sumo_cache).exists():
+            cached = xr.load_dataset(sumo_cache)
+            runs[backend] = (cached, float(cached.attrs["wall_time_s"]))
+            continue
         if not quiet:
             print(f"running {backend} ...", file=sys.stderr, flush=True)
         runs[backend] = run_backend(path, variant, backend, city, meso_overrides if backend == "meso" else None)
+        if backend == "sumo" and sumo_cache is not None:
+            ds_s, w = runs[backend]
+            keep = [v for v in ds_s.data_vars if v.startswith(("link_flow", "kpi_traffic", "trip_"))]
+            ds_s[keep].assign_attrs(wall_time_s=w, complete=ds_s.attrs.get("complete", 0)).to_netcdf(sumo_cache)
     (dm, wm), (ds_, ws) = runs["meso"], runs["sumo"]
     r, share, pairs = flow_agreement(dm, ds_)
     rows = []
@@ -133,7 +145,8 @@ def cli_compare_backends(args) -> int:
     from twin.scenario import ScenarioError
 
     try:
-        df = compare_backends(args.file, args.variant, quiet=args.quiet)
+        df = compare_backends(args.file, args.variant, quiet=args.quiet,
+                              sumo_cache=getattr(args, "sumo_cache", None))
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return 2
