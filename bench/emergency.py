@@ -1,9 +1,10 @@
 """Emergency-response benchmark (not a test): ``python bench/emergency.py`` (no arguments, about 5 minutes).
 
 A day in Bad Hersfeld (DLR's SUMO network, real stations and hospitals from the OSM extract) with the
-meso traffic model (40,000 car trips, weekday profile) and about 3,000 emergency calls (the default
-rates x 180, units scaled so the system is loaded but stable). Dispatch is congestion-aware (a reverse
-Dijkstra on live link times per request), units drive through the traffic model.
+meso traffic model (30,000 car trips, weekday profile) and about 3,000 emergency calls (the default
+rates x 180; 60 ambulances per ambulance station, 10 engines per fire station, so peak hours are
+loaded but stable). Dispatch is congestion-aware (a reverse Dijkstra on live link times per request);
+units drive through the traffic model.
 Cases: the coupled run, the same day without the emergency domain (to isolate its cost), and the
 dispatch policies on the same calls with fixed-time drives (the domain's own throughput).
 Ends with one JSON line; value = incidents handled per wall second of the coupled run.
@@ -26,7 +27,7 @@ import yaml  # noqa: E402
 from twin.scenario import deep_merge, resolve_variants  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "bad_hersfeld.yaml"
-EMERGENCY = {"demand_scale": 180.0, "units": {"ambulance": 45, "fire": 10}, "policy": "congested",
+EMERGENCY = {"demand_scale": 180.0, "units": {"ambulance": 60, "fire": 10}, "policy": "congested",
              "hospital_names": ["Klinikum Bad Hersfeld"]}
 
 
@@ -94,7 +95,7 @@ def _table(rows: list[tuple[str, dict]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
-    ap.add_argument("--trips", type=int, default=40000, help="car trips over the run (default 40,000)")
+    ap.add_argument("--trips", type=int, default=30000, help="car trips over the run (default 30,000)")
     args = ap.parse_args(argv)
     load0 = os.getloadavg()[0]
     rows = []
