@@ -7,7 +7,8 @@ How it runs
   index, same departure times; from/to edges are the first and last link of the trip's free-flow
   shortest path on the city graph (see ``sumo_setup``). SUMO routes every trip at insertion on current
   travel times (rerouting device on all vehicles); a ``reroute_share`` of them also re-route en route
-  every ``reroute_interval_s`` (vType ``car_rr``), the counterpart of meso's periodic share.
+  every ``reroute_interval_s`` (vType ``car_rr``), the counterpart of meso's periodic share. Vehicles
+  depart on the "best" lane (the one leading furthest along the route), as SUMO's own scenarios do.
 - Clock: SUMO lags the simpy clock and catches up step by step to ``env.now`` whenever anyone drives,
   asks for link times, changes a capacity or records, and at least every ``sync_interval_s``; while a
   ``drive`` vehicle is on the road the clock process wakes every SUMO step so arrival events fire on time.
@@ -284,7 +285,7 @@ class SumoTraffic(Domain, TrafficBackend):
             e0, e1 = self.edge_ids[self.first[i]], self.edge_ids[self.last[i]]
             add_route(f"r{i}", [e0] if e0 == e1 else [e0, e1])
             add_veh(str(i), f"r{i}", typeID="car_rr" if self.rr[i] else "car",
-                    depart=f"{max(self.depart[i], self.t):.2f}")
+                    depart=f"{max(self.depart[i], self.t):.2f}", departLane="best")
         self.sent[batch[self.first[batch] >= 0]] = True
 
     def _fire(self, arrived) -> None:
@@ -328,7 +329,8 @@ class SumoTraffic(Domain, TrafficBackend):
             for i in ids[self.first[ids] >= 0]:
                 e0, e1 = self.edge_ids[self.first[i]], self.edge_ids[self.last[i]]
                 self.k.route.add(f"r{i}", [e0] if e0 == e1 else [e0, e1])
-                self.k.vehicle.add(str(i), f"r{i}", typeID=typ, depart=f"{max(dep[i - ids[0]], self.t):.2f}")
+                self.k.vehicle.add(str(i), f"r{i}", typeID=typ, depart=f"{max(dep[i - ids[0]], self.t):.2f}",
+                                   departLane="best")
                 self.sent[i] = True
         except _fatal_errors() as exc:
             self._fail(exc)
@@ -352,7 +354,7 @@ class SumoTraffic(Domain, TrafficBackend):
                 if edges:
                     self._route_len[i] = float(stage.length)
                     self.k.route.add(f"r{i}", edges)
-                    self.k.vehicle.add(str(i), f"r{i}", typeID=typ, depart="now")
+                    self.k.vehicle.add(str(i), f"r{i}", typeID=typ, depart="now", departLane="best")
                     if speed_factor != 1.0:
                         self.k.vehicle.setSpeedFactor(str(i), float(speed_factor))
                     self.sent[i] = True
