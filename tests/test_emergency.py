@@ -234,3 +234,15 @@ def test_results_schema_and_coverage_against_networkx(tmp_path):
     assert ds["em_coverage"].values == pytest.approx(np.full(ds.sizes["time"], share))
     k = dom.kpis()
     assert k["response_median_s"].value <= k["response_p90_s"].value and 0 <= k["within_target"].value <= 1
+
+
+def test_without_traffic_units_drive_free_flow_shortest_paths(tmp_path):
+    """With no traffic back-end, arrival = call handling + turnout + networkx free-flow time / speed factor."""
+    city = grid(5, 5, 250.0)
+    cfg = _cfg()
+    (tmp_path / "calls.csv").write_text("time_s,type,node\n0,medical,n4_3\n")
+    twin = StandaloneTwin(city, None, 3600.0, 600.0, root=tmp_path)
+    (ds,) = twin.run(EmergencyDomain(cfg.model_copy(update={"calls_file": "calls.csv"})))
+    fft = nx.shortest_path_length(nx.DiGraph(city.G), "n0_0", "n4_3",
+                                  weight=lambda u, v, d: d["length_m"] / d["speed_mps"])
+    assert ds["em_arrival_time"].values[0] == pytest.approx(H + U + fft / cfg.speed_factor)

@@ -63,7 +63,14 @@ class EmergencyDomain(Domain):
         sites = resolve_stations(cfg, self.city)
         self.hospital_sites = resolve_hospitals(cfg, self.city)
         self.stations = [Station(twin, i, s.name, s.kind, s.node, s.x, s.y, s.source) for i, s in enumerate(sites)]
-        self.centre = DispatchCentre(twin, cfg, self.env, self.city, twin.traffic, self.stations,
+        traffic = getattr(twin, "traffic", None)
+        if traffic is None:  # traffic switched off: units drive at free-flow times
+            from agents.emergency.standalone import FreeFlowTravel
+
+            traffic = FreeFlowTravel()
+            traffic.setup(twin)
+        self.traffic = traffic
+        self.centre = DispatchCentre(twin, cfg, self.env, self.city, traffic, self.stations,
                                      self.hospital_sites)
         tcfg = getattr(twin.traffic, "config", None)
         self.centre.queue_share = float(getattr(tcfg, "priority_queue_factor", QUEUE_SHARE))
@@ -139,13 +146,13 @@ class EmergencyDomain(Domain):
             link = max(ins, key=lambda l: a.capacity_vph[l])
         elif not np.isfinite(tt[link]):
             return  # already closed (e.g. a planned closure): leave it alone
-        self.twin.traffic.set_capacity_factor(int(link), closure.capacity_factor)
+        self.traffic.set_capacity_factor(int(link), closure.capacity_factor)
         self.closures += 1
         self.env.process(self._reopen(int(link), closure.duration_s))
 
     def _reopen(self, link: int, after_s: float):
         yield self.env.timeout(after_s)
-        self.twin.traffic.set_capacity_factor(link, 1.0)
+        self.traffic.set_capacity_factor(link, 1.0)
 
     def _on_bus(self, payload: dict) -> None:
         """An ``incident`` from another domain: map its kind to a type, raise it (now or at ``time_s``)."""

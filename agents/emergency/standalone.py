@@ -16,7 +16,7 @@ import simpy
 from agents.traffic.backend import TripResult
 from twin.domain import EventBus
 
-__all__ = ["FixedTimeTraffic", "StandaloneTwin"]
+__all__ = ["FixedTimeTraffic", "FreeFlowTravel", "StandaloneTwin"]
 
 
 class FixedTimeTraffic:
@@ -47,6 +47,33 @@ class FixedTimeTraffic:
 
     def route(self, origin: Hashable, destination: Hashable, congested: bool = True) -> list[int]:
         return []
+
+
+class FreeFlowTravel(FixedTimeTraffic):
+    """Drives take the free-flow shortest time (divided by ``speed_factor``); used when traffic is off."""
+
+    def drive(self, origin: Hashable, destination: Hashable, kind: str = "car", speed_factor: float = 1.0,
+              priority: bool = False, tag: Any = None) -> simpy.Event:
+        from networks.routing import dijkstra_from
+
+        env, city = self.twin.env, self.twin.city
+        a = city.arrays
+        o, d = city.node_index(origin), city.node_index(destination)
+        dist, _ = dijkstra_from(o, self._tt, a.out_indptr, a.out_links, a.link_to, a.n_nodes)
+        self.trips += 1
+        if not np.isfinite(dist[d]):
+            return env.timeout(0.0, value=TripResult(self.trips, o, d, env.now, env.now, 0.0, "unroutable"))
+        tt = float(dist[d]) / (speed_factor if priority else 1.0)
+        return env.timeout(tt, value=TripResult(self.trips, o, d, env.now, env.now + tt, 0.0, "arrived"))
+
+    def route(self, origin: Hashable, destination: Hashable, congested: bool = True) -> list[int]:
+        from networks.routing import dijkstra_from, path_links
+
+        city = self.twin.city
+        a = city.arrays
+        o, d = city.node_index(origin), city.node_index(destination)
+        _, pred = dijkstra_from(o, self._tt, a.out_indptr, a.out_links, a.link_to, a.n_nodes)
+        return [int(x) for x in path_links(o, d, pred, a.link_from)]
 
 
 class StandaloneTwin(mesa.Model):
