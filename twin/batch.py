@@ -549,6 +549,9 @@ def format_summary(ds, kpis: list[str] | None = None, max_width: int = 160) -> s
     df = summary_table(ds, kpis)
     if df.empty:
         return "(no runs)"
+    params = json.loads(ds.attrs.get("param_names", "[]"))
+    fixed = [p for p in params if len(df) > 1 and df[p].nunique() == 1]  # overrides, not sweep axes
+    df = df.drop(columns=fixed)
     cols = [str(c) for c in df.columns]
     cells = [cols] + [[str(x) for x in row] for row in df.itertuples(index=False)]
     widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
@@ -557,4 +560,6 @@ def format_summary(ds, kpis: list[str] | None = None, max_width: int = 160) -> s
         lines.append("  ".join(s.rjust(w) if j and i >= 1 else s.ljust(w) for i, (s, w) in enumerate(zip(r, widths))))
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
+    if fixed:
+        lines.append("fixed: " + ", ".join(f"{p}={ds[p].values[0]}" for p in fixed))
     return "\n".join(line[:max_width] if max_width else line for line in lines)

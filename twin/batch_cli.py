@@ -79,7 +79,7 @@ def cli_sweep(args) -> int:
     path = write_atomic(ds.load(), plan.out_dir / "batch.nc")
     wall = time.perf_counter() - t0
     kpis = [k for k in ("kpi_traffic_mean_travel_time", "kpi_traffic_mean_delay", "kpi_traffic_trips_completed",
-                        "kpi_ev_unmet_energy", "kpi_emergency_mean_response_time") if k in ds]
+                        "kpi_ev_demand_met", "kpi_ev_wait_p90_s", "kpi_emergency_response_p90_s") if k in ds]
     print()
     print(format_summary(ds, kpis or None))
     print()
