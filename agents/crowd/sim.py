@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from agents.crowd.distance_field import navigation_field
@@ -43,6 +44,8 @@ def stable_dt(p: ModelParams) -> float:
 
 class VenueSim:
     """Pedestrians in one rasterised venue, stepped by the collision-free speed kernel."""
+
+    parallel_min_agents = 20000  # below this many agents inside, the kernel runs on one thread
 
     def __init__(self, raster: Raster, params: ModelParams = ModelParams(), dt_s: float = 0.05,
                  capacity: int = 1024, periodic_lx_m: float = 0.0) -> None:
@@ -177,12 +180,22 @@ class VenueSim:
             return
         r = self.raster
         n = self.n
-        self.undone_moves += run_steps(
+        # threads only pay off for large crowds (and hurt on a loaded machine): one thread below 20k agents
+        nthreads = numba.config.NUMBA_NUM_THREADS if self.inside >= self.parallel_min_agents else 1
+        prev = numba.get_num_threads()
+        numba.set_num_threads(nthreads)
+        try:
+            self.undone_moves += self._run(nsteps, n, r)
+        finally:
+            numba.set_num_threads(prev)
+        self.t += nsteps * self.dt
+
+    def _run(self, nsteps: int, n: int, r: Raster) -> int:
+        return run_steps(
             nsteps, self.t, self.x[:n], self.y[:n], self.v0[:n], self.state[:n], self.fid[:n], self.stop[:n],
             self.active[:n], self.fT, self.fgx, self.fgy, r.x0, r.y0, r.h, r.walkable, r.exit_id, r.x0, r.y0,
             self.cs, self.ncx, self.ncy, self.wstart, self.widx, r.walls, self.par, self.exit_count,
             self.exit_time[:n], self.exit_of[:n], self.speed[:n])
-        self.t += nsteps * self.dt
 
     # ---- views --------------------------------------------------------------------------------
     @property
