@@ -1,7 +1,7 @@
-"""Emergency-response benchmark (not a test): ``python bench/emergency.py`` (no arguments, about 5 minutes).
+"""Emergency-response benchmark (not a test): ``python bench/emergency.py`` (no arguments; a few minutes).
 
 A day in Bad Hersfeld (DLR's SUMO network, real stations and hospitals from the OSM extract) with the
-meso traffic model (30,000 car trips, weekday profile) and about 3,000 emergency calls (the default
+meso traffic model (20,000 car trips, weekday profile) and about 3,000 emergency calls (the default
 rates x 180; 60 ambulances per ambulance station, 10 engines per fire station, so peak hours are
 loaded but stable). Dispatch is congestion-aware (a reverse Dijkstra on live link times per request);
 units drive through the traffic model.
@@ -95,7 +95,7 @@ def _table(rows: list[tuple[str, dict]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
-    ap.add_argument("--trips", type=int, default=30000, help="car trips over the run (default 30,000)")
+    ap.add_argument("--trips", type=int, default=20000, help="car trips over the run (default 20,000)")
     args = ap.parse_args(argv)
     load0 = os.getloadavg()[0]
     rows = []
