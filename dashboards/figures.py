@@ -1,0 +1,418 @@
+"""Plotly figures shared by the Dash app and the static report (maps from the network's own geometry).
+
+Maps are scattergl: links binned into a few colour classes, one trace per class, each trace one
+None-separated polyline, so a 10,000-link city is five traces whatever the time step.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import xarray as xr
+
+from dashboards import data as D
+
+SPEED_COLORS = ["#8b0000", "#e34a33", "#fc8d59", "#fee08b", "#1a9850"]
+VOLUME_COLORS = ["#d9d9d9", "#9ecae1", "#4292c6", "#08519c", "#08306b"]
+DIFF_BINS = np.array([-0.2, -0.05, 0.05, 0.2])
+DIFF_LABELS = ["much slower (< −20 pts)", "slower", "about the same (±5 pts)", "faster", "much faster (> +20 pts)"]
+DIFF_COLORS = ["#b2182b", "#ef8a62", "#d9d9d9", "#67a9cf", "#2166ac"]
+WIDTHS = [3.2, 2.8, 2.2, 1.8, 1.2]
+VARIANT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+BASE_COLOR = "#555555"
+
+
+def _layout(fig: go.Figure, title: str | None = None, height: int = 380, **kw) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=40, r=10, t=40 if title else 10, b=40),
+                      template="plotly_white", legend=dict(orientation="h", y=-0.15), **kw)
+    return fig
+
+
+def empty(message: str, height: int = 300) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=14, color="#666"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, height=height)
+
+
+def _map_layout(fig: go.Figure, title: str | None = None, height: int = 560) -> go.Figure:
+    _layout(fig, title, height)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
+    fig.update_layout(legend=dict(orientation="v", y=1, x=0, bgcolor="rgba(255,255,255,0.8)"),
+                      margin=dict(l=0, r=0, t=40 if title else 0, b=0), hovermode="closest", uirevision="map",
+                      dragmode="pan")
+    return fig
+
+
+def network_background(net: D.Network, color: str = "#c8c8c8", width: float = 1.0) -> go.Scattergl:
+    x, y = net.segments()
+    return go.Scattergl(x=x, y=y, mode="lines", line=dict(color=color, width=width), hoverinfo="skip",
+                        showlegend=False, name="roads")
+
+
+def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: list[str], title: str | None = None,
+              clickable: bool = True, highlight: int | None = None, height: int = 560,
+              hover: np.ndarray | None = None, hover_label: str = "") -> go.Figure:
+    """Links coloured by class (one scattergl trace per class) plus an invisible midpoint layer for clicks."""
+    fig = go.Figure()
+    for k, (lab, col) in enumerate(zip(labels, colors)):
+        idx = np.flatnonzero(classes == k)
+        x, y = net.segments(idx)
+        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=f"{lab} ({len(idx):,})",
+                                   line=dict(color=col, width=WIDTHS[k] if k < len(WIDTHS) else 1.5),
+                                   hoverinfo="skip", legendgroup=str(k)))
+    if clickable:
+        mx, my = net.midpoints()
+        txt = None
+        if hover is not None:
+            txt = [f"{i}<br>{hover_label}{h}" for i, h in zip(net.ids, hover)] if net.n <= 20000 else None
+        fig.add_trace(go.Scattergl(x=mx, y=my, mode="markers", name="links", showlegend=False,
+                                   marker=dict(size=7, color="rgba(0,0,0,0)"),
+                                   text=txt if txt is not None else net.ids,
+                                   hovertemplate="%{text}<extra></extra>"))
+    if highlight is not None and 0 <= highlight < net.n:
+        x, y = net.segments(np.array([highlight]))
+        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines+markers", name=f"selected: {net.ids[highlight]}",
+                                   line=dict(color="#00e5ff", width=6), hoverinfo="skip"))
+    return _map_layout(fig, title, height)
+
+
+def _clock_axis(fig: go.Figure, clock: list[str], n: int | None = None) -> None:
+    fig.update_xaxes(title="time of day")
+
+
+def series(traces: list[tuple[str, np.ndarray, np.ndarray, dict]], title: str, ytitle: str,
+           height: int = 320, hlines: list[tuple[float, str]] = ()) -> go.Figure:
+    """Lines over clock time: traces of (name, x labels, y, line style)."""
+    fig = go.Figure()
+    for name, x, y, style in traces:
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line=style))
+    for yv, lab in hlines:
+        if np.isfinite(yv):
+            fig.add_hline(y=yv, line=dict(color="#b2182b", dash="dash"), annotation_text=lab)
+    fig.update_yaxes(title=ytitle, rangemode="tozero")
+    fig.update_xaxes(title="time of day", type="category", nticks=12)
+    return _layout(fig, title, height)
+
+
+def _style(i: int, base: bool = False) -> dict:
+    return dict(color=BASE_COLOR, dash="dash", width=1.5) if base else \
+        dict(color=VARIANT_COLORS[i % len(VARIANT_COLORS)], width=2.2)
+
+
+# ------------------------------------------------------------------------------------------- traffic
+def traffic_series(ds: xr.Dataset, variants: list[str], path=None) -> list[go.Figure]:
+    """Network KPIs over time for the given variants (first one drawn as the reference, dashed)."""
+    clock = D.clock_labels(ds)
+    figs = []
+    specs = [("net_running", "vehicles on the road", "vehicles"),
+             ("net_waiting", "vehicles waiting to enter", "vehicles")]
+    for var, title, yt in specs:
+        if var not in ds:
+            continue
+        tr = [(v, clock, np.asarray(D.variant_view(ds, v)[var].values, float), _style(i, i == 0 and len(variants) > 1))
+              for i, v in enumerate(variants)]
+        figs.append(series(tr, title, yt))
+    if "link_speed" in ds and "link_length" in ds:
+        tr = []
+        for i, v in enumerate(variants):
+            vv = D.variant_view(ds, v)
+            L = np.asarray(vv["link_length"].values, float)
+            veh = np.nan_to_num(np.asarray(vv["link_vehicles"].values, float)) if "link_vehicles" in vv else None
+            r = D.speed_ratio(path, ds, v) if path is not None else None
+            if r is None:
+                continue
+            w = veh * L[None, :] if veh is not None else np.broadcast_to(L, r.shape)
+            with np.errstate(invalid="ignore"):
+                m = (r * w).sum(1) / np.where(w.sum(1) > 0, w.sum(1), np.nan)
+            tr.append((v, clock, np.round(100 * m, 1), _style(i, i == 0 and len(variants) > 1)))
+        fig = series(tr, "mean speed (% of free flow, weighted by vehicle-metres)", "%")
+        fig.update_yaxes(range=[0, 105])
+        figs.append(fig)
+    return figs
+
+
+def link_detail(ds: xr.Dataset, link: int, variants: list[str]) -> go.Figure:
+    """Flow, speed and queue of one link over time, per variant."""
+    from plotly.subplots import make_subplots
+
+    clock = D.clock_labels(ds)
+    lid = str(ds["link"].values[link])
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("flow (veh/h)", "speed (km/h)", "queue (vehicles)"))
+    for i, v in enumerate(variants):
+        vv = D.variant_view(ds, v).isel(link=link)
+        st = _style(i, i == 0 and len(variants) > 1)
+        for r, var, scale in ((1, "link_flow", 1.0), (2, "link_speed", 3.6), (3, "link_queue", 1.0)):
+            if var in vv:
+                fig.add_trace(go.Scatter(x=clock, y=np.asarray(vv[var].values, float) * scale, name=v, line=st,
+                                         showlegend=r == 1, legendgroup=v), row=r, col=1)
+    fig.update_xaxes(type="category", nticks=10)
+    v0 = D.variant_view(ds, variants[0]).isel(link=link)
+    info = f"link {lid}: {float(v0['link_length']):.0f} m, free flow {float(v0['link_freeflow_speed']) * 3.6:.0f} km/h"
+    if "link_capacity" in v0:
+        info += f", capacity {float(v0['link_capacity']):,.0f} veh/h"
+    return _layout(fig, info, 520)
+
+
+def diff_classes(ratio_a: np.ndarray, ratio_b: np.ndarray) -> np.ndarray:
+    """Classes of the change in time-mean speed ratio from A to B."""
+    d = ratio_b.mean(0) - ratio_a.mean(0)
+    return np.digitize(d, DIFF_BINS).astype(np.int8)
+
+
+# ------------------------------------------------------------------------------------------- EV
+def ev_station_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None) -> go.Figure:
+    """Stations sized by their mean charging load, coloured by plug occupancy, on the grey network."""
+    fig = go.Figure()
+    if net is not None:
+        fig.add_trace(network_background(net))
+    x = np.asarray(vv["station_x"].values, float) - origin[0]
+    y = np.asarray(vv["station_y"].values, float) - origin[1]
+    power = np.nan_to_num(np.asarray(vv["station_power"].values, float))
+    mean_kw = power.mean(0)
+    peak_kw = power.max(0) if power.size else mean_kw
+    plugs = np.asarray(vv["station_plugs"].values, float)
+    occ = np.nan_to_num(np.asarray(vv["station_busy"].values, float)).mean(0) / np.maximum(plugs, 1)
+    names = [str(s) for s in (vv["station_name"].values if "station_name" in vv else vv["station"].values)]
+    size = 10 + 40 * np.sqrt(mean_kw / max(mean_kw.max(), 1e-9)) if mean_kw.size else []
+    fig.add_trace(go.Scatter(
+        x=x, y=y, mode="markers", name="stations (size: mean load)",
+        marker=dict(size=size, color=occ * 100, colorscale="YlOrRd", cmin=0, cmax=100, line=dict(width=1, color="#333"),
+                    colorbar=dict(title="plugs busy %", thickness=12)),
+        text=[f"{n}<br>{int(p)} plugs<br>mean {m:.1f} kW, peak {pk:.1f} kW<br>busy {o:.0%}"
+              for n, p, m, pk, o in zip(names, plugs, mean_kw, peak_kw, occ)],
+        hovertemplate="%{text}<extra></extra>"))
+    return _map_layout(fig, title, 480)
+
+
+def ev_load(ds: xr.Dataset, variants: list[str]) -> go.Figure:
+    clock = D.clock_labels(ds)
+    tr = [(v, clock, np.asarray(D.variant_view(ds, v)["ev_load"].values, float), _style(i, i == 0 and len(variants) > 1))
+          for i, v in enumerate(variants)]
+    lim = np.asarray(D.variant_view(ds, variants[-1])["ev_grid_limit"].values, float) if "ev_grid_limit" in ds else []
+    fig = series(tr, "city charging load against the grid limit", "kW")
+    if len(lim) and np.isfinite(lim).any():
+        fig.add_trace(go.Scatter(x=clock, y=np.where(np.isfinite(lim), lim, None), mode="lines", name="grid limit",
+                                 line=dict(color="#b2182b", dash="dot", width=2)))
+    return fig
+
+
+def ev_waits(ds: xr.Dataset, variants: list[str]) -> go.Figure:
+    fig = go.Figure()
+    for i, v in enumerate(variants):
+        vv = D.variant_view(ds, v)
+        w = np.asarray(vv["ev_wait"].values, float)
+        tried = (np.nan_to_num(np.asarray(vv["ev_charges"].values, float)) > 0) | \
+                (np.nan_to_num(np.asarray(vv["ev_abandoned"].values, float)) > 0)
+        w = w[tried & np.isfinite(w)] / 60.0
+        fig.add_trace(go.Histogram(x=w, name=f"{v} ({len(w)} EVs)", opacity=0.6, nbinsx=30,
+                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title="total wait for a plug (min), EVs that tried to charge")
+    fig.update_yaxes(title="EVs")
+    return _layout(fig, "waiting-time distribution", 320)
+
+
+def ev_occupancy(ds: xr.Dataset, variant: str) -> go.Figure:
+    vv = D.variant_view(ds, variant)
+    clock = D.clock_labels(ds)
+    busy = np.nan_to_num(np.asarray(vv["station_busy"].values, float))
+    queue = np.nan_to_num(np.asarray(vv["station_queue"].values, float))
+    names = [str(s) for s in (vv["station_name"].values if "station_name" in vv else vv["station"].values)]
+    fig = go.Figure()
+    for j, n in enumerate(names):
+        fig.add_trace(go.Scatter(x=clock, y=busy[:, j], stackgroup="busy", name=n, mode="lines"))
+    fig.add_trace(go.Scatter(x=clock, y=queue.sum(1), name="EVs waiting (all stations)", mode="lines",
+                             line=dict(color="#b2182b", dash="dash", width=2)))
+    plugs = float(np.nansum(vv["station_plugs"].values))
+    fig.add_hline(y=plugs, line=dict(color="#333", dash="dot"), annotation_text=f"{plugs:.0f} plugs")
+    fig.update_xaxes(type="category", nticks=12, title="time of day")
+    fig.update_yaxes(title="plugs busy (stacked by station)")
+    return _layout(fig, f"occupancy over time — {variant}", 360)
+
+
+# ------------------------------------------------------------------------------------------- crowd
+def crowd_heatmap(vv: xr.Dataset, venue: int, clock: list[str], animate: bool = True) -> go.Figure:
+    """A venue's density (persons/m²) per cell over time, animated with plotly frames (client-side)."""
+    dens = np.asarray(vv["crowd_density"].isel(venue=venue).values, float)  # time, y, x
+    xs = np.asarray(vv["crowd_x"].values, float)
+    ys = np.asarray(vv["crowd_y"].values, float)
+    zmax = max(float(np.nanmax(dens)) if np.isfinite(dens).any() else 1.0, 1.0)
+    peak_t = int(np.nanargmax(np.nanmax(dens.reshape(len(dens), -1), 1))) if np.isfinite(dens).any() else 0
+    z = lambda k: np.where(dens[k] > 0, np.round(dens[k], 2), np.nan)  # noqa: E731
+    hm = dict(x=xs, y=ys, zmin=0, zmax=zmax, colorscale="YlOrRd", colorbar=dict(title="persons/m²"),
+              hovertemplate="x %{x:.1f} m, y %{y:.1f} m: %{z:.2f} /m²<extra></extra>")
+    fig = go.Figure(go.Heatmap(z=z(peak_t), **hm))
+    if animate and len(dens) > 1:
+        fig.frames = [go.Frame(data=[go.Heatmap(z=z(k), **hm)], name=clock[k]) for k in range(len(dens))]
+        steps = [dict(method="animate", label=clock[k],
+                      args=[[clock[k]], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                             transition=dict(duration=0))]) for k in range(len(dens))]
+        fig.update_layout(
+            sliders=[dict(active=peak_t, steps=steps, currentvalue=dict(prefix="time "), pad=dict(t=30))],
+            updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.08, xanchor="right", buttons=[
+                dict(label="▶ play", method="animate",
+                     args=[None, dict(frame=dict(duration=400, redraw=True), fromcurrent=True)]),
+                dict(label="❚❚", method="animate",
+                     args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+    fig.update_yaxes(scaleanchor="x", scaleratio=1, title="y (m)")
+    fig.update_xaxes(title="x (m)", constrain="domain")
+    name = str(vv["venue"].values[venue])
+    return _layout(fig, f"{name}: density (shown at the peak, {clock[peak_t] if clock else ''})", 520)
+
+
+def crowd_warnings(vv: xr.Dataset, clock_start_s: float = 0.0, start: str = "00:00") -> go.Figure:
+    """Warnings as bars from start to end on a time-of-day axis, coloured by level."""
+    n = vv.sizes.get("warning", 0)
+    if not n:
+        return empty("no density warnings in this run")
+    h, m = (int(x) for x in start.split(":"))
+    t0 = h * 3600 + m * 60
+    lv = [str(x) for x in vv["crowd_warning_level"].values]
+    st = np.asarray(vv["crowd_warning_start"].values, float)
+    en = np.asarray(vv["crowd_warning_end"].values, float)
+    pk = np.asarray(vv["crowd_warning_peak"].values, float)
+    ven = np.asarray(vv["crowd_warning_venue"].values)
+    names = [str(x) for x in vv["venue"].values]
+    ok = np.isfinite(st)
+    fig = go.Figure()
+    colors = {"warn": "#fdae61", "critical": "#d7191c"}
+    for level in ("warn", "critical"):
+        sel = [i for i in range(n) if ok[i] and lv[i] == level]
+        if not sel:
+            continue
+        fig.add_trace(go.Bar(
+            base=[(t0 + st[i]) / 3600 for i in sel], x=[max(en[i] - st[i], 5) / 3600 for i in sel],
+            y=[names[int(ven[i])] if 0 <= int(ven[i]) < len(names) else "?" for i in sel], orientation="h",
+            name=level, marker_color=colors.get(level, "#999"),
+            text=[f"peak {pk[i]:.1f}/m²" for i in sel], textposition="inside",
+            hovertext=[f"{level}: {_hhmm(t0 + st[i])}–{_hhmm(t0 + en[i])}, peak {pk[i]:.2f} /m²" for i in sel],
+            hoverinfo="text"))
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title="time of day (h)")
+    return _layout(fig, "density warnings (bars: start to end, colour: level)", 280)
+
+
+def _hhmm(s: float) -> str:
+    s = int(round(s)) % 86400
+    return f"{s // 3600:02d}:{(s % 3600) // 60:02d}"
+
+
+def crowd_peak(ds: xr.Dataset, variants: list[str], venue: int) -> go.Figure:
+    clock = D.clock_labels(ds)
+    tr = [(v, clock, np.asarray(D.variant_view(ds, v)["crowd_peak_density"].isel(venue=venue).values, float),
+           _style(i, i == 0 and len(variants) > 1)) for i, v in enumerate(variants)]
+    return series(tr, "peak density in the venue", "persons/m²")
+
+
+# ------------------------------------------------------------------------------------------- emergency
+def em_incident_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None) -> go.Figure:
+    fig = go.Figure()
+    if net is not None:
+        fig.add_trace(network_background(net))
+    x = np.asarray(vv["em_incident_x"].values, float) - origin[0]
+    y = np.asarray(vv["em_incident_y"].values, float) - origin[1]
+    r = np.asarray(vv["em_response_time"].values, float) / 60.0
+    tgt = np.asarray(vv["em_target"].values, float) / 60.0 if "em_target" in vv else np.full_like(r, np.nan)
+    typ = [str(t) for t in vv["em_incident_type"].values] if "em_incident_type" in vv else [""] * len(r)
+    stt = [str(t) for t in vv["em_incident_status"].values] if "em_incident_status" in vv else [""] * len(r)
+    ok = np.isfinite(x) & np.isfinite(r)
+    cmax = float(np.nanmax(np.r_[tgt[np.isfinite(tgt)] * 2, r[ok]])) if ok.any() else 10
+    fig.add_trace(go.Scatter(
+        x=x[ok], y=y[ok], mode="markers", name="reached (colour: response time)",
+        marker=dict(size=9, color=r[ok], colorscale="RdYlGn_r", cmin=0, cmax=cmax, line=dict(width=0.5, color="#333"),
+                    colorbar=dict(title="min", thickness=12)),
+        text=[f"{typ[i]}: {r[i]:.1f} min (target {tgt[i]:.0f})" for i in np.flatnonzero(ok)],
+        hovertemplate="%{text}<extra></extra>"))
+    no = np.isfinite(x) & ~np.isfinite(r)
+    if no.any():
+        fig.add_trace(go.Scatter(x=x[no], y=y[no], mode="markers", name="not reached",
+                                 marker=dict(size=9, symbol="x", color="#444"),
+                                 text=[f"{typ[i]}: {stt[i]}" for i in np.flatnonzero(no)],
+                                 hovertemplate="%{text}<extra></extra>"))
+    if "em_station_x" in vv:
+        sx = np.asarray(vv["em_station_x"].values, float) - origin[0]
+        sy = np.asarray(vv["em_station_y"].values, float) - origin[1]
+        fig.add_trace(go.Scatter(x=sx, y=sy, mode="markers", name="stations",
+                                 marker=dict(size=14, symbol="square", color="#2166ac", line=dict(width=1, color="white")),
+                                 text=[str(s) for s in vv["em_station"].values], hovertemplate="%{text}<extra></extra>"))
+    return _map_layout(fig, title, 480)
+
+
+def em_response_hist(ds: xr.Dataset, variants: list[str]) -> go.Figure:
+    fig = go.Figure()
+    tgt = None
+    for i, v in enumerate(variants):
+        vv = D.variant_view(ds, v)
+        r = np.asarray(vv["em_response_time"].values, float) / 60.0
+        r = r[np.isfinite(r)]
+        fig.add_trace(go.Histogram(x=r, name=f"{v} ({len(r)} reached)", opacity=0.6, nbinsx=30,
+                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+        if "em_target" in vv and tgt is None:
+            t = np.asarray(vv["em_target"].values, float)
+            t = t[np.isfinite(t)]
+            tgt = float(np.median(t)) / 60.0 if t.size else None
+    if tgt:
+        fig.add_vline(x=tgt, line=dict(color="#b2182b", dash="dash", width=2), annotation_text=f"target {tgt:.0f} min")
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title="response time, call to first arrival (min)")
+    fig.update_yaxes(title="incidents")
+    return _layout(fig, "response-time distribution against the target", 320)
+
+
+def em_coverage_map(net: D.Network | None, vv: xr.Dataset, ds: xr.Dataset, cell_m: float,
+                    origin: tuple[float, float]) -> go.Figure:
+    """Zones (grid cells 'z<col>_<row>' of ``cell_m``) coloured by the time-mean share reachable in target."""
+    fig = go.Figure()
+    if net is not None:
+        fig.add_trace(network_background(net, "#bbbbbb", 0.8))
+    cov = np.asarray(vv["em_zone_coverage"].values, float)
+    mean = np.nanmean(cov, 0) if cov.size else np.zeros(0)
+    ids = [str(z) for z in vv["zone"].values]
+    xs, ys, txt, val = [], [], [], []
+    for zid, c in zip(ids, mean):
+        try:
+            col, row = (int(p) for p in zid[1:].split("_"))
+        except ValueError:
+            continue
+        x0, y0 = col * cell_m, row * cell_m
+        xs += [x0, x0 + cell_m, x0 + cell_m, x0, x0, None]
+        ys += [y0, y0, y0 + cell_m, y0 + cell_m, y0, None]
+        txt.append((x0 + cell_m / 2, y0 + cell_m / 2, zid, c))
+        val.append(c)
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#999", width=0.5), hoverinfo="skip",
+                             showlegend=False))
+    if txt:
+        fig.add_trace(go.Scatter(
+            x=[t[0] for t in txt], y=[t[1] for t in txt], mode="markers+text", name="zone coverage",
+            marker=dict(size=max(12, min(60, 5000 / max(np.sqrt(len(txt)), 1) / 10)), symbol="square", opacity=0.55,
+                        color=[t[3] * 100 for t in txt], colorscale="RdYlGn", cmin=0, cmax=100,
+                        colorbar=dict(title="% in target", thickness=12)),
+            text=[f"{t[3]:.0%}" for t in txt], textfont=dict(size=10),
+            hovertext=[f"zone {t[2]}: {t[3]:.0%} reachable within target" for t in txt], hoverinfo="text"))
+    return _map_layout(fig, "coverage: share of each zone reachable within the target (time mean)", 480)
+
+
+def em_utilisation(ds: xr.Dataset, variants: list[str]) -> go.Figure:
+    fig = go.Figure()
+    for i, v in enumerate(variants):
+        vv = D.variant_view(ds, v)
+        u = np.asarray(vv["em_unit_utilisation"].values, float) * 100
+        names = [f"{str(t)} {k}" for k, t in enumerate(vv["em_unit_type"].values)] if "em_unit_type" in vv else \
+            [str(k) for k in range(len(u))]
+        fig.add_trace(go.Bar(x=names, y=u, name=v,
+                             marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+    fig.update_yaxes(title="busy share of duty time (%)", range=[0, 100])
+    return _layout(fig, "unit utilisation", 320)
+
+
+def em_coverage_series(ds: xr.Dataset, variants: list[str]) -> go.Figure:
+    clock = D.clock_labels(ds)
+    tr = [(v, clock, 100 * np.asarray(D.variant_view(ds, v)["em_coverage"].values, float),
+           _style(i, i == 0 and len(variants) > 1)) for i, v in enumerate(variants)]
+    fig = series(tr, "population covered within target over time", "%")
+    fig.update_yaxes(range=[0, 105])
+    return fig
