@@ -290,3 +290,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted; results written so far are kept")
         return EXIT_FAIL
+
+
+def run_with_variant(path: str, name: str, override: dict, city, quiet: bool = False) -> int:
+    """Run a scenario's baseline and one extra variant ``name`` built from ``override``; print KPI deltas.
+
+    Used by the planning commands (suggest-chargers, suggest-stations) to try their suggestion at once.
+    """
+    from twin.engine import CityTwin
+    from twin.results import stack_variants
+    from twin.scenario import load_document, resolve_variants
+
+    doc = load_document(path)
+    doc["variants"] = {name: override}
+    both = resolve_variants(doc, path)
+    runs = {}
+    for vname, sc in both.items():
+        bar = _Progress(vname, sc.time.duration_s, quiet)
+        try:
+            runs[vname] = CityTwin(sc, Path(path).parent, city=city).run(progress=bar)
+        except Exception as exc:  # a failed run is reported, not hidden
+            bar.close()
+            _err(f"run {vname!r} failed: {type(exc).__name__}: {exc}")
+            return EXIT_FAIL
+        bar.close()
+    print_kpis(stack_variants(runs))
+    return EXIT_OK
