@@ -148,14 +148,17 @@ class ModelConfig(_Strict):
     d_ped_m: float = Field(0.1, gt=0.0, le=1.0, description="Neighbour repulsion range (m).")
     a_wall: float = Field(5.0, ge=0.0, le=50.0, description="Wall repulsion strength (1).")
     d_wall_m: float = Field(0.02, gt=0.0, le=0.5, description="Wall repulsion range (m).")
-    core_radius_m: float = Field(0.15, ge=0.05, le=0.3, description="Hard core: no centre closer to a wall (m).")
+    core_radius_m: float = Field(0.2, ge=0.05, le=0.3, description="Hard core: no centre closer to a wall (m), "
+                                                                 "no two centres closer than twice this.")
+    noise: float = Field(0.1, ge=0.0, le=1.0, description="Reproducible random term added to the walking "
+                                                          "direction (1): breaks arches that would clog a door.")
     max_speed_mps: float = Field(2.0, ge=0.5, le=4.0, description="Largest desired walking speed (m/s).")
     speed_mean_mps: float = Field(1.34, ge=0.3, le=2.5, description="Mean free walking speed (m/s), Weidmann.")
     speed_sd_mps: float = Field(0.26, ge=0.0, le=1.0, description="Its standard deviation (m/s).")
 
     def params(self) -> ModelParams:
         return ModelParams(self.radius_m, self.time_gap_s, self.a_ped, self.d_ped_m, self.a_wall, self.d_wall_m,
-                           self.core_radius_m, self.max_speed_mps)
+                           self.core_radius_m, self.max_speed_mps, self.noise)
 
 
 class CrowdConfig(_Strict):

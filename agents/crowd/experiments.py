@@ -65,7 +65,7 @@ def corridor_fd(density: float, length: float = 16.0, width: float = 4.0, warmup
     r = rasterise(g, 0.2)
     # periodic in x: keep only the two long walls
     r.walls = np.array([[-1.0, 0, length + 1, 0], [-1.0, width, length + 1, width]])
-    sim = VenueSim(r, params, dt, periodic_lx_m=length)
+    sim = VenueSim(r, params, dt, periodic_lx_m=length, seed=seed)
     f = sim.add_field("east", direction=(1.0, 0.0))
     n = int(round(density * length * width))
     m = 0.25
@@ -128,7 +128,7 @@ def bottleneck_flow(width: float, n: int = 200, room: tuple[float, float] = (10.
     """A room with one opening of ``width`` m in the middle of its east wall, ``n`` people start inside."""
     L, W = room
     g = VenueGeometry.build([(0, 0), (L, 0), (L, W), (0, W)], exits=[("exit", (L, W / 2), width)])
-    sim = VenueSim(rasterise(g, 0.1), params, dt)
+    sim = VenueSim(rasterise(g, 0.1), params, dt, seed=seed)
     f = sim.add_exit_field()
     place_random(sim, n, np.random.default_rng(seed), f)
     return _egress(sim, t_max)
@@ -150,7 +150,7 @@ def rimea9(n_exits: int = 4, n: int = 1000, seed: int = 1, params: ModelParams =
     walls (two on each side); with ``n_exits=2`` the two exits on the east wall are closed."""
     exits = [("w1", (0, 2.5), 1.0), ("w2", (0, 17.5), 1.0), ("e1", (30, 2.5), 1.0), ("e2", (30, 17.5), 1.0)]
     g = VenueGeometry.build([(0, 0), (30, 0), (30, 20), (0, 20)], exits=exits[:n_exits])
-    sim = VenueSim(rasterise(g, 0.2), params, dt)
+    sim = VenueSim(rasterise(g, 0.2), params, dt, seed=seed)
     f = sim.add_exit_field()
     place_random(sim, n, np.random.default_rng(seed), f)
     return _egress(sim, t_max)
@@ -164,7 +164,7 @@ def room_with_exit(n: int, density: float = 2.0, exit_width: float = 2.0, seed: 
     side = float(np.ceil(np.sqrt(n / density))) + 2.0
     g = VenueGeometry.build([(0, 0), (side, 0), (side, side), (0, side)],
                             exits=[("exit", (side, side / 2), exit_width)])
-    sim = VenueSim(rasterise(g, h), params, dt, capacity=n)
+    sim = VenueSim(rasterise(g, h), params, dt, capacity=n, seed=seed)
     f = sim.add_exit_field()
     place_random(sim, n, np.random.default_rng(seed), f, spacing=min(0.5, 1.0 / np.sqrt(density) * 0.98))
     return sim, g

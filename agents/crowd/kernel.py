@@ -20,7 +20,18 @@ __all__ = ["MOVING", "STANDING", "EGRESS", "FREE", "build_cells", "bin_walls", "
 
 FREE, MOVING, STANDING, EGRESS = 0, 1, 2, 3
 # indices into the float parameter vector passed to the kernel
-PARAMS = ("l", "T", "a_p", "D_p", "a_w", "D_w", "r", "r_core", "dt", "lx", "cutoff", "d_min")
+PARAMS = ("l", "T", "a_p", "D_p", "a_w", "D_w", "r", "r_core", "dt", "lx", "cutoff", "d_min", "noise")
+
+
+@njit(cache=True, inline="always")
+def _hash_angle(seed, i, step):
+    """A reproducible pseudo-random angle (rad) per (seed, agent, step): splitmix64 of the three."""
+    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(i) * np.uint64(0xBF58476D1CE4E5B9) \
+        + np.uint64(step) * np.uint64(0x94D049BB133111EB)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)) * (2.0 * np.pi / 9007199254740992.0)
 
 
 @njit(cache=True)
@@ -116,9 +127,10 @@ def _field_dir(fgx, fgy, f, x, y, rx0, ry0, h):
 
 @njit(cache=True, parallel=True, fastmath=True)
 def _propose(x, y, v0, state, fid, stop, active, start, order, cell, ncx, ncy,
-             fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, speed):
+             fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step_id):
     l, T, a_p, D_p, a_w, D_w, r, r_core, dt, lx, cutoff = (par[0], par[1], par[2], par[3], par[4],
                                                            par[5], par[6], par[7], par[8], par[9], par[10])
+    noise = par[12]
     ny, nx = walkable.shape
     cut2 = cutoff * cutoff
     n = x.shape[0]
@@ -179,6 +191,10 @@ def _propose(x, y, v0, state, fid, stop, active, start, order, cell, ncx, ncy,
                 wys += w * (yi - qy) / d
         ex = e0x + rxs + wxs
         ey = e0y + rys + wys
+        if noise > 0.0:  # small reproducible jitter: breaks the symmetric arches that clog a door for good
+            ang = _hash_angle(seed, i, step_id)
+            ex += noise * np.cos(ang)
+            ey += noise * np.sin(ang)
         nrm = np.sqrt(ex * ex + ey * ey)
         if nrm < 1e-9:
             continue
@@ -297,7 +313,7 @@ def _conflicts(xn, yn, moved, start, order, cell, ncx, ncy, lx, dmin, flag):
 
 @njit(cache=True)
 def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0, ry0, h, walkable, exit_id,
-              cx0, cy0, cs, ncx, ncy, wstart, widx, segs, par, exit_count, exit_time, exit_of, speed):
+              cx0, cy0, cs, ncx, ncy, wstart, widx, segs, par, exit_count, exit_time, exit_of, speed, seed, step0):
     """Advance ``nsteps`` sub-steps of ``par[dt]`` s from time ``t0``; egress agents reaching an exit apron
     become inactive (``exit_count[k] += 1``, ``exit_time[i]``, ``exit_of[i]``). Returns undone moves."""
     n = x.shape[0]
@@ -313,7 +329,7 @@ def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0,
     for step in range(nsteps):
         start, order, cell = build_cells(x, y, active, cx0, cy0, cs, ncx, ncy)
         _propose(x, y, v0, state, fid, stop, active, start, order, cell, ncx, ncy, fT, fgx, fgy, rx0, ry0,
-                 h, walkable, wstart, widx, segs, par, xn, yn, moved, speed)
+                 h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step0 + step)
         while True:  # each pass undoes at least one move or ends: terminates
             _conflicts(xn, yn, moved, start, order, cell, ncx, ncy, lx, dmin, flag)
             cnt = 0

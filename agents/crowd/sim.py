@@ -27,8 +27,9 @@ class ModelParams:
     d_ped_m: float = 0.1  # neighbour repulsion range
     a_wall: float = 5.0  # wall repulsion strength
     d_wall_m: float = 0.02  # wall repulsion range
-    core_radius_m: float = 0.15  # hard core: centres stay >= this from walls, >= 2x apart from each other
+    core_radius_m: float = 0.2  # hard core: centres stay >= this from walls, >= 2x apart from each other
     max_speed_mps: float = 2.0  # largest desired speed allowed
+    noise: float = 0.1  # magnitude of a reproducible random term added to the direction (breaks clogging arches)
 
     @property
     def cutoff_m(self) -> float:
@@ -48,7 +49,7 @@ class VenueSim:
     parallel_min_agents = 20000  # below this many agents inside, the kernel runs on one thread
 
     def __init__(self, raster: Raster, params: ModelParams = ModelParams(), dt_s: float = 0.05,
-                 capacity: int = 1024, periodic_lx_m: float = 0.0) -> None:
+                 capacity: int = 1024, periodic_lx_m: float = 0.0, seed: int = 0) -> None:
         if dt_s > stable_dt(params) + 1e-12:
             raise ValueError(f"dt_s {dt_s} s is unstable: must be <= {stable_dt(params):.4f} s")
         self.raster = raster
@@ -77,10 +78,12 @@ class VenueSim:
         self.exit_count = np.zeros(max(self.n_exits, 1), np.int64)
         self._alloc(capacity)
         self.n = 0
+        self.seed = int(seed) & 0xFFFFFFFF
+        self.steps_done = 0
         self.undone_moves = 0
         self.par = np.array([2 * params.radius_m, params.time_gap_s, params.a_ped, params.d_ped_m, params.a_wall,
                              params.d_wall_m, params.radius_m, params.core_radius_m, self.dt, self.lx, cut,
-                             2 * params.core_radius_m], np.float64)
+                             2 * params.core_radius_m, params.noise], np.float64)
 
     # ---- storage ------------------------------------------------------------------------------
     def _alloc(self, cap: int) -> None:
@@ -189,13 +192,14 @@ class VenueSim:
         finally:
             numba.set_num_threads(prev)
         self.t += nsteps * self.dt
+        self.steps_done += nsteps
 
     def _run(self, nsteps: int, n: int, r: Raster) -> int:
         return run_steps(
             nsteps, self.t, self.x[:n], self.y[:n], self.v0[:n], self.state[:n], self.fid[:n], self.stop[:n],
             self.active[:n], self.fT, self.fgx, self.fgy, r.x0, r.y0, r.h, r.walkable, r.exit_id, r.x0, r.y0,
             self.cs, self.ncx, self.ncy, self.wstart, self.widx, r.walls, self.par, self.exit_count,
-            self.exit_time[:n], self.exit_of[:n], self.speed[:n])
+            self.exit_time[:n], self.exit_of[:n], self.speed[:n], self.seed, self.steps_done)
 
     # ---- views --------------------------------------------------------------------------------
     @property

@@ -41,7 +41,7 @@ class VenueRun:
         self.p = cfg.model.params()
         self.raster = rasterise(geometry, cfg.raster_cell_m)
         cap = vc.initial_persons + (vc.arrivals.persons if vc.arrivals else 0) + 16
-        self.sim = VenueSim(self.raster, self.p, cfg.dt_s, capacity=cap)
+        self.sim = VenueSim(self.raster, self.p, cfg.dt_s, capacity=cap, seed=int(rng.integers(2**31)))
         out_ids = [i for i, e in enumerate(exits) if e.role in ("exit", "both")]
         in_ids = [i for i, e in enumerate(exits) if e.role in ("entrance", "both")]
         self.f_egress = self.sim.add_exit_field("egress", out_ids or None)

@@ -1,0 +1,127 @@
+"""Crowd kernel benchmark: agent-steps per wall second at 1k, 10k, 100k agents, side by side with JuPedSim.
+
+The same room-with-exit (square room at 2 persons/m², one 2 m exit mid east wall), the same initial
+positions, desired speeds, radius, time gap and dt are given to both simulators; each runs a fixed number
+of steps and we time the stepping only. JuPedSim (an optional bench dependency: ``pip install --no-deps
+jupedsim shapely deprecated wrapt``) runs its collision-free speed model, single-threaded.
+Ends with one JSON line: value = our agent-steps/s over JuPedSim's at 10k agents.
+
+Run: .venv/bin/python bench/crowd.py
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agents.crowd.experiments import room_with_exit  # noqa: E402
+from agents.crowd.sim import ModelParams  # noqa: E402
+
+DT = 0.05
+
+
+def ours(n: int, steps: int) -> dict:
+    sim, g = room_with_exit(n, density=2.0, exit_width=2.0, seed=1, params=ModelParams(), dt=DT)
+    sim.step(DT)  # compile / warm caches outside the timing
+    inside0 = sim.inside
+    t0 = time.perf_counter()
+    agent_steps = 0
+    chunk = max(1, min(steps, 20))
+    done = 0
+    while done < steps:
+        k = min(chunk, steps - done)
+        a = sim.inside
+        sim.step(k * DT)
+        agent_steps += k * (a + sim.inside) / 2
+        done += k
+    wall = time.perf_counter() - t0
+    return {"agents": inside0, "steps": steps, "wall_s": wall, "agent_steps_per_s": agent_steps / wall,
+            "realtime_factor": steps * DT / wall, "sim": sim, "geometry": g}
+
+
+def jupedsim_run(sim0, g, steps: int) -> dict | None:
+    try:
+        import jupedsim as jps
+        from shapely import Polygon, union_all
+    except ImportError:
+        return None
+    p = ModelParams()
+    e = g.exits[0]
+    room = Polygon(g.outer)
+    apron = Polygon(e.apron(0.6))
+    geo = union_all([room, apron])
+    model = jps.CollisionFreeSpeedModel()
+    sim = jps.Simulation(model=model, geometry=geo, dt=DT)
+    exit_id = sim.add_exit_stage(Polygon(e.apron(0.5)).buffer(-0.01))
+    jid = sim.add_journey(jps.JourneyDescription([exit_id]))
+    n = sim0.n
+    for i in range(n):
+        sim.add_agent(jps.CollisionFreeSpeedModelAgentParameters(
+            journey_id=jid, stage_id=exit_id, position=(float(sim0._x0[i]), float(sim0._y0[i])),
+            radius=p.radius_m, time_gap=p.time_gap_s, desired_speed=float(sim0.v0[i])))
+    sim.iterate()
+    t0 = time.perf_counter()
+    agent_steps = 0
+    for _ in range(steps):
+        agent_steps += sim.agent_count()
+        sim.iterate()
+    wall = time.perf_counter() - t0
+    return {"agents": n, "steps": steps, "wall_s": wall, "agent_steps_per_s": agent_steps / wall,
+            "realtime_factor": steps * DT / wall}
+
+
+def main() -> None:
+    plan = [(1_000, 400), (10_000, 100), (100_000, 60)]
+    rows = []
+    has_jps = True
+    try:
+        import jupedsim  # noqa: F401
+    except ImportError:
+        has_jps = False
+        print("jupedsim is not installed: comparison skipped "
+              "(pip install --no-deps jupedsim shapely deprecated wrapt)")
+    for n, steps in plan:
+        # the same initial state for both: keep a copy of positions before we step
+        sim, g = room_with_exit(n, density=2.0, exit_width=2.0, seed=1, params=ModelParams(), dt=DT)
+        sim._x0, sim._y0 = sim.x.copy(), sim.y.copy()
+        r = ours(n, steps)
+        j = jupedsim_run(sim, g, steps) if has_jps and n <= 10_000 else None
+        rows.append((n, r, j))
+        print(f"  done {n} agents", flush=True)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = float("nan")
+    print()
+    print(f"Room with one 2 m exit at 2 persons/m², dt = {DT} s, collision-free speed model; "
+          f"{os.cpu_count()} cores, load average {load:.1f} at the end")
+    print(f"{'agents':>8} {'steps':>6} {'ours agent-steps/s':>20} {'ours x real time':>17} "
+          f"{'JuPedSim agent-steps/s':>23} {'ratio':>7}")
+    out = {}
+    for n, r, j in rows:
+        js = f"{j['agent_steps_per_s']:>23,.0f}" if j else f"{'-':>23}"
+        ratio = r["agent_steps_per_s"] / j["agent_steps_per_s"] if j else float("nan")
+        print(f"{n:>8,} {r['steps']:>6} {r['agent_steps_per_s']:>20,.0f} {r['realtime_factor']:>17.2f} {js} "
+              f"{ratio:>7.1f}")
+        out[n] = (r, j, ratio)
+    r10, j10, ratio10 = out[10_000]
+    r100 = out[100_000][0]
+    print(f"\n10k agents: {ratio10:.1f}x JuPedSim (goal >= 10x); 100k agents: "
+          f"{r100['realtime_factor']:.2f}x real time (goal >= 1)")
+    print(json.dumps({"bench": "crowd", "value": round(ratio10, 2) if np.isfinite(ratio10) else None, "unit": "x",
+                      "target": 10,
+                      "ours_agent_steps_per_s": {str(k): round(v[0]["agent_steps_per_s"]) for k, v in out.items()},
+                      "jupedsim_agent_steps_per_s": {str(k): round(v[1]["agent_steps_per_s"]) for k, v in out.items()
+                                                     if v[1]},
+                      "realtime_factor_100k": round(r100["realtime_factor"], 3), "realtime_target_100k": 1.0,
+                      "dt_s": DT, "jupedsim": has_jps, "load_avg": round(load, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Crowd model validation against experiments: free speed, Weidmann's fundamental diagram, bottleneck flows,
+RiMEA tests 1 and 9, and a long run through a 1 m exit (no permanent clogging). Prints markdown tables
+(copied into docs/crowd.md) and a final PASS/FAIL summary.
+
+Run: .venv/bin/python validation/crowd_validation.py   (about 5-10 minutes on 2 loaded cores)
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agents.crowd.experiments import bottleneck_flow, corridor_fd, rimea1, rimea9, weidmann_speed  # noqa: E402
+from agents.crowd.sim import ModelParams  # noqa: E402
+
+
+def main() -> int:
+    t0 = time.perf_counter()
+    p = ModelParams()
+    print(f"Model: collision-free speed model, radius {p.radius_m} m (l = {2 * p.radius_m:.2f} m), time gap "
+          f"{p.time_gap_s} s, a_p {p.a_ped}, D_p {p.d_ped_m} m, a_w {p.a_wall}, D_w {p.d_wall_m} m, core "
+          f"{p.core_radius_m} m, noise {p.noise}; dt 0.05 s\n")
+    ok = {}
+    t1 = rimea1(1.33)
+    ok["RiMEA 1"] = 26 <= t1 <= 34
+    print("## Free walking (RiMEA test 1)\n")
+    print("| case | measured | target |\n|---|---|---|")
+    print(f"| 40 m x 2 m corridor at 1.33 m/s | {t1:.2f} s | 26-34 s |\n")
+
+    print("## Speed-density in a periodic corridor (16 m x 5 m, v0 = 1.34 m/s, 3 seeds, 30 s warm-up, 20 s "
+          "measured)\n")
+    print("| density (/m²) | measured v (m/s) | Weidmann v (m/s) | ratio | within ±20% |\n|---|---|---|---|---|")
+    fd_ok = True
+    for rho in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0):
+        v = np.mean([corridor_fd(rho, width=5.0, warmup_s=30, measure_s=20, seed=s) for s in (1, 2, 3)])
+        w = float(weidmann_speed(rho))
+        good = abs(v / w - 1) <= 0.2
+        fd_ok &= good
+        print(f"| {rho:.1f} | {v:.3f} | {w:.3f} | {v / w:.2f} | {'yes' if good else 'NO'} |")
+    ok["Weidmann FD"] = fd_ok
+    print()
+
+    print("## Bottleneck (10 m x 10 m room, 200 people, opening mid wall; flow between the 10th and 90th "
+          "percentile leaver, 3 seeds)\n")
+    print("| width (m) | flow (1/s) | specific flow (1/(m s)) | target 1.5-2.2 | last out (s) | left inside |\n"
+          "|---|---|---|---|---|---|")
+    prev, grows, band = 0.0, True, True
+    for w in (1.0, 1.2, 1.6, 2.0, 2.4):
+        rs = [bottleneck_flow(w, n=200, seed=s) for s in (1, 2, 3)]
+        J = np.mean([r.flow() for r in rs])
+        T = np.mean([r.evacuation_time_s for r in rs])
+        left = sum(r.left_inside for r in rs)
+        grows &= J > prev
+        prev = J
+        inb = 1.5 <= J / w <= 2.2
+        band &= inb
+        print(f"| {w:.1f} | {J:.2f} | {J / w:.2f} | {'yes' if inb else 'NO'} | {T:.1f} | {left} |")
+    ok["bottleneck flow grows with width"] = grows
+    ok["bottleneck specific flow 1.5-2.2"] = band
+    print()
+
+    print("## RiMEA test 9 (1000 people, 30 m x 20 m room, 1 m exits near the corners of the short walls)\n")
+    print("| seed | 4 exits: evacuation (s) | 2 exits (s) | ratio | target 1.6-2.4 |\n|---|---|---|---|---|")
+    r9 = True
+    for s in (1, 2):
+        a = rimea9(4, seed=s)
+        b = rimea9(2, seed=s)
+        ratio = b.evacuation_time_s / a.evacuation_time_s
+        good = 1.6 <= ratio <= 2.4 and a.left_inside == 0 and b.left_inside == 0
+        r9 &= good
+        print(f"| {s} | {a.evacuation_time_s:.1f} | {b.evacuation_time_s:.1f} | {ratio:.2f} | "
+              f"{'yes' if good else 'NO'} |")
+    ok["RiMEA 9"] = r9
+    print()
+
+    print("## A 1 m exit does not clog for good (600 people, 15 m x 15 m room)\n")
+    r = bottleneck_flow(1.0, n=600, room=(15.0, 15.0), seed=4, t_max=900)
+    gaps = np.diff(r.times)
+    print("| people | all out | last out (s) | mean flow (1/s) | longest gap between leavers (s) |\n|---|---|---|---|---|")
+    print(f"| 600 | {'yes' if r.left_inside == 0 else 'NO'} | {r.evacuation_time_s:.1f} | "
+          f"{r.times.size / max(r.evacuation_time_s, 1e-9):.2f} | {gaps.max():.2f} |\n")
+    ok["1 m exit never clogs"] = r.left_inside == 0
+
+    print(f"(validation wall time {time.perf_counter() - t0:.0f} s)\n")
+    for k, v in ok.items():
+        print(f"{'PASS' if v else 'FAIL'}  {k}")
+    return 0 if all(ok.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
