@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from agents.crowd.distance_field import navigation_field
+from agents.crowd.distance_field import navigation_field, wall_distance
 from agents.crowd.geometry import Raster
 from agents.crowd.kernel import EGRESS, FREE, MOVING, STANDING, bin_walls, run_steps
 
@@ -125,7 +125,10 @@ class VenueSim:
             gx = np.full(r.shape, direction[0], np.float32)
             gy = np.full(r.shape, direction[1], np.float32)
         else:
-            T, gx, gy = navigation_field(r.walkable, targets, r.h, clearance_m)
+            # aim at target cells an agent's core fits into (not the corners of a door's apron): otherwise
+            # people beside a door post are led straight at it and wedge the door
+            fit = targets & (wall_distance(r.walkable, r.h) >= self.p.core_radius_m)
+            T, gx, gy = navigation_field(r.walkable, fit if fit.any() else targets, r.h, clearance_m)
         self.fT = np.concatenate([self.fT, T[None].astype(np.float32)])
         self.fgx = np.concatenate([self.fgx, gx[None]])
         self.fgy = np.concatenate([self.fgy, gy[None]])
