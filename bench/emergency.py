@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     traffic_only, _ = _coupled(args.hours, args.trips, None)
     rows.append(("traffic only (same day)", traffic_only))
     extra_s = max(coupled["wall_s"] - traffic_only["wall_s"], 1e-9)
-    rows.append(("emergency share of coupled wall", {"wall_s": extra_s, "calls": coupled["calls"],
+    rows.append(("difference (emergency cost; noisy)", {"wall_s": extra_s, "calls": coupled["calls"],
                                                      "per_s": coupled["calls"] / extra_s}))
     for policy in ("congested", "distance", "station_area"):
         r = _dispatch_only(twin.city, {**EMERGENCY, "policy": policy}, args.hours)
