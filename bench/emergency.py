@@ -21,7 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from twin.scenario import deep_merge, resolve_variants  # noqa: E402
