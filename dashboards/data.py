@@ -166,7 +166,7 @@ class Catalog:
             for v in e.variants:
                 label = f"{e.scenario} / {v}" if multi else v
                 if "__" in Path(e.rel).stem and v != "baseline":
-                    label += "  (what-if)"
+                    label += " (what-if)"
                 opts.append({"label": label, "value": variant_key(e.rel, v)})
         return opts
 

@@ -1,0 +1,112 @@
+"""Traffic: the network from its own geometry coloured by speed ratio or volume, time slider and play,
+network KPIs over time, a link's detail on click."""
+import dash
+import dash_bootstrap_components as dbc
+import numpy as np
+from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+
+from dashboards import data as D
+from dashboards import figures as F
+from dashboards import ui
+
+dash.register_page(__name__, path="/traffic", name="Traffic", title="CityTwin — traffic", order=1)
+
+controls = dbc.Row([
+    dbc.Col(dbc.RadioItems(id="traffic-mode", value="speed", inline=True, options=[
+        {"label": "speed (% of free flow)", "value": "speed"}, {"label": "volume (veh/h)", "value": "volume"}]),
+        md="auto"),
+    dbc.Col([dbc.Button("▶ play", id="traffic-play", size="sm", color="primary", className="me-1"),
+             dbc.Button("step ▸", id="traffic-step", size="sm", color="secondary", outline=True, className="me-2"),
+             html.Span(id="traffic-time-label", className="fw-bold")], md="auto"),
+    dbc.Col(dcc.Slider(id="traffic-time", min=0, max=1, step=1, value=0, updatemode="mouseup"), md=True),
+], align="center", className="g-2 mb-2")
+
+layout = html.Div([
+    html.H2("Traffic", className="h4"),
+    html.Div(id="traffic-missing"),
+    html.Div(id="traffic-body", children=[
+        ui.card("Network", [controls, dcc.Graph(id="traffic-map", config={"scrollZoom": True, "displaylogo": False},
+                                                style={"height": "600px"}),
+                            html.Small("Click a link (its middle) for its detail below. Drag to pan, scroll to zoom.",
+                                       className="text-muted")]),
+        dbc.Row([dbc.Col(ui.card("Selected link", dcc.Graph(id="traffic-detail")), lg=6),
+                 dbc.Col(ui.card("Network over time", html.Div(id="traffic-series")), lg=6)]),
+    ]),
+    dcc.Store(id="traffic-link"),
+    dcc.Interval(id="traffic-interval", interval=1200, disabled=True),
+])
+
+
+@callback(Output("traffic-missing", "children"), Output("traffic-body", "style"), Output("traffic-time", "max"),
+          Output("traffic-time", "marks"), Output("traffic-time", "value"), Output("traffic-series", "children"),
+          Input("variant", "value"))
+def setup(key):
+    sel, err = ui.load_selection(key)
+    if err is not None:
+        return err, {"display": "none"}, 1, {}, 0, None
+    if "traffic" not in sel.domains:
+        return ui.not_simulated("traffic"), {"display": "none"}, 1, {}, 0, None
+    clock = D.clock_labels(sel.ds)
+    n = len(clock)
+    every = max(1, n // 8)
+    marks = {i: clock[i] for i in range(0, n, every)}
+    r = D.speed_ratio(sel.path, sel.ds, sel.variant)
+    peak = int(np.argmin(r.mean(1))) if r.size else 0
+    figs = F.traffic_series(sel.pair, sel.variants, sel.path)
+    series = [dcc.Graph(figure=f, id=f"traffic-series-{i}") for i, f in enumerate(figs)]
+    return None, {}, max(n - 1, 0), marks, peak, series
+
+
+@callback(Output("traffic-map", "figure"), Output("traffic-time-label", "children"),
+          Input("variant", "value"), Input("traffic-time", "value"), Input("traffic-mode", "value"),
+          Input("traffic-link", "data"))
+def draw(key, t, mode, link):
+    sel, err = ui.load_selection(key)
+    if err is not None or "traffic" not in sel.domains:
+        return F.empty("no traffic data"), ""
+    net = D.network(sel.path, sel.ds)
+    clock = D.clock_labels(sel.ds)
+    t = int(min(max(t or 0, 0), len(clock) - 1))
+    if mode == "volume":
+        cls = D.link_classes(D.flow(sel.path, sel.ds, sel.variant)[t], D.VOLUME_BINS)
+        labels, colors, what = D.VOLUME_LABELS, F.VOLUME_COLORS, "volume"
+    else:
+        cls = D.link_classes(D.speed_ratio(sel.path, sel.ds, sel.variant)[t], D.SPEED_BINS)
+        labels, colors, what = D.SPEED_LABELS, F.SPEED_COLORS, "speed as % of free flow"
+    fig = F.class_map(net, cls, labels, colors, f"{sel.variant}: {what} at {clock[t]}",
+                      highlight=link if isinstance(link, int) else None, height=600)
+    return fig, f"{clock[t]}"
+
+
+@callback(Output("traffic-link", "data"), Input("traffic-map", "clickData"), prevent_initial_call=True)
+def pick(click):
+    if not click or not click.get("points"):
+        return no_update
+    p = click["points"][0]
+    # the midpoint layer comes right after the colour classes: its point index is the link index
+    if p.get("curveNumber") != len(D.SPEED_LABELS):
+        return no_update
+    return int(p.get("pointIndex", p.get("pointNumber", 0)))
+
+
+@callback(Output("traffic-detail", "figure"), Input("variant", "value"), Input("traffic-link", "data"))
+def detail(key, link):
+    sel, err = ui.load_selection(key)
+    if err is not None or "traffic" not in sel.domains:
+        return F.empty("no traffic data")
+    if not isinstance(link, int) or link >= sel.ds.sizes.get("link", 0):
+        return F.empty("click a link on the map")
+    return F.link_detail(sel.pair, link, sel.variants)
+
+
+@callback(Output("traffic-interval", "disabled"), Output("traffic-play", "children"),
+          Input("traffic-play", "n_clicks"), State("traffic-interval", "disabled"), prevent_initial_call=True)
+def play(_n, disabled):
+    return (False, "❚❚ pause") if disabled else (True, "▶ play")
+
+
+@callback(Output("traffic-time", "value", allow_duplicate=True), Input("traffic-interval", "n_intervals"),
+          Input("traffic-step", "n_clicks"), State("traffic-time", "value"), State("traffic-time", "max"),
+          prevent_initial_call=True)
+def tick(_n, _s, t, tmax):
+    return ((t or 0) + 1) % ((tmax or 0) + 1)
