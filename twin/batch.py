@@ -341,8 +341,6 @@ def run_plan(plan: Plan, workers: int | None = None, dask: str | None = None, *,
             skipped += 1
         else:
             todo.append(t)
-    if todo and (dask or (workers is None or workers > 0)):
-        todo = _ship_cities(plan, todo)
     tracker = Tracker(len(seen), skipped, bar=progress is True,
                       callback=progress if callable(progress) else None)
     if workers is None:
@@ -366,36 +364,6 @@ def run_plan(plan: Plan, workers: int | None = None, dask: str | None = None, *,
     snap = tracker.snapshot()
     snap["statuses"] = statuses
     return snap
-
-
-def _ship_cities(plan: Plan, todo: list[RunTask]) -> list[RunTask]:
-    """Pickle each distinct city graph once into the batch folder; workers load it (~0.4 s) instead of
-    building it again (~10 s for a real town). The parent usually holds it already from validation."""
-    import dataclasses
-    import pickle
-    import tempfile
-
-    from twin.city import build_city
-    from twin.scenario import CityConfig
-
-    files: dict[str, str] = {}
-    out = []
-    base_dir = plan.scenario_path.parent
-    for t in todo:
-        cdoc = t.doc.get("city") or {}
-        key = hashlib.sha256(json.dumps([cdoc, str(base_dir), t.doc.get("name")], sort_keys=True,
-                                        default=str).encode()).hexdigest()[:16]
-        if key not in files:
-            path = plan.out_dir / f".city_{key}.pkl"
-            if not path.exists():
-                city = build_city(CityConfig.model_validate(cdoc), base_dir, str(t.doc.get("name", "city")))
-                fd, tmp = tempfile.mkstemp(prefix=".city.", suffix=".tmp", dir=plan.out_dir)
-                with os.fdopen(fd, "wb") as fh:
-                    pickle.dump(city, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(tmp, path)
-            files[key] = str(path)
-        out.append(dataclasses.replace(t, city_file=files[key]))
-    return out
 
 
 def sweep(scenario, params: dict | None = None, seeds: int | None = None, design: str | None = None,

@@ -44,7 +44,6 @@ class RunTask:
     seed: int = 0            # the derived scenario seed
     params: dict = field(default_factory=dict)
     threads: int | None = 1  # numba threads in a worker (None: leave as is; used for in-process runs)
-    city_file: str | None = None  # the city graph pickled by the parent (loads in ~0.4 s instead of a rebuild)
 
 
 def write_json_atomic(obj: Any, path: str | Path) -> Path:
@@ -110,9 +109,7 @@ def execute_run(task: RunTask) -> dict:
         sc = resolve_variants(task.doc, task.scenario_path)["baseline"]
         base_dir = Path(task.scenario_path).parent
         tc = time.perf_counter()
-        city = _load_city(task.city_file) if task.city_file else None
-        if city is None:
-            city = build_city(sc.city, base_dir, sc.name)  # cached per process: workers build it once
+        city = build_city(sc.city, base_dir, sc.name)  # cached per process: a worker builds each city once
         info["city_s"] = time.perf_counter() - tc
         twin = CityTwin(sc, base_dir, city=city)
         tr = time.perf_counter()
@@ -140,22 +137,6 @@ def execute_run(task: RunTask) -> dict:
         return info
     info["task_s"] = time.perf_counter() - t0
     return info
-
-
-_CITIES: dict[str, Any] = {}
-
-
-def _load_city(path: str):
-    """The parent's pickled city graph (cached per process); None when the file is not reachable here."""
-    if path not in _CITIES:
-        try:
-            import pickle
-
-            with open(path, "rb") as fh:
-                _CITIES[path] = pickle.load(fh)  # written by this batch's parent into its own folder
-        except OSError:
-            return None
-    return _CITIES[path]
 
 
 def failure(task: RunTask, exc: BaseException, where: str) -> dict:

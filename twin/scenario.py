@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from twin.batch_config import BatchConfig
 from twin.registry import DOMAIN_MODULES, get_domain_spec
 
 __all__ = ["Scenario", "ScenarioError", "CityConfig", "TimeConfig", "DemandConfig", "OutputsConfig",
@@ -160,7 +161,7 @@ class Scenario(_Strict):
     crowd: dict | None = None
     emergency: dict | None = None
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
-    batch: dict | None = None
+    batch: BatchConfig | None = Field(None, description="Sweep/replication settings (docs/batch.md).")
     variant: str = Field(BASELINE, description="Set by the loader: which variant this is.")
     variant_description: str = ""
 
