@@ -150,12 +150,21 @@ def cmd_run(args) -> int:
         print(f"CityTwin: {base.name} — {base.description.strip()[:200]}", file=sys.stderr)
         print(f"city: {city.name}: {city.arrays.n_nodes:,} nodes, {city.arrays.n_links:,} links; "
               f"{len(variants)} run(s): {', '.join(variants)}", file=sys.stderr)
-    runs = {}
+    from twin.domain import DomainRunError
+
+    runs, failed = {}, []
     for name, sc in variants.items():
         bar = _Progress(name, sc.time.duration_s, args.quiet)
         try:
             twin = CityTwin(sc, Path(args.file).parent, city=city)
             runs[name] = twin.run(progress=bar)
+        except DomainRunError as exc:  # e.g. SUMO crashed: keep the partial results, marked complete = 0
+            bar.close()
+            _err(f"run {name!r} stopped early: {exc}; partial results kept (complete=0)")
+            if exc.dataset is not None:
+                runs[name] = exc.dataset
+            failed.append(name)
+            continue
         except Exception as exc:  # a failed run is reported, the others are kept
             bar.close()
             _err(f"run {name!r} failed: {type(exc).__name__}: {exc}")
@@ -183,7 +192,7 @@ def cmd_run(args) -> int:
         except ImportError:
             pass
     print(f"next:    .venv/bin/python run_scenario.py dashboard {out_dir}   (serves http://127.0.0.1:8050)")
-    return EXIT_OK if len(runs) == len(variants) else EXIT_FAIL
+    return EXIT_OK if len(runs) == len(variants) and not failed else EXIT_FAIL
 
 
 def cmd_report(args) -> int:

@@ -18,7 +18,7 @@ import xarray as xr
 if TYPE_CHECKING:  # pragma: no cover
     from twin.engine import CityTwin
 
-__all__ = ["KPI", "Domain", "EventBus"]
+__all__ = ["KPI", "Domain", "DomainRunError", "EventBus"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,13 @@ class KPI:
     units: str
     label: str
     better: str = "lower"  # "lower", "higher" or "none"
+
+
+class DomainRunError(RuntimeError):
+    """A domain's external engine failed mid-run (e.g. SUMO crashed). The engine catches it, assembles the
+    partial results (attr ``complete`` = 0) into ``dataset`` and re-raises, so callers can keep them."""
+
+    dataset: xr.Dataset | None = None
 
 
 class Domain:

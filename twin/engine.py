@@ -16,7 +16,7 @@ import xarray as xr
 from networks import CityGraph
 from twin.city import build_city
 from twin.demand import generate_trips
-from twin.domain import KPI, Domain, EventBus
+from twin.domain import KPI, Domain, DomainRunError, EventBus
 from twin.registry import DOMAIN_MODULES, get_domain_spec
 from twin.results import kpi_variables, package_versions
 from twin.scenario import Scenario, resolve_data_path, scenario_hash
@@ -95,13 +95,18 @@ class CityTwin(mesa.Model):
         t0 = time.perf_counter()
         self.setup()
         t = 0.0
-        while t < self.duration_s:
-            t = min(t + chunk_s, self.duration_s)
-            self.env.run(until=t)
-            if progress:
-                progress(t, self.duration_s)
-        # events scheduled exactly at the end (records at duration_s) have run: env.run(until) is exclusive
-        self.env.run(until=self.duration_s + 1e-6)
+        try:
+            while t < self.duration_s:
+                t = min(t + chunk_s, self.duration_s)
+                self.env.run(until=t)
+                if progress:
+                    progress(t, self.duration_s)
+            # events exactly at the end (records at duration_s): env.run(until) is exclusive
+            self.env.run(until=self.duration_s + 1e-6)
+        except DomainRunError as exc:  # keep what was simulated, marked incomplete
+            self.wall_time_s = time.perf_counter() - t0
+            exc.dataset = self.results()
+            raise
         self.complete = True
         self.wall_time_s = time.perf_counter() - t0
         return self.results()

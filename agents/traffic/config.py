@@ -32,6 +32,7 @@ class SumoOptions(BaseModel):
     gui: bool = Field(False, description="With traci: start sumo-gui instead of sumo, where installed.")
     step_length_s: float = Field(1.0, gt=0, le=10, description="SUMO's own step length (s).")
     mesosim: bool = Field(False, description="Run SUMO's mesoscopic mode instead of the microscopic one.")
+    additional_files: list[str] = Field(default_factory=list, description="SUMO additional files (signal programs, ...), relative to the scenario file.")
     extra_args: list[str] = Field(default_factory=list, description="Extra command-line options for SUMO.")
 
 

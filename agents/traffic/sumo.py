@@ -49,7 +49,7 @@ from agents.traffic.sumo_setup import (SumoNotAvailable, check_sumo, freeflow_od
                                        prepare_network, sumo_binary, sumo_command, write_additional,
                                        write_vtypes_and_trips)
 from networks.routing import dijkstra_from, dijkstra_to, path_links
-from twin.domain import KPI, Domain
+from twin.domain import KPI, Domain, DomainRunError
 
 __all__ = ["SumoTraffic", "SumoRunError", "SumoNotAvailable"]
 
@@ -57,7 +57,7 @@ _F = np.float64
 ARRIVED, RUNNING, PENDING, UNROUTABLE, STRANDED = 0, 1, 2, 3, 4
 
 
-class SumoRunError(RuntimeError):
+class SumoRunError(DomainRunError):
     """SUMO stopped mid-run (crash, killed process, lost TraCI connection).
 
     ``partial`` is the traffic Dataset up to the failure (attr ``complete`` = 0); ``t_s`` the SUMO time reached.
@@ -148,6 +148,8 @@ class SumoTraffic(Domain, TrafficBackend):
         self.edgedata_file = self.work / "edgedata.xml"
         self.tripinfo_file = self.work / "tripinfo.xml"
         add = write_additional(self.work / "citytwin.add.xml", self.edgedata_file, twin.record_interval_s)
+        extra_add = [str(twin.resolve_path(p)) for p in c.sumo.additional_files]
+        add = ",".join([str(add), *extra_add])  # the scenario's own signal programs, detectors...
         cmd = sumo_command(sumo_binary(c.sumo.gui and c.sumo.connection == "traci"), self.net_file,
                            self.routes_file, add, self.tripinfo_file, step_length_s=self.dt,
                            end_s=self.duration + 10 * self.dt, seed=twin.scenario.seed, mesosim=c.sumo.mesosim,
