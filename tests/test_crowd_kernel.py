@@ -49,7 +49,7 @@ def _invariant_run(seed: int):
 
 
 def test_invariants_conservation_walls_overlap():
-    """Agents are conserved, never within the core radius of a wall, never closer than the minimum distance."""
+    """Agents are conserved, never nearer a wall than the clearance, never closer than the minimum distance."""
     sim = _invariant_run(5)
     p = sim.p
     segs = sim.raster.walls
@@ -63,7 +63,7 @@ def test_invariants_conservation_walls_overlap():
             assert np.sqrt(d2.min()) >= 2 * p.core_radius_m - 1e-9
         for xi, yi in zip(x, y):
             dmin = min(seg_point(xi, yi, *s)[0] for s in segs)
-            assert dmin >= p.core_radius_m - 1e-9
+            assert dmin >= p.wall_clearance_m - 1e-9
         iy, ix = sim.raster.cell_of(x, y)
         assert sim.raster.walkable[iy, ix].all()
     assert sim.exited > 40

@@ -148,9 +148,10 @@ class ModelConfig(_Strict):
     d_ped_m: float = Field(0.1, gt=0.0, le=1.0, description="Neighbour repulsion range (m).")
     a_wall: float = Field(5.0, ge=0.0, le=50.0, description="Wall repulsion strength (1).")
     d_wall_m: float = Field(0.02, gt=0.0, le=0.5, description="Wall repulsion range (m).")
-    core_radius_m: float = Field(0.2, ge=0.05, le=0.3, description="Hard core: no centre closer to a wall (m), "
-                                                                 "no two centres closer than twice this.")
-    noise: float = Field(0.1, ge=0.0, le=1.0, description="Reproducible random term added to the walking "
+    core_radius_m: float = Field(0.15, ge=0.05, le=0.3, description="Hard core: no two centres closer than twice "
+                                                                  "this (m); bodies compress in a crush.")
+    wall_clearance_m: float = Field(0.2, ge=0.05, le=0.4, description="No centre closer than this to a wall (m).")
+    noise: float = Field(0.3, ge=0.0, le=1.0, description="Reproducible random term added to the walking "
                                                           "direction (1): breaks arches that would clog a door.")
     max_speed_mps: float = Field(2.0, ge=0.5, le=4.0, description="Largest desired walking speed (m/s).")
     speed_mean_mps: float = Field(1.34, ge=0.3, le=2.5, description="Mean free walking speed (m/s), Weidmann.")
@@ -158,7 +159,7 @@ class ModelConfig(_Strict):
 
     def params(self) -> ModelParams:
         return ModelParams(self.radius_m, self.time_gap_s, self.a_ped, self.d_ped_m, self.a_wall, self.d_wall_m,
-                           self.core_radius_m, self.max_speed_mps, self.noise)
+                           self.core_radius_m, self.wall_clearance_m, self.max_speed_mps, self.noise)
 
 
 class CrowdConfig(_Strict):
@@ -187,7 +188,7 @@ class CrowdConfig(_Strict):
         lim = stable_dt(self.model.params())
         if self.dt_s > lim + 1e-12:
             raise ValueError(f"dt_s {self.dt_s} s is unstable for this model: use dt_s <= {lim:.4f} s "
-                             f"(min of time_gap_s/2 and core_radius_m/max_speed_mps)")
+                             f"(min of time_gap_s/2 and min(core_radius_m, wall_clearance_m)/max_speed_mps)")
         if self.critical_density < self.warn_density:
             raise ValueError(f"critical_density ({self.critical_density}) must be >= warn_density ({self.warn_density})")
         if self.density_window_m < self.density_cell_m:

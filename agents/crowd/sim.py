@@ -27,9 +27,10 @@ class ModelParams:
     d_ped_m: float = 0.1  # neighbour repulsion range
     a_wall: float = 5.0  # wall repulsion strength
     d_wall_m: float = 0.02  # wall repulsion range
-    core_radius_m: float = 0.2  # hard core: centres stay >= this from walls, >= 2x apart from each other
+    core_radius_m: float = 0.15  # hard core: no two centres closer than 2x this (bodies compress in a crush)
+    wall_clearance_m: float = 0.2  # no centre closer than this to a wall (a body's half width)
     max_speed_mps: float = 2.0  # largest desired speed allowed
-    noise: float = 0.1  # magnitude of a reproducible random term added to the direction (breaks clogging arches)
+    noise: float = 0.3  # magnitude of a reproducible random term added to the direction (breaks clogging arches)
 
     @property
     def cutoff_m(self) -> float:
@@ -39,8 +40,8 @@ class ModelParams:
 
 def stable_dt(p: ModelParams) -> float:
     """Largest stable sub-step (s): dt <= T/2 (no overtaking in a head-on pair) and
-    dt * v_max <= core radius (a step cannot tunnel through a wall or another agent's core)."""
-    return min(0.5 * p.time_gap_s, p.core_radius_m / p.max_speed_mps)
+    dt * v_max <= min(core radius, wall clearance) (a step cannot tunnel through a wall or a core)."""
+    return min(0.5 * p.time_gap_s, min(p.core_radius_m, p.wall_clearance_m) / p.max_speed_mps)
 
 
 class VenueSim:
@@ -82,7 +83,7 @@ class VenueSim:
         self.steps_done = 0
         self.undone_moves = 0
         self.par = np.array([2 * params.radius_m, params.time_gap_s, params.a_ped, params.d_ped_m, params.a_wall,
-                             params.d_wall_m, params.radius_m, params.core_radius_m, self.dt, self.lx, cut,
+                             params.d_wall_m, params.radius_m, params.wall_clearance_m, self.dt, self.lx, cut,
                              2 * params.core_radius_m, params.noise], np.float64)
 
     # ---- storage ------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ class VenueSim:
         else:
             # aim at target cells an agent's core fits into (not the corners of a door's apron): otherwise
             # people beside a door post are led straight at it and wedge the door
-            fit = targets & (wall_distance(r.walkable, r.h) >= self.p.core_radius_m)
+            fit = targets & (wall_distance(r.walkable, r.h) >= self.p.wall_clearance_m)
             T, gx, gy = navigation_field(r.walkable, fit if fit.any() else targets, r.h, clearance_m)
         self.fT = np.concatenate([self.fT, T[None].astype(np.float32)])
         self.fgx = np.concatenate([self.fgx, gx[None]])
