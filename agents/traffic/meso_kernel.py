@@ -67,6 +67,28 @@ def _pop(l, q_head, q_count, qcap):
 
 
 @njit(cache=True)
+def _leave(l, v, te, q_head, q_count, qcap, acc, cnt_exit, sum_tt, v_enter, v_dist, v_fft, length, fft):
+    """Take the head vehicle ``v`` off link ``l`` at ``te``: capacity used, exit counted, distance and time booked."""
+    _pop(l, q_head, q_count, qcap)
+    acc[l] -= 1.0
+    cnt_exit[l] += 1
+    sum_tt[l] += te - v_enter[v]
+    v_dist[v] += length[l]
+    v_fft[v] += fft[l]
+
+
+@njit(cache=True)
+def _finish(v, te, status, v_status, v_arrive, v_link, v_watch, watch_out, watch_n):
+    """End ``v``'s trip at ``te`` with ``status``; report it if someone waits on its arrival event."""
+    v_status[v] = status
+    v_arrive[v] = te
+    v_link[v] = -1
+    if v_watch[v]:
+        watch_out[watch_n[0]] = v
+        watch_n[0] += 1
+
+
+@njit(cache=True)
 def waiting_count(l, t, q_buf, q_off, q_head, q_count, qcap, v_exit):
     """Vehicles at the head of link ``l`` whose free-flow exit time has passed by ``t`` (the queue)."""
     n = 0
@@ -152,18 +174,8 @@ def advance(
                 te = v_exit[v] if v_exit[v] > tlo else t
                 pos = v_rpos[v] + 1
                 if pos >= v_rlen[v]:  # leaves the network: arrived
-                    _pop(l, q_head, q_count, qcap)
-                    acc[l] -= 1.0
-                    cnt_exit[l] += 1
-                    sum_tt[l] += te - v_enter[v]
-                    v_dist[v] += length[l]
-                    v_fft[v] += fft[l]
-                    v_status[v] = ARRIVED
-                    v_arrive[v] = te
-                    v_link[v] = -1
-                    if v_watch[v]:
-                        watch_out[watch_n[0]] = v
-                        watch_n[0] += 1
+                    _leave(l, v, te, q_head, q_count, qcap, acc, cnt_exit, sum_tt, v_enter, v_dist, v_fft, length, fft)
+                    _finish(v, te, ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                     continue
                 b = route_buf[v_rstart[v] + pos]
                 if cap_factor[b] <= 0.0:  # next link closed: re-route from here
@@ -173,18 +185,8 @@ def advance(
                         flags |= NEED_ROUTE_SPACE
                         break
                     if r == 0 or v_rlen[v] < 2:  # no way on: the vehicle is stranded here
-                        _pop(l, q_head, q_count, qcap)
-                        acc[l] -= 1.0
-                        cnt_exit[l] += 1
-                        sum_tt[l] += te - v_enter[v]
-                        v_dist[v] += length[l]
-                        v_fft[v] += fft[l]
-                        v_status[v] = STRANDED
-                        v_arrive[v] = te
-                        v_link[v] = -1
-                        if v_watch[v]:
-                            watch_out[watch_n[0]] = v
-                            watch_n[0] += 1
+                        _leave(l, v, te, q_head, q_count, qcap, acc, cnt_exit, sum_tt, v_enter, v_dist, v_fft, length, fft)
+                        _finish(v, te, STRANDED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                         continue
                     pos = 1
                     b = route_buf[v_rstart[v] + 1]
@@ -209,31 +211,18 @@ def advance(
                         p2 += 1
                     if found < 0 and p2 < v_rlen[v]:
                         break  # everything ahead is full: keep waiting
-                    _pop(l, q_head, q_count, qcap)
-                    acc[l] -= 1.0
-                    cnt_exit[l] += 1
-                    sum_tt[l] += te - v_enter[v]
-                    v_dist[v] += length[l] + skip_len
-                    v_fft[v] += fft[l] + skip_fft
+                    _leave(l, v, te, q_head, q_count, qcap, acc, cnt_exit, sum_tt, v_enter, v_dist, v_fft, length, fft)
+                    v_dist[v] += skip_len
+                    v_fft[v] += skip_fft
                     teleports[0] += 1
                     if found < 0:  # teleported to the end of its route
-                        v_status[v] = ARRIVED
-                        v_arrive[v] = te + skip_fft
-                        v_link[v] = -1
-                        if v_watch[v]:
-                            watch_out[watch_n[0]] = v
-                            watch_n[0] += 1
+                        _finish(v, te + skip_fft, ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                         continue
                     v_rpos[v] = found
                     _enter(v, route_buf[v_rstart[v] + found], te + skip_fft, tlo, q_buf, q_off, q_head, q_count, qcap,
                            v_link, v_enter, v_exit, fft, v_sf)
                     continue
-                _pop(l, q_head, q_count, qcap)
-                acc[l] -= 1.0
-                cnt_exit[l] += 1
-                sum_tt[l] += te - v_enter[v]
-                v_dist[v] += length[l]
-                v_fft[v] += fft[l]
+                _leave(l, v, te, q_head, q_count, qcap, acc, cnt_exit, sum_tt, v_enter, v_dist, v_fft, length, fft)
                 v_rpos[v] = pos
                 _enter(v, b, te, tlo, q_buf, q_off, q_head, q_count, qcap, v_link, v_enter, v_exit, fft, v_sf)
         # --- 2. priority vehicles (outside the queues, no capacity taken) -----------------------
@@ -266,13 +255,8 @@ def advance(
             v_dist[v] += length[l]
             v_fft[v] += fft[l]
             if done:
-                if v_status[v] != STRANDED:
-                    v_status[v] = ARRIVED
-                v_arrive[v] = te
-                v_link[v] = -1
-                if v_watch[v]:
-                    watch_out[watch_n[0]] = v
-                    watch_n[0] += 1
+                _finish(v, te, STRANDED if v_status[v] == STRANDED else ARRIVED, v_status, v_arrive, v_link,
+                        v_watch, watch_out, watch_n)
                 prio_n[0] -= 1
                 prio_ids[i] = prio_ids[prio_n[0]]
                 continue
@@ -292,11 +276,7 @@ def advance(
             d = v_dest[v]
             if o == d:
                 dep_ptr[0] += 1
-                v_status[v] = ARRIVED
-                v_arrive[v] = v_depart[v]
-                if v_watch[v]:
-                    watch_out[watch_n[0]] = v
-                    watch_n[0] += 1
+                _finish(v, v_depart[v], ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                 continue
             if route_used[0] + n_nodes > route_buf.shape[0]:
                 flags |= NEED_ROUTE_SPACE
