@@ -19,6 +19,8 @@ from typing import Any, Hashable
 
 import numpy as np
 
+from networks.routing import dijkstra_from, dijkstra_to, path_links
+
 __all__ = ["TripResult", "TrafficBackend", "VEHICLE_KINDS"]
 
 # Vehicle kinds recorded in the trip table (index stored as int8 in results).
@@ -68,9 +70,42 @@ class TrafficBackend(ABC):
         """Current congested travel time of each link in seconds (``inf`` for a closed link)."""
 
     @abstractmethod
+    def _costs(self, congested: bool) -> np.ndarray:
+        """Link costs (s) for routing queries: live congested times, or free-flow times (inf when closed)."""
+
+    # ---- routing queries, the same for every back-end (numba Dijkstra on ``self.city``) ----------------
+    def _node(self, node: Hashable) -> int:
+        return self.city.node_index(node)
+
     def travel_time_s(self, origin: Hashable, destination: Hashable, congested: bool = True) -> float:
         """Shortest travel time between two nodes on current (or free-flow) link times; inf if none."""
+        a = self.city.arrays
+        dist, _ = dijkstra_from(self._node(origin), self._costs(congested), a.out_indptr, a.out_links,
+                                a.link_to, a.n_nodes)
+        return float(dist[self._node(destination)])
 
-    @abstractmethod
     def route(self, origin: Hashable, destination: Hashable, congested: bool = True) -> list[int]:
         """Link indices of the current shortest path (empty if unroutable or origin == destination)."""
+        a = self.city.arrays
+        o, d = self._node(origin), self._node(destination)
+        dist, pred = dijkstra_from(o, self._costs(congested), a.out_indptr, a.out_links, a.link_to, a.n_nodes)
+        if not np.isfinite(dist[d]) or o == d:
+            return []
+        return [int(x) for x in path_links(o, d, pred, a.link_from)]
+
+    def times_to(self, destination: Hashable, congested: bool = True) -> np.ndarray:
+        """Travel time (s) from every node to ``destination`` (one reverse Dijkstra)."""
+        a = self.city.arrays
+        dist, _ = dijkstra_to(self._node(destination), self._costs(congested), a.in_indptr, a.in_links,
+                              a.link_from, a.n_nodes)
+        return dist
+
+    def _closure(self, cl):
+        """simpy process applying one scenario closure (traffic.closures[i]) over its time window."""
+        env = self.twin.env
+        if cl.start_s > env.now:
+            yield env.timeout(cl.start_s - env.now)
+        self.set_capacity_factor(cl.link, cl.capacity_factor)
+        if cl.end_s is not None and cl.end_s < self.duration:
+            yield env.timeout(cl.end_s - env.now)
+            self.set_capacity_factor(cl.link, 1.0)

@@ -15,8 +15,9 @@ import xarray as xr
 
 from agents.traffic import meso_kernel as K
 from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
+from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
-from networks.routing import dijkstra_from, dijkstra_to, next_hop_tables, path_links
+from networks.routing import next_hop_tables
 from twin.domain import KPI, Domain
 
 __all__ = ["MesoTraffic"]
@@ -283,9 +284,6 @@ class MesoTraffic(Domain, TrafficBackend):
                 self.watch_out = np.zeros(2 * need, np.int32)
         return ids
 
-    def _node(self, node: Hashable) -> int:
-        return self.city.node_index(node)
-
     def add_trips(self, origins, destinations, depart_s, kind: str = "car") -> np.ndarray:
         """Add background trips (node indices or ids; departure times >= now, seconds)."""
         if self.twin is not None and self.t < self.twin.env.now:
@@ -326,38 +324,9 @@ class MesoTraffic(Domain, TrafficBackend):
         self._catch_up()
         return self._current_costs()
 
-    def _search(self, origin, destination, congested: bool):
-        cost = self.link_travel_times_s() if congested else np.where(self.cap_factor > 0, self.fft, np.inf)
-        a = self.city.arrays
-        o, d = self._node(origin), self._node(destination)
-        dist, pred = dijkstra_from(o, cost, a.out_indptr, a.out_links, a.link_to, self.N)
-        return o, d, dist, pred
-
-    def travel_time_s(self, origin: Hashable, destination: Hashable, congested: bool = True) -> float:
-        _, d, dist, _ = self._search(origin, destination, congested)
-        return float(dist[d])
-
-    def route(self, origin: Hashable, destination: Hashable, congested: bool = True) -> list[int]:
-        o, d, dist, pred = self._search(origin, destination, congested)
-        if not np.isfinite(dist[d]) or o == d:
-            return []
-        return [int(x) for x in path_links(o, d, pred, self.city.arrays.link_from)]
-
-    def times_to(self, destination: Hashable, congested: bool = True) -> np.ndarray:
-        """Travel time (s) from every node to ``destination`` (one reverse Dijkstra)."""
-        cost = self.link_travel_times_s() if congested else np.where(self.cap_factor > 0, self.fft, np.inf)
-        a = self.city.arrays
-        dist, _ = dijkstra_to(self._node(destination), cost, a.in_indptr, a.in_links, a.link_from, self.N)
-        return dist
-
-    def _closure(self, cl):
-        env = self.twin.env
-        if cl.start_s > env.now:
-            yield env.timeout(cl.start_s - env.now)
-        self.set_capacity_factor(cl.link, cl.capacity_factor)
-        if cl.end_s is not None and cl.end_s < self.duration:
-            yield env.timeout(cl.end_s - env.now)
-            self.set_capacity_factor(cl.link, 1.0)
+    def _costs(self, congested: bool) -> np.ndarray:
+        """Link costs for routing queries (s): live congested times, or free-flow times with closures."""
+        return self.link_travel_times_s() if congested else np.where(self.cap_factor > 0, self.fft, np.inf)
 
     # ================================================================ invariants (tests use these)
     def counts(self) -> dict[str, int]:
@@ -397,71 +366,19 @@ class MesoTraffic(Domain, TrafficBackend):
     def finalize(self, t_end_s: float) -> xr.Dataset:
         self._catch_up()
         n = self.n_veh
-        links = self.city.link_ids
-        attrs = lambda u, ln: {"units": u, "long_name": ln}  # noqa: E731
-        data: dict[str, Any] = {}
+        series = {}
         if self._rec_t:
-            stack = {k: np.stack(v) for k, v in self._records.items()}
-            data.update({
-                "link_flow": (("time", "link"), stack["flow"], attrs("h-1", "vehicles leaving the link per hour")),
-                "link_speed": (("time", "link"), stack["speed"], attrs("m s-1", "space-mean speed on the link")),
-                "link_vehicles": (("time", "link"), stack["veh"], attrs("1", "mean vehicles on the link")),
-                "link_queue": (("time", "link"), stack["queue"], attrs("1", "vehicles queued at the link end")),
-                "link_capacity_factor": (("time", "link"), stack["capf"], attrs("1", "capacity factor in force")),
-                "net_running": (("time",), np.array(self._net["running"], np.int64), attrs("1", "vehicles on the network")),
-                "net_completed": (("time",), np.array(self._net["completed"], np.int64), attrs("1", "trips completed so far")),
-                "net_waiting": (("time",), np.array(self._net["waiting"], np.int64), attrs("1", "vehicles waiting to enter the network")),
-            })
-        a = self.city.arrays
-        st = self.v_status[:n]
-        arrive = np.where(st == K.ARRIVED, self.v_arrive[:n], np.nan)
-        data.update({
-            "link_from": (("link",), a.link_from, attrs("1", "index of the link's start node")),
-            "link_to": (("link",), a.link_to, attrs("1", "index of the link's end node")),
-            "link_length": (("link",), self.length, attrs("m", "link length")),
-            "link_freeflow_speed": (("link",), self.length / self.fft, attrs("m s-1", "free-flow speed")),
-            "link_capacity": (("link",), self.cap_rate * 3600.0, attrs("h-1", "outflow capacity (veh/h)")),
-            "link_lanes": (("link",), a.lanes, attrs("1", "lanes")),
-            "trip_origin": (("trip",), self.v_orig[:n], attrs("1", "origin node index")),
-            "trip_destination": (("trip",), self.v_dest[:n], attrs("1", "destination node index")),
-            "trip_depart": (("trip",), self.v_depart[:n], attrs("s", "departure time")),
-            "trip_arrive": (("trip",), arrive, attrs("s", "arrival time (NaN if not arrived)")),
-            "trip_travel_time": (("trip",), arrive - self.v_depart[:n], attrs("s", "travel time")),
-            "trip_freeflow_time": (("trip",), np.where(st == K.ARRIVED, self.v_fft[:n], np.nan),
-                                   attrs("s", "free-flow time of the links driven")),
-            "trip_distance": (("trip",), self.v_dist[:n], attrs("m", "distance driven")),
-            "trip_links": (("trip",), self.v_rlen[:n], attrs("1", "links in the (last) route")),
-            "trip_status": (("trip",), st, {**attrs("1", "trip status"),
-                                            "flag_values": "0 1 2 3 4",
-                                            "flag_meanings": "arrived running pending unroutable stranded"}),
-            "trip_kind": (("trip",), self.v_kind[:n], {**attrs("1", "vehicle kind"), "kinds": " ".join(VEHICLE_KINDS)}),
-        })
-        coords = {"link": np.array(links, dtype=object), "trip": np.arange(n, dtype=np.int64)}
-        if self._rec_t:
-            coords["time"] = np.array(self._rec_t, _F)
-        return xr.Dataset(data, coords=coords)
+            series = {name: np.stack(self._records[key]) for name, key in
+                      (("flow", "flow"), ("speed", "speed"), ("vehicles", "veh"), ("queue", "queue"), ("capf", "capf"))}
+            series.update(running=self._net["running"], completed=self._net["completed"], waiting=self._net["waiting"])
+        trips = {"origin": self.v_orig[:n], "destination": self.v_dest[:n], "depart": self.v_depart[:n],
+                 "arrive": self.v_arrive[:n], "status": self.v_status[:n], "freeflow_time": self.v_fft[:n],
+                 "distance": self.v_dist[:n], "links": self.v_rlen[:n], "kind": self.v_kind[:n]}
+        return traffic_dataset(self.city, fft_s=self.fft, capacity_vph=self.cap_rate * 3600.0, rec_t=self._rec_t,
+                               series=series, trips=trips)
 
     def kpis(self) -> dict[str, KPI]:
         n = self.n_veh
-        st = self.v_status[:n]
-        dep = self.v_depart[:n]
-        arrived = st == K.ARRIVED
-        started = np.isin(st, (K.ARRIVED, K.RUNNING, K.STRANDED))
-        end = np.where(np.isnan(self.v_arrive[:n]), self.t, self.v_arrive[:n])
-        tt = (self.v_arrive[:n] - dep)[arrived]
-        delay = tt - self.v_fft[:n][arrived]
-        c = self.counts()
-        return {
-            "trips": KPI(float(n), "1", "trips in the demand", "none"),
-            "trips_completed": KPI(float(arrived.sum()), "1", "trips completed", "higher"),
-            "trips_running": KPI(float(c["running"] + c["pending_due"]), "1", "trips still running at the end", "lower"),
-            "trips_unroutable": KPI(float(c["unroutable"] + c["stranded"]), "1", "trips unroutable or stranded", "lower"),
-            "vehicle_km": KPI(float(self.v_dist[:n].sum() / 1000.0), "km", "vehicle-kilometres driven", "none"),
-            "vehicle_hours": KPI(float((end - dep)[started].sum() / 3600.0), "h", "vehicle-hours on the road", "lower"),
-            "mean_travel_time": KPI(float(tt.mean()) if len(tt) else float("nan"), "s", "mean trip travel time", "lower"),
-            "p90_travel_time": KPI(float(np.percentile(tt, 90)) if len(tt) else float("nan"), "s",
-                                   "90th-percentile travel time", "lower"),
-            "teleports": KPI(float(self.teleports[0]), "1", "vehicles teleported out of gridlock", "lower"),
-            "mean_delay": KPI(float(delay.mean()) if len(delay) else float("nan"), "s",
-                              "mean delay over free-flow time", "lower"),
-        }
+        return traffic_kpis(status=self.v_status[:n], depart=self.v_depart[:n], arrive=self.v_arrive[:n],
+                            freeflow_time=self.v_fft[:n], distance_m=self.v_dist[:n], now_s=self.t,
+                            pending_due=self.counts()["pending_due"], teleports=int(self.teleports[0]))

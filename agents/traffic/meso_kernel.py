@@ -17,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# vehicle status codes (also stored in results as trip_status)
-ARRIVED, RUNNING, PENDING, UNROUTABLE, STRANDED = 0, 1, 2, 3, 4
+from agents.traffic.schema import ARRIVED, PENDING, RUNNING, STRANDED, UNROUTABLE  # noqa: E402  status codes
 
 # kernel return flags
 NEED_ROUTE_SPACE = 1

@@ -44,17 +44,16 @@ import xarray as xr
 
 from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.config import TrafficConfig
+from agents.traffic.schema import ARRIVED, PENDING, RUNNING, UNROUTABLE, traffic_dataset, traffic_kpis
 from agents.traffic.sumo_io import read_edgedata, read_tripinfo
 from agents.traffic.sumo_setup import (SumoNotAvailable, check_sumo, freeflow_od_links, new_work_dir,
                                        prepare_network, sumo_binary, sumo_command, write_additional,
                                        write_vtypes_and_trips)
-from networks.routing import dijkstra_from, dijkstra_to, path_links
 from twin.domain import KPI, Domain, DomainRunError
 
 __all__ = ["SumoTraffic", "SumoRunError", "SumoNotAvailable"]
 
 _F = np.float64
-ARRIVED, RUNNING, PENDING, UNROUTABLE, STRANDED = 0, 1, 2, 3, 4
 
 
 class SumoRunError(DomainRunError):
@@ -312,9 +311,6 @@ class SumoTraffic(Domain, TrafficBackend):
                            f"partial traffic results kept (complete=0)", partial, self.t) from exc
 
     # ================================================================ public API
-    def _node(self, node: Hashable) -> int:
-        return self.city.node_index(node)
-
     def _vtype(self, kind: str, priority: bool) -> str:
         return "emergency" if (priority or kind == "emergency") else (kind if kind in VEHICLE_KINDS else "car")
 
@@ -436,36 +432,6 @@ class SumoTraffic(Domain, TrafficBackend):
     def _costs(self, congested: bool) -> np.ndarray:
         return self.link_travel_times_s() if congested else np.where(self.cap_factor > 0, self.fft, np.inf)
 
-    def travel_time_s(self, origin: Hashable, destination: Hashable, congested: bool = True) -> float:
-        a = self.city.arrays
-        dist, _ = dijkstra_from(self._node(origin), self._costs(congested), a.out_indptr, a.out_links, a.link_to,
-                                self.N)
-        return float(dist[self._node(destination)])
-
-    def route(self, origin: Hashable, destination: Hashable, congested: bool = True) -> list[int]:
-        a = self.city.arrays
-        o, d = self._node(origin), self._node(destination)
-        dist, pred = dijkstra_from(o, self._costs(congested), a.out_indptr, a.out_links, a.link_to, self.N)
-        if not np.isfinite(dist[d]) or o == d:
-            return []
-        return [int(x) for x in path_links(o, d, pred, a.link_from)]
-
-    def times_to(self, destination: Hashable, congested: bool = True) -> np.ndarray:
-        """Travel time (s) from every node to ``destination`` (one reverse Dijkstra)."""
-        a = self.city.arrays
-        dist, _ = dijkstra_to(self._node(destination), self._costs(congested), a.in_indptr, a.in_links,
-                              a.link_from, self.N)
-        return dist
-
-    def _closure(self, cl):
-        env = self.twin.env
-        if cl.start_s > env.now:
-            yield env.timeout(cl.start_s - env.now)
-        self.set_capacity_factor(cl.link, cl.capacity_factor)
-        if cl.end_s is not None and cl.end_s < self.duration:
-            yield env.timeout(cl.end_s - env.now)
-            self.set_capacity_factor(cl.link, 1.0)
-
     # ================================================================ invariants and recording
     def status(self) -> np.ndarray:
         """Trip status codes (0 arrived, 1 running, 2 waiting, 3 unroutable) at SUMO's current time."""
@@ -531,7 +497,7 @@ class SumoTraffic(Domain, TrafficBackend):
         ends = ends[ends <= self.duration + 1e-9]
         ed, ed_ok = read_edgedata(self.edgedata_file, self.edge_index, ends)
         trip_tab, ti_ok = read_tripinfo(self.tripinfo_file)
-        data: dict[str, Any] = {}
+        series: dict[str, Any] = {}
         if len(rec_t):
             k = np.searchsorted(ends, rec_t - 1e-6)
             k = np.clip(k, 0, len(ends) - 1)
@@ -542,52 +508,25 @@ class SumoTraffic(Domain, TrafficBackend):
             with np.errstate(divide="ignore", invalid="ignore"):
                 speed = np.where(ss > 0, np.minimum(dist / ss, ffs), ffs)
             nan = np.float32(np.nan)
-            data.update({
-                "link_flow": (("time", "link"), np.where(found, exits * 3600.0 / span, nan).astype(np.float32),
-                              attrs("h-1", "vehicles leaving the link per hour")),
-                "link_speed": (("time", "link"), np.where(found, speed, nan).astype(np.float32),
-                               attrs("m s-1", "space-mean speed on the link")),
-                "link_vehicles": (("time", "link"), np.where(found, ss / span, nan).astype(np.float32),
-                                  attrs("1", "mean vehicles on the link")),
-                "link_queue": (("time", "link"), np.stack(self._rec["queue"]),
-                               attrs("1", "vehicles halting on the link at the interval's end")),
-                "link_capacity_factor": (("time", "link"), np.stack(self._rec["capf"]),
-                                         attrs("1", "capacity factor in force")),
-                "net_running": (("time",), np.array(self._rec["running"], np.int64), attrs("1", "vehicles on the network")),
-                "net_completed": (("time",), np.array(self._rec["completed"], np.int64), attrs("1", "trips completed so far")),
-                "net_waiting": (("time",), np.array(self._rec["waiting"], np.int64),
-                                attrs("1", "vehicles waiting to enter the network")),
-            })
+            series = {"flow": np.where(found, exits * 3600.0 / span, nan).astype(np.float32),
+                      "speed": np.where(found, speed, nan).astype(np.float32),
+                      "vehicles": np.where(found, ss / span, nan).astype(np.float32),
+                      "queue": np.stack(self._rec["queue"]),
+                      "queue_long_name": "vehicles halting on the link at the interval's end",
+                      "capf": np.stack(self._rec["capf"]), "running": self._rec["running"],
+                      "completed": self._rec["completed"], "waiting": self._rec["waiting"]}
         st = self.status()
         dist_m = np.zeros(n)
         for v, (_, _, rl, _) in trip_tab.items():
             if v < n:
                 dist_m[v] = rl
-        arrive = np.where(st == ARRIVED, self.arrive[:n], np.nan)
-        data.update({
-            "link_from": (("link",), a.link_from, attrs("1", "index of the link's start node")),
-            "link_to": (("link",), a.link_to, attrs("1", "index of the link's end node")),
-            "link_length": (("link",), a.length_m.astype(_F), attrs("m", "link length")),
-            "link_freeflow_speed": (("link",), a.length_m / self.fft, attrs("m s-1", "free-flow speed")),
-            "link_capacity": (("link",), a.capacity_vph.astype(_F), attrs("h-1", "nominal capacity (veh/h)")),
-            "link_lanes": (("link",), a.lanes, attrs("1", "lanes")),
-            "trip_origin": (("trip",), self.orig[:n], attrs("1", "origin node index")),
-            "trip_destination": (("trip",), self.dest[:n], attrs("1", "destination node index")),
-            "trip_depart": (("trip",), self.depart[:n], attrs("s", "departure time")),
-            "trip_arrive": (("trip",), arrive, attrs("s", "arrival time (NaN if not arrived)")),
-            "trip_travel_time": (("trip",), arrive - self.depart[:n], attrs("s", "travel time")),
-            "trip_freeflow_time": (("trip",), np.where(st == ARRIVED, self.tff[:n], np.nan),
-                                   attrs("s", "free-flow time of the free-flow shortest path")),
-            "trip_distance": (("trip",), dist_m, attrs("m", "distance driven (SUMO routeLength)")),
-            "trip_links": (("trip",), self.nlinks[:n], attrs("1", "links in the free-flow route")),
-            "trip_status": (("trip",), st, {**attrs("1", "trip status"), "flag_values": "0 1 2 3 4",
-                                            "flag_meanings": "arrived running pending unroutable stranded"}),
-            "trip_kind": (("trip",), self.kind[:n], {**attrs("1", "vehicle kind"), "kinds": " ".join(VEHICLE_KINDS)}),
-        })
-        coords = {"link": np.array(self.city.link_ids, dtype=object), "trip": np.arange(n, dtype=np.int64)}
-        if len(rec_t):
-            coords["time"] = rec_t
-        ds = xr.Dataset(data, coords=coords)
+        trips = {"origin": self.orig[:n], "destination": self.dest[:n], "depart": self.depart[:n],
+                 "arrive": self.arrive[:n], "status": st, "freeflow_time": self.tff[:n],
+                 "freeflow_time_long_name": "free-flow time of the free-flow shortest path",
+                 "distance": dist_m, "distance_long_name": "distance driven (SUMO routeLength)",
+                 "links": self.nlinks[:n], "links_long_name": "links in the free-flow route", "kind": self.kind[:n]}
+        ds = traffic_dataset(self.city, fft_s=self.fft, capacity_vph=a.capacity_vph, rec_t=list(rec_t),
+                             series=series, trips=trips)
         ds.attrs.update({"complete": int(complete and ed_ok and ti_ok), "sumo_version": self.version,
                          "sumo_connection": self.config.sumo.connection, "sumo_teleports": int(self.teleports),
                          "sumo_time_s": float(self.t)})
@@ -596,26 +535,7 @@ class SumoTraffic(Domain, TrafficBackend):
 
     def kpis(self) -> dict[str, KPI]:
         n = self.n
-        st = self.status()
-        dep = self.depart[:n]
-        arrived = st == ARRIVED
-        started = np.isin(st, (ARRIVED, RUNNING))
-        end = np.where(np.isnan(self.arrive[:n]), self.t, self.arrive[:n])
-        tt = (self.arrive[:n] - dep)[arrived]
-        delay = tt - self.tff[:n][arrived]
-        dist = getattr(self, "_dist", np.zeros(n))
         c = self.counts()
-        return {
-            "trips": KPI(float(n), "1", "trips in the demand", "none"),
-            "trips_completed": KPI(float(arrived.sum()), "1", "trips completed", "higher"),
-            "trips_running": KPI(float(c["running"] + c["pending_due"]), "1", "trips still running at the end", "lower"),
-            "trips_unroutable": KPI(float(c["unroutable"]), "1", "trips unroutable or stranded", "lower"),
-            "vehicle_km": KPI(float(dist.sum() / 1000.0), "km", "vehicle-kilometres driven", "none"),
-            "vehicle_hours": KPI(float((end - dep)[started].sum() / 3600.0), "h", "vehicle-hours on the road", "lower"),
-            "mean_travel_time": KPI(float(tt.mean()) if len(tt) else float("nan"), "s", "mean trip travel time", "lower"),
-            "p90_travel_time": KPI(float(np.percentile(tt, 90)) if len(tt) else float("nan"), "s",
-                                   "90th-percentile travel time", "lower"),
-            "teleports": KPI(float(self.teleports), "1", "vehicles teleported out of gridlock", "lower"),
-            "mean_delay": KPI(float(delay.mean()) if len(delay) else float("nan"), "s",
-                              "mean delay over free-flow time", "lower"),
-        }
+        return traffic_kpis(status=self.status(), depart=self.depart[:n], arrive=self.arrive[:n],
+                            freeflow_time=self.tff[:n], distance_m=getattr(self, "_dist", np.zeros(n)), now_s=self.t,
+                            pending_due=c["pending_due"], teleports=int(self.teleports))
