@@ -6,6 +6,7 @@ files only; assets (Bootstrap 5 CSS from npm, MIT) are served locally, nothing c
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import dash
@@ -66,7 +67,23 @@ def create_app(results_dir: str | Path) -> dash.Dash:
         errs = html.Div(cards, id="file-error-cards") if cards else None
         return opts, _default_value(opts, current), errs
 
+    threading.Thread(target=_warm, args=(ui.catalog(),), daemon=True, name="citytwin-warm").start()
     return app
+
+
+def _warm(cat: D.Catalog) -> None:
+    """Read every results file once at start (network geometry, speed ratios), so the first page is quick."""
+    for e in cat.entries():
+        if e.error:
+            continue
+        try:
+            ds = D.load(e.path)
+            if "link_speed" in ds:
+                D.network(e.path, ds)
+                for v in e.variants[:2]:
+                    D.speed_ratio(e.path, ds, v)
+        except Exception:  # a bad file is reported by the page, not here
+            pass
 
 
 def serve(results_dir: str | Path = "results", host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> int:

@@ -65,13 +65,13 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
                                    hoverinfo="skip", legendgroup=str(k)))
     if clickable:
         mx, my = net.midpoints()
-        txt = None
-        if hover is not None:
-            txt = [f"{i}<br>{hover_label}{h}" for i, h in zip(net.ids, hover)] if net.n <= 20000 else None
+        # link ids as hover text only for small networks (payload); large ones show the id on click
+        small = net.n <= 3000
         fig.add_trace(go.Scattergl(x=mx, y=my, mode="markers", name="links", showlegend=False,
                                    marker=dict(size=7, color="rgba(0,0,0,0)"),
-                                   text=txt if txt is not None else net.ids,
-                                   hovertemplate="%{text}<extra></extra>"))
+                                   text=net.ids if small else None,
+                                   hovertemplate="link %{text}<extra></extra>" if small else
+                                   "click for detail<extra></extra>"))
     if highlight is not None and 0 <= highlight < net.n:
         x, y = net.segments(np.array([highlight]))
         fig.add_trace(go.Scattergl(x=x, y=y, mode="lines+markers", name=f"selected: {net.ids[highlight]}",
@@ -119,8 +119,8 @@ def traffic_series(ds: xr.Dataset, variants: list[str], path=None) -> list[go.Fi
         tr = []
         for i, v in enumerate(variants):
             vv = D.variant_view(ds, v)
-            L = np.asarray(vv["link_length"].values, float)
-            veh = np.nan_to_num(np.asarray(vv["link_vehicles"].values, float)) if "link_vehicles" in vv else None
+            L = np.asarray(vv["link_length"].values, np.float32)
+            veh = np.nan_to_num(np.asarray(vv["link_vehicles"].values, np.float32)) if "link_vehicles" in vv else None
             r = D.speed_ratio(path, ds, v) if path is not None else None
             if r is None:
                 continue

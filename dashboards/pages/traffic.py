@@ -3,7 +3,7 @@ network KPIs over time, a link's detail on click."""
 import dash
 import dash_bootstrap_components as dbc
 import numpy as np
-from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
 
 from dashboards import data as D
 from dashboards import figures as F
@@ -33,37 +33,44 @@ layout = html.Div([
                  dbc.Col(ui.card("Network over time", html.Div(id="traffic-series")), lg=6)]),
     ]),
     dcc.Store(id="traffic-link"),
+    dcc.Store(id="traffic-drawn"),
     dcc.Interval(id="traffic-interval", interval=1200, disabled=True),
 ])
 
 
 @callback(Output("traffic-missing", "children"), Output("traffic-body", "style"), Output("traffic-time", "max"),
-          Output("traffic-time", "marks"), Output("traffic-time", "value"), Output("traffic-series", "children"),
-          Input("variant", "value"))
+          Output("traffic-time", "marks"), Output("traffic-time", "value"), Input("variant", "value"))
 def setup(key):
     sel, err = ui.load_selection(key)
     if err is not None:
-        return err, {"display": "none"}, 1, {}, 0, None
+        return err, {"display": "none"}, 1, {}, 0
     if "traffic" not in sel.domains:
-        return ui.not_simulated("traffic"), {"display": "none"}, 1, {}, 0, None
+        return ui.not_simulated("traffic"), {"display": "none"}, 1, {}, 0
     clock = D.clock_labels(sel.ds)
     n = len(clock)
     every = max(1, n // 8)
     marks = {i: clock[i] for i in range(0, n, every)}
     r = D.speed_ratio(sel.path, sel.ds, sel.variant)
     peak = int(np.argmin(r.mean(1))) if r.size else 0
-    figs = F.traffic_series(sel.pair, sel.variants, sel.path)
-    series = [dcc.Graph(figure=f, id=f"traffic-series-{i}") for i, f in enumerate(figs)]
-    return None, {}, max(n - 1, 0), marks, peak, series
+    return None, {}, max(n - 1, 0), marks, peak
 
 
-@callback(Output("traffic-map", "figure"), Output("traffic-time-label", "children"),
-          Input("variant", "value"), Input("traffic-time", "value"), Input("traffic-mode", "value"),
-          Input("traffic-link", "data"))
-def draw(key, t, mode, link):
+@callback(Output("traffic-series", "children"), Input("variant", "value"))
+def series(key):
     sel, err = ui.load_selection(key)
     if err is not None or "traffic" not in sel.domains:
-        return F.empty("no traffic data"), ""
+        return None
+    figs = D.derived(sel.path, f"series:{sel.variants}", lambda: F.traffic_series(sel.pair, sel.variants, sel.path))
+    return [dcc.Graph(figure=f, id=f"traffic-series-{i}") for i, f in enumerate(figs)]
+
+
+@callback(Output("traffic-map", "figure"), Output("traffic-time-label", "children"), Output("traffic-drawn", "data"),
+          Input("variant", "value"), Input("traffic-time", "value"), Input("traffic-mode", "value"),
+          Input("traffic-link", "data"), State("traffic-drawn", "data"))
+def draw(key, t, mode, link, drawn):
+    sel, err = ui.load_selection(key)
+    if err is not None or "traffic" not in sel.domains:
+        return F.empty("no traffic data"), "", None
     net = D.network(sel.path, sel.ds)
     clock = D.clock_labels(sel.ds)
     t = int(min(max(t or 0, 0), len(clock) - 1))
@@ -73,9 +80,21 @@ def draw(key, t, mode, link):
     else:
         cls = D.link_classes(D.speed_ratio(sel.path, sel.ds, sel.variant)[t], D.SPEED_BINS)
         labels, colors, what = D.SPEED_LABELS, F.SPEED_COLORS, "speed as % of free flow"
-    fig = F.class_map(net, cls, labels, colors, f"{sel.variant}: {what} at {clock[t]}",
-                      highlight=link if isinstance(link, int) else None, height=600)
-    return fig, f"{clock[t]}"
+    title = f"{sel.variant}: {what} at {clock[t]}"
+    state = [key, mode, link]
+    if ctx.triggered_id == "traffic-time" and drawn == state:
+        # a time step: send only the colour classes' coordinates and the title (the rest stays in the browser)
+        patch = Patch()
+        for k in range(len(labels)):
+            idx = np.flatnonzero(cls == k)
+            x, y = net.segments(idx)
+            patch["data"][k]["x"] = x
+            patch["data"][k]["y"] = y
+            patch["data"][k]["name"] = f"{labels[k]} ({len(idx):,})"
+        patch["layout"]["title"]["text"] = title
+        return patch, clock[t], no_update
+    fig = F.class_map(net, cls, labels, colors, title, highlight=link if isinstance(link, int) else None, height=600)
+    return fig, clock[t], state
 
 
 @callback(Output("traffic-link", "data"), Input("traffic-map", "clickData"), prevent_initial_call=True)
