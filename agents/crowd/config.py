@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.crowd.sim import ModelParams, stable_dt
 
@@ -197,11 +197,6 @@ class CrowdConfig(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"venue names must be unique: {names}")
         return self
-
-    @field_validator("dt_s")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        return v
 
     def city_errors(self, city) -> list[str]:
         """Nodes and points of interest named by venues must exist in the city."""

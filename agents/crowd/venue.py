@@ -152,7 +152,7 @@ class VenueRun:
         take = self.rng.permutation(free)[: self.queue]
         k = np.arange(self.sim.n, self.sim.n + take.size)
         idx = self.sim.add_agents(px[take], py[take], self._speeds(take.size), self.f_attr, state=MOVING,
-                                  stop=self._stop_level(k - 0))
+                                  stop=self._stop_level(k))
         self._set_egress_times(idx)
         self.queue -= take.size
 
