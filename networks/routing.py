@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Hashable
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 from networks.graph import CityGraph
 
-__all__ = ["dijkstra_to", "dijkstra_from", "next_hop_tables", "path_links", "path_from_next_hop",
+__all__ = ["dijkstra_to", "dijkstra_from", "next_hop_tables", "route_tables", "update_route_tables", "path_links", "path_from_next_hop",
            "shortest_path", "shortest_time", "link_costs", "reachable_share"]
 
 
@@ -225,3 +226,179 @@ def reachable_share(city: CityGraph) -> float:
         return 1.0
     counts = _reach_counts(a.out_indptr, a.out_links, a.link_to, a.n_nodes)
     return float(counts.sum()) / (a.n_nodes * (a.n_nodes - 1))
+
+
+# ---- routing tables that follow changing link costs (the traffic model's time-dependent routing) -------
+_SERIAL_BELOW = 1_000_000  # destinations x links: below this, threads cost more than they save
+
+
+@njit(cache=True)
+def _tables_serial(dests, link_cost, in_indptr, in_links, link_from, n_nodes):
+    D = dests.shape[0]
+    dist = np.empty((D, n_nodes), np.float64)
+    nxt = np.empty((D, n_nodes), np.int32)
+    for i in range(D):
+        d, h = _dijkstra(dests[i], link_cost, in_indptr, in_links, link_from, n_nodes)
+        dist[i] = d
+        nxt[i] = h
+    return dist, nxt
+
+
+@njit(cache=True, parallel=True)
+def _tables_parallel(dests, link_cost, in_indptr, in_links, link_from, n_nodes):
+    D = dests.shape[0]
+    dist = np.empty((D, n_nodes), np.float64)
+    nxt = np.empty((D, n_nodes), np.int32)
+    for i in prange(D):
+        d, h = _dijkstra(dests[i], link_cost, in_indptr, in_links, link_from, n_nodes)
+        dist[i] = d
+        nxt[i] = h
+    return dist, nxt
+
+
+def route_tables(dests: np.ndarray, link_cost: np.ndarray, city_arrays) -> tuple[np.ndarray, np.ndarray]:
+    """Full tables towards each destination: (dist float64[D, N], next_link int32[D, N]); threads if large."""
+    a = city_arrays
+    f = _tables_serial if dests.shape[0] * a.n_links < _SERIAL_BELOW else _tables_parallel
+    return f(np.asarray(dests, np.int32), link_cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes)
+
+
+@njit(cache=True)
+def _update_row(dist, nxt, new_cost, changed, old_cost, in_indptr, in_links, out_indptr, out_links,
+                link_from, link_to, n_nodes, keys, vals, bad, kids_ptr, kids, stack):
+    """Repair one destination's tree after finite cost changes (dynamic shortest paths, Ramalingam-Reps style).
+
+    1. nodes whose tree path uses a link that got dearer are invalidated (their subtree in the reverse tree);
+    2. they are re-seeded from valid neighbours, cheaper links seed shortcuts;
+    3. a multi-source Dijkstra from the seeds fixes every label. Distances equal a full recomputation.
+    """
+    n_bad_roots = 0
+    for k in range(changed.shape[0]):
+        l = changed[k]
+        if new_cost[l] > old_cost[l] and nxt[link_from[l]] == l:
+            n_bad_roots += 1
+    size = 0
+    if n_bad_roots > 0:
+        for v in range(n_nodes + 1):  # children lists of the reverse tree (CSR)
+            kids_ptr[v] = 0
+        for w in range(n_nodes):
+            l = nxt[w]
+            if l >= 0:
+                kids_ptr[link_to[l] + 1] += 1
+        for v in range(n_nodes):
+            kids_ptr[v + 1] += kids_ptr[v]
+        for w in range(n_nodes):
+            l = nxt[w]
+            if l >= 0:
+                p = link_to[l]
+                kids[kids_ptr[p]] = w
+                kids_ptr[p] += 1
+        for v in range(n_nodes, 0, -1):
+            kids_ptr[v] = kids_ptr[v - 1]
+        kids_ptr[0] = 0
+        top = 0
+        for k in range(changed.shape[0]):
+            l = changed[k]
+            u = link_from[l]
+            if new_cost[l] > old_cost[l] and nxt[u] == l and not bad[u]:
+                bad[u] = True
+                stack[top] = u
+                top += 1
+        nb = 0
+        while top > 0:
+            top -= 1
+            u = stack[top]
+            kids[n_nodes + nb] = u  # the tail of ``kids`` lists the invalidated nodes
+            nb += 1
+            for j in range(kids_ptr[u], kids_ptr[u + 1]):
+                w = kids[j]
+                if not bad[w]:
+                    bad[w] = True
+                    stack[top] = w
+                    top += 1
+        for i in range(nb):
+            u = kids[n_nodes + i]
+            dist[u] = np.inf
+            nxt[u] = -1
+        for i in range(nb):
+            u = kids[n_nodes + i]
+            for j in range(out_indptr[u], out_indptr[u + 1]):
+                l = out_links[j]
+                x = link_to[l]
+                if not bad[x]:
+                    nd = dist[x] + new_cost[l]
+                    if nd < dist[u]:
+                        dist[u] = nd
+                        nxt[u] = l
+            if dist[u] < np.inf:
+                size = _heap_push(keys, vals, size, dist[u], np.int32(u))
+        for i in range(nb):
+            bad[kids[n_nodes + i]] = False
+    for k in range(changed.shape[0]):
+        l = changed[k]
+        if new_cost[l] < old_cost[l]:
+            u, v = link_from[l], link_to[l]
+            nd = dist[v] + new_cost[l]
+            if nd < dist[u]:
+                dist[u] = nd
+                nxt[u] = l
+                size = _heap_push(keys, vals, size, nd, np.int32(u))
+    while size > 0:
+        d, u, size = _heap_pop(keys, vals, size)
+        if d > dist[u]:
+            continue
+        for j in range(in_indptr[u], in_indptr[u + 1]):
+            l = in_links[j]
+            w = link_from[l]
+            nd = d + new_cost[l]
+            if nd < dist[w]:
+                dist[w] = nd
+                nxt[w] = l
+                size = _heap_push(keys, vals, size, nd, np.int32(w))
+
+
+@njit(cache=True)
+def _update_rows(lo, hi, dist, nxt, new_cost, changed, old_cost, in_indptr, in_links, out_indptr, out_links,
+                 link_from, link_to, n_nodes):
+    # heap bound: every node is finalised once, so pushes <= seeds (N) + relaxations (L) + shortcuts (changed)
+    cap = n_nodes + 2 * new_cost.shape[0] + changed.shape[0] + 16
+    keys = np.empty(cap)
+    vals = np.empty(cap, np.int32)
+    bad = np.zeros(n_nodes, np.bool_)
+    kids_ptr = np.zeros(n_nodes + 1, np.int64)
+    kids = np.empty(2 * n_nodes, np.int32)
+    stack = np.empty(n_nodes, np.int32)
+    for i in range(lo, hi):
+        _update_row(dist[i], nxt[i], new_cost, changed, old_cost, in_indptr, in_links, out_indptr, out_links,
+                    link_from, link_to, n_nodes, keys, vals, bad, kids_ptr, kids, stack)
+
+
+@njit(cache=True, parallel=True)
+def _update_parallel(dist, nxt, new_cost, changed, old_cost, in_indptr, in_links, out_indptr, out_links,
+                     link_from, link_to, n_nodes, n_chunks):
+    D = dist.shape[0]
+    chunk = (D + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _update_rows(t * chunk, min(D, (t + 1) * chunk), dist, nxt, new_cost, changed, old_cost, in_indptr,
+                     in_links, out_indptr, out_links, link_from, link_to, n_nodes)
+
+
+def update_route_tables(dist: np.ndarray, nxt: np.ndarray, old_cost: np.ndarray, new_cost: np.ndarray,
+                        city_arrays) -> int:
+    """Update tables from :func:`route_tables` in place for finite cost changes; return links changed.
+
+    Costs that become or stop being infinite (closures) need a full :func:`route_tables` instead.
+    """
+    a = city_arrays
+    changed = np.flatnonzero(new_cost != old_cost).astype(np.int64)
+    if changed.size == 0 or dist.shape[0] == 0:
+        return int(changed.size)
+    if not (np.isfinite(new_cost[changed]).all() and np.isfinite(old_cost[changed]).all()):
+        raise ValueError("update_route_tables handles finite cost changes only; rebuild with route_tables")
+    args = (dist, nxt, new_cost, changed, old_cost, a.in_indptr, a.in_links, a.out_indptr, a.out_links,
+            a.link_from, a.link_to, a.n_nodes)
+    if dist.shape[0] * a.n_links < _SERIAL_BELOW:
+        _update_rows(0, dist.shape[0], *args)
+    else:
+        _update_parallel(*args, 4 * numba.get_num_threads())
+    return int(changed.size)

@@ -107,3 +107,32 @@ def test_closed_link_cuts_corridor():
     assert shortest_path(city, "c4", "c0") == []
     assert reachable_share(city) == pytest.approx(10 / 20)  # 4+3+2+1 of 5*4 ordered pairs
     assert reachable_share(grid(4, 4)) == 1.0
+
+
+def test_incremental_table_update_equals_full_recompute():
+    """After random finite cost changes, updated tables have the same distances as rebuilt ones, and every
+    next hop lies on a shortest path."""
+    from networks.routing import route_tables, update_route_tables
+
+    rng = np.random.default_rng(7)
+    city = grid(12, 12, spacing_m=100.0)
+    a = city.arrays
+    cost = a.fft_s * rng.uniform(0.8, 1.5, a.n_links)
+    dests = rng.choice(a.n_nodes, 30, replace=False).astype(np.int32)
+    dist, nxt = route_tables(dests, cost, a)
+    for round_ in range(6):
+        new = cost.copy()
+        k = rng.choice(a.n_links, 25, replace=False)
+        new[k] *= rng.uniform(0.3, 4.0, k.size)  # some dearer, some cheaper
+        n_changed = update_route_tables(dist, nxt, cost, new, a)
+        ref_dist, _ = route_tables(dests, new, a)
+        assert n_changed == 25
+        np.testing.assert_allclose(dist, ref_dist, rtol=1e-12)
+        for i in range(len(dests)):
+            for v in range(a.n_nodes):
+                l = nxt[i, v]
+                if v == dests[i]:
+                    continue
+                assert l >= 0 and a.link_from[l] == v
+                assert dist[i, a.link_to[l]] + new[l] == pytest.approx(dist[i, v], rel=1e-12)
+        cost = new

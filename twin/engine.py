@@ -139,6 +139,7 @@ class CityTwin(mesa.Model):
             "scenario_hash": scenario_hash(sc), "seed": int(sc.seed),
             "backend": getattr(sc.domain_configs.get("traffic"), "backend", "none"),
             "city": self.city.name, "clock_start": sc.time.start,
+            "scenario_dir": str(self.scenario_dir.resolve()),
             "domains": json.dumps(list(self.domains)),
             "citytwin_version": package_versions().get("citytwin", "dev"),
             "versions": json.dumps(package_versions()),

@@ -88,6 +88,7 @@ def write_atomic(ds: xr.Dataset, path: str | Path) -> Path:
     os.close(fd)
     try:
         _encodable(ds).to_netcdf(tmp, engine="netcdf4")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is for others to read too
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

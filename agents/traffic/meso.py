@@ -17,7 +17,7 @@ from agents.traffic import meso_kernel as K
 from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
-from networks.routing import next_hop_tables
+from networks.routing import route_tables, update_route_tables
 from twin.domain import KPI, Domain
 
 __all__ = ["MesoTraffic"]
@@ -100,6 +100,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self.dest_slot = np.full(self.N, -1, np.int32)
         self.dests = np.zeros(0, np.int32)
         self.nh = np.full((0, self.N), -1, np.int32)
+        self.dist = np.zeros((0, self.N))  # float64 distances (s) behind ``nh``, kept for incremental updates
         # clock
         self.t = 0.0  # kernel time (s): steps up to here are done
         self.step_counter = 0
@@ -228,18 +229,22 @@ class MesoTraffic(Domain, TrafficBackend):
         d0 = len(self.dests)
         self.dests = np.concatenate([self.dests, new])
         self.dest_slot[new] = np.arange(d0, d0 + len(new), dtype=np.int32)
-        a = self.city.arrays
-        _, nxt = next_hop_tables(new, self._costs, a.in_indptr, a.in_links, a.link_from, self.N)
-        self.nh = np.concatenate([self.nh, nxt.astype(np.int32)], axis=0) if d0 else nxt.astype(np.int32)
+        dist, nxt = route_tables(new, self._costs, self.city.arrays)
+        self.dist = np.concatenate([self.dist, dist], axis=0) if d0 else dist
+        self.nh = np.concatenate([self.nh, nxt], axis=0) if d0 else nxt
 
     def _refresh_routes(self, share: float) -> None:
         """Recompute next-hop tables on current link times; give ``share`` of running drivers a new route."""
         self._catch_up()
-        self._costs = self._current_costs()
-        if len(self.dests):
-            a = self.city.arrays
-            _, nxt = next_hop_tables(self.dests, self._costs, a.in_indptr, a.in_links, a.link_from, self.N)
-            self.nh = nxt.astype(np.int32)
+        old, new = self._costs, self._current_costs()
+        self._costs = new
+        if len(self.dests) and not np.array_equal(old, new):
+            # link times change a little between refreshes: repair the trees where they changed (exact), and
+            # rebuild them only when a link opens or closes
+            if np.array_equal(np.isinf(old), np.isinf(new)):
+                update_route_tables(self.dist, self.nh, old, new, self.city.arrays)
+            else:
+                self.dist, self.nh = route_tables(self.dests, new, self.city.arrays)
         self.table_updates += 1
         if share > 0 and self.n_veh:
             running = np.flatnonzero(self.v_status[: self.n_veh] == K.RUNNING).astype(np.int32)
