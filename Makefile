@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m pip install --quiet --no-deps jupedsim   # its full install pulls a 1.5 GB viewer
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
 clean:
