@@ -108,7 +108,12 @@ def print_kpis(ds, file=None) -> None:
         line = f"{r['domain']:<10} {str(r['kpi'])[:38]:<38} {r['units']:<6}"
         for v in variants:
             x = r[v]
-            line += f"{x:>17,.1f}" if abs(x) < 1e6 else f"{x:>17,.0f}"
+            if x != x:  # NaN: the domain was not simulated in this variant
+                line += f"{'—':>17}"
+            elif abs(x) < 10 and x != int(x):
+                line += f"{x:>17,.3f}"
+            else:
+                line += f"{x:>17,.1f}" if abs(x) < 1e6 else f"{x:>17,.0f}"
         for v in variants[1:]:
             d = r[f"Δ% {v}"]
             line += f"{d:>+16.1f}%" if d == d else f"{'—':>17}"
