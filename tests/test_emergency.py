@@ -246,3 +246,22 @@ def test_without_traffic_units_drive_free_flow_shortest_paths(tmp_path):
     fft = nx.shortest_path_length(nx.DiGraph(city.G), "n0_0", "n4_3",
                                   weight=lambda u, v, d: d["length_m"] / d["speed_mps"])
     assert ds["em_arrival_time"].values[0] == pytest.approx(H + U + fft / cfg.speed_factor)
+
+
+@pytest.mark.parametrize("preempt", [True, False])
+def test_urgent_call_diverts_a_unit_from_a_less_urgent_one(tmp_path, preempt):
+    """With preempt, a priority-1 call takes the unit driving to a priority-2 call, which waits its turn."""
+    types = {"minor": {"priority": 2, "on_scene_s": S, "on_scene_dist": "fixed"},
+             "medical": {"priority": 1, "on_scene_s": S, "on_scene_dist": "fixed"}}
+    cfg = _cfg(preempt=preempt, incident_types=types)
+    urgent = U + 10.0  # its call handling ends at H + U + 10, while the unit drives to the minor call
+    ds, dom = _run(tmp_path, grid(3, 3), cfg, [(0, "minor", "n2_2"), (urgent, "medical", "n1_2")])
+    disp, arr = ds["em_dispatch_time"].values, ds["em_arrival_time"].values
+    if preempt:
+        assert dom.centre.preemptions == 1
+        assert disp[1] == urgent + H and arr[1] == disp[1] + T  # no turnout: already rolling
+        assert arr[0] == arr[1] + S + T  # the minor call is served after the urgent one clears
+    else:
+        assert dom.centre.preemptions == 0
+        assert arr[0] == H + U + T and disp[1] == arr[0] + S
+    assert list(ds["em_incident_status"].values) == ["served", "served"]

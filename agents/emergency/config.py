@@ -146,6 +146,8 @@ class EmergencyConfig(_Strict):
     speed_factor: float = Field(1.3, ge=0.5, le=3.0, description="emergency speed relative to free flow")
     priority: bool = Field(True, description="units pass queues (blue lights)")
     redirect_returning: bool = Field(True, description="a unit driving back to station may take a new call")
+    preempt: bool = Field(False, description="when no unit is free, divert the nearest unit on its way to "
+                          "a less urgent call (that call goes back to the queue)")
     coverage_unit_type: Literal["ambulance", "fire"] = Field("ambulance", description="unit type for coverage")
     coverage_target_s: float | None = Field(None, gt=0.0, le=7200.0, description="coverage target, s "
                                             "(default: target of the first type needing that unit)")

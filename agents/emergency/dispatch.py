@@ -57,6 +57,7 @@ class DispatchCentre(mesa.Agent):
         self._trees: dict[tuple[str, int], tuple[float, np.ndarray]] = {}
         self._area: dict[str, np.ndarray] = {}
         self.dispatches = 0
+        self.preemptions = 0
         self.queue_share = QUEUE_SHARE
 
     # ---- link costs (cached per simulated instant) --------------------------------------
@@ -116,6 +117,8 @@ class DispatchCentre(mesa.Agent):
         req = Request(inc, unit_type, self._seq, self.env.now)
         inc.needed += 1
         unit = self.select(req)
+        if unit is None and self.cfg.preempt:
+            unit = self._preemptable(req)
         if unit is not None:
             self._dispatch(unit, req)
         elif not self._reachable(req):
@@ -152,6 +155,24 @@ class DispatchCentre(mesa.Agent):
                 score += self.cfg.turnout_s.get(u.type, 60.0)
             if score < best_score:
                 best, best_score = u, score
+        return best
+
+    def _preemptable(self, req: Request) -> Unit | None:
+        """The unit on its way to a less urgent call that is nearest to ``req``; its old request is requeued."""
+        now = self.env.now
+        cands = [u for u in self.units if u.type == req.unit_type and not u.off_duty
+                 and u.state in ("turnout", "en_route") and u.request is not None
+                 and u.request.incident.priority > req.incident.priority]
+        if not cands:
+            return None
+        tree = self.tree_to(req.incident.node, "congested")
+        best = min(cands, key=lambda u: tree[u.position(now)])
+        if not np.isfinite(tree[best.position(now)]):
+            return None
+        old = best.request
+        old.incident.queued += 1
+        self.queue.append(old)
+        self.preemptions += 1
         return best
 
     def _areas(self, unit_type: str) -> np.ndarray:

@@ -60,7 +60,10 @@ class Unit(mesa.Agent):
         self._busy_since = math.nan
         self._duty_since = 0.0
         self._return_proc: simpy.Process | None = None
+        self._mission_proc: simpy.Process | None = None
         self._trip: tuple[float, int, np.ndarray, np.ndarray] | None = None  # depart, origin, links, cum s
+        self._turnout_end = 0.0
+        self.request: "Request | None" = None  # the request being driven to (turnout / en route)
         station.units.append(self)
 
     # ---- availability and position ------------------------------------------------------
@@ -70,8 +73,8 @@ class Unit(mesa.Agent):
                                       or (self.state == "returning" and self.centre.cfg.redirect_returning))
 
     def position(self, now: float) -> int:
-        """Node where a new drive would start: home, the scene, or on the way back (estimated)."""
-        if self.state != "returning" or self._trip is None:
+        """Node where a new drive would start: home, the scene, or on the way (estimated from the route)."""
+        if self.state not in ("returning", "en_route") or self._trip is None:
             return self.node
         depart, origin, links, cum = self._trip
         if links.size == 0:
@@ -81,21 +84,31 @@ class Unit(mesa.Agent):
 
     # ---- missions -----------------------------------------------------------------------
     def assign(self, req: "Request", now: float) -> None:
-        """Start ``req``: from the station with turnout, or redirected while driving back (no turnout)."""
+        """Start ``req``: from the station with turnout, or redirected while driving (no turnout)."""
         turnout = 0.0
-        if self.state == "returning":
+        if self.state in ("returning", "en_route", "turnout"):
+            turnout = max(0.0, self._turnout_end - now) if self.state == "turnout" else 0.0
             self.node = self.position(now)
-            if self._return_proc is not None and self._return_proc.is_alive:
-                self._return_proc.interrupt("redirect")
+            for proc in (self._return_proc, self._mission_proc):
+                if proc is not None and proc.is_alive and proc is not self.centre.env.active_process:
+                    proc.interrupt("redirect")
             self._return_proc = None
             self._trip = None
         elif self.node == self.station.node:
             turnout = self.centre.cfg.turnout_s.get(self.type, 60.0)
         self.state = "turnout"
+        self.request = req
+        self._turnout_end = now + turnout
         self.missions += 1
         if math.isnan(self._busy_since):
             self._busy_since = now
-        self.centre.env.process(self._mission(req, turnout))
+        self._mission_proc = self.centre.env.process(self._mission(req, turnout))
+
+    def _start_trip(self, dest: int, cost: np.ndarray) -> None:
+        """Remember route and cumulative link times of a drive now, to estimate the position later."""
+        links = np.asarray(self.centre.route(self.node, dest), np.int64)
+        cum = np.cumsum(cost[links]) if links.size else np.empty(0)
+        self._trip = (self.centre.env.now, self.node, links, cum)
 
     def _drive(self, dest: int, blue: bool):
         cfg = self.centre.cfg
@@ -106,10 +119,17 @@ class Unit(mesa.Agent):
 
     def _mission(self, req: "Request", turnout: float):
         env, centre, inc = self.centre.env, self.centre, req.incident
-        if turnout > 0:
-            yield env.timeout(turnout)
-        self.state = "en_route"
-        res = yield self._drive(inc.node, blue=True)
+        try:
+            if turnout > 0:
+                yield env.timeout(turnout)
+            self.state = "en_route"
+            if centre.cfg.preempt:
+                self._start_trip(inc.node, centre.cost("congested"))
+            res = yield self._drive(inc.node, blue=True)
+        except simpy.Interrupt:
+            return  # diverted to a more urgent call: the new mission has taken over
+        self._trip = None
+        self.request = None
         if res.status != "arrived":
             centre.request_unreachable(req)
             self._free()
@@ -150,9 +170,7 @@ class Unit(mesa.Agent):
         env, centre = self.centre.env, self.centre
         self.state = "returning"
         home = self.station.node
-        links = np.asarray(centre.route(self.node, home), np.int64)
-        cum = np.cumsum(centre.link_times_s()[links]) if links.size else np.empty(0)
-        self._trip = (env.now, self.node, links, cum)
+        self._start_trip(home, centre.link_times_s())
         try:
             res = yield self._drive(home, blue=False)
         except simpy.Interrupt:
