@@ -9,7 +9,7 @@ from scipy import stats
 
 from agents.emergency.config import EmergencyConfig
 from agents.emergency.domain import EmergencyDomain
-from agents.emergency.erlang import erlang_c, mean_wait_s, p_wait_longer
+from agents.emergency.erlang import erlang_c, mean_wait_s, p_wait_longer, servers_needed
 from agents.emergency.standalone import FixedTimeTraffic, StandaloneTwin
 from networks.synthetic import grid
 
@@ -25,6 +25,14 @@ def test_erlang_c_closed_forms():
     # M/M/1: Wq = rho / (mu - lam)
     assert mean_wait_s(0.5, 1.0, 1) == pytest.approx(0.5 / 0.5)
     assert p_wait_longer(0.0, 0.002, 1 / 1200, 3) == pytest.approx(erlang_c(3, 2.4))
+
+
+def test_servers_needed_is_the_smallest_fleet_meeting_the_wait_bound():
+    """The answer meets the bound, one unit fewer does not (or would be unstable)."""
+    for lam, mu, p in ((6.7e-4, 1 / 1846, 0.1), (0.01, 1 / 1200, 0.05), (1e-5, 1 / 600, 0.5)):
+        c = servers_needed(lam, mu, p)
+        assert erlang_c(c, lam / mu) <= p
+        assert c == 1 or erlang_c(c - 1, lam / mu) > p
 
 
 def _replication(seed: int, c: int, mu: float, lam: float, days: int) -> tuple[float, float]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["erlang_c", "mean_wait_s", "p_wait_longer"]
+__all__ = ["erlang_c", "mean_wait_s", "p_wait_longer", "servers_needed"]
 
 
 def erlang_c(c: int, a: float) -> float:
@@ -35,3 +35,18 @@ def p_wait_longer(t_s: float, lam: float, mu: float, c: int) -> float:
     if lam >= c * mu:
         return 1.0
     return erlang_c(c, lam / mu) * math.exp(-(c * mu - lam) * t_s)
+
+
+def servers_needed(lam: float, mu: float, max_p_wait: float) -> int:
+    """Fewest units ``c`` with P(wait) <= ``max_p_wait`` for calls at ``lam`` (1/s), busy rate ``mu`` (1/s).
+
+    Fleet sizing from a run: lam = calls needing the unit type / duration, 1/mu = busy time per mission
+    (``em_unit_busy_time`` / ``em_unit_missions``).
+    """
+    if not 0.0 < max_p_wait <= 1.0:
+        raise ValueError("max_p_wait must lie in (0, 1]")
+    a = lam / mu
+    c = max(1, math.floor(a) + 1)
+    while erlang_c(c, a) > max_p_wait:
+        c += 1
+    return c
