@@ -9,7 +9,7 @@ import pytest
 
 from agents.emergency.config import EmergencyConfig
 from agents.emergency.domain import EmergencyDomain
-from agents.emergency.planning import candidate_nodes, greedy_mclp, milp_mclp, suggest_stations
+from agents.emergency.planning import candidate_nodes, greedy_mclp, greedy_mexclp, milp_mclp, suggest_stations
 from agents.emergency.standalone import FixedTimeTraffic, StandaloneTwin
 from networks.synthetic import grid
 
@@ -62,3 +62,26 @@ def test_suggestion_raises_coverage_and_runs_as_a_variant():
     assert coverage_of(cfg) == pytest.approx(sug.coverage_before)
     variant = EmergencyConfig.model_validate({**base, **sug.override["emergency"]})
     assert coverage_of(variant) == pytest.approx(sug.coverage_after)
+
+
+def test_expected_covering_backs_up_busy_areas():
+    """With busy units (MEXCLP), a fully covered city still gains expected coverage, and the gain is the
+    brute-force best single site; with q -> small it reduces to plain coverage."""
+    rng = np.random.default_rng(5)
+    cover = rng.random((12, 50)) < 0.3
+    w = rng.random(50)
+    w /= w.sum()
+    n0 = rng.integers(0, 3, 50).astype(float)
+    q, m = 0.4, 2
+    (j,), (before, after) = greedy_mexclp(cover, w, n0, m, q, 1)
+    exp = [float(np.sum(w * (1 - q ** (n0 + m * cover[i])))) for i in range(12)]
+    assert after == pytest.approx(max(exp)) and exp[j] == pytest.approx(max(exp)) and after > before
+    city = grid(12, 12, 300.0)
+    cfg = EmergencyConfig.model_validate(dict(stations_from_osm=False, hospitals_from_osm=False, generate=False,
+                                              coverage_target_s=900.0, stations=[{"name": "A", "node": "n0_0"}],
+                                              incident_types={"medical": {}}))
+    plain = suggest_stations(city, cfg, k=1)
+    assert plain.coverage_before == pytest.approx(1.0) and plain.expected_coverage is None
+    sug = suggest_stations(city, cfg, k=1, busy_fraction=0.5)
+    b, a = sug.expected_coverage
+    assert b == pytest.approx(1 - 0.5 ** 2) and a > b  # two units at A cover everyone: 1 - q^2

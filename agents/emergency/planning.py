@@ -16,10 +16,10 @@ import numpy as np
 from agents.emergency.config import EmergencyConfig
 from agents.emergency.domain import coverage_budget_s
 from agents.emergency.incidents import demand_points
-from agents.emergency.paths import emergency_link_times_s, min_times_from, times_from_many
+from agents.emergency.paths import emergency_link_times_s, min_times_from, times_from, times_from_many
 from agents.emergency.resources import DEFAULT_UNITS, resolve_stations
 
-__all__ = ["StationSuggestion", "suggest_stations", "greedy_mclp", "milp_mclp", "greedy_median", "candidate_nodes"]
+__all__ = ["StationSuggestion", "suggest_stations", "greedy_mclp", "milp_mclp", "greedy_median", "greedy_mexclp", "candidate_nodes"]
 
 
 @dataclass
@@ -32,11 +32,15 @@ class StationSuggestion:
     budget_s: float
     method: str
     override: dict[str, Any] = field(default_factory=dict)
+    expected_coverage: tuple[float, float] | None = None  # MEXCLP only: expected coverage before, after
 
     def table(self) -> str:
         """A readable summary, one line per site."""
         lines = [f"coverage within {self.budget_s:.0f} s travel: {self.coverage_before:.1%} -> "
                  f"{self.coverage_after:.1%} ({self.method})"]
+        if self.expected_coverage is not None:
+            lines.append(f"expected coverage (a unit free): {self.expected_coverage[0]:.1%} -> "
+                         f"{self.expected_coverage[1]:.1%}")
         for s in self.sites:
             lines.append(f"  {s['name']}: node {s['node']!r} at ({s['x']:.0f}, {s['y']:.0f}) m, "
                          f"adds {s['gain']:.1%} coverage, cuts mean travel by {s['mean_time_saved_s']:.0f} s")
@@ -134,13 +138,16 @@ def _source_parts(source: Any, config: EmergencyConfig | None) -> tuple[Any, Eme
 def suggest_stations(source: Any, config: EmergencyConfig | dict | None = None, k: int = 1, *,
                      method: str = "auto", link_times_s: np.ndarray | None = None,
                      max_candidates: int = 1500, time_limit_s: float = 30.0,
-                     queue_share: float = 0.2) -> StationSuggestion:
+                     queue_share: float = 0.2, busy_fraction: float | None = None) -> StationSuggestion:
     """Propose ``k`` new stations (of ``config.coverage_unit_type``) maximising covered population.
 
     ``source``: a built CityTwin (its city, live traffic and emergency config) or a CityGraph.
     ``method``: "greedy", "milp" or "auto" (exact when the model is small, else greedy; the better wins).
     When coverage cannot grow (everyone is already within the target), the remaining sites are the ones
     that most cut the population-weighted mean travel time (greedy p-median).
+    ``busy_fraction`` q (e.g. the run's mean unit utilisation) switches to the maximum *expected*
+    covering model (MEXCLP, Daskin 1983; greedy): a point covered by n units counts 1 - q^n, so sites
+    that back up busy areas score too.
     Travel times: ``link_times_s`` (s per link) if given, else the twin's live times, else free flow;
     a unit's time per link is estimated as in dispatch (speed factor, share of queue delay).
     """
@@ -154,7 +161,10 @@ def suggest_stations(source: Any, config: EmergencyConfig | dict | None = None, 
     ut = cfg.coverage_unit_type
     dp = demand_points(city)
     w_all = np.bincount(dp.node, weights=dp.weight * dp.zone_weight[dp.zone], minlength=a.n_nodes)
-    existing = [s.node for s in resolve_stations(cfg, city) if any(g.type == ut and g.count > 0 for g in s.units)]
+    n_units = cfg.units.get(ut, DEFAULT_UNITS[ut])  # type: ignore[call-overload]
+    st_units = [(s.node, sum(g.count for g in s.units if g.type == ut)) for s in resolve_stations(cfg, city)]
+    st_units = [(node, n) for node, n in st_units if n > 0]
+    existing = [node for node, _ in st_units]
     covered = (min_times_from(city, np.asarray(existing), cost) <= budget) if existing else np.zeros(a.n_nodes, bool)
     before = float(w_all[covered].sum() / w_all.sum())
     demand = np.flatnonzero(w_all > 0)
@@ -167,25 +177,30 @@ def suggest_stations(source: Any, config: EmergencyConfig | dict | None = None, 
     pts = demand[unc]
     cover = times[:, unc] <= budget
     w = w_all[pts]
-    picks = greedy_mclp(cover, w, k) if len(pts) else []
-    used = "greedy"
-    if len(pts) and method in ("milp", "auto") and (method == "milp" or cover.sum() <= 2_000_000):
-        exact, optimal = milp_mclp(cover, w, k, time_limit_s)
-        if exact and _gain(cover, w, exact) >= _gain(cover, w, picks) - 1e-12:
-            picks, used = exact, "milp (optimal)" if optimal else "milp (time limit)"
-    picks = [j for j in picks if cover[j].any()]
+    expected = None
+    if busy_fraction is not None:
+        if not 0.0 < busy_fraction < 1.0:
+            raise ValueError(f"busy_fraction {busy_fraction} — must lie in (0, 1)")
+        n0 = np.zeros(len(demand))
+        for node, n in st_units:
+            n0 += n * (times_from(city, node, cost)[demand] <= budget)
+        picks, expected = greedy_mexclp(times <= budget, w_all[demand] / w_all.sum(), n0, n_units,
+                                        busy_fraction, k)
+        used = f"mexclp greedy (busy fraction {busy_fraction:.2f})"
+    else:
+        picks, used = _solve_mclp(cover, w, k, method, time_limit_s)
     if len(picks) < k:  # coverage cannot grow further: add the sites that cut mean travel time most
         have = np.asarray(existing + [int(cands[j]) for j in picks], np.int64)
         best = min_times_from(city, have, cost)[demand] if len(have) else np.full(len(demand), np.inf)
         extra = greedy_median(times, w_all[demand], best, k - len(picks), exclude=picks)
         picks_extra = extra
-        used += f" + mean-time greedy for {len(extra)} site(s)" if picks else "mean-time greedy (all covered)"
+        used = f"{used} + mean-time greedy for {len(extra)} site(s)" if picks else "mean-time greedy (all covered)"
     else:
         picks_extra = []
-    picks = _order_by_gain(cover, w, picks)
+    if busy_fraction is None:
+        picks = _order_by_gain(cover, w, picks)
     sites, got = [], np.zeros(len(pts), bool)
     lonlat_of = getattr(getattr(city, "lonlat_to_xy", None), "inverse", None)
-    n_units = cfg.units.get(ut, DEFAULT_UNITS[ut])  # type: ignore[call-overload]
     best = min_times_from(city, np.asarray(existing, np.int64), cost)[demand] if existing else \
         np.full(len(demand), np.inf)
     wd = w_all[demand] / w_all.sum()
@@ -207,7 +222,39 @@ def suggest_stations(source: Any, config: EmergencyConfig | dict | None = None, 
     extra = [s.model_dump(mode="json", exclude_none=True) for s in cfg.extra_stations]
     extra += [{"name": s["name"], "node": s["node"], "kind": ut, "units": [{"type": ut, "count": n_units}]}
               for s in sites]
-    return StationSuggestion(sites, before, after, budget, used, {"emergency": {"extra_stations": extra}})
+    return StationSuggestion(sites, before, after, budget, used, {"emergency": {"extra_stations": extra}},
+                             expected)
+
+
+def _solve_mclp(cover: np.ndarray, w: np.ndarray, k: int, method: str, time_limit_s: float) -> tuple[list[int], str]:
+    """Greedy, then the MILP when asked or small enough; keep the better; drop picks that cover nothing."""
+    if cover.shape[1] == 0:
+        return [], "greedy"
+    picks, used = greedy_mclp(cover, w, k), "greedy"
+    if method in ("milp", "auto") and (method == "milp" or cover.sum() <= 2_000_000):
+        exact, optimal = milp_mclp(cover, w, k, time_limit_s)
+        if exact and _gain(cover, w, exact) >= _gain(cover, w, picks) - 1e-12:
+            picks, used = exact, "milp (optimal)" if optimal else "milp (time limit)"
+    return [j for j in picks if cover[j].any()], used
+
+
+def greedy_mexclp(cover: np.ndarray, w: np.ndarray, n0: np.ndarray, m: int, q: float,
+                  k: int) -> tuple[list[int], tuple[float, float]]:
+    """Greedy maximum expected covering: each pick adds ``m`` units to the points its row of ``cover``
+    [J, P] reaches; a point with n covering units counts w (1 - q^n). Returns (picks, (before, after))."""
+    n = np.asarray(n0, np.float64).copy()
+    before = float(np.sum(w * (1.0 - q ** n)))
+    coverf = cover.astype(np.float64)
+    picks: list[int] = []
+    for _ in range(min(k, cover.shape[0])):
+        gain = coverf @ (w * q ** n * (1.0 - q ** m))
+        gain[picks] = -1.0
+        j = int(np.argmax(gain))
+        if gain[j] <= 0:
+            break
+        picks.append(j)
+        n += m * cover[j]
+    return picks, (before, float(np.sum(w * (1.0 - q ** n))))
 
 
 def greedy_median(times: np.ndarray, w: np.ndarray, best: np.ndarray, k: int,
