@@ -3,7 +3,7 @@
 Node attributes: ``x``, ``y`` (metres, projected), ``lon``, ``lat`` (degrees, NaN where unknown),
 optional ``signal`` (bool: a signalised junction). Edge attributes: ``id`` (str, unique),
 ``length_m``, ``lanes``, ``speed_mps``, ``capacity_vph``, ``road_class`` (str), optional ``shape``
-(list of (x, y) metres, from-node to to-node).
+(list of (x, y) metres, from-node to to-node) and ``ring`` (roundabout number, -1 or absent if none).
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ class LinkArrays:
     node_x: np.ndarray  # float64[N] metres
     node_y: np.ndarray  # float64[N] metres
     node_signal: np.ndarray  # bool[N]
+    link_ring: np.ndarray | None = None  # int32[L]: roundabout number of the link, -1 if not on one
 
 
 @dataclass
@@ -129,8 +130,9 @@ class CityGraph:
         nx_ = np.array([float(G.nodes[n].get("x", np.nan)) for n in self._node_ids], np.float64)
         ny_ = np.array([float(G.nodes[n].get("y", np.nan)) for n in self._node_ids], np.float64)
         sig = np.array([bool(G.nodes[n].get("signal", False)) for n in self._node_ids], np.bool_)
+        ring = np.fromiter((int(d.get("ring", -1)) for *_, d in edges), np.int32, L)
         self._arrays = LinkArrays(N, L, lf, lt, length, speed, lanes, cap, fft,
-                                  out_indptr, out_links, in_indptr, in_links, nx_, ny_, sig)
+                                  out_indptr, out_links, in_indptr, in_links, nx_, ny_, sig, ring)
 
     # ---- ids <-> indices -----------------------------------------------------------------
     @property

@@ -37,6 +37,7 @@ def load_sumo_net(path: str | Path, name: str | None = None,
     edges = [e for e in net.getEdges(withInternal=False)
              if e.getFunction() != "internal" and e.allows("passenger")]
     used = {e.getFromNode().getID() for e in edges} | {e.getToNode().getID() for e in edges}
+    ring_of = {eid: k for k, r in enumerate(net.getRoundabouts()) for eid in r.getEdges()}
     G = nx.MultiDiGraph()
     for node in net.getNodes():
         nid = node.getID()
@@ -52,7 +53,8 @@ def load_sumo_net(path: str | Path, name: str | None = None,
         G.add_edge(e.getFromNode().getID(), e.getToNode().getID(), id=e.getID(),
                    length_m=float(e.getLength()), lanes=int(lanes), speed_mps=float(e.getSpeed()),
                    capacity_vph=lanes * lane_capacity_vph(road_class, capacity_per_lane_vph, e.getSpeed()),
-                   road_class=road_class, shape=[(float(p[0]), float(p[1])) for p in e.getShape()])
+                   road_class=road_class, shape=[(float(p[0]), float(p[1])) for p in e.getShape()],
+                   ring=ring_of.get(e.getID(), -1))  # roundabout number, -1 if none
     city = CityGraph(G, name=name or Path(path).name.split(".")[0],
                      crs=net._location["projParameter"] if geo else None)
     city.source = str(path)

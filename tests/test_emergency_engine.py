@@ -18,7 +18,9 @@ def _grid_run(backend: str, trips: int):
     doc = {"name": "em_congestion", "seed": 3,
            "city": {"source": "grid", "grid": {"nx": 10, "ny": 10, "spacing_m": 300}, "capacity_per_lane_vph": 300},
            "time": {"start": "08:00", "duration_s": 3600, "record_interval_s": 600},
-           "demand": {"trips": trips}, "traffic": {"backend": backend},
+           "demand": {"trips": trips},
+           # neutral junction parameters: the test is about congestion, not the calibrated junction delays
+           "traffic": {"backend": backend, "speed_scale": 1.0, "junction_delay_s": 0.0, "signal_delay_s": 0.0},
            "emergency": {"stations_from_osm": False, "hospitals_from_osm": False,
                          "stations": [{"name": "A", "node": "n0_0", "units": [{"type": "ambulance", "count": 20}]}],
                          "incident_types": {"medical": {"rate_per_day": 2000, "transport_prob": 0.0,

@@ -1,4 +1,8 @@
-"""Physics and invariants of the built-in mesoscopic traffic model."""
+"""Physics and invariants of the built-in mesoscopic traffic model.
+
+The tests pin the calibration parameters to neutral values (no junction delays, drivers at the limit), so that
+what they check is the queue model itself; the calibrated defaults are checked against SUMO (test_sumo.py).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,11 +12,13 @@ from conftest import make_twin
 from networks import synthetic
 from networks.routing import shortest_path
 
+NEUTRAL = {"speed_scale": 1.0, "junction_delay_s": 0.0, "signal_delay_s": 0.0, "signal_capacity_factor": 1.0}
+
 
 def _grid_twin(trips=1500, duration=1800, nx=6, seed=3, traffic=None, **kw):
     doc = {"seed": seed, "city": {"source": "grid", "grid": {"nx": nx, "ny": nx, "spacing_m": 150}, "zone_cell_m": 300},
            "time": {"duration_s": duration, "step_s": 1, "record_interval_s": 300},
-           "demand": {"trips": trips, "end_s": duration * 0.7}, "traffic": traffic or {}}
+           "demand": {"trips": trips, "end_s": duration * 0.7}, "traffic": {**NEUTRAL, **(traffic or {})}}
     doc.update(kw)
     return make_twin(doc)
 
@@ -48,7 +54,7 @@ def _line_twin(n_links=3, length=2000.0, bottleneck_vph=1200.0, lanes=2, duratio
     city = synthetic.line(n_links, length_m=length, lanes=lanes, speed_mps=15.0, capacity_per_lane_vph=1800.0,
                           bottleneck={"index": 1, "capacity_vph": bottleneck_vph})
     tw = make_twin({"city": {"source": "line"}, "time": {"duration_s": duration, "step_s": 1, "record_interval_s": 60},
-                    "traffic": {"reroute_share": 0.0, "stuck_time_s": 3600}}, city=city)
+                    "traffic": {**NEUTRAL, "reroute_share": 0.0, "stuck_time_s": 3600}}, city=city)
     tw.setup()
     return tw, city
 
@@ -105,8 +111,8 @@ def test_spillback_blocks_upstream():
 def test_free_flow_travel_times_exact():
     """A lone vehicle's travel time equals the sum of free-flow times on its route, to the microsecond."""
     city = synthetic.grid(6, 6, spacing_m=137.0, speed_mps=11.3)
-    tw = make_twin({"city": {"source": "grid"}, "time": {"duration_s": 1200, "step_s": 1, "record_interval_s": 300}},
-                   city=city)
+    tw = make_twin({"city": {"source": "grid"}, "time": {"duration_s": 1200, "step_s": 1, "record_interval_s": 300},
+                    "traffic": NEUTRAL}, city=city)
     tw.setup()
     T = tw.traffic
     results = {}
@@ -179,7 +185,7 @@ def test_closure_diverts_traffic_and_reopens():
     doc = {"seed": 5, "city": {"source": "grid", "grid": {"nx": 5, "ny": 5, "spacing_m": 150}, "zone_cell_m": 300},
            "time": {"duration_s": 2700, "step_s": 1, "record_interval_s": 300},
            "demand": {"trips": 4000, "model": "uniform"},
-           "traffic": {"closures": [{"link": "n2_2>n3_2", "start_s": 600, "end_s": 1800},
+           "traffic": {**NEUTRAL, "closures": [{"link": "n2_2>n3_2", "start_s": 600, "end_s": 1800},
                                     {"link": "n3_2>n2_2", "start_s": 600, "end_s": 1800}]}}
     ds = make_twin(doc).run()
     f = ds["link_flow"].sel(link="n2_2>n3_2").values

@@ -37,7 +37,11 @@ class SumoOptions(BaseModel):
 
 
 class TrafficConfig(BaseModel):
-    """Traffic back-end and its parameters. Defaults suit a town road network."""
+    """Traffic back-end and its parameters.
+
+    The junction defaults (speed_scale 0.8, signal_capacity_factor 0.45, signal_delay_s 20, junction_delay_s 4)
+    are calibrated against SUMO on Bad Hersfeld and Bologna (``python -m agents.traffic.calibrate``; docs/sumo.md).
+    """
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
@@ -48,10 +52,10 @@ class TrafficConfig(BaseModel):
     reroute_share: float = Field(0.1, ge=0.0, le=1.0, description="Share of en-route drivers who take the new best route at each refresh.")
     jam_spacing_m: float = Field(7.5, ge=4.0, le=20.0, description="Road length one queued vehicle takes (m): sets storage.")
     capacity_scale: float = Field(1.0, gt=0.0, le=5.0, description="Multiplies every link's outflow capacity.")
-    speed_scale: float = Field(1.0, gt=0.0, le=2.0, description="Multiplies free-flow speeds (drivers below the limit < 1).")
-    signal_capacity_factor: float = Field(0.6, gt=0.0, le=1.0, description="Capacity share of links ending at a traffic light (green share).")
-    signal_delay_s: float = Field(0.0, ge=0.0, le=120.0, description="Mean extra delay at the end of a signalised link (s).")
-    junction_delay_s: float = Field(0.0, ge=0.0, le=60.0, description="Extra delay at the end of links into unsignalised junctions with several entries (s).")
+    speed_scale: float = Field(0.8, gt=0.0, le=2.0, description="Multiplies free-flow speeds (drivers below the limit < 1).")
+    signal_capacity_factor: float = Field(0.45, gt=0.0, le=1.0, description="Capacity share of links ending at a traffic light (green share).")
+    signal_delay_s: float = Field(20.0, ge=0.0, le=120.0, description="Mean extra delay at the end of a signalised link (s).")
+    junction_delay_s: float = Field(4.0, ge=0.0, le=60.0, description="Extra delay at the end of links into unsignalised junctions with several entries (s).")
     stuck_time_s: float = Field(60.0, ge=1.0, le=3600.0, description="A vehicle held this long at a full link teleports along its route to the next link with room (breaks gridlock, as SUMO's time-to-teleport; counted in KPIs).")
     priority_queue_factor: float = Field(0.2, ge=0.0, le=1.0, description="Share of a queue's delay that priority vehicles still suffer.")
     sync_interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="Longest the kernel runs between syncs with the clock (s).")

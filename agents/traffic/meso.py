@@ -73,6 +73,15 @@ class MesoTraffic(Domain, TrafficBackend):
         self.q_buf = np.full(int(self.qcap.sum()), -1, np.int32)
         self.q_head = np.zeros(self.L, np.int32)
         self.q_count = np.zeros(self.L, np.int32)
+        # roundabouts: links grouped by ring (CSR) and each ring's total storage
+        self.link_ring = (a.link_ring if a.link_ring is not None else np.full(self.L, -1)).astype(np.int32)
+        on_ring = np.flatnonzero(self.link_ring >= 0)
+        n_rings = int(self.link_ring.max()) + 1 if len(on_ring) else 0
+        self.ring_links = on_ring[np.argsort(self.link_ring[on_ring], kind="stable")].astype(np.int32)
+        self.ring_ptr = np.zeros(max(n_rings, 1) + 1, np.int64)
+        np.cumsum(np.bincount(self.link_ring[on_ring], minlength=max(n_rings, 1)), out=self.ring_ptr[1:])
+        self.ring_cap = np.bincount(self.link_ring[on_ring], weights=storage[on_ring],
+                                    minlength=max(n_rings, 1)).astype(np.int64)
         self.cap_factor = np.ones(self.L, _F)
         self.acc = np.ones(self.L, _F)
         self.wait_head = np.full(self.L, -1, np.int32)
@@ -172,6 +181,7 @@ class MesoTraffic(Domain, TrafficBackend):
                 self.t, n, self.dt, self.step_counter,
                 self.link_to, self.length, self.fft, self.cap_rate, self.storage, self.qcap, self.q_off, self.cap_factor,
                 self.acc, self.q_buf, self.q_head, self.q_count, self.config.stuck_time_s,
+                self.link_ring, self.ring_ptr, self.ring_links, self.ring_cap,
                 self.wait_head, self.wait_tail, self.wl_links, self.wl_n, self.in_wl,
                 self.cnt_exit, self.sum_tt, self.occ,
                 self.v_dest, self.v_status, self.v_link, self.v_enter, self.v_exit, self.v_depart, self.v_arrive,

@@ -88,6 +88,23 @@ def _finish(v, te, status, v_status, v_arrive, v_link, v_watch, watch_out, watch
 
 
 @njit(cache=True)
+def ring_allows(l_from, b, link_ring, ring_ptr, ring_links, ring_cap, q_count):
+    """May a vehicle from link ``l_from`` (-1: departing) enter link ``b``, as far as roundabouts go?
+
+    Traffic in a roundabout has priority: a vehicle from outside may enter only if the roundabout keeps at
+    least one free place afterwards. A ring with a free place always has a vehicle that can move, so it
+    never locks itself (queue models otherwise fill rings until every segment waits on the next).
+    """
+    r = link_ring[b]
+    if r < 0 or (l_from >= 0 and link_ring[l_from] == r):
+        return True
+    occ = 0
+    for k in range(ring_ptr[r], ring_ptr[r + 1]):
+        occ += q_count[ring_links[k]]
+    return occ + 1 < ring_cap[r]
+
+
+@njit(cache=True)
 def waiting_count(l, t, q_buf, q_off, q_head, q_count, qcap, v_exit):
     """Vehicles at the head of link ``l`` whose free-flow exit time has passed by ``t`` (the queue)."""
     n = 0
@@ -129,6 +146,7 @@ def advance(
     t0, n_steps, dt, step_counter,
     # links (static and dynamic)
     link_to, length, fft, cap_rate, storage, qcap, q_off, cap_factor, acc, q_buf, q_head, q_count, stuck_s,
+    link_ring, ring_ptr, ring_links, ring_cap,
     wait_head, wait_tail, wl_links, wl_n, in_wl,
     # per-link counters for recording
     cnt_exit, sum_tt, occ,
@@ -191,7 +209,8 @@ def advance(
                     b = route_buf[v_rstart[v] + 1]
                     if cap_factor[b] <= 0.0:
                         break
-                if q_count[b] >= storage[b]:  # no room downstream: spillback ...
+                if q_count[b] >= storage[b] or not ring_allows(l, b, link_ring, ring_ptr, ring_links, ring_cap,
+                                                                q_count):  # no room downstream: spillback ...
                     if t - v_exit[v] < stuck_s:
                         break
                     # ... unless stuck so long that it teleports (as SUMO's time-to-teleport): along its route
@@ -321,7 +340,8 @@ def advance(
         i = 0
         while i < wl_n[0]:
             b = wl_links[i]
-            while wait_head[b] >= 0 and q_count[b] < storage[b] and cap_factor[b] > 0.0:
+            while (wait_head[b] >= 0 and q_count[b] < storage[b] and cap_factor[b] > 0.0
+                   and ring_allows(-1, b, link_ring, ring_ptr, ring_links, ring_cap, q_count)):
                 v = wait_head[b]
                 wait_head[b] = v_next[v]
                 te = v_depart[v] if v_depart[v] > tlo else t
