@@ -19,7 +19,7 @@ def cli_suggest_stations(args) -> int:
 
     from agents.emergency.planning import suggest_stations
     from twin.city import build_city
-    from twin.scenario import ScenarioError, load_document, load_scenario, resolve_variants
+    from twin.scenario import ScenarioError, load_scenario
 
     try:
         variants = load_scenario(args.file)
@@ -44,21 +44,6 @@ def cli_suggest_stations(args) -> int:
     print(yaml.safe_dump({"variants": {VARIANT_NAME: override}}, sort_keys=False, allow_unicode=True))
     if not args.run:
         return 0
-    from twin.cli import print_kpis
-    from twin.engine import CityTwin
-    from twin.results import stack_variants
+    from twin.cli import run_with_variant
 
-    doc = load_document(args.file)
-    doc["variants"] = {VARIANT_NAME: override}
-    both = resolve_variants(doc, args.file)
-    runs = {}
-    for name, sc in both.items():
-        if not args.quiet:
-            print(f"running {name} ...", file=sys.stderr)
-        try:
-            runs[name] = CityTwin(sc, Path(args.file).parent, city=city).run()
-        except Exception as exc:  # noqa: BLE001 - report and fail, like `run`
-            print(f"error: run {name!r} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
-    print_kpis(stack_variants(runs))
-    return 0
+    return run_with_variant(args.file, VARIANT_NAME, override, city, args.quiet)
