@@ -233,34 +233,34 @@ _SERIAL_BELOW = 1_000_000  # destinations x links: below this, threads cost more
 
 
 @njit(cache=True)
-def _tables_serial(dests, link_cost, in_indptr, in_links, link_from, n_nodes):
-    D = dests.shape[0]
-    dist = np.empty((D, n_nodes), np.float64)
-    nxt = np.empty((D, n_nodes), np.int32)
-    for i in range(D):
+def _table_rows(lo, hi, dests, link_cost, in_indptr, in_links, link_from, n_nodes, dist, nxt):
+    for i in range(lo, hi):
         d, h = _dijkstra(dests[i], link_cost, in_indptr, in_links, link_from, n_nodes)
         dist[i] = d
         nxt[i] = h
-    return dist, nxt
 
 
 @njit(cache=True, parallel=True)
-def _tables_parallel(dests, link_cost, in_indptr, in_links, link_from, n_nodes):
+def _tables_parallel(dests, link_cost, in_indptr, in_links, link_from, n_nodes, dist, nxt, n_chunks):
     D = dests.shape[0]
-    dist = np.empty((D, n_nodes), np.float64)
-    nxt = np.empty((D, n_nodes), np.int32)
-    for i in prange(D):
-        d, h = _dijkstra(dests[i], link_cost, in_indptr, in_links, link_from, n_nodes)
-        dist[i] = d
-        nxt[i] = h
-    return dist, nxt
+    chunk = (D + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _table_rows(t * chunk, min(D, (t + 1) * chunk), dests, link_cost, in_indptr, in_links, link_from, n_nodes,
+                    dist, nxt)
 
 
 def route_tables(dests: np.ndarray, link_cost: np.ndarray, city_arrays) -> tuple[np.ndarray, np.ndarray]:
     """Full tables towards each destination: (dist float64[D, N], next_link int32[D, N]); threads if large."""
     a = city_arrays
-    f = _tables_serial if dests.shape[0] * a.n_links < _SERIAL_BELOW else _tables_parallel
-    return f(np.asarray(dests, np.int32), link_cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes)
+    dests = np.asarray(dests, np.int32)
+    dist = np.empty((dests.shape[0], a.n_nodes), np.float64)
+    nxt = np.empty((dests.shape[0], a.n_nodes), np.int32)
+    args = (dests, link_cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes, dist, nxt)
+    if dests.shape[0] * a.n_links < _SERIAL_BELOW:
+        _table_rows(0, dests.shape[0], *args)
+    else:
+        _tables_parallel(*args, 4 * numba.get_num_threads())
+    return dist, nxt
 
 
 @njit(cache=True)

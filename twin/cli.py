@@ -310,6 +310,24 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAIL
 
 
+def planning_inputs(path: str, domain: str, add: int):
+    """Scenario baseline, its ``domain`` config and city for a planning command; ScenarioError if unusable."""
+    from twin.city import build_city
+    from twin.scenario import ScenarioError, load_scenario
+
+    base = load_scenario(path)["baseline"]
+    cfg = base.domain_configs.get(domain)
+    if cfg is None:
+        raise ScenarioError(path, [f"{domain}: missing or disabled — add a {domain}: section to the scenario"])
+    if add < 1:
+        raise ScenarioError(path, [f"--add {add} — ask for at least 1 site"])
+    city = build_city(base.city, Path(path).parent, base.name)
+    errs = [f"{domain}.{m}" for m in cfg.city_errors(city)] if hasattr(cfg, "city_errors") else []
+    if errs:
+        raise ScenarioError(path, errs)
+    return base, cfg, city
+
+
 def run_with_variant(path: str, name: str, override: dict, city, quiet: bool = False) -> int:
     """Run a scenario's baseline and one extra variant ``name`` built from ``override``; print KPI deltas.
 

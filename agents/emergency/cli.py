@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 __all__ = ["cli_suggest_stations", "VARIANT_NAME"]
 
@@ -18,21 +17,11 @@ def cli_suggest_stations(args) -> int:
     import yaml
 
     from agents.emergency.planning import suggest_stations
-    from twin.city import build_city
-    from twin.scenario import ScenarioError, load_scenario
+    from twin.cli import planning_inputs
+    from twin.scenario import ScenarioError
 
     try:
-        variants = load_scenario(args.file)
-        base = variants["baseline"]
-        cfg = base.domain_configs.get("emergency")
-        if cfg is None:
-            raise ScenarioError(args.file, ["emergency: missing or disabled — add an emergency: section"])
-        if args.add < 1:
-            raise ScenarioError(args.file, [f"--add {args.add} — ask for at least 1 site"])
-        city = build_city(base.city, Path(args.file).parent, base.name)
-        errs = [f"emergency.{m}" for m in cfg.city_errors(city)]
-        if errs:
-            raise ScenarioError(args.file, errs)
+        base, cfg, city = planning_inputs(args.file, "emergency", args.add)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return 2

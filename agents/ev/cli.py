@@ -15,22 +15,12 @@ def cli_suggest_chargers(args) -> int:
     import yaml
 
     from agents.ev.suggest import as_variant, suggest_chargers
-    from twin.city import build_city
-    from twin.cli import _Progress, run_with_variant
+    from twin.cli import _Progress, planning_inputs, run_with_variant
     from twin.engine import CityTwin
-    from twin.scenario import ScenarioError, load_scenario
+    from twin.scenario import ScenarioError
 
     try:
-        base = load_scenario(args.file)["baseline"]
-        cfg = base.domain_configs.get("ev")
-        if cfg is None:
-            raise ScenarioError(args.file, ["ev: missing or disabled — add an ev: section to simulate charging"])
-        if args.add < 1:
-            raise ScenarioError(args.file, [f"--add {args.add} — ask for at least 1 site"])
-        city = build_city(base.city, Path(args.file).parent, base.name)
-        errs = [f"ev.{m}" for m in cfg.city_errors(city)]
-        if errs:
-            raise ScenarioError(args.file, errs)
+        base, cfg, city = planning_inputs(args.file, "ev", args.add)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -12,8 +12,6 @@ import itertools
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from agents.traffic.compare import _kpi, flow_agreement, run_backend
 
 __all__ = ["calibrate", "GRID"]

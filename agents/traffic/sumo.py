@@ -35,7 +35,6 @@ import io
 import shutil
 import subprocess
 import weakref
-from pathlib import Path
 from typing import Any, Hashable
 
 import numpy as np
@@ -489,9 +488,8 @@ class SumoTraffic(Domain, TrafficBackend):
         return self._ds
 
     def _dataset(self, complete: bool) -> xr.Dataset:
-        n, L = self.n, self.L
+        n = self.n
         a = self.city.arrays
-        attrs = lambda u, ln: {"units": u, "long_name": ln}  # noqa: E731
         rec_t = np.array(self._rec_t, _F)
         ends = np.array(self.twin.record_times, _F)
         ends = ends[ends <= self.duration + 1e-9]
