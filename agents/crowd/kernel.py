@@ -139,6 +139,9 @@ def _propose(x, y, v0, state, fid, stop, active, start, order, cell, ncx, ncy,
         yn[i] = y[i]
         moved[i] = False
         speed[i] = 0.0
+    # agents in cell order: neighbours sit next to each other in memory (each agent's update is independent)
+    for kk in prange(order.shape[0]):
+        i = order[kk]
         if not active[i] or state[i] == STANDING:
             continue
         xi, yi = x[i], y[i]
@@ -278,6 +281,8 @@ def _conflicts(xn, yn, moved, start, order, cell, ncx, ncy, lx, dmin, flag):
     d2min = dmin * dmin
     for i in prange(n):
         flag[i] = False
+    for kk in prange(order.shape[0]):
+        i = order[kk]
         if not moved[i]:
             continue
         c = cell[i]
