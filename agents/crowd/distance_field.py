@@ -8,44 +8,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from networks.routing import _heap_pop as _pop, _heap_push as _push  # the same binary heap (generic in numba)
+
 __all__ = ["fast_marching", "wall_distance", "navigation_field", "direction_field"]
-
-
-@njit(cache=True)
-def _push(hv, hi, n, v, i):
-    hv[n] = v
-    hi[n] = i
-    c = n
-    while c > 0:
-        p = (c - 1) >> 1
-        if hv[p] <= hv[c]:
-            break
-        hv[p], hv[c] = hv[c], hv[p]
-        hi[p], hi[c] = hi[c], hi[p]
-        c = p
-    return n + 1
-
-
-@njit(cache=True)
-def _pop(hv, hi, n):
-    v, i = hv[0], hi[0]
-    n -= 1
-    hv[0] = hv[n]
-    hi[0] = hi[n]
-    c = 0
-    while True:
-        l = 2 * c + 1
-        if l >= n:
-            break
-        m = l
-        if l + 1 < n and hv[l + 1] < hv[l]:
-            m = l + 1
-        if hv[c] <= hv[m]:
-            break
-        hv[m], hv[c] = hv[c], hv[m]
-        hi[m], hi[c] = hi[c], hi[m]
-        c = m
-    return v, i, n
 
 
 @njit(cache=True)
