@@ -66,6 +66,24 @@ def traffic_only_dir(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="session")
+def bad_hersfeld_dir(tmp_path_factory):
+    """The real default scenario shortened to its first hour: baseline + festival, every domain (about 30 s)."""
+    from twin.engine import CityTwin
+    from twin.results import stack_variants, write_atomic
+    from twin.scenario import deep_merge, load_document, resolve_variants
+
+    path = ROOT / "scenarios" / "bad_hersfeld.yaml"
+    doc = load_document(path)
+    variants = doc.pop("variants")
+    doc = deep_merge(doc, {"time": {"duration_s": 3600}, "demand": {"trips": 7000, "end_s": 3300}})
+    doc["variants"] = {"festival": variants["festival"]}
+    runs = {name: CityTwin(sc, path.parent).run() for name, sc in resolve_variants(doc, path).items()}
+    d = tmp_path_factory.mktemp("bh") / "bad_hersfeld"
+    write_atomic(stack_variants(runs), d / "bad_hersfeld.nc")
+    return d
+
+
 def shot(duo, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     p = SHOTS / f"{name}.png"
@@ -138,6 +156,29 @@ def test_every_page_loads_with_real_content(duo, demo_dir):
     duo.wait_for_contains_text("#compare-map .gtitle", "change in mean speed")
     no_console_errors(duo)
     shot(duo, "compare")
+
+
+def test_every_page_shows_bad_hersfeld(duo, bad_hersfeld_dir):
+    """The real town: every page renders its content (map of Bad Hersfeld's 4,057 links, its chargers, the
+    festival venue, its ambulance stations) without console errors; screenshots bh_*.png."""
+    start(duo, bad_hersfeld_dir)
+    duo.wait_for_element("#kpis-traffic", timeout=15)
+    for dom in ("ev", "emergency", "crowd"):
+        duo.wait_for_element(f"#kpis-{dom}")
+    assert "Bad Hersfeld" in duo.find_element("#overview-content").text
+    no_console_errors(duo)
+    shot(duo, "bh_overview")
+    pages = [("/traffic", "#traffic-map canvas"), ("/ev", "#ev-map .main-svg"),
+             ("/emergency", "#em-map .main-svg"), ("/compare", "#compare-map .main-svg")]
+    for url, sel in pages:
+        goto(duo, url)
+        duo.wait_for_element(sel, timeout=15)
+        no_console_errors(duo)
+        shot(duo, "bh" + url.replace("/", "_"))
+    goto(duo, "/crowd")  # the picker starts on the first variant, the festival: its venue's density map
+    duo.wait_for_element("#crowd-heatmap .main-svg", timeout=15)
+    no_console_errors(duo)
+    shot(duo, "bh_crowd")
 
 
 def test_map_click_shows_link_detail(duo, demo_dir):
