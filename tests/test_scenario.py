@@ -113,3 +113,20 @@ def test_scenario_error_is_an_exception_listing_every_problem(tmp_path):
     with pytest.raises(ScenarioError) as exc:
         load_scenario(_write(tmp_path, bad))
     assert len(exc.value.messages) == 2
+
+
+def test_bologna_second_real_city_runs():
+    """The Bologna district (real network, count-based SUMO demand) loads and runs; vehicles are conserved."""
+    from twin.engine import CityTwin
+    from twin.scenario import deep_merge, load_document, resolve_variants
+
+    path = ROOT / "scenarios" / "bologna.yaml"
+    doc = load_document(path)
+    doc.pop("variants")
+    doc = deep_merge(doc, {"time": {"duration_s": 900}})
+    twin = CityTwin(resolve_variants(doc, path)["baseline"], path.parent)
+    ds = twin.run(progress=None)
+    c = twin.traffic.counts()
+    assert c["total"] > 2000  # the first 15 minutes of the ~10,800 vehicles
+    assert c["in_queues"] + c["priority_running"] == c["running"]
+    assert ds["kpi_traffic_trips_completed"].item() > 0.5 * c["total"]
