@@ -132,10 +132,15 @@ def _field_for(message: str, template: str) -> str:
     return "wi-custom" if template == "custom" else "general"
 
 
-def scenario_dir_for(name: str, fallback: Path) -> Path:
-    """The folder of the scenario file called ``name`` (its data paths are relative to it)."""
+def scenario_dir_for(name: str, fallback: Path, recorded: str | None = None) -> Path:
+    """The folder of the scenario file called ``name`` (its data paths are relative to it): the one the results
+    recorded (attr ``scenario_dir``) when it lies inside the project, else found by the scenario's name."""
     from twin.scenario import PROJECT_ROOT
 
+    if recorded:
+        rec = Path(recorded).resolve()
+        if rec.is_dir() and (rec == PROJECT_ROOT or PROJECT_ROOT in rec.parents):
+            return rec
     for p in sorted((PROJECT_ROOT / "scenarios").rglob("*.y*ml")):
         try:
             head = p.read_text(encoding="utf-8", errors="ignore")[:4000]
@@ -170,7 +175,7 @@ def prepare(results_path: Path, variant_name: str, template: str, params: dict):
         over = {}
     if errors:
         raise Invalid(errors)
-    scen_dir = scenario_dir_for(str(base.get("name", "")), results_path.parent)
+    scen_dir = scenario_dir_for(str(base.get("name", "")), results_path.parent, ds.attrs.get("scenario_dir"))
     doc = dict(base)
     doc["variants"] = {name: {"description": f"what-if from the dashboard: {TEMPLATES.get(template, template)}",
                               **over}}
