@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from agents.crowd.kernel import seg_point
+
 __all__ = ["ExitGeom", "VenueGeometry", "Raster", "polygon_area", "parse_wkt_polygons", "load_geojson",
            "rasterise"]
 
@@ -192,23 +194,11 @@ def _points_in_ring(px, py, ring):
 
 
 @njit(cache=True)
-def _seg_dist(px, py, x1, y1, x2, y2):
-    dx, dy = x2 - x1, y2 - y1
-    L2 = dx * dx + dy * dy
-    t = 0.0
-    if L2 > 0:
-        t = ((px - x1) * dx + (py - y1) * dy) / L2
-        t = min(max(t, 0.0), 1.0)
-    qx, qy = x1 + t * dx - px, y1 + t * dy - py
-    return np.sqrt(qx * qx + qy * qy)
-
-
-@njit(cache=True)
 def _near_segments(px, py, segs, r):
     out = np.zeros(px.shape[0], np.bool_)
     for p in range(px.shape[0]):
         for s in range(segs.shape[0]):
-            if _seg_dist(px[p], py[p], segs[s, 0], segs[s, 1], segs[s, 2], segs[s, 3]) < r:
+            if seg_point(px[p], py[p], segs[s, 0], segs[s, 1], segs[s, 2], segs[s, 3])[0] < r:
                 out[p] = True
                 break
     return out
