@@ -36,7 +36,10 @@ def _hash_angle(seed, i, step):
 
 @njit(cache=True)
 def build_cells(x, y, active, cx0, cy0, cs, ncx, ncy):
-    """Counting sort of active agents into square cells: (start[ncell+1], order, cell_of_agent)."""
+    """Counting sort of active agents into square cells.
+
+    Returns (start[ncell+1], order, cell_of_agent, xs, ys): ``order[k]`` is the agent in sorted slot k and
+    ``xs[k], ys[k]`` its position, so the neighbour loops read memory in order (cells are contiguous)."""
     n = x.shape[0]
     ncell = ncx * ncy
     start = np.zeros(ncell + 1, np.int64)
@@ -53,13 +56,19 @@ def build_cells(x, y, active, cx0, cy0, cs, ncx, ncy):
     for c in range(ncell):
         start[c + 1] += start[c]
     cur = start[:-1].copy()
-    order = np.empty(start[ncell], np.int64)
+    m = start[ncell]
+    order = np.empty(m, np.int64)
+    xs = np.empty(m)
+    ys = np.empty(m)
     for i in range(n):
         c = cell[i]
         if c >= 0:
-            order[cur[c]] = i
-            cur[c] += 1
-    return start, order, cell
+            k = cur[c]
+            order[k] = i
+            xs[k] = x[i]
+            ys[k] = y[i]
+            cur[c] = k + 1
+    return start, order, cell, xs, ys
 
 
 @njit(cache=True)
@@ -125,200 +134,253 @@ def _field_dir(fgx, fgy, f, x, y, rx0, ry0, h):
     return ex / nrm, ey / nrm
 
 
+@njit(cache=True, inline="always")
+def _row_span(start, cy, cxi, nr, ncx, periodic, seg):
+    """Sorted-slot range [k0, k1) of cells cxi-nr..cxi+nr in row cy (cells of a row are contiguous in the
+    counting sort). A periodic row wraps round into a second range (seg 1); unused ranges are empty."""
+    row = cy * ncx
+    lo = cxi - nr
+    hi = cxi + nr
+    if not periodic:
+        if seg == 1:
+            return 0, 0
+        lo = max(lo, 0)
+        hi = min(hi, ncx - 1)
+        return start[row + lo], start[row + hi + 1]
+    if lo < 0:
+        if seg == 0:
+            return start[row + lo + ncx], start[row + ncx]
+        return start[row], start[row + hi + 1]
+    if hi >= ncx:
+        if seg == 0:
+            return start[row + lo], start[row + ncx]
+        return start[row], start[row + hi - ncx + 1]
+    if seg == 1:
+        return 0, 0
+    return start[row + lo], start[row + hi + 1]
+
+
+@njit(cache=True, inline="always")
+def _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l):
+    """Gap (m) to the nearest agent ahead along (ex, ey) within one lateral length: a full scan of the
+    neighbour cells (the fallback when an agent has more close neighbours than the kernel's buffer holds)."""
+    sp = 1e9
+    for cy in range(max(cyi - nr, 0), min(cyi + nr + 1, ncy)):
+        for seg in range(2):
+            k0, k1 = _row_span(start, cy, cxi, nr, ncx, lx > 0.0, seg)
+            for k in range(k0, k1):
+                if k == kk:
+                    continue
+                dx = xs[k] - xi
+                if lx > 0.0:
+                    dx -= lx * np.floor(dx / lx + 0.5)
+                dy = ys[k] - yi
+                along = dx * ex + dy * ey
+                if along < 0.0:
+                    continue
+                if abs(-ey * dx + ex * dy) > l:
+                    continue
+                gap = np.sqrt(dx * dx + dy * dy) - l
+                if gap < sp:
+                    sp = gap
+    return sp
+
+
+CHUNK = 64  # agents per parallel work item (each item allocates its own neighbour buffer once)
+
+
 @njit(cache=True, parallel=True, fastmath=True)
-def _propose(x, y, v0, state, fid, stop, active, start, order, cell, ncx, ncy,
-             fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step_id):
+def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, nr,
+             fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step_id,
+             nbuf):
+    """Proposed moves of every active agent, written in sorted-slot order (``xn[k]`` is agent ``order[k]``).
+
+    One pass over the cells within ``nr`` cells sums the repulsion and keeps the neighbours within the cut-off in
+    a small buffer; the headway gap is then taken over that buffer (an agent beyond the cut-off never limits
+    the speed: (cutoff - l) / T >= the largest desired speed)."""
     l, T, a_p, D_p, a_w, D_w, r, r_core, dt, lx, cutoff = (par[0], par[1], par[2], par[3], par[4],
                                                            par[5], par[6], par[7], par[8], par[9], par[10])
     noise = par[12]
     ny, nx = walkable.shape
     cut2 = cutoff * cutoff
-    n = x.shape[0]
-    for i in prange(n):
-        xn[i] = x[i]
-        yn[i] = y[i]
-        moved[i] = False
-        speed[i] = 0.0
-    # agents in cell order: neighbours sit next to each other in memory (each agent's update is independent)
-    for kk in prange(order.shape[0]):
-        i = order[kk]
-        if not active[i] or state[i] == STANDING:
-            continue
-        xi, yi = x[i], y[i]
-        f = fid[i]
-        ci = min(max(int((xi - rx0) / h), 0), nx - 1)
-        cj = min(max(int((yi - ry0) / h), 0), ny - 1)
-        if state[i] == MOVING and fT[f, cj, ci] <= stop[i]:
-            state[i] = STANDING
-            continue
-        e0x, e0y = _field_dir(fgx, fgy, f, xi, yi, rx0, ry0, h)
-        c = cell[i]
-        cxi = c % ncx
-        cyi = c // ncx
-        rxs = 0.0
-        rys = 0.0
-        for dcy in range(-1, 2):
-            cy = cyi + dcy
-            if cy < 0 or cy >= ncy:
+    m = order.shape[0]
+    nchunk = (m + CHUNK - 1) // CHUNK
+    for ch in prange(nchunk):
+        bdx = np.empty(nbuf)
+        bdy = np.empty(nbuf)
+        bd = np.empty(nbuf)
+        for kk in range(ch * CHUNK, min(m, (ch + 1) * CHUNK)):
+            i = order[kk]
+            xi, yi = xs[kk], ys[kk]
+            xn[kk] = xi
+            yn[kk] = yi
+            moved[kk] = False
+            speed[i] = 0.0
+            if state[i] == STANDING:
                 continue
-            for dcx in range(-1, 2):
-                cx = cxi + dcx
-                if lx > 0.0:
-                    cx = (cx + ncx) % ncx
-                elif cx < 0 or cx >= ncx:
-                    continue
-                cc = cy * ncx + cx
-                for k in range(start[cc], start[cc + 1]):
-                    j = order[k]
-                    if j == i:
-                        continue
-                    dx = x[j] - xi
-                    if lx > 0.0:
-                        dx -= lx * np.floor(dx / lx + 0.5)
-                    dy = y[j] - yi
-                    d2 = dx * dx + dy * dy
-                    if d2 > cut2 or d2 < 1e-18:
-                        continue
-                    d = np.sqrt(d2)
-                    w = a_p * np.exp((l - d) / D_p)
-                    rxs -= w * dx / d
-                    rys -= w * dy / d
-        wxs = 0.0
-        wys = 0.0
-        for k in range(wstart[c], wstart[c + 1]):
-            s = widx[k]
-            d, qx, qy = seg_point(xi, yi, segs[s, 0], segs[s, 1], segs[s, 2], segs[s, 3])
-            if d < r + 10.0 * D_w and d > 1e-12:
-                w = a_w * np.exp((r - d) / D_w)
-                wxs += w * (xi - qx) / d
-                wys += w * (yi - qy) / d
-        ex = e0x + rxs + wxs
-        ey = e0y + rys + wys
-        if noise > 0.0:  # small reproducible jitter: breaks the symmetric arches that clog a door for good
-            ang = _hash_angle(seed, i, step_id)
-            ex += noise * np.cos(ang)
-            ey += noise * np.sin(ang)
-        nrm = np.sqrt(ex * ex + ey * ey)
-        if nrm < 1e-9:
-            continue
-        ex /= nrm
-        ey /= nrm
-        # headway gap to the nearest agent ahead along e
-        sp = 1e9
-        for dcy in range(-1, 2):
-            cy = cyi + dcy
-            if cy < 0 or cy >= ncy:
+            f = fid[i]
+            ci = min(max(int((xi - rx0) / h), 0), nx - 1)
+            cj = min(max(int((yi - ry0) / h), 0), ny - 1)
+            if state[i] == MOVING and fT[f, cj, ci] <= stop[i]:
+                state[i] = STANDING
                 continue
-            for dcx in range(-1, 2):
-                cx = cxi + dcx
-                if lx > 0.0:
-                    cx = (cx + ncx) % ncx
-                elif cx < 0 or cx >= ncx:
-                    continue
-                cc = cy * ncx + cx
-                for k in range(start[cc], start[cc + 1]):
-                    j = order[k]
-                    if j == i:
-                        continue
-                    dx = x[j] - xi
-                    if lx > 0.0:
-                        dx -= lx * np.floor(dx / lx + 0.5)
-                    dy = y[j] - yi
-                    along = dx * ex + dy * ey
-                    if along < 0.0:
-                        continue
-                    lat = abs(-ey * dx + ex * dy)
-                    if lat > l:
-                        continue
-                    gap = np.sqrt(dx * dx + dy * dy) - l
-                    if gap < sp:
-                        sp = gap
-        v = min(v0[i], max(0.0, sp / T))
-        if v <= 0.0:
-            continue
-        mx = v * ex * dt
-        my = v * ey * dt
-        # wall guard: slide along a wall that would be too close, else stay
-        ok = True
-        for attempt in range(2):
-            px, py = xi + mx, yi + my
-            ok = True
+            e0x, e0y = _field_dir(fgx, fgy, f, xi, yi, rx0, ry0, h)
+            c = cell[i]
+            cxi = c % ncx
+            cyi = c // ncx
+            rxs = 0.0
+            rys = 0.0
+            nb = 0
+            overflow = False
+            for cy in range(max(cyi - nr, 0), min(cyi + nr + 1, ncy)):
+                for seg in range(2):
+                    k0, k1 = _row_span(start, cy, cxi, nr, ncx, lx > 0.0, seg)
+                    for k in range(k0, k1):
+                        if k == kk:
+                            continue
+                        dx = xs[k] - xi
+                        if lx > 0.0:
+                            dx -= lx * np.floor(dx / lx + 0.5)
+                        dy = ys[k] - yi
+                        d2 = dx * dx + dy * dy
+                        if d2 > cut2:
+                            continue
+                        d = np.sqrt(d2)
+                        if nb < nbuf:
+                            bdx[nb] = dx
+                            bdy[nb] = dy
+                            bd[nb] = d
+                            nb += 1
+                        else:
+                            overflow = True
+                        if d2 < 1e-18:
+                            continue
+                        w = a_p * np.exp((l - d) / D_p)
+                        rxs -= w * dx / d
+                        rys -= w * dy / d
+            wxs = 0.0
+            wys = 0.0
             for k in range(wstart[c], wstart[c + 1]):
                 s = widx[k]
-                d, qx, qy = seg_point(px, py, segs[s, 0], segs[s, 1], segs[s, 2], segs[s, 3])
-                if d < r_core:
-                    ok = False
-                    if attempt == 0:
-                        d0, q0x, q0y = seg_point(xi, yi, segs[s, 0], segs[s, 1], segs[s, 2], segs[s, 3])
-                        if d0 > 1e-12:
-                            nx_ = (xi - q0x) / d0
-                            ny_ = (yi - q0y) / d0
-                            dot = mx * nx_ + my * ny_
-                            if dot < 0.0:
-                                mx -= dot * nx_
-                                my -= dot * ny_
+                d, qx, qy = seg_point(xi, yi, segs[s, 0], segs[s, 1], segs[s, 2], segs[s, 3])
+                if d < r + 10.0 * D_w and d > 1e-12:
+                    w = a_w * np.exp((r - d) / D_w)
+                    wxs += w * (xi - qx) / d
+                    wys += w * (yi - qy) / d
+            ex = e0x + rxs + wxs
+            ey = e0y + rys + wys
+            if noise > 0.0:  # small reproducible jitter: breaks the symmetric arches that clog a door for good
+                ang = _hash_angle(seed, i, step_id)
+                ex += noise * np.cos(ang)
+                ey += noise * np.sin(ang)
+            nrm = np.sqrt(ex * ex + ey * ey)
+            if nrm < 1e-9:
+                continue
+            ex /= nrm
+            ey /= nrm
+            # headway gap to the nearest agent ahead along e (within one length sideways)
+            if overflow:
+                sp = _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l)
+            else:
+                sp = 1e9
+                for q in range(nb):
+                    dx = bdx[q]
+                    dy = bdy[q]
+                    if dx * ex + dy * ey < 0.0:
+                        continue
+                    if abs(-ey * dx + ex * dy) > l:
+                        continue
+                    gap = bd[q] - l
+                    if gap < sp:
+                        sp = gap
+            v = min(v0[i], max(0.0, sp / T))
+            if v <= 0.0:
+                continue
+            mx = v * ex * dt
+            my = v * ey * dt
+            # wall guard: slide along a wall that would be too close, else stay
+            ok = True
+            for attempt in range(2):
+                px, py = xi + mx, yi + my
+                ok = True
+                for k in range(wstart[c], wstart[c + 1]):
+                    s = widx[k]
+                    d, qx, qy = seg_point(px, py, segs[s, 0], segs[s, 1], segs[s, 2], segs[s, 3])
+                    if d < r_core:
+                        ok = False
+                        if attempt == 0:
+                            d0, q0x, q0y = seg_point(xi, yi, segs[s, 0], segs[s, 1], segs[s, 2], segs[s, 3])
+                            if d0 > 1e-12:
+                                nx_ = (xi - q0x) / d0
+                                ny_ = (yi - q0y) / d0
+                                dot = mx * nx_ + my * ny_
+                                if dot < 0.0:
+                                    mx -= dot * nx_
+                                    my -= dot * ny_
+                        break
+                if ok:
                     break
-            if ok:
-                break
-        if not ok:
-            continue
-        px, py = xi + mx, yi + my
-        if lx > 0.0:
-            px -= lx * np.floor(px / lx)
-        gi = min(max(int((px - rx0) / h), 0), nx - 1)
-        gj = min(max(int((py - ry0) / h), 0), ny - 1)
-        if not walkable[gj, gi]:
-            continue
-        xn[i] = px
-        yn[i] = py
-        moved[i] = True
-        speed[i] = np.sqrt(mx * mx + my * my) / dt
+            if not ok:
+                continue
+            px, py = xi + mx, yi + my
+            if lx > 0.0:
+                px -= lx * np.floor(px / lx)
+            gi = min(max(int((px - rx0) / h), 0), nx - 1)
+            gj = min(max(int((py - ry0) / h), 0), ny - 1)
+            if not walkable[gj, gi]:
+                continue
+            xn[kk] = px
+            yn[kk] = py
+            moved[kk] = True
+            speed[i] = np.sqrt(mx * mx + my * my) / dt
 
 
 @njit(cache=True, parallel=True)
-def _conflicts(xn, yn, moved, start, order, cell, ncx, ncy, lx, dmin, flag):
-    n = xn.shape[0]
+def _conflicts(xn, yn, moved, start, order, cell, ncx, ncy, nr, lx, dmin, flag):
+    """Flag every moved slot whose proposed centre is within ``dmin`` of another slot's (sorted-slot order)."""
+    m = order.shape[0]
     d2min = dmin * dmin
-    for i in prange(n):
-        flag[i] = False
-    for kk in prange(order.shape[0]):
-        i = order[kk]
-        if not moved[i]:
+    for kk in prange(m):
+        flag[kk] = False
+        if not moved[kk]:
             continue
-        c = cell[i]
+        c = cell[order[kk]]
         cxi = c % ncx
         cyi = c // ncx
+        xi = xn[kk]
+        yi = yn[kk]
         hit = False
-        for dcy in range(-1, 2):
-            cy = cyi + dcy
-            if cy < 0 or cy >= ncy or hit:
-                continue
-            for dcx in range(-1, 2):
-                cx = cxi + dcx
-                if lx > 0.0:
-                    cx = (cx + ncx) % ncx
-                elif cx < 0 or cx >= ncx:
-                    continue
-                cc = cy * ncx + cx
-                for k in range(start[cc], start[cc + 1]):
-                    j = order[k]
-                    if j == i:
+        for cy in range(max(cyi - nr, 0), min(cyi + nr + 1, ncy)):
+            if hit:
+                break
+            for seg in range(2):
+                k0, k1 = _row_span(start, cy, cxi, nr, ncx, lx > 0.0, seg)
+                for k in range(k0, k1):
+                    if k == kk:
                         continue
-                    dx = xn[j] - xn[i]
+                    dx = xn[k] - xi
                     if lx > 0.0:
                         dx -= lx * np.floor(dx / lx + 0.5)
-                    dy = yn[j] - yn[i]
+                    dy = yn[k] - yi
                     if dx * dx + dy * dy < d2min:
                         hit = True
                         break
                 if hit:
                     break
-        flag[i] = hit
+        flag[kk] = hit
+
+
+def neighbour_buffer(cutoff: float, dmin: float) -> int:
+    """Slots for the neighbours within ``cutoff`` m of an agent: discs of radius dmin/2 packed into a disc of
+    radius cutoff + dmin/2 (at most (2 cutoff/dmin + 1)^2 of them), plus headroom; the kernel falls back
+    to a full scan for an agent that has more (possible only before the hard core is established)."""
+    return int(min(4096, (2.0 * cutoff / max(dmin, 1e-3) + 1.0) ** 2 + 8))
 
 
 @njit(cache=True)
 def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0, ry0, h, walkable, exit_id,
-              cx0, cy0, cs, ncx, ncy, wstart, widx, segs, par, exit_count, exit_time, exit_of, speed, seed, step0):
+              cx0, cy0, cs, ncx, ncy, nr, nrc, wstart, widx, segs, par, exit_count, exit_time, exit_of, speed, seed, step0,
+              nbuf):
     """Advance ``nsteps`` sub-steps of ``par[dt]`` s from time ``t0``; egress agents reaching an exit apron
     become inactive (``exit_count[k] += 1``, ``exit_time[i]``, ``exit_of[i]``). Returns undone moves."""
     n = x.shape[0]
@@ -332,27 +394,29 @@ def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0,
     flag = np.zeros(n, np.bool_)
     undone = 0
     for step in range(nsteps):
-        start, order, cell = build_cells(x, y, active, cx0, cy0, cs, ncx, ncy)
-        _propose(x, y, v0, state, fid, stop, active, start, order, cell, ncx, ncy, fT, fgx, fgy, rx0, ry0,
-                 h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step0 + step)
+        start, order, cell, xs, ys = build_cells(x, y, active, cx0, cy0, cs, ncx, ncy)
+        m = order.shape[0]
+        _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, nr, fT, fgx, fgy, rx0, ry0,
+                 h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step0 + step, nbuf)
         while True:  # each pass undoes at least one move or ends: terminates
-            _conflicts(xn, yn, moved, start, order, cell, ncx, ncy, lx, dmin, flag)
+            _conflicts(xn, yn, moved, start, order, cell, ncx, ncy, nrc, lx, dmin, flag)
             cnt = 0
-            for i in range(n):
-                if flag[i]:
-                    xn[i] = x[i]
-                    yn[i] = y[i]
-                    moved[i] = False
-                    speed[i] = 0.0
+            for kk in range(m):
+                if flag[kk]:
+                    xn[kk] = xs[kk]
+                    yn[kk] = ys[kk]
+                    moved[kk] = False
+                    speed[order[kk]] = 0.0
                     cnt += 1
             undone += cnt
             if cnt == 0:
                 break
         t = t0 + (step + 1) * dt
-        for i in range(n):
-            if moved[i]:
-                x[i] = xn[i]
-                y[i] = yn[i]
+        for kk in range(m):
+            if moved[kk]:
+                i = order[kk]
+                x[i] = xn[kk]
+                y[i] = yn[kk]
                 if state[i] == EGRESS:
                     gi = min(max(int((x[i] - rx0) / h), 0), nx - 1)
                     gj = min(max(int((y[i] - ry0) / h), 0), ny - 1)

@@ -12,7 +12,7 @@ import numpy as np
 
 from agents.crowd.distance_field import navigation_field, wall_distance
 from agents.crowd.geometry import Raster
-from agents.crowd.kernel import EGRESS, FREE, MOVING, STANDING, bin_walls, run_steps
+from agents.crowd.kernel import EGRESS, FREE, MOVING, STANDING, bin_walls, neighbour_buffer, run_steps
 
 __all__ = ["ModelParams", "VenueSim", "stable_dt"]
 
@@ -48,6 +48,7 @@ class VenueSim:
     """Pedestrians in one rasterised venue, stepped by the collision-free speed kernel."""
 
     parallel_min_agents = 20000  # below this many agents inside, the kernel runs on one thread
+    stencil_cells = 3  # neighbour cells are cutoff / stencil_cells wide; an agent scans (2 s + 1)^2 of them
 
     def __init__(self, raster: Raster, params: ModelParams = ModelParams(), dt_s: float = 0.05,
                  capacity: int = 1024, periodic_lx_m: float = 0.0, seed: int = 0) -> None:
@@ -60,15 +61,20 @@ class VenueSim:
         self.lx = float(periodic_lx_m)
         ny, nx = raster.shape
         cut = params.cutoff_m
+        nr = self.stencil_cells
         if self.lx > 0:
-            ncx = max(3, int(self.lx // cut))
+            ncx = int(self.lx // (cut / nr))
+            if ncx < 2 * nr + 1:
+                raise ValueError(f"periodic length {self.lx} m is too short: needs >= {(2 * nr + 1) * cut / nr:.2f} m")
             cs = self.lx / ncx
         else:
-            cs = cut
+            cs = cut / nr
             ncx = max(1, int(np.ceil(nx * raster.h / cs)))
         self.cs = cs
         self.ncx = ncx
         self.ncy = max(1, int(np.ceil(ny * raster.h / cs)))
+        self.nr = nr
+        self.nrc = max(1, int(np.ceil(2 * params.core_radius_m / cs)))
         self.wstart, self.widx = bin_walls(raster.walls, raster.x0, raster.y0, cs, self.ncx, self.ncy,
                                            params.radius_m + 0.3)
         self.fields: dict[str, int] = {}
@@ -85,6 +91,7 @@ class VenueSim:
         self.par = np.array([2 * params.radius_m, params.time_gap_s, params.a_ped, params.d_ped_m, params.a_wall,
                              params.d_wall_m, params.radius_m, params.wall_clearance_m, self.dt, self.lx, cut,
                              2 * params.core_radius_m, params.noise], np.float64)
+        self.nbuf = neighbour_buffer(cut, 2 * params.core_radius_m)
 
     # ---- storage ------------------------------------------------------------------------------
     def _alloc(self, cap: int) -> None:
@@ -202,8 +209,8 @@ class VenueSim:
         return run_steps(
             nsteps, self.t, self.x[:n], self.y[:n], self.v0[:n], self.state[:n], self.fid[:n], self.stop[:n],
             self.active[:n], self.fT, self.fgx, self.fgy, r.x0, r.y0, r.h, r.walkable, r.exit_id, r.x0, r.y0,
-            self.cs, self.ncx, self.ncy, self.wstart, self.widx, r.walls, self.par, self.exit_count,
-            self.exit_time[:n], self.exit_of[:n], self.speed[:n], self.seed, self.steps_done)
+            self.cs, self.ncx, self.ncy, self.nr, self.nrc, self.wstart, self.widx, r.walls, self.par, self.exit_count,
+            self.exit_time[:n], self.exit_of[:n], self.speed[:n], self.seed, self.steps_done, self.nbuf)
 
     # ---- views --------------------------------------------------------------------------------
     @property
