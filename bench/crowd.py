@@ -3,8 +3,10 @@
 The same room-with-exit (square room at 2 persons/m², one 2 m exit mid east wall), the same initial
 positions, desired speeds, radius, time gap and dt are given to both simulators; each runs a fixed number
 of steps and we time the stepping only. JuPedSim (an optional bench dependency: ``pip install --no-deps
-jupedsim shapely deprecated wrapt``) runs its collision-free speed model, single-threaded.
-Ends with one JSON line: value = our agent-steps/s over JuPedSim's at 10k agents.
+jupedsim shapely deprecated wrapt``) runs its collision-free speed model, single-threaded (it has no
+threads). Ours runs as users get it (all cores numba is allowed, from 1,000 agents inside) and, for a
+like-for-like figure, pinned to one thread.
+Ends with one JSON line: value = our agent-steps/s (default threads) over JuPedSim's at 10k agents.
 
 Run: .venv/bin/python bench/crowd.py
 """
@@ -16,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,8 +29,10 @@ from agents.crowd.sim import ModelParams  # noqa: E402
 DT = 0.05
 
 
-def ours(n: int, steps: int) -> dict:
+def ours(n: int, steps: int, threads: int | None = None) -> dict:
     sim, g = room_with_exit(n, density=2.0, exit_width=2.0, seed=1, params=ModelParams(), dt=DT)
+    if threads is not None:
+        numba.set_num_threads(threads)
     sim.step(DT)  # compile / warm caches outside the timing
     inside0 = sim.inside
     t0 = time.perf_counter()
@@ -41,6 +46,7 @@ def ours(n: int, steps: int) -> dict:
         agent_steps += k * (a + sim.inside) / 2
         done += k
     wall = time.perf_counter() - t0
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     return {"agents": inside0, "steps": steps, "wall_s": wall, "agent_steps_per_s": agent_steps / wall,
             "realtime_factor": steps * DT / wall, "sim": sim, "geometry": g}
 
@@ -91,8 +97,9 @@ def main() -> None:
         sim, g = room_with_exit(n, density=2.0, exit_width=2.0, seed=1, params=ModelParams(), dt=DT)
         sim._x0, sim._y0 = sim.x.copy(), sim.y.copy()
         r = ours(n, steps)
+        r1 = ours(n, steps, threads=1)
         j = jupedsim_run(sim, g, steps) if has_jps and n <= 10_000 else None
-        rows.append((n, r, j))
+        rows.append((n, r, r1, j))
         print(f"  done {n} agents", flush=True)
     try:
         load = os.getloadavg()[0]
@@ -100,26 +107,31 @@ def main() -> None:
         load = float("nan")
     print()
     print(f"Room with one 2 m exit at 2 persons/m², dt = {DT} s, collision-free speed model; "
-          f"{os.cpu_count()} cores, load average {load:.1f} at the end")
-    print(f"{'agents':>8} {'steps':>6} {'ours agent-steps/s':>20} {'ours x real time':>17} "
-          f"{'JuPedSim agent-steps/s':>23} {'ratio':>7}")
+          f"{os.cpu_count()} cores ({numba.config.NUMBA_NUM_THREADS} numba threads), load average {load:.1f} at the end")
+    print(f"{'agents':>8} {'steps':>6} {'ours agent-steps/s':>19} {'x real time':>12} {'ours 1 thread':>14} "
+          f"{'JuPedSim':>10} {'ratio':>6} {'ratio 1 thread':>15}")
     out = {}
-    for n, r, j in rows:
-        js = f"{j['agent_steps_per_s']:>23,.0f}" if j else f"{'-':>23}"
+    for n, r, r1, j in rows:
+        js = f"{j['agent_steps_per_s']:>10,.0f}" if j else f"{'-':>10}"
         ratio = r["agent_steps_per_s"] / j["agent_steps_per_s"] if j else float("nan")
-        print(f"{n:>8,} {r['steps']:>6} {r['agent_steps_per_s']:>20,.0f} {r['realtime_factor']:>17.2f} {js} "
-              f"{ratio:>7.1f}")
-        out[n] = (r, j, ratio)
-    r10, j10, ratio10 = out[10_000]
+        ratio1 = r1["agent_steps_per_s"] / j["agent_steps_per_s"] if j else float("nan")
+        print(f"{n:>8,} {r['steps']:>6} {r['agent_steps_per_s']:>19,.0f} {r['realtime_factor']:>12.2f} "
+              f"{r1['agent_steps_per_s']:>14,.0f} {js} {ratio:>6.1f} {ratio1:>15.1f}")
+        out[n] = (r, j, ratio, r1, ratio1)
+    r10, j10, ratio10, _, ratio10_1 = out[10_000]
     r100 = out[100_000][0]
-    print(f"\n10k agents: {ratio10:.1f}x JuPedSim (goal >= 10x); 100k agents: "
-          f"{r100['realtime_factor']:.2f}x real time (goal >= 1)")
+    print(f"\n10k agents: {ratio10:.1f}x JuPedSim (goal >= 10x), {ratio10_1:.1f}x on one thread; 100k agents: "
+          f"{r100['realtime_factor']:.2f}x real time (goal >= 1), {out[100_000][3]['realtime_factor']:.2f}x on one "
+          f"thread")
     print(json.dumps({"bench": "crowd", "value": round(ratio10, 2) if np.isfinite(ratio10) else None, "unit": "x",
                       "target": 10,
                       "ours_agent_steps_per_s": {str(k): round(v[0]["agent_steps_per_s"]) for k, v in out.items()},
                       "jupedsim_agent_steps_per_s": {str(k): round(v[1]["agent_steps_per_s"]) for k, v in out.items()
                                                      if v[1]},
+                      "ratio_10k_one_thread": round(ratio10_1, 2) if np.isfinite(ratio10_1) else None,
                       "realtime_factor_100k": round(r100["realtime_factor"], 3), "realtime_target_100k": 1.0,
+                      "realtime_factor_100k_one_thread": round(out[100_000][3]["realtime_factor"], 3),
+                      "threads": numba.config.NUMBA_NUM_THREADS,
                       "dt_s": DT, "jupedsim": has_jps, "load_avg": round(load, 1)}))
 
 

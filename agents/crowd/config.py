@@ -145,7 +145,7 @@ class ModelConfig(_Strict):
     radius_m: float = Field(0.205, ge=0.1, le=0.4, description="Half the length an agent takes along its path (m).")
     time_gap_s: float = Field(0.55, ge=0.1, le=3.0, description="Time gap T: speed = gap / T (s).")
     a_ped: float = Field(8.0, ge=0.0, le=50.0, description="Neighbour repulsion strength (1).")
-    d_ped_m: float = Field(0.1, gt=0.0, le=1.0, description="Neighbour repulsion range (m).")
+    d_ped_m: float = Field(0.1, ge=0.01, le=1.0, description="Neighbour repulsion range (m).")
     a_wall: float = Field(5.0, ge=0.0, le=50.0, description="Wall repulsion strength (1).")
     d_wall_m: float = Field(0.02, gt=0.0, le=0.5, description="Wall repulsion range (m).")
     core_radius_m: float = Field(0.15, ge=0.05, le=0.3, description="Hard core: no two centres closer than twice "
@@ -154,12 +154,18 @@ class ModelConfig(_Strict):
     noise: float = Field(0.3, ge=0.0, le=1.0, description="Reproducible random term added to the walking "
                                                           "direction (1): breaks arches that would clog a door.")
     max_speed_mps: float = Field(2.0, ge=0.5, le=4.0, description="Largest desired walking speed (m/s).")
+    lateral_m: float = Field(0.55, ge=0.2, le=1.0, description="Body width (m): a neighbour whose centre is "
+                                                             "within this of one's path blocks the way.")
+    creep_mps: float = Field(0.4, ge=0.0, le=1.0, description="Speed (m/s) allowed to someone held up only by "
+                                                             "people behind them in the field: breaks deadlocks "
+                                                             "at doors.")
     speed_mean_mps: float = Field(1.34, ge=0.3, le=2.5, description="Mean free walking speed (m/s), Weidmann.")
     speed_sd_mps: float = Field(0.26, ge=0.0, le=1.0, description="Its standard deviation (m/s).")
 
     def params(self) -> ModelParams:
         return ModelParams(self.radius_m, self.time_gap_s, self.a_ped, self.d_ped_m, self.a_wall, self.d_wall_m,
-                           self.core_radius_m, self.wall_clearance_m, self.max_speed_mps, self.noise)
+                           self.core_radius_m, self.wall_clearance_m, self.max_speed_mps, self.noise,
+                           self.lateral_m, self.creep_mps)
 
 
 class CrowdConfig(_Strict):

@@ -12,7 +12,7 @@ import numpy as np
 
 from agents.crowd.distance_field import navigation_field, wall_distance
 from agents.crowd.geometry import Raster
-from agents.crowd.kernel import EGRESS, FREE, MOVING, STANDING, bin_walls, neighbour_buffer, run_steps
+from agents.crowd.kernel import EGRESS, FREE, MOVING, STANDING, bin_walls, neighbour_buffer, noise_dirs, run_steps
 
 __all__ = ["ModelParams", "VenueSim", "stable_dt"]
 
@@ -31,6 +31,8 @@ class ModelParams:
     wall_clearance_m: float = 0.2  # no centre closer than this to a wall (a body's half width)
     max_speed_mps: float = 2.0  # largest desired speed allowed
     noise: float = 0.3  # magnitude of a reproducible random term added to the direction (breaks clogging arches)
+    lateral_m: float = 0.55  # body width: a neighbour blocks the way when its centre is within this of one's path
+    creep_mps: float = 0.4  # speed allowed to one held up only by people behind it in the field (breaks deadlocks)
 
     @property
     def cutoff_m(self) -> float:
@@ -47,7 +49,7 @@ def stable_dt(p: ModelParams) -> float:
 class VenueSim:
     """Pedestrians in one rasterised venue, stepped by the collision-free speed kernel."""
 
-    parallel_min_agents = 20000  # below this many agents inside, the kernel runs on one thread
+    parallel_min_agents = 1000  # below this many agents inside, the kernel runs on one thread (threads cost more)
     stencil_cells = 3  # neighbour cells are cutoff / stencil_cells wide; an agent scans (2 s + 1)^2 of them
 
     def __init__(self, raster: Raster, params: ModelParams = ModelParams(), dt_s: float = 0.05,
@@ -90,8 +92,10 @@ class VenueSim:
         self.undone_moves = 0
         self.par = np.array([2 * params.radius_m, params.time_gap_s, params.a_ped, params.d_ped_m, params.a_wall,
                              params.d_wall_m, params.radius_m, params.wall_clearance_m, self.dt, self.lx, cut,
-                             2 * params.core_radius_m, params.noise], np.float64)
+                             2 * params.core_radius_m, params.noise,
+                             params.lateral_m, params.creep_mps], np.float64)
         self.nbuf = neighbour_buffer(cut, 2 * params.core_radius_m)
+        self._ndir = noise_dirs()
 
     # ---- storage ------------------------------------------------------------------------------
     def _alloc(self, cap: int) -> None:
@@ -194,9 +198,10 @@ class VenueSim:
             return
         r = self.raster
         n = self.n
-        # threads only pay off for large crowds (and hurt on a loaded machine): one thread below 20k agents
-        nthreads = numba.config.NUMBA_NUM_THREADS if self.inside >= self.parallel_min_agents else 1
+        # threads pay off from about 500 agents (1.5x on 2 cores at 500, 1.9x at 10k: bench/crowd.py); the
+        # thread count is the caller's (a batch worker pins its own), not the machine's
         prev = numba.get_num_threads()
+        nthreads = prev if self.inside >= self.parallel_min_agents else 1
         numba.set_num_threads(nthreads)
         try:
             self.undone_moves += self._run(nsteps, n, r)
@@ -210,7 +215,8 @@ class VenueSim:
             nsteps, self.t, self.x[:n], self.y[:n], self.v0[:n], self.state[:n], self.fid[:n], self.stop[:n],
             self.active[:n], self.fT, self.fgx, self.fgy, r.x0, r.y0, r.h, r.walkable, r.exit_id, r.x0, r.y0,
             self.cs, self.ncx, self.ncy, self.nr, self.nrc, self.wstart, self.widx, r.walls, self.par, self.exit_count,
-            self.exit_time[:n], self.exit_of[:n], self.speed[:n], self.seed, self.steps_done, self.nbuf)
+            self.exit_time[:n], self.exit_of[:n], self.speed[:n], self.seed, self.steps_done, self.nbuf,
+            self._ndir)
 
     # ---- views --------------------------------------------------------------------------------
     @property
