@@ -2,7 +2,7 @@
 RiMEA tests 1 and 9, and a long run through a 1 m exit (no permanent clogging). Prints markdown tables
 (copied into docs/crowd.md) and a final PASS/FAIL summary.
 
-Run: .venv/bin/python validation/crowd_validation.py   (about 5-10 minutes on 2 loaded cores)
+Run: .venv/bin/python validation/crowd_validation.py   (about 10 s on a quiet 2-core machine)
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def main() -> int:
     p = ModelParams()
     print(f"Model: collision-free speed model, radius {p.radius_m} m (l = {2 * p.radius_m:.2f} m), time gap "
           f"{p.time_gap_s} s, a_p {p.a_ped}, D_p {p.d_ped_m} m, a_w {p.a_wall}, D_w {p.d_wall_m} m, core "
-          f"{p.core_radius_m} m, noise {p.noise}; dt 0.05 s\n")
+          f"{p.core_radius_m} m, noise {p.noise}, body width {p.lateral_m} m, creep {p.creep_mps} m/s; dt 0.05 s\n")
     ok = {}
     t1 = rimea1(1.33)
     ok["RiMEA 1"] = 26 <= t1 <= 34

@@ -1,15 +1,21 @@
 """Collision-free speed model (Tordeux, Chraibi & Seyfried 2016) on flat arrays, numba-compiled.
 
 Each sub-step, for every walking agent i:
-  direction  e_i = normalise(e0_i + sum_j a_p exp((l - d_ij)/D_p) n_ji + sum_walls a_w exp((r - d_iw)/D_w) n_wi)
-  speed      v_i = min(v0_i, max(0, s_i / T))  with s_i the gap (centre distance - l) to the nearest
-             agent ahead (e_i . (x_j - x_i) >= 0 and lateral offset < l)
+  direction  e_i = normalise(e0_i + sum_j a_p exp((l - d_ij)/D_p) n_ji + sum_walls a_w exp((r - d_iw)/D_w) n_wi
+             + noise u_i)
+  speed      v_i = min(v0_i, max(0, s_i / T, min(s'_i / T, v_creep)))
+             with s_i the gap (centre distance - l) to the nearest agent ahead (e_i . (x_j - x_i) >= 0 and
+             lateral offset < w, the body width) and s'_i the same gap counting only agents not behind i in
+             its navigation field (who is nearer the exit goes first: no side-by-side deadlock at a door)
   move       x_i += dt v_i e_i
-e0_i is the unit direction of the agent's navigation field (fast marching, bilinear). Neighbours come
-from cell lists (counting sort). Two guards keep the state physical whatever the parameters: a move
-that would bring a centre within ``r_core`` of a wall slides along the wall or is dropped, and moves
-that would bring two centres closer than ``d_min`` are undone (iterated until none is left), so
-"no agent inside a wall" and "no overlap below d_min" hold by construction.
+e0_i is the unit direction of the agent's navigation field (fast marching, bilinear); u_i a reproducible
+random unit vector. Neighbours come from cell lists (counting sort into cells of cutoff / nr; agents' positions
+are copied in cell order so each row of neighbour cells is one contiguous range), in one pass that sums the
+repulsion and keeps the neighbours within the cut-off for the headway. Two guards keep the state physical
+whatever the parameters: a move that would bring a centre within ``r_core`` of a wall slides along the wall
+or is dropped, and moves that would bring two centres closer than ``d_min`` are undone (iterated until none
+is left), so "no agent inside a wall" and "no overlap below d_min" hold by construction. Every agent's
+update reads only the state at the start of the sub-step, so results do not depend on the thread count.
 """
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ __all__ = ["MOVING", "STANDING", "EGRESS", "FREE", "build_cells", "bin_walls", "
 
 FREE, MOVING, STANDING, EGRESS = 0, 1, 2, 3
 # indices into the float parameter vector passed to the kernel
-PARAMS = ("l", "T", "a_p", "D_p", "a_w", "D_w", "r", "r_core", "dt", "lx", "cutoff", "d_min", "noise", "w", "creep")
+PARAMS = ("l", "T", "a_p", "D_p", "a_w", "D_w", "r", "r_core", "dt", "lx", "cutoff", "d_min", "noise", "w",
+          "creep")
 
 
 NOISE_BITS = 12  # the random direction term takes one of 2^12 evenly spaced angles
