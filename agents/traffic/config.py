@@ -56,7 +56,7 @@ class TrafficConfig(BaseModel):
     signal_capacity_factor: float = Field(0.45, gt=0.0, le=1.0, description="Capacity share of links ending at a traffic light (green share).")
     signal_delay_s: float = Field(20.0, ge=0.0, le=120.0, description="Mean extra delay at the end of a signalised link (s).")
     junction_delay_s: float = Field(4.0, ge=0.0, le=60.0, description="Extra delay at the end of links into unsignalised junctions with several entries (s).")
-    stuck_time_s: float = Field(60.0, ge=1.0, le=3600.0, description="A vehicle held this long at a full link teleports along its route to the next link with room (breaks gridlock, as SUMO's time-to-teleport; counted in KPIs).")
+    stuck_time_s: float = Field(60.0, ge=1.0, le=3600.0, description="A vehicle this long past its free-flow exit time that finds the next link full teleports along its route to the next link with room (breaks gridlock, as SUMO's time-to-teleport; counted in KPIs).")
     priority_queue_factor: float = Field(0.2, ge=0.0, le=1.0, description="Share of a queue's delay that priority vehicles still suffer.")
     sync_interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="Longest the kernel runs between syncs with the clock (s).")
     closures: list[Closure] = Field(default_factory=list, description="Links closed or narrowed during the run.")
