@@ -178,6 +178,15 @@ def _row_span(start, cy, cxi, nr, ncx, periodic, seg):
 
 
 @njit(cache=True, inline="always")
+def _gap_ahead(dx, dy, d, ex, ey, l, wl):
+    """Gap (m) to a neighbour at offset (dx, dy), distance d, if it is ahead along (ex, ey) and within ``wl``
+    sideways of the path; else 1e9 (it does not hold one up)."""
+    if dx * ex + dy * ey < 0.0 or abs(-ey * dx + ex * dy) > wl:
+        return 1e9
+    return d - l
+
+
+@njit(cache=True, inline="always")
 def _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, wl, phi, order, fid, f):
     """Gaps (m) to the nearest agent ahead along (ex, ey) within ``wl`` sideways, among all neighbours and
     among those not behind in the navigation field: a full scan of the neighbour cells (the fallback when an
@@ -194,16 +203,10 @@ def _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, w
                 if lx > 0.0:
                     dx -= lx * np.floor(dx / lx + 0.5)
                 dy = ys[k] - yi
-                along = dx * ex + dy * ey
-                if along < 0.0:
-                    continue
-                if abs(-ey * dx + ex * dy) > wl:
-                    continue
-                gap = np.sqrt(dx * dx + dy * dy) - l
-                if gap < sp:
-                    sp = gap
-                if gap < spp and not (fid[order[k]] == f and phi[k] > phi[kk]):
-                    spp = gap
+                gap = _gap_ahead(dx, dy, np.sqrt(dx * dx + dy * dy), ex, ey, l, wl)
+                sp = min(sp, gap)
+                if not (fid[order[k]] == f and phi[k] > phi[kk]):
+                    spp = min(spp, gap)
     return sp, spp
 
 
@@ -332,17 +335,10 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
                 sp = 1e9
                 spp = 1e9
                 for q in range(nb):
-                    dx = bdx[q]
-                    dy = bdy[q]
-                    if dx * ex + dy * ey < 0.0:
-                        continue
-                    if abs(-ey * dx + ex * dy) > wl:
-                        continue
-                    gap = bd[q] - l
-                    if gap < sp:
-                        sp = gap
-                    if gap < spp and not bbehind[q]:
-                        spp = gap
+                    gap = _gap_ahead(bdx[q], bdy[q], bd[q], ex, ey, l, wl)
+                    sp = min(sp, gap)
+                    if not bbehind[q]:
+                        spp = min(spp, gap)
             # speed from the gap; an agent held up only by people behind it in the field (a side-by-side
             # deadlock at a door) may still creep on: the one nearer the exit goes first
             v = min(v0[i], max(0.0, sp / T, min(spp / T, creep)))
