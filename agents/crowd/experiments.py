@@ -16,7 +16,7 @@ from agents.crowd.kernel import EGRESS
 from agents.crowd.sim import ModelParams, VenueSim
 
 __all__ = ["weidmann_speed", "lattice_points", "corridor_fd", "bottleneck_flow", "rimea1", "rimea9",
-           "room_with_exit", "EgressResult"]
+           "room_with_exit", "bottleneck_room", "run_egress", "EgressResult"]
 
 
 def weidmann_speed(rho):
@@ -114,7 +114,8 @@ class EgressResult:
         return float((b - a) / max(t[b] - t[a], 1e-9))
 
 
-def _egress(sim: VenueSim, t_max: float, chunk: float = 1.0) -> EgressResult:
+def run_egress(sim: VenueSim, t_max: float, chunk: float = 1.0) -> EgressResult:
+    """Step ``sim`` in ``chunk`` s until everyone is out or ``t_max`` s; agents are conserved (asserted)."""
     n0 = sim.inside
     while sim.inside > 0 and sim.t < t_max:
         sim.step(chunk)
@@ -123,15 +124,22 @@ def _egress(sim: VenueSim, t_max: float, chunk: float = 1.0) -> EgressResult:
     return EgressResult(t, sim.inside, sim)
 
 
-def bottleneck_flow(width: float, n: int = 200, room: tuple[float, float] = (10.0, 10.0), seed: int = 1,
-                    params: ModelParams = ModelParams(), dt: float = 0.05, t_max: float = 400.0) -> EgressResult:
-    """A room with one opening of ``width`` m in the middle of its east wall, ``n`` people start inside."""
+def bottleneck_room(width: float, n: int = 200, room: tuple[float, float] = (10.0, 10.0), seed: int = 1,
+                    params: ModelParams = ModelParams(), dt: float = 0.05) -> tuple[VenueSim, VenueGeometry]:
+    """A room with one opening of ``width`` m in the middle of its east wall and ``n`` people placed inside
+    (egress state, not yet stepped): the set-up of :func:`bottleneck_flow`, also given to peer tools."""
     L, W = room
     g = VenueGeometry.build([(0, 0), (L, 0), (L, W), (0, W)], exits=[("exit", (L, W / 2), width)])
     sim = VenueSim(rasterise(g, 0.1), params, dt, seed=seed)
     f = sim.add_exit_field()
     place_random(sim, n, np.random.default_rng(seed), f)
-    return _egress(sim, t_max)
+    return sim, g
+
+
+def bottleneck_flow(width: float, n: int = 200, room: tuple[float, float] = (10.0, 10.0), seed: int = 1,
+                    params: ModelParams = ModelParams(), dt: float = 0.05, t_max: float = 400.0) -> EgressResult:
+    """Egress of :func:`bottleneck_room`: exit times of everyone who got out within ``t_max`` s."""
+    return run_egress(bottleneck_room(width, n, room, seed, params, dt)[0], t_max)
 
 
 def rimea1(v0: float = 1.33, params: ModelParams = ModelParams(), dt: float = 0.05) -> float:
@@ -140,7 +148,7 @@ def rimea1(v0: float = 1.33, params: ModelParams = ModelParams(), dt: float = 0.
     sim = VenueSim(rasterise(g, 0.1), params, dt)
     f = sim.add_exit_field()
     sim.add_agents(0.0 + params.core_radius_m + 0.01, 1.0, v0, f, state=EGRESS)
-    res = _egress(sim, 100.0, 0.5)
+    res = run_egress(sim, 100.0, 0.5)
     return res.evacuation_time_s
 
 
@@ -153,7 +161,7 @@ def rimea9(n_exits: int = 4, n: int = 1000, seed: int = 1, params: ModelParams =
     sim = VenueSim(rasterise(g, 0.2), params, dt, seed=seed)
     f = sim.add_exit_field()
     place_random(sim, n, np.random.default_rng(seed), f)
-    return _egress(sim, t_max)
+    return run_egress(sim, t_max)
 
 
 def room_with_exit(n: int, density: float = 2.0, exit_width: float = 2.0, seed: int = 1,
