@@ -1,17 +1,18 @@
 """CityTwin core: scenario files, the coupled engine (mesa Model + simpy clock), results, batches."""
-from twin.domain import KPI, Domain, EventBus
-from twin.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["CityTwin", "KPI", "Domain", "EventBus", "Scenario", "ScenarioError", "load_scenario", "run"]
 
+# Everything loads on first use (PEP 562): ``import twin.scenario`` must not pay for xarray or numba, so a
+# command that refuses a bad scenario file exits at once (docs/security.md: the alias bomb exits in < 2 s).
+_LAZY = {"KPI": "twin.domain", "Domain": "twin.domain", "EventBus": "twin.domain", "Scenario": "twin.scenario",
+         "ScenarioError": "twin.scenario", "load_scenario": "twin.scenario", "CityTwin": "twin.engine",
+         "run": "twin.api"}
 
-def __getattr__(name):  # the engine imports numba kernels: load it only when asked for
-    if name == "CityTwin":
-        from twin.engine import CityTwin
 
-        return CityTwin
-    if name == "run":
-        from twin.api import run
+def __getattr__(name):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(name)
+    import importlib
 
-        return run
-    raise AttributeError(name)
+    return getattr(importlib.import_module(mod), name)

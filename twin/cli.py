@@ -45,7 +45,6 @@ def _load(path: str):
 
 
 def cmd_validate(args) -> int:
-    from networks.io import summary
     from twin.scenario import ScenarioError
 
     try:
@@ -53,6 +52,8 @@ def cmd_validate(args) -> int:
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
+    from networks.io import summary
+
     base = variants["baseline"]
     print(f"{args.file}: valid scenario {base.name!r} with variants: {', '.join(variants)}")
     print(f"city: {summary(city)}")
@@ -121,8 +122,6 @@ def print_kpis(ds, file=None) -> None:
 
 
 def cmd_run(args) -> int:
-    from twin.engine import CityTwin
-    from twin.results import stack_variants, write_atomic
     from twin.scenario import PROJECT_ROOT, ScenarioError
 
     try:
@@ -146,6 +145,9 @@ def cmd_run(args) -> int:
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
+    from twin.engine import CityTwin  # after validation: a refused file exits before numba loads
+    from twin.results import stack_variants, write_atomic
+
     base = variants["baseline"]
     out_dir = Path(args.out) if args.out else Path(base.outputs.dir)
     if not out_dir.is_absolute():

@@ -1,6 +1,7 @@
 """Scenario files: YAML validated by pydantic, with named variants deep-merged onto the baseline.
 
-A scenario is data, never code: it is read with ``yaml.safe_load`` only. Every problem is reported as
+A scenario is data, never code: it is read with a bounded ``yaml.SafeLoader`` only (twin.safe_yaml: alias
+expansion, nesting and size are limited while loading). Every problem is reported as
 one line naming the file, the key path, the value and what is allowed (:class:`ScenarioError`).
 """
 from __future__ import annotations
@@ -17,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from twin.batch_config import BatchConfig
 from twin.registry import DOMAIN_MODULES, get_domain_spec
+from twin.safe_yaml import MAX_BYTES, YAMLLimitError, safe_load_bounded, short_repr
 
 __all__ = ["Scenario", "ScenarioError", "CityConfig", "TimeConfig", "DemandConfig", "OutputsConfig",
            "load_scenario", "load_document", "resolve_variants", "scenario_hash", "PROJECT_ROOT"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "baseline"
+MAX_VARIANTS = 200  # each variant deep-copies the baseline: bounded work per file
 
 
 class ScenarioError(Exception):
@@ -143,8 +146,18 @@ class DemandConfig(_Strict):
 
 
 class OutputsConfig(_Strict):
-    dir: str = Field("results", description="Results folder, relative to the project (or absolute).")
+    dir: str = Field("results", description="Results folder, relative to the project (run_scenario.py run --out "
+                                            "chooses any other folder).")
     report: bool = Field(True, description="Write the static HTML report next to the results.")
+
+    @field_validator("dir")
+    @classmethod
+    def _inside_project(cls, v: str) -> str:
+        p = Path(v)
+        if p.is_absolute() or ".." in p.parts or v.startswith("~"):
+            raise ValueError("use a folder relative to the project without '..' (a scenario file may not "
+                             "choose where on the machine it writes; use run_scenario.py run --out)")
+        return v
 
 
 class Scenario(_Strict):
@@ -223,9 +236,7 @@ def _pydantic_messages(err: ValidationError, model: type[BaseModel], prefix: str
             msgs.append(f"{key}: required key is missing")
         else:
             val = e.get("input")
-            sval = repr(val) if not isinstance(val, dict) else "{...}"
-            if len(sval) > 80:
-                sval = sval[:77] + "..."
+            sval = short_repr(val) if not isinstance(val, dict) else "{...}"
             msg = e["msg"].removeprefix("Value error, ")
             msgs.append(f"{key}: {sval} — {msg}")
     return msgs
@@ -247,8 +258,15 @@ def load_document(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise ScenarioError(path, ["file not found"])
+    if p.stat().st_size > MAX_BYTES:
+        raise ScenarioError(path, [f"(file) {p.stat().st_size / 1e6:.1f} MB — scenario files are limited to "
+                                   f"{MAX_BYTES // 1_000_000} MB; put large inputs in data files"])
     try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+        doc = safe_load_bounded(p.read_text(encoding="utf-8"))
+    except YAMLLimitError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ScenarioError(path, [f"(YAML) {where}{exc.problem}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -270,20 +288,32 @@ def _check_paths(sc: Scenario, base_dir: Path, prefix: str) -> list[str]:
         try:
             p = resolve_data_path(val, base_dir)
         except ValueError as exc:
-            msgs.append(f"{prefix}{key}: {val!r} — {exc}")
+            msgs.append(f"{prefix}{key}: {short_repr(val)} — {exc}")
             continue
         if not p.is_file():
-            msgs.append(f"{prefix}{key}: {val!r} — file not found (looked at {p})")
+            msgs.append(f"{prefix}{key}: {short_repr(val)} — file not found (looked at {_shown(p, base_dir)})")
     return msgs
 
 
+def _shown(p: Path, base_dir: Path) -> str:
+    """``p`` relative to the scenario's folder or the project when inside them (messages name no server paths)."""
+    for root in (base_dir.resolve(), PROJECT_ROOT):
+        if p == root or root in p.parents:
+            return str(p.relative_to(root))
+    return p.name
+
+
 def resolve_data_path(value: str, base_dir: Path) -> Path:
-    """Resolve a path from a scenario; it must stay inside the scenario's folder, its parent, or the project."""
+    """Resolve a path from a scenario; it must stay inside the scenario's own folder or the project.
+
+    (Not the scenario folder's parent: a scenario saved in a downloads folder must not read files beside it.)
+    Symlinks are resolved first, so a link cannot lead out either."""
     p = Path(value)
     p = (base_dir / p).resolve() if not p.is_absolute() else p.resolve()
-    roots = [base_dir.resolve(), base_dir.resolve().parent, PROJECT_ROOT]
+    roots = [base_dir.resolve(), PROJECT_ROOT]
     if not any(p == r or r in p.parents for r in roots):
-        raise ValueError("path leaves the scenario's folder and the project; keep data beside the scenario")
+        raise ValueError("path leaves the scenario's folder and the project; keep data in the scenario's "
+                         "folder (or below it)")
     return p
 
 
@@ -310,6 +340,10 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
             domains[name] = spec.config_model.model_validate(section)
         except ValidationError as err:
             msgs += _pydantic_messages(err, spec.config_model, f"{prefix}{name}")
+            continue
+        files = getattr(domains[name], "path_errors", None)  # files a domain names obey the same path rule
+        if files is not None:
+            msgs += [f"{prefix}{name}.{m}" for m in files(lambda v: resolve_data_path(v, path.parent))]
     sc._domains = domains
     return sc, msgs
 
@@ -322,6 +356,9 @@ def resolve_variants(doc: dict, path: str | Path) -> dict[str, Scenario]:
     msgs: list[str] = []
     if not isinstance(variants, dict):
         raise ScenarioError(path, [f"variants: {type(variants).__name__} — a mapping of variant name to overrides"])
+    if len(variants) > MAX_VARIANTS:
+        raise ScenarioError(path, [f"variants: {len(variants)} variants — at most {MAX_VARIANTS} per file "
+                                   "(use run_scenario.py sweep for parameter studies)"])
     out: dict[str, Scenario] = {}
     base, m = _validate_one(doc, path, "")
     msgs += m

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agents.traffic.sumo_options import additional_file_errors, normalise_extra_args
 
 __all__ = ["Closure", "SumoOptions", "TrafficConfig"]
 
@@ -33,7 +35,33 @@ class SumoOptions(BaseModel):
     step_length_s: float = Field(1.0, gt=0, le=10, description="SUMO's own step length (s).")
     mesosim: bool = Field(False, description="Run SUMO's mesoscopic mode instead of the microscopic one.")
     additional_files: list[str] = Field(default_factory=list, description="SUMO additional files (signal programs, ...), relative to the scenario file.")
-    extra_args: list[str] = Field(default_factory=list, description="Extra command-line options for SUMO.")
+    extra_args: list[str] = Field(default_factory=list, description=(
+        "Extra SUMO options that change the model, as [option, value, ...]; only the allow-list of "
+        "agents/traffic/sumo_options.py (docs/sumo.md) is accepted: no option naming a file or writing output."))
+
+    @field_validator("extra_args", mode="before")
+    @classmethod
+    def _allowed_args(cls, v):
+        if not isinstance(v, list):
+            return v  # pydantic names the type error
+        return normalise_extra_args(v)
+
+    def path_errors(self, resolve) -> list[str]:
+        """Each additional file must resolve inside the scenario's folder or the project and hold only
+        allowed elements (no detector or output writing files); ``resolve`` is the scenario's path rule."""
+        errs = []
+        for i, f in enumerate(self.additional_files):
+            key = f"sumo.additional_files[{i}]"
+            try:
+                p = resolve(f)
+            except ValueError as exc:
+                errs.append(f"{key}: {f[:80]!r} — {exc}")
+                continue
+            if not p.is_file():
+                errs.append(f"{key}: {f[:80]!r} — file not found")
+                continue
+            errs += [f"{key}: {f[:80]!r} — {m}" for m in additional_file_errors(p)]
+        return errs
 
 
 class TrafficConfig(BaseModel):
@@ -61,6 +89,10 @@ class TrafficConfig(BaseModel):
     sync_interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="Longest the kernel runs between syncs with the clock (s).")
     closures: list[Closure] = Field(default_factory=list, description="Links closed or narrowed during the run.")
     sumo: SumoOptions = Field(default_factory=SumoOptions)
+
+    def path_errors(self, resolve) -> list[str]:
+        """Files the section names (SUMO additional files), checked with the scenario's path rule."""
+        return self.sumo.path_errors(resolve)
 
     def city_errors(self, city) -> list[str]:
         """Closures must name links of the city."""

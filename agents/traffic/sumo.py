@@ -45,6 +45,7 @@ from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.config import TrafficConfig
 from agents.traffic.schema import ARRIVED, PENDING, RUNNING, UNROUTABLE, traffic_dataset, traffic_kpis
 from agents.traffic.sumo_io import read_edgedata, read_tripinfo
+from agents.traffic.sumo_options import checked_additional
 from agents.traffic.sumo_setup import (SumoNotAvailable, check_sumo, freeflow_od_links, new_work_dir,
                                        prepare_network, sumo_binary, sumo_command, write_additional,
                                        write_vtypes_and_trips)
@@ -146,7 +147,7 @@ class SumoTraffic(Domain, TrafficBackend):
         self.edgedata_file = self.work / "edgedata.xml"
         self.tripinfo_file = self.work / "tripinfo.xml"
         add = write_additional(self.work / "citytwin.add.xml", self.edgedata_file, twin.record_interval_s)
-        extra_add = [str(twin.resolve_path(p)) for p in c.sumo.additional_files]
+        extra_add = checked_additional([twin.resolve_path(p) for p in c.sumo.additional_files])  # no outputs
         add = ",".join([str(add), *extra_add])  # the scenario's own signal programs, detectors...
         cmd = sumo_command(sumo_binary(c.sumo.gui and c.sumo.connection == "traci"), self.net_file,
                            self.routes_file, add, self.tripinfo_file, step_length_s=self.dt,

@@ -205,7 +205,12 @@ def write_additional(path: Path, edgedata_file: Path, period_s: float) -> Path:
 def sumo_command(binary: str, net_file: Path, routes: Path, additional: Path, tripinfo: Path, *,
                  step_length_s: float, end_s: float, seed: int, mesosim: bool,
                  extra_args: Sequence[str] = ()) -> list[str]:
-    """The SUMO command line: all trips routed at insertion by the rerouting device (current times)."""
+    """The SUMO command line: all trips routed at insertion by the rerouting device (current times).
+
+    ``extra_args`` are checked again against the allow-list (agents/traffic/sumo_options.py): no option
+    naming a file reaches SUMO, whoever built the config."""
+    from agents.traffic.sumo_options import normalise_extra_args
+
     cmd = [binary, "-n", str(net_file), "-r", str(routes), "-a", str(additional),
            "--step-length", f"{step_length_s:g}", "--end", f"{end_s:g}", "--seed", str(int(seed) % 2**31),
            "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
@@ -214,7 +219,7 @@ def sumo_command(binary: str, net_file: Path, routes: Path, additional: Path, tr
            "--duration-log.disable", "true", "--verbose", "false"]
     if mesosim:
         cmd += ["--mesosim", "true"]
-    return cmd + list(extra_args)
+    return cmd + normalise_extra_args(extra_args)
 
 
 def new_work_dir() -> Path:

@@ -1,0 +1,92 @@
+"""Bounded YAML loading for scenario files: plain data only, with alias expansion and nesting depth limited.
+
+``yaml.safe_load`` builds no objects from tags, but YAML aliases let a few hundred bytes stand for billions
+of values (the "billion laughs" alias bomb): the composed graph is small, and the blow-up comes later,
+when validation, ``deepcopy`` or ``repr`` walk it. :class:`BoundedSafeLoader` counts, while the document is
+composed, how many nodes each node stands for once every alias is expanded, and stops as soon as the
+document exceeds :data:`MAX_NODES` or nests deeper than :data:`MAX_DEPTH` (recursive aliases are refused).
+The file size is limited too (:data:`MAX_BYTES`). :func:`short_repr` shortens values for messages
+without walking a huge value.
+"""
+from __future__ import annotations
+
+import reprlib
+from typing import Any
+
+import yaml
+from yaml.composer import ComposerError
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, SequenceNode
+
+__all__ = ["BoundedSafeLoader", "YAMLLimitError", "safe_load_bounded", "short_repr",
+           "MAX_NODES", "MAX_DEPTH", "MAX_BYTES"]
+
+MAX_NODES = 100_000     # scalars + collections after alias expansion (the largest shipped scenario: 312)
+MAX_DEPTH = 64          # nested collections
+MAX_BYTES = 4_000_000   # scenario file size (the largest shipped: 4.6 kB); large inputs (trips, counts) live in CSV/XML data files
+
+
+class YAMLLimitError(ComposerError):
+    """The document breaks a size limit (expanded nodes, depth, recursion); ``problem`` says which."""
+
+
+class BoundedSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses documents too large after alias expansion, too deep, or recursive."""
+
+    max_nodes = MAX_NODES
+    max_depth = MAX_DEPTH
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._expanded: dict[int, int] = {}  # id(node) -> nodes it stands for, once expanded
+        self._depth = 0
+
+    def compose_node(self, parent, index):  # noqa: D401 (PyYAML hook)
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None and id(target) not in self._expanded:
+                raise YAMLLimitError(None, None, f"alias *{event.anchor[:40]} refers to a collection that "
+                                     "contains it (recursive aliases are refused)", event.start_mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > self.max_depth:
+            raise YAMLLimitError(None, None, f"nesting deeper than {self.max_depth} levels is refused",
+                                 self.peek_event().start_mark)
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        n = 1
+        if isinstance(node, SequenceNode):
+            n += sum(self._expanded[id(c)] for c in node.value)
+        elif isinstance(node, MappingNode):
+            n += sum(self._expanded[id(k)] + self._expanded[id(v)] for k, v in node.value)
+        if n > self.max_nodes:
+            raise YAMLLimitError(None, None, f"the document expands to more than {self.max_nodes:,} values "
+                                 "(through aliases *name); a scenario this large is refused", node.start_mark)
+        self._expanded[id(node)] = n
+        return node
+
+
+def safe_load_bounded(text: str | bytes) -> Any:
+    """Plain data from YAML text (like ``yaml.safe_load``), within the limits above; raise a yaml.YAMLError."""
+    if len(text) > MAX_BYTES:
+        raise YAMLLimitError(None, None, f"{len(text) / 1e6:.1f} MB — scenario files are limited to "
+                             f"{MAX_BYTES // 1_000_000} MB (put large inputs in data files)", None)
+    loader = BoundedSafeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 4
+_short.maxlevel = 2
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """A repr of ``value`` of at most ``limit`` characters that never walks more than a few items."""
+    s = _short.repr(value)
+    return s if len(s) <= limit else s[:limit - 3] + "..."
