@@ -1,7 +1,9 @@
 """The CityTwin what-if dashboard: a multi-page Dash app over a folder of results files.
 
-``run_scenario.py dashboard [RESULTS_DIR] [--host H] [--port P]`` calls :func:`serve`. The app reads results
-files only; assets (Bootstrap 5 CSS from npm, MIT) are served locally, nothing comes from a CDN.
+``run_scenario.py dashboard [RESULTS_DIR] [--host H] [--port P] [--no-whatif] [--allow-host NAME]`` calls
+:func:`serve`. The app reads results files only (the what-if page queues bounded runs, docs/security.md);
+assets (Bootstrap 5 CSS from npm, MIT) are served locally, nothing comes from a CDN. The server answers only
+to loopback host names and the bound address (dashboards.safety), and refuses bodies above 1 MB.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from dash import Input, Output, State, dcc, html
 
 from dashboards import data as D
 from dashboards import ui
+from dashboards import whatif as W
+from dashboards.safety import MAX_BODY_BYTES, allowed_hosts_for, install_guards, is_loopback, public_text
 
 __all__ = ["create_app", "serve"]
 
@@ -31,16 +35,22 @@ def _default_value(opts: list[dict], current: str | None) -> str | None:
     return non_base[0] if non_base else (values[0] if values else None)
 
 
-def create_app(results_dir: str | Path) -> dash.Dash:
-    """A Dash app over ``results_dir`` (scanned recursively for ``*.nc`` whenever the picker refreshes)."""
+def create_app(results_dir: str | Path, *, whatif: bool = True, allowed_hosts: set[str] | None = None,
+               max_body: int = MAX_BODY_BYTES) -> dash.Dash:
+    """A Dash app over ``results_dir`` (scanned recursively for ``*.nc`` whenever the picker refreshes).
+
+    ``whatif=False`` turns the what-if page and its runs off; ``allowed_hosts`` are the Host names it answers
+    to (default: loopback names only); request bodies above ``max_body`` bytes are refused.
+    """
     ui.set_root(results_dir)
+    W.set_enabled(whatif)
     app = dash.Dash(__name__, use_pages=True, pages_folder=str(HERE / "pages"), assets_folder=str(HERE / "assets"),
                     serve_locally=True, external_stylesheets=[], external_scripts=[], title="CityTwin",
                     suppress_callback_exceptions=True, update_title=None)
     nav = dbc.Navbar(dbc.Container([
         dbc.NavbarBrand("CityTwin", href="/"),
         dbc.Nav([dbc.NavItem(dbc.NavLink(lab, href=p, active="exact", id=f"nav-{lab.split()[0].lower()}"))
-                 for p, lab in NAV], navbar=True, className="me-auto"),
+                 for p, lab in NAV if whatif or p != "/whatif"], navbar=True, className="me-auto"),
         html.Div([html.Span("variant", className="text-light me-2 small"),
                   dcc.Dropdown(id="variant", clearable=False, style={"width": "320px"}, persistence=True,
                                persistence_type="session")],
@@ -60,13 +70,16 @@ def create_app(results_dir: str | Path) -> dash.Dash:
         entries = cat.entries()
         opts = cat.options()
         bad = [e for e in entries if e.error]
-        cards = [ui.error_card(f"Cannot use results file {e.rel}", e.error, None) for e in bad]
+        cards = [ui.error_card(f"Cannot use results file {e.rel}", public_text(e.error, (cat.root,)), None)
+                 for e in bad]
         if not cat.root.is_dir():
-            cards.insert(0, ui.error_card(f"Results folder {cat.root} not found",
+            cards.insert(0, ui.error_card(f"Results folder {cat.root.name} not found",
                                           "Start the dashboard with an existing folder of results files.", None))
         errs = html.Div(cards, id="file-error-cards") if cards else None
         return opts, _default_value(opts, current), errs
 
+    install_guards(app.server, allowed_hosts if allowed_hosts is not None else allowed_hosts_for("127.0.0.1"),
+                   max_body)
     threading.Thread(target=_warm, args=(ui.catalog(),), daemon=True, name="citytwin-warm").start()
     return app
 
@@ -86,15 +99,32 @@ def _warm(cat: D.Catalog) -> None:
             pass
 
 
-def serve(results_dir: str | Path = "results", host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> int:
-    """Serve the dashboard (blocking); exit code 0, or 2 when the folder does not exist."""
+def serve(results_dir: str | Path = "results", host: str = "127.0.0.1", port: int = 8050, debug: bool = False,
+          whatif: bool = True, allow_hosts: tuple[str, ...] = ()) -> int:
+    """Serve the dashboard (blocking); exit code 0, or 2 when the folder does not exist.
+
+    Bound to anything but loopback, it prints a warning: every visitor can read the results and (unless
+    ``whatif=False``) run simulations on this machine; there is no login (put it behind an authenticating
+    proxy). It answers only to the Host names of :func:`dashboards.safety.allowed_hosts_for`.
+    """
     root = Path(results_dir)
     if not root.is_dir():
         print(f"error: {root}: results folder not found", file=sys.stderr)
         return 2
+    if debug and not is_loopback(host):
+        print("error: --debug serves Werkzeug's debugger, which runs code typed into the browser: "
+              "use it only with --host 127.0.0.1", file=sys.stderr)
+        return 2
+    hosts = allowed_hosts_for(host, allow_hosts)
+    if not is_loopback(host):
+        print(f"WARNING: binding to {host}: anyone who can reach this address can read these results"
+              + (" and use the what-if page to run simulations on this machine (--no-whatif turns it off)"
+                 if whatif else "")
+              + ". There is no login: keep the dashboard on 127.0.0.1 unless it is behind an authenticating proxy. "
+              f"Accepted Host names: {', '.join(sorted(hosts))} (add more with --allow-host).", file=sys.stderr)
     n = len(D.Catalog(root).files())
     print(f"CityTwin dashboard: {n} results file(s) in {root.resolve()}\n  open http://{host}:{port}/  (Ctrl+C stops)",
           file=sys.stderr)
-    app = create_app(root)
+    app = create_app(root, whatif=whatif, allowed_hosts=hosts)
     app.run(host=host, port=port, debug=debug)
     return 0

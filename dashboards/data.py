@@ -59,6 +59,7 @@ def split_key(key: str) -> tuple[str, str]:
 _cache: dict[str, tuple[tuple, xr.Dataset]] = {}
 _derived: dict[tuple, object] = {}
 _lock = threading.RLock()
+_io_lock = threading.Lock()  # one netCDF read at a time (warm-up thread, requests, what-if worker)
 
 
 def _stamp(p: Path) -> tuple:
@@ -78,7 +79,7 @@ def load(path: str | Path) -> xr.Dataset:
         if hit and hit[0] == stamp:
             return hit[1]
     try:
-        with xr.open_dataset(p, engine="netcdf4") as ds0:
+        with _io_lock, xr.open_dataset(p, engine="netcdf4") as ds0:  # netCDF-C/HDF5 are not thread-safe
             ds = ds0.load()
     except Exception as exc:  # corrupt, truncated, not netCDF
         raise ResultsError(p, f"cannot be read as a netCDF results file ({type(exc).__name__}: "

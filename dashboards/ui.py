@@ -10,6 +10,7 @@ import xarray as xr
 from dash import html
 
 from dashboards import data as D
+from dashboards.safety import public_text
 
 _state: dict = {"catalog": None}
 
@@ -91,9 +92,10 @@ def load_selection(key: str | None):
     try:
         return Selection(key), None
     except ValueError as exc:
-        return None, error_card("Refused path", str(exc), "error-card")
+        return None, error_card("Refused path", public_text(str(exc), (catalog().root,)), "error-card")
     except D.ResultsError as exc:
-        return None, error_card(f"Cannot read {Path(exc.path).name}", exc.message, "error-card")
+        return None, error_card(f"Cannot read {Path(exc.path).name}", public_text(exc.message, (catalog().root,)),
+                                "error-card")
 
 
 def kpi_table(sel_a: "Selection | xr.Dataset", var_a: str, ds_b: xr.Dataset, var_b: str) -> dbc.Table:

@@ -217,7 +217,8 @@ def cmd_report(args) -> int:
 def cmd_dashboard(args) -> int:
     from dashboards.app import serve
 
-    return serve(args.results_dir, host=args.host, port=args.port, debug=args.debug) or EXIT_OK
+    return serve(args.results_dir, host=args.host, port=args.port, debug=args.debug, whatif=not args.no_whatif,
+                 allow_hosts=tuple(args.allow_host or ())) or EXIT_OK
 
 
 def _delegate(module: str, func: str):
@@ -262,7 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("results_dir", nargs="?", default="results")
     d.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     d.add_argument("--port", type=int, default=8050)
-    d.add_argument("--debug", action="store_true")
+    d.add_argument("--no-whatif", action="store_true", help="turn the what-if page off (no runs from the web)")
+    d.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="another Host name the server answers to (e.g. the proxy's name); repeatable")
+    d.add_argument("--debug", action="store_true", help="Dash debug mode (only with --host 127.0.0.1)")
     d.set_defaults(func=cmd_dashboard)
 
     c = sub.add_parser("compare-backends", help="run the built-in model and SUMO on one scenario; compare")

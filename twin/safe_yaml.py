@@ -41,7 +41,7 @@ class BoundedSafeLoader(yaml.SafeLoader):
         self._expanded: dict[int, int] = {}  # id(node) -> nodes it stands for, once expanded
         self._depth = 0
 
-    def compose_node(self, parent, index):  # noqa: D401 (PyYAML hook)
+    def compose_node(self, parent, index):  # PyYAML hook
         if self.check_event(AliasEvent):
             event = self.peek_event()
             target = self.anchors.get(event.anchor)

@@ -133,7 +133,7 @@ def normalise_extra_args(args: Sequence[str]) -> list[str]:
             i += 1
         bad = _check_value(opt, ALLOWED_OPTIONS[opt], val)
         if bad is not None:
-            raise ValueError(f"{opt} {_short(val)} — the value must be {bad}")
+            raise ValueError(f"{opt} {_short(val)} — the value must be {bad} (allowed options and values: {DOC})")
         out += [opt, val]
         i += 1
     return out
