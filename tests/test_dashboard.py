@@ -210,7 +210,7 @@ def test_variant_picker_changes_kpi_cards(duo, demo_dir):
 
 
 def test_whatif_run_completes_and_appears(duo, demo_dir, tmp_path):
-    """An invalid factor shows the schema's message beside the field; a valid run ends in the picker."""
+    """A factor above the page's limit (×2) is refused beside the field; a valid run ends in the picker."""
     folder = tmp_path / "wi"
     shutil.copytree(demo_dir, folder)
     start(duo, folder)
@@ -220,7 +220,7 @@ def test_whatif_run_completes_and_appears(duo, demo_dir, tmp_path):
     scale.clear()
     scale.send_keys("50")
     duo.find_element("#wi-run").click()
-    duo.wait_for_contains_text("#wi-demand-scale-feedback", "less than or equal to 20", timeout=15)
+    duo.wait_for_contains_text("#wi-demand-scale-feedback", "must be between 0 and 2", timeout=15)
     shot(duo, "whatif_invalid")
     scale.clear()
     scale.send_keys("1.3")
