@@ -246,6 +246,20 @@ def test_outputs_dir_may_not_leave_the_project(tmp_path, capsys):
         assert "outputs.dir" in err
 
 
+def test_batch_out_in_the_file_may_not_leave_its_folder(tmp_path, capsys):
+    """A scenario's batch.out of /elsewhere is refused by sweep (exit 2, nothing written); --out is the user's."""
+    from twin.batch import plan_batch
+    from twin.scenario import ScenarioError
+
+    target = tmp_path / "elsewhere"
+    path = _write(tmp_path / "scen", TINY + f"batch: {{out: '{target}', params: {{demand.scale: [1, 1.1]}}}}\n")
+    rc = main(["sweep", str(path), "--quiet"])
+    assert rc == 2 and "batch.out" in capsys.readouterr().err and not target.exists()
+    with pytest.raises(ScenarioError, match="batch.out"):
+        plan_batch(_write(tmp_path / "scen", TINY + "batch: {out: ../../x, params: {demand.scale: [1]}}\n"))
+    assert plan_batch(path, out=tmp_path / "mine").out_dir == tmp_path / "mine"
+
+
 # ------------------------------------------------------------------------------------ dashboard
 @pytest.fixture(scope="module")
 def results_dir(tmp_path_factory):

@@ -153,11 +153,17 @@ class OutputsConfig(_Strict):
     @field_validator("dir")
     @classmethod
     def _inside_project(cls, v: str) -> str:
-        p = Path(v)
-        if p.is_absolute() or ".." in p.parts or v.startswith("~"):
-            raise ValueError("use a folder relative to the project without '..' (a scenario file may not "
-                             "choose where on the machine it writes; use run_scenario.py run --out)")
-        return v
+        return _relative_folder(v, "run_scenario.py run --out")
+
+
+def _relative_folder(v: str, cli: str) -> str:
+    """A results folder named in a scenario file: relative and without '..' (the user's ``cli`` option may
+    choose any folder; a file received from someone else may not)."""
+    p = Path(v)
+    if p.is_absolute() or ".." in p.parts or v.startswith("~"):
+        raise ValueError(f"use a relative folder without '..' (a scenario file may not choose "
+                         f"where on the machine it writes; use {cli})")
+    return v
 
 
 class Scenario(_Strict):
@@ -177,6 +183,16 @@ class Scenario(_Strict):
     batch: BatchConfig | None = Field(None, description="Sweep/replication settings (docs/batch.md).")
     variant: str = Field(BASELINE, description="Set by the loader: which variant this is.")
     variant_description: str = ""
+
+    @field_validator("batch")
+    @classmethod
+    def _batch_out(cls, v: BatchConfig | None) -> BatchConfig | None:
+        if v is not None and v.out:
+            try:
+                _relative_folder(v.out, "run_scenario.py sweep --out")
+            except ValueError as exc:
+                raise ValueError(f"batch.out {v.out[:80]!r}: {exc}") from None
+        return v
 
     @field_validator("name")
     @classmethod
