@@ -78,12 +78,22 @@ def load(path: str | Path) -> xr.Dataset:
         hit = _cache.get(key)
         if hit and hit[0] == stamp:
             return hit[1]
-    try:
-        with _io_lock, xr.open_dataset(p, engine="netcdf4") as ds0:  # netCDF-C/HDF5 are not thread-safe
-            ds = ds0.load()
-    except Exception as exc:  # corrupt, truncated, not netCDF
-        raise ResultsError(p, f"cannot be read as a netCDF results file ({type(exc).__name__}: "
-                              f"{str(exc)[:160]})") from None
+    with _io_lock:  # netCDF-C/HDF5 are not thread-safe: one read at a time
+        with _lock:
+            hit = _cache.get(key)  # another thread may have read it while this one waited
+            if hit and hit[0] == stamp:
+                return hit[1]
+        try:
+            with xr.open_dataset(p, engine="netcdf4") as ds0:
+                ds = ds0.load()
+        except Exception as exc:  # corrupt, truncated, not netCDF
+            raise ResultsError(p, f"cannot be read as a netCDF results file ({type(exc).__name__}: "
+                                  f"{str(exc)[:160]})") from None
+    return _finish_load(p, key, stamp, ds)
+
+
+def _finish_load(p: Path, key: str, stamp: tuple, ds: xr.Dataset) -> xr.Dataset:
+    """Check a freshly read results file, give it a ``variant`` dimension, cache it."""
     if "scenario_name" not in ds.attrs or not any(str(v).startswith("kpi_") for v in ds.data_vars):
         raise ResultsError(p, "not a CityTwin results file (no scenario_name attribute or kpi_ variables)")
     if "variant" not in ds.dims:

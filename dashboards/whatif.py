@@ -193,7 +193,7 @@ def build_override(template: str, p: dict, base: dict) -> dict:
             errors.setdefault("wi-em-node", []).append("emergency response was not simulated in this scenario")
         node = _ident(errors, "wi-em-node", p.get("node"), "node id of the new station")
         units = _num(errors, "wi-em-units", p.get("units", 1), "station", "units")
-        kind = _choice(errors, "wi-em-units", p.get("kind"), EM_KINDS, "kind", default="ambulance")
+        kind = _choice(errors, "general", p.get("kind"), EM_KINDS, "kind", default="ambulance")
         if not errors:
             old = list((base.get("emergency") or {}).get("extra_stations") or [])
             over = {"emergency": {"extra_stations": old + [{"name": f"new {kind} station", "node": node, "kind": kind,
