@@ -9,7 +9,7 @@ from scipy import stats
 
 from agents.emergency.config import EmergencyConfig
 from agents.emergency.domain import EmergencyDomain
-from agents.emergency.erlang import erlang_c, mean_wait_s, p_wait_longer, servers_needed
+from twin.queueing import erlang_c, mean_wait_s, p_wait_longer, servers_needed
 from agents.emergency.standalone import FixedTimeTraffic, StandaloneTwin
 from networks.synthetic import grid
 
@@ -60,3 +60,12 @@ def test_simulated_wait_matches_erlang_c():
         m, half = reps[:, col].mean(), t99 * reps[:, col].std(ddof=1) / np.sqrt(len(reps))
         assert half < 0.15 * theory, "too few calls to test anything"
         assert abs(m - theory) <= half, (col, m, theory, half)
+
+
+def test_allen_cunneen_reduces_to_erlang_c_and_scales_with_variability():
+    """With exponential service (cv² = 1) Allen–Cunneen is the M/M/c wait; deterministic service halves it."""
+    from twin.queueing import allen_cunneen_wait_s
+
+    lam, mu, c = 0.002, 1 / 1200, 3
+    assert allen_cunneen_wait_s(lam, mu, c, 1.0) == pytest.approx(mean_wait_s(lam, mu, c))
+    assert allen_cunneen_wait_s(lam, mu, c, 0.0) == pytest.approx(mean_wait_s(lam, mu, c) / 2)

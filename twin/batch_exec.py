@@ -16,12 +16,13 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
+
+from twin.atomic import write_json_atomic
 
 __all__ = ["RunTask", "execute_run", "select_keep", "run_serial", "run_local", "run_dask", "Tracker",
            "write_json_atomic", "RUN_FORMAT"]
@@ -44,22 +45,6 @@ class RunTask:
     seed: int = 0            # the derived scenario seed
     params: dict = field(default_factory=dict)
     threads: int | None = 1  # numba threads in a worker (None: leave as is; used for in-process runs)
-
-
-def write_json_atomic(obj: Any, path: str | Path) -> Path:
-    """Write ``obj`` as JSON at ``path`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def select_keep(ds, keep: str):

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from twin.atomic import write_atomic_with
 from twin.domain import KPI
 
 __all__ = ["kpi_variables", "stack_variants", "write_atomic", "kpi_table", "package_versions", "open_results"]
@@ -82,19 +81,8 @@ def _encodable(ds: xr.Dataset) -> xr.Dataset:
 
 def write_atomic(ds: xr.Dataset, path: str | Path) -> Path:
     """Write ``ds`` to netCDF at ``path`` atomically: a temp file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _encodable(ds).to_netcdf(tmp, engine="netcdf4")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is for others to read too
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    enc = _encodable(ds)
+    return write_atomic_with(path, lambda tmp: enc.to_netcdf(tmp, engine="netcdf4"))
 
 
 def open_results(path: str | Path) -> xr.Dataset:
