@@ -17,7 +17,7 @@ from networks import CityGraph
 from twin.city import build_city
 from twin.demand import generate_trips
 from twin.domain import KPI, Domain, DomainRunError, EventBus
-from twin.registry import DOMAIN_MODULES, get_domain_spec
+from twin.registry import domain_names, get_domain_spec
 from twin.results import kpi_variables, package_versions
 from twin.scenario import Scenario, resolve_data_path, scenario_hash
 
@@ -48,7 +48,7 @@ class CityTwin(mesa.Model):
         self.city = city if city is not None else build_city(scenario.city, self.scenario_dir, scenario.name)
         self.domains: dict[str, Domain] = {}
         configs = scenario.domain_configs
-        for name in DOMAIN_MODULES:
+        for name in domain_names():
             if name in configs:
                 self.domains[name] = get_domain_spec(name).factory(configs[name])
         self.traffic = self.domains.get("traffic")

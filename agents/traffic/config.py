@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from twin.registry import traffic_backend_names  # the allowed back-end names come from the registry
 
 __all__ = ["Closure", "SumoOptions", "TrafficConfig"]
 
@@ -45,8 +47,9 @@ class TrafficConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
-    backend: Literal["meso", "freeflow", "sumo"] = Field(
-        "meso", description="meso: built-in numba queue model; freeflow: no congestion; sumo: Eclipse SUMO.")
+    backend: str = Field(
+        "meso", description="meso: built-in numba queue model; freeflow: no congestion; sumo: Eclipse SUMO; "
+                            "or any back-end registered in twin.registry (entry points citytwin.traffic_backends).")
     step_s: float | None = Field(None, gt=0, le=10, description="Kernel step (s); default: the scenario's time.step_s.")
     reroute_interval_s: float = Field(300.0, ge=10, le=86400, description="How often link times are refreshed for routing (s).")
     reroute_share: float = Field(0.1, ge=0.0, le=1.0, description="Share of en-route drivers who take the new best route at each refresh.")
@@ -61,6 +64,14 @@ class TrafficConfig(BaseModel):
     sync_interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="Longest the kernel runs between syncs with the clock (s).")
     closures: list[Closure] = Field(default_factory=list, description="Links closed or narrowed during the run.")
     sumo: SumoOptions = Field(default_factory=SumoOptions)
+
+    @field_validator("backend")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        names = traffic_backend_names()
+        if v not in names:
+            raise ValueError("unknown traffic back-end; use one of " + ", ".join(repr(n) for n in names))
+        return v
 
     def city_errors(self, city) -> list[str]:
         """Closures must name links of the city."""
