@@ -4,7 +4,8 @@ Other domains use only this API, through ``twin.traffic`` (:class:`TrafficAPI`, 
 
 - ``drive(origin, destination, ...)`` returns a simpy event that fires when the vehicle arrives;
   its value is a :class:`TripResult` (status ``"arrived"``, ``"unroutable"`` or ``"stranded"``, never an
-  exception); ``depart_s`` is the time of the call, ``arrive_s`` the time the event fires.
+  exception); ``depart_s`` is the time of the call and ``arrive_s`` the arrival time: the event fires then,
+  or, on a time-stepped back-end, at the end of the step in which the vehicle arrived.
 - ``add_trips(...)`` adds background demand (no events), e.g. people leaving a venue by car; it returns one
   distinct trip id per trip, and those trips appear in the results' trip table.
 - ``set_capacity_factor(link, f)`` scales a link's capacity while the run goes on (0 closes it: its link time

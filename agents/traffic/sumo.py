@@ -132,7 +132,7 @@ class SumoTraffic(Domain, TrafficBackend):
         self.net_file, self.edge_ids = net.net_file, net.edge_ids
         self.edge_index = {e: i for i, e in enumerate(self.edge_ids)}
         self._alloc(1024)
-        demand = twin.shared.get("demand_trips")
+        demand = twin.shared.get("background_trips", twin.shared.get("demand_trips"))  # claimed trips left out
         o = np.asarray(demand["origin"], np.int32) if demand is not None else np.zeros(0, np.int32)
         d = np.asarray(demand["destination"], np.int32) if demand is not None else np.zeros(0, np.int32)
         dep = np.asarray(demand["depart_s"], _F) if demand is not None else np.zeros(0)
