@@ -243,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a scenario's baseline and variants; print KPIs; write results and report")
     r.add_argument("file")
     r.add_argument("--variant", action="append", help="run only this variant (and the baseline); repeatable")
-    r.add_argument("--backend", choices=["meso", "freeflow", "sumo"], help="override traffic.backend")
+    from twin.registry import traffic_backend_names  # the choices are the registered back-ends
+
+    r.add_argument("--backend", choices=traffic_backend_names(), help="override traffic.backend")
     r.add_argument("--seed", type=int, help="override the scenario seed")
     r.add_argument("--out", help="results folder (default: the scenario's outputs.dir)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
