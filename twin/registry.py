@@ -27,7 +27,7 @@ from pydantic import BaseModel
 __all__ = ["DomainSpec", "DOMAIN_GROUP", "BACKEND_GROUP", "BUILTIN_DOMAINS", "BUILTIN_BACKENDS",
            "domain_names", "get_domain_spec", "register_domain", "unregister_domain",
            "traffic_backend_names", "get_traffic_backend", "register_traffic_backend",
-           "unregister_traffic_backend", "RegistryError"]
+           "unregister_traffic_backend", "reload_entry_points", "RegistryError"]
 
 DOMAIN_GROUP = "citytwin.domains"
 BACKEND_GROUP = "citytwin.traffic_backends"
@@ -67,10 +67,11 @@ class DomainSpec:
     requires: tuple[str, ...] = ()
 
 
-# name -> "module:attr" (or the object itself, for runtime registrations)
-_domains: dict[str, Any] = {}
-_backends: dict[str, Any] = {}
-_loaded = False
+# name -> "module:attr" (entry points) or the object itself (run-time registrations)
+_plugins: dict[str, dict[str, str]] | None = None  # group -> installed entry points, read once
+_runtime: dict[str, dict[str, Any]] = {DOMAIN_GROUP: {}, BACKEND_GROUP: {}}
+_BUILTIN = {DOMAIN_GROUP: BUILTIN_DOMAINS, BACKEND_GROUP: BUILTIN_BACKENDS}
+_KIND = {DOMAIN_GROUP: "domain", BACKEND_GROUP: "traffic back-end"}
 
 
 def _check_name(name: str, kind: str) -> None:
@@ -80,26 +81,29 @@ def _check_name(name: str, kind: str) -> None:
         raise RegistryError(f"domain name {name!r} is a scenario key of its own; choose another name")
 
 
-def _load_entry_points() -> None:
-    """Fill the tables once: built-ins first (in their order), then installed plug-ins sorted by name."""
-    global _loaded
-    if _loaded:
-        return
-    for table, builtin, group, kind in ((_domains, BUILTIN_DOMAINS, DOMAIN_GROUP, "domain"),
-                                        (_backends, BUILTIN_BACKENDS, BACKEND_GROUP, "traffic back-end")):
-        runtime = dict(table)  # registrations made before the first look-up keep their place after built-ins
-        table.clear()
-        table.update(builtin)
+def reload_entry_points() -> None:
+    """Read the installed plug-ins' entry points again (they are read once, at the first look-up)."""
+    global _plugins
+    found: dict[str, dict[str, str]] = {}
+    for group, builtin in _BUILTIN.items():
+        found[group] = {}
         for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-            _check_name(ep.name, kind)
+            _check_name(ep.name, _KIND[group])
             if ep.name in builtin:
                 if ep.value != builtin[ep.name]:
                     raise RegistryError(f"entry point {group}:{ep.name} = {ep.value!r} clashes with the built-in "
                                         f"{builtin[ep.name]!r}")
                 continue
-            table[ep.name] = ep.value
-        table.update(runtime)
-    _loaded = True
+            found[group][ep.name] = ep.value
+    _plugins = found
+
+
+def _table(group: str) -> dict[str, Any]:
+    """Built-ins first (in their order), then installed plug-ins sorted by name, then run-time registrations."""
+    if _plugins is None:
+        reload_entry_points()
+    assert _plugins is not None
+    return {**_BUILTIN[group], **_plugins[group], **_runtime[group]}
 
 
 def _resolve(target: Any) -> Any:
@@ -115,66 +119,60 @@ def _resolve(target: Any) -> Any:
 # ------------------------------------------------------------------------------------------- domains
 def domain_names() -> list[str]:
     """Registered domains, in set-up order (built-ins first: traffic, crowd, ev, emergency)."""
-    _load_entry_points()
-    return list(_domains)
+    return list(_table(DOMAIN_GROUP))
 
 
 def get_domain_spec(name: str) -> DomainSpec:
     """Import and return the :class:`DomainSpec` registered under ``name`` (KeyError if none)."""
-    _load_entry_points()
-    if name not in _domains:
-        raise KeyError(f"no domain {name!r}; registered: {', '.join(_domains)}")
-    spec = _resolve(_domains[name])
+    table = _table(DOMAIN_GROUP)
+    if name not in table:
+        raise KeyError(f"no domain {name!r}; registered: {', '.join(table)}")
+    spec = _resolve(table[name])
     if not isinstance(spec, DomainSpec):
-        raise RegistryError(f"domain {name!r} ({_domains[name]!r}) is a {type(spec).__name__}, not a DomainSpec")
+        raise RegistryError(f"domain {name!r} ({table[name]!r}) is a {type(spec).__name__}, not a DomainSpec")
     if spec.name != name:
-        raise RegistryError(f"domain {name!r} ({_domains[name]!r}) calls itself {spec.name!r}")
+        raise RegistryError(f"domain {name!r} ({table[name]!r}) calls itself {spec.name!r}")
     return spec
 
 
 def register_domain(spec: DomainSpec | str, name: str | None = None) -> None:
     """Register a domain at run time (a :class:`DomainSpec`, or ``"module:attr"`` with ``name``)."""
-    _load_entry_points()
     key = spec.name if isinstance(spec, DomainSpec) else name
     if key is None:
         raise RegistryError("register_domain('module:attr') needs name=")
     _check_name(key, "domain")
     if key in BUILTIN_DOMAINS:
         raise RegistryError(f"domain {key!r} is built in; choose another name")
-    _domains[key] = spec
+    _runtime[DOMAIN_GROUP][key] = spec
 
 
 def unregister_domain(name: str) -> None:
     """Remove a run-time registration (built-ins stay)."""
-    if name not in BUILTIN_DOMAINS:
-        _domains.pop(name, None)
+    _runtime[DOMAIN_GROUP].pop(name, None)
 
 
 # ------------------------------------------------------------------------------------------- back-ends
 def traffic_backend_names() -> list[str]:
     """Registered traffic back-ends: the allowed values of ``traffic.backend`` and ``--backend``."""
-    _load_entry_points()
-    return list(_backends)
+    return list(_table(BACKEND_GROUP))
 
 
 def get_traffic_backend(name: str) -> Callable[[Any], Any]:
     """The class (or factory) registered as traffic back-end ``name``: called with the TrafficConfig."""
-    _load_entry_points()
-    if name not in _backends:
-        raise KeyError(f"no traffic back-end {name!r}; registered: {', '.join(_backends)}")
-    return _resolve(_backends[name])
+    table = _table(BACKEND_GROUP)
+    if name not in table:
+        raise KeyError(f"no traffic back-end {name!r}; registered: {', '.join(table)}")
+    return _resolve(table[name])
 
 
 def register_traffic_backend(name: str, factory: Callable[[Any], Any] | str) -> None:
     """Register a traffic back-end at run time: ``factory(config)`` returns the back-end (a Domain)."""
-    _load_entry_points()
     _check_name(name, "traffic back-end")
     if name in BUILTIN_BACKENDS:
         raise RegistryError(f"traffic back-end {name!r} is built in; choose another name")
-    _backends[name] = factory
+    _runtime[BACKEND_GROUP][name] = factory
 
 
 def unregister_traffic_backend(name: str) -> None:
     """Remove a run-time registration (built-ins stay)."""
-    if name not in BUILTIN_BACKENDS:
-        _backends.pop(name, None)
+    _runtime[BACKEND_GROUP].pop(name, None)
