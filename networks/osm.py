@@ -18,7 +18,7 @@ from networks.geo import Projection, haversine_m, utm_crs
 from networks.graph import CityGraph
 from networks.osm_tags import directions, is_drivable, lanes_per_direction, speed_kph
 from networks.roadclass import lane_capacity_vph
-from networks.sumo_net import _open
+from networks.sumo_net import open_network_file
 
 __all__ = ["load_osm", "read_osm"]
 
@@ -36,7 +36,7 @@ class OsmData:
 
 def _elements(path: str | Path) -> Iterator[ET.Element]:
     """Finished top-level elements (node, way, relation) of an OSM file; each is cleared after use."""
-    with _open(path) as f:
+    with open_network_file(path) as f:
         it = ET.iterparse(f, events=("start", "end"))
         _, root = next(it)
         depth = 1

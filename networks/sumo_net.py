@@ -62,7 +62,7 @@ def load_sumo_net(path: str | Path, name: str | None = None,
     return city
 
 
-def _open(path: str | Path) -> IO[bytes]:
+def open_network_file(path: str | Path) -> IO[bytes]:
     """Open a file, transparently gunzipping (by magic bytes, not by name)."""
     with open(path, "rb") as f:
         magic = f.read(2)
@@ -101,7 +101,7 @@ def load_sumo_trips(path: str | Path, city: CityGraph) -> dict:
         dest.append(int(a.link_to[lt]))
 
     stack: list[ET.Element] = []
-    with _open(path) as f:
+    with open_network_file(path) as f:
         for event, el in ET.iterparse(f, events=("start", "end")):
             if event == "start":
                 stack.append(el)

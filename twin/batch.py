@@ -44,9 +44,9 @@ __all__ = ["BatchConfig", "ExecutorConfig", "Range", "Plan", "plan_batch", "swee
 
 def _batch_errors(err: ValidationError, prefix: str = "batch") -> list[str]:
     try:
-        from twin.scenario import _pydantic_messages
+        from twin.scenario import pydantic_messages
 
-        return _pydantic_messages(err, BatchConfig, prefix)
+        return pydantic_messages(err, BatchConfig, prefix)
     except ImportError:  # pragma: no cover
         return [f"{prefix}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
 

@@ -60,7 +60,7 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
-class _Progress:
+class Progress:
     """A tqdm bar over simulated time with the simulation speed (sim-s per wall-s)."""
 
     def __init__(self, label: str, total_s: float, quiet: bool) -> None:
@@ -159,7 +159,7 @@ def cmd_run(args) -> int:
 
     runs, failed = {}, []
     for name, sc in variants.items():
-        bar = _Progress(name, sc.time.duration_s, args.quiet)
+        bar = Progress(name, sc.time.duration_s, args.quiet)
         try:
             twin = CityTwin(sc, Path(args.file).parent, city=city)
             runs[name] = twin.run(progress=bar)
@@ -344,7 +344,7 @@ def run_with_variant(path: str, name: str, override: dict, city, quiet: bool = F
     both = resolve_variants(doc, path)
     runs = {}
     for vname, sc in both.items():
-        bar = _Progress(vname, sc.time.duration_s, quiet)
+        bar = Progress(vname, sc.time.duration_s, quiet)
         try:
             runs[vname] = CityTwin(sc, Path(path).parent, city=city).run(progress=bar)
         except Exception as exc:  # a failed run is reported, not hidden

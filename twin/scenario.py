@@ -227,7 +227,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
     return list(m.model_fields) if m is not None and hasattr(m, "model_fields") else None
 
 
-def _pydantic_messages(err: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
+def pydantic_messages(err: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
     msgs = []
     for e in err.errors():
         loc = tuple(e["loc"])
@@ -335,7 +335,7 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
     try:
         sc = Scenario.model_validate(doc)
     except ValidationError as err:
-        return None, bad + _pydantic_messages(err, Scenario, prefix.rstrip("."))
+        return None, bad + pydantic_messages(err, Scenario, prefix.rstrip("."))
     msgs = bad + _check_paths(sc, path.parent, prefix)
     domains: dict[str, BaseModel] = {}
     for name in domain_names():
@@ -353,7 +353,7 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
         try:
             domains[name] = spec.config_model.model_validate(section)
         except ValidationError as err:
-            msgs += _pydantic_messages(err, spec.config_model, f"{prefix}{name}")
+            msgs += pydantic_messages(err, spec.config_model, f"{prefix}{name}")
     sc._domains = domains
     return sc, msgs
 

@@ -75,7 +75,7 @@ def run_backend(path: str | Path, variant: str, backend: str, city=None, overrid
     return ds, time.perf_counter() - t0
 
 
-def _kpi(ds: xr.Dataset, name: str) -> float:
+def kpi_value(ds: xr.Dataset, name: str) -> float:
     v = ds.get(f"kpi_traffic_{name}")
     return float(v.values) if v is not None else float("nan")
 
@@ -112,7 +112,7 @@ def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = 
                              ("trips", "trips", "1"), ("trips_completed", "completed trips", "1"),
                              ("vehicle_km", "vehicle-km", "km"), ("vehicle_hours", "vehicle-hours", "h"),
                              ("teleports", "teleports", "1")]:
-        a, b = _kpi(dm, key), _kpi(ds_, key)
+        a, b = kpi_value(dm, key), kpi_value(ds_, key)
         rows.append((label, unit, a, b, 100.0 * (a - b) / b if b else float("nan")))
     rows.append(("hourly link flow correlation r", "1", r, r, float("nan")))
     rows.append(("links·hours with GEH < 5", "%", 100 * share, 100 * share, float("nan")))

@@ -5,7 +5,7 @@ Runs in a background thread of the server (dashboards.whatif), polled by a dcc.I
 import dash
 import dash_bootstrap_components as dbc
 import numpy as np
-from dash import ALL, Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 from dashboards import data as D
 from dashboards import ui
