@@ -58,18 +58,18 @@ def read_osm(path: str | Path, keep_way: Callable[[dict[str, str]], bool],
     for el in _elements(path):
         tag = el.tag
         if tag == "node":
-            nid = int(el.get("id"))
+            nid = int(el.attrib["id"])
             index[nid] = len(lon)
-            lon.append(float(el.get("lon")))
-            lat.append(float(el.get("lat")))
+            lon.append(float(el.attrib["lon"]))
+            lat.append(float(el.attrib["lat"]))
             if len(el):
-                tags = {t.get("k"): t.get("v") for t in el.iter("tag")}
+                tags = {t.get("k", ""): t.get("v", "") for t in el.iter("tag")}
                 if tags and keep_node(tags):
                     data.node_tags[nid] = tags
         elif tag == "way":
-            tags = {t.get("k"): t.get("v") for t in el.iter("tag")}
+            tags = {t.get("k", ""): t.get("v", "") for t in el.iter("tag")}
             if keep_way(tags):
-                data.ways.append((int(el.get("id")), [int(n.get("ref")) for n in el.iter("nd")], tags))
+                data.ways.append((int(el.attrib["id"]), [int(n.attrib["ref"]) for n in el.iter("nd")], tags))
     return data
 
 

@@ -30,10 +30,12 @@ def build_city(cfg: CityConfig, base_dir: Path, default_name: str = "city") -> C
     if cfg.source == "sumo":
         from networks.sumo_net import load_sumo_net
 
+        assert path is not None  # CityConfig requires a path for sumo and osm
         city = load_sumo_net(path, name=name, capacity_per_lane_vph=cfg.capacity_per_lane_vph)
     elif cfg.source == "osm":
         from networks.osm import load_osm
 
+        assert path is not None
         city = load_osm(path, name=name, capacity_per_lane_vph=cfg.capacity_per_lane_vph)
     elif cfg.source == "grid":
         g = cfg.grid

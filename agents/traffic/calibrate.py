@@ -48,7 +48,7 @@ def calibrate(path: str | Path, sumo_cache: str | Path, grid: dict | None = None
         sumo = xr.load_dataset(cache)
     else:
         sumo, wall = run_backend(path, variant, "sumo", city)
-        keep = [v for v in sumo.data_vars if v.startswith(("link_flow", "kpi_traffic", "trip_"))]
+        keep = [v for v in sumo.data_vars if str(v).startswith(("link_flow", "kpi_traffic", "trip_"))]
         sumo[keep].assign_attrs(wall_time_s=wall).to_netcdf(cache)
     rows = []
     keys = list(grid)

@@ -103,7 +103,7 @@ def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = 
         runs[backend] = run_backend(path, variant, backend, city, meso_overrides if backend == "meso" else None)
         if backend == "sumo" and sumo_cache is not None:
             ds_s, w = runs[backend]
-            keep = [v for v in ds_s.data_vars if v.startswith(("link_flow", "kpi_traffic", "trip_"))]
+            keep = [v for v in ds_s.data_vars if str(v).startswith(("link_flow", "kpi_traffic", "trip_"))]
             ds_s[keep].assign_attrs(wall_time_s=w, complete=ds_s.attrs.get("complete", 0)).to_netcdf(sumo_cache)
     (dm, wm), (ds_, ws) = runs["meso"], runs["sumo"]
     r, share, pairs = flow_agreement(dm, ds_)

@@ -141,15 +141,16 @@ class SumoTraffic(Domain, TrafficBackend):
         self._feed_order = ids[np.argsort(dep, kind="stable")]
         self._feed_ptr = 0
         self._feed_until = -1.0
-        self.routes_file = write_vtypes_and_trips(self.work / "vtypes.rou.xml", self.edge_ids, *([np.zeros(0)] * 5),
-                                                  reroute_period_s=c.reroute_interval_s)
+        none = np.zeros(0)  # the trips are fed through the API as they depart: only the vTypes go in the file
+        self.routes_file = write_vtypes_and_trips(self.work / "vtypes.rou.xml", self.edge_ids, none, none, none, none,
+                                                  none, reroute_period_s=c.reroute_interval_s)
         self.edgedata_file = self.work / "edgedata.xml"
         self.tripinfo_file = self.work / "tripinfo.xml"
         add = write_additional(self.work / "citytwin.add.xml", self.edgedata_file, twin.record_interval_s)
         extra_add = [str(twin.resolve_path(p)) for p in c.sumo.additional_files]
-        add = ",".join([str(add), *extra_add])  # the scenario's own signal programs, detectors...
+        add_files = ",".join([str(add), *extra_add])  # the scenario's own signal programs, detectors...
         cmd = sumo_command(sumo_binary(c.sumo.gui and c.sumo.connection == "traci"), self.net_file,
-                           self.routes_file, add, self.tripinfo_file, step_length_s=self.dt,
+                           self.routes_file, add_files, self.tripinfo_file, step_length_s=self.dt,
                            end_s=self.duration + 10 * self.dt, seed=twin.scenario.seed, mesosim=c.sumo.mesosim,
                            extra_args=c.sumo.extra_args)
         self._start(cmd)
@@ -196,7 +197,7 @@ class SumoTraffic(Domain, TrafficBackend):
                  "nlinks": (np.int32, 0), "tff": (_F, np.nan), "kind": (np.int8, 0), "sent": (np.bool_, False),
                  "rr": (np.bool_, False)}
         for name, (dt, fill) in specs.items():
-            new = np.full(cap, fill, dt)
+            new: np.ndarray = np.full(cap, fill, dt)
             old = getattr(self, name, None)
             if old is not None:
                 new[: self.n] = old[: self.n]
