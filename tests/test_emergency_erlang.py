@@ -10,7 +10,9 @@ from scipy import stats
 from agents.emergency.config import EmergencyConfig
 from agents.emergency.domain import EmergencyDomain
 from twin.queueing import erlang_c, mean_wait_s, p_wait_longer, servers_needed
-from agents.emergency.standalone import FixedTimeTraffic, StandaloneTwin
+from agents.traffic.standins import FixedTimeTraffic
+from twin.context import DomainContext
+from twin.engine import Engine
 from networks.synthetic import grid
 
 
@@ -42,8 +44,8 @@ def _replication(seed: int, c: int, mu: float, lam: float, days: int) -> tuple[f
         incident_types={"medical": {"rate_per_day": lam * 86400, "on_scene_s": 1 / mu,
                                     "on_scene_dist": "exponential", "transport_prob": 0.0}},
         hourly_profile=[1.0] * 24, call_handling_s=0.0, turnout_s={"ambulance": 0.0})
-    twin = StandaloneTwin(grid(2, 2), FixedTimeTraffic(0.0), days * 86400.0, 86400.0, seed=seed)
-    (ds,) = twin.run(EmergencyDomain(cfg))
+    ctx = DomainContext.for_city(grid(2, 2), days * 86400.0, 86400.0, seed=seed)
+    ds = Engine(ctx, {"traffic": FixedTimeTraffic(0.0), "emergency": EmergencyDomain(cfg)}).run()
     call, wait = ds["em_call_time"].values, ds["em_wait_time"].values
     steady = (call > 86400.0) & (call < (days - 1) * 86400.0)  # drop warm-up and the censored tail
     assert np.isfinite(wait[steady]).all()

@@ -36,8 +36,8 @@ from pydantic import ValidationError
 
 from twin.batch_config import BatchConfig, ExecutorConfig, Range
 from twin.batch_exec import RUN_FORMAT, RunTask, Tracker, run_dask, run_local, run_serial
-from twin.scenario import (PROJECT_ROOT, Scenario, ScenarioError, deep_merge, load_document, resolve_variants,
-                           scenario_hash)
+from twin.results import t_ci95
+from twin.scenario import PROJECT_ROOT, Scenario, ScenarioError, deep_merge, load_document, resolve_variants
 
 __all__ = ["BatchConfig", "ExecutorConfig", "Range", "Plan", "plan_batch", "sweep", "run_plan", "combine",
            "summary_table", "format_summary", "parse_param", "set_path", "t_ci95", "derive_seeds"]
@@ -152,12 +152,14 @@ class Plan:
         return self.tasks[variant * len(self.seeds) + seed_index]
 
 
-def _run_key(sc: Scenario, params: dict, seed: int, keep: str) -> str:
-    # the parameters are inside the resolved scenario (so inside its hash): equal inputs share one run,
-    # however the batch that asks for them names its parameters
-    del params
-    blob = json.dumps({"scenario": scenario_hash(sc), "seed": seed, "keep": keep, "format": RUN_FORMAT},
-                      sort_keys=True, default=str)
+def _run_key(sc: Scenario, scenario_dir: Path, seed: int, keep: str) -> str:
+    """Cache key of one run: what ran (resolved configuration, code version, data digests: the run's
+    ``scenario_hash``), the seed, what is kept and the run-file format. Equal inputs share one run however the
+    batch names its parameters; a change of code, data or any setting (defaults included) gives a new key."""
+    from twin.provenance import run_fingerprint
+
+    blob = json.dumps({"scenario": run_fingerprint(sc, scenario_dir)[0], "seed": seed, "keep": keep,
+                       "format": RUN_FORMAT}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -176,27 +178,12 @@ def _load(scenario, scenario_dir) -> tuple[dict, Path]:
 
 
 def _city_messages(scenarios: list[tuple[str, Scenario]], scenario_path: Path) -> list[str]:
-    """The domains' checks against the city (links, nodes, stations exist), as ``twin.cli`` validates."""
-    from twin.city import build_city
-    from twin.scenario import resolve_data_path
+    """The run service's checks (domain dependencies, demand files, domain sections against each city)."""
+    from twin.run import scenario_errors
 
-    try:
-        from twin.demand import demand_errors
-    except ImportError:  # pragma: no cover - older core
-        demand_errors = None
     msgs: list[str] = []
-    base_dir = scenario_path.parent
     for label, sc in scenarios:
-        checks = [(d, getattr(c, "city_errors", None)) for d, c in sc.domain_configs.items()]
-        checks = [(d, f) for d, f in checks if f is not None]
-        files = demand_errors is not None and (sc.demand.od_file or sc.demand.trips_file)
-        if not checks and not files:
-            continue
-        city = build_city(sc.city, base_dir, sc.name)
-        if files:
-            msgs += [f"{label}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir))]
-        for d, f in checks:
-            msgs += [f"{label}{d}.{m}" for m in f(city)]
+        msgs += [f"{label}{m}" for m in scenario_errors({"baseline": sc}, scenario_path.parent)]
     return msgs
 
 
@@ -303,7 +290,7 @@ def plan_batch(scenario, params: dict | None = None, seeds: int | None = None, d
             rdoc = {**base, "seed": s}
             rdoc.pop("batch", None)
             rsc = sc.model_copy(update={"seed": s})
-            key = _run_key(rsc, ps, s, cfg.keep)
+            key = _run_key(rsc, spath.parent, s, cfg.keep)
             plan.tasks.append(RunTask(key=key, doc=rdoc, scenario_path=str(spath),
                                       out_path=str(runs / f"run_{key}.nc"),
                                       error_path=str(runs / f"run_{key}.error.json"),
@@ -391,21 +378,6 @@ def sweep(scenario, params: dict | None = None, seeds: int | None = None, design
 
 
 # ------------------------------------------------------------------------------------------- combining
-def t_ci95(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, sample std, 95% half-width (Student t, n-1 dof) and n over ``axis``, ignoring NaN."""
-    from scipy import stats
-
-    x = np.asarray(x, float)
-    n = np.sum(np.isfinite(x), axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, np.nansum(x, axis=axis) / np.maximum(n, 1), np.nan)
-        dev = np.where(np.isfinite(x), x - np.expand_dims(mean, axis), 0.0)
-        std = np.where(n > 1, np.sqrt(np.sum(dev**2, axis=axis) / np.maximum(n - 1, 1)), np.nan)
-        tq = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
-        half = tq * std / np.sqrt(np.maximum(n, 1))
-    return mean, std, half, n
-
-
 def combine(plan: Plan):
     """The batch Dataset from the run files on disk (failed or missing runs are NaN, ``status`` says why).
 

@@ -45,6 +45,7 @@ class RunTask:
     seed: int = 0            # the derived scenario seed
     params: dict = field(default_factory=dict)
     threads: int | None = 1  # numba threads in a worker (None: leave as is; used for in-process runs)
+    overrides: dict = field(default_factory=dict)  # command-line overrides already in ``doc`` (recorded)
 
 
 def select_keep(ds, keep: str):
@@ -86,19 +87,17 @@ def execute_run(task: RunTask) -> dict:
                             "pid": os.getpid(), "host": socket.gethostname()}
     try:
         _set_threads(task.threads)
-        from twin.city import build_city
-        from twin.engine import CityTwin
         from twin.results import write_atomic
+        from twin.run import run_one, variant_city
         from twin.scenario import resolve_variants
 
         sc = resolve_variants(task.doc, task.scenario_path)["baseline"]
         base_dir = Path(task.scenario_path).parent
         tc = time.perf_counter()
-        city = build_city(sc.city, base_dir, sc.name)  # cached per process: a worker builds each city once
+        variant_city(sc, base_dir)  # cached per process: a worker builds each city once
         info["city_s"] = time.perf_counter() - tc
-        twin = CityTwin(sc, base_dir, city=city)
         tr = time.perf_counter()
-        ds = twin.run()
+        ds = run_one(sc, base_dir, task.overrides)
         info["run_s"] = time.perf_counter() - tr
         tw = time.perf_counter()
         ds = select_keep(ds, task.keep)

@@ -6,8 +6,6 @@ one line naming the file, the key path, the value and what is allowed (:class:`S
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -404,7 +402,9 @@ def load_scenario(path: str | Path) -> dict[str, Scenario]:
     return resolve_variants(load_document(path), path)
 
 
-def scenario_hash(sc: Scenario) -> str:
-    """sha256 of the resolved scenario (JSON, sorted keys): equal hashes mean equal inputs."""
-    blob = json.dumps(sc.model_dump(mode="json"), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+def scenario_hash(sc: Scenario, scenario_dir: str | Path | None = None) -> str:
+    """sha256 of what runs: the resolved configuration (every default), code version and data digests
+    (``twin.provenance.run_fingerprint``); ``scenario_dir`` resolves data paths (default: scenarios/)."""
+    from twin.provenance import run_fingerprint
+
+    return run_fingerprint(sc, scenario_dir if scenario_dir is not None else PROJECT_ROOT / "scenarios")[0]

@@ -16,7 +16,7 @@ def cli_suggest_chargers(args) -> int:
 
     from agents.ev.suggest import as_variant, suggest_chargers
     from twin.cli import Progress, planning_inputs, run_with_variant
-    from twin.engine import CityTwin
+    from twin.run import run_one
     from twin.scenario import ScenarioError
 
     try:
@@ -25,7 +25,7 @@ def cli_suggest_chargers(args) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     bar = Progress("baseline", base.time.duration_s, args.quiet)
-    ds = CityTwin(base, Path(args.file).parent, city=city).run(progress=bar)
+    ds = run_one(base, Path(args.file).parent, progress=bar)
     bar.close()
     sites = suggest_chargers(ds, city, k=args.add)
     if not sites:

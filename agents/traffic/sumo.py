@@ -31,6 +31,7 @@ How it runs
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import shutil
 import subprocess
@@ -79,6 +80,17 @@ def _fatal_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(errs)
+
+
+def _command_errors() -> tuple[type[BaseException], ...]:
+    """What SUMO raises when it refuses one command (e.g. no route): the run goes on."""
+    errs: list[type[BaseException]] = []
+    for mod in ("traci.exceptions", "libsumo"):
+        try:
+            errs.append(importlib.import_module(mod).TraCIException)
+        except (ImportError, AttributeError):  # pragma: no cover
+            pass
+    return tuple(dict.fromkeys(errs))
 
 
 def _kill(proc: subprocess.Popen | None) -> None:
@@ -151,7 +163,7 @@ class SumoTraffic(Domain, TrafficBackend):
         add_files = ",".join([str(add), *extra_add])  # the scenario's own signal programs, detectors...
         cmd = sumo_command(sumo_binary(c.sumo.gui and c.sumo.connection == "traci"), self.net_file,
                            self.routes_file, add_files, self.tripinfo_file, step_length_s=self.dt,
-                           end_s=self.duration + 10 * self.dt, seed=twin.scenario.seed, mesosim=c.sumo.mesosim,
+                           end_s=self.duration + 10 * self.dt, seed=twin.seed, mesosim=c.sumo.mesosim,
                            extra_args=c.sumo.extra_args)
         self._start(cmd)
         for cl in c.closures:
@@ -302,7 +314,7 @@ class SumoTraffic(Domain, TrafficBackend):
         self._dead = True
         try:
             self.k.close()
-        except Exception:  # noqa: BLE001 - the connection is already broken
+        except (*_fatal_errors(), *_command_errors()):  # the connection is already broken
             pass
         _kill(self.proc)
         partial = self._dataset(complete=False)
@@ -410,7 +422,7 @@ class SumoTraffic(Domain, TrafficBackend):
             if edge in route[k.vehicle.getRouteIndex(vid) + 1:]:
                 try:
                     k.vehicle.rerouteTraveltime(vid)
-                except Exception:  # noqa: BLE001 - no alternative route: it keeps its route
+                except _command_errors():  # no alternative route: it keeps its route
                     pass
 
     def link_travel_times_s(self) -> np.ndarray:
