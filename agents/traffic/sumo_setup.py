@@ -202,10 +202,12 @@ def write_additional(path: Path, edgedata_file: Path, period_s: float) -> Path:
     return path
 
 
-def sumo_command(binary: str, net_file: Path, routes: Path, additional: Path, tripinfo: Path, *,
+def sumo_command(binary: str, net_file: Path, routes: Path, additional: str | Path, tripinfo: Path, *,
                  step_length_s: float, end_s: float, seed: int, mesosim: bool,
                  extra_args: Sequence[str] = ()) -> list[str]:
-    """The SUMO command line: all trips routed at insertion by the rerouting device (current times)."""
+    """The SUMO command line: all trips routed at insertion by the rerouting device (current times).
+
+    ``additional``: one file, or several joined by commas (as SUMO reads them)."""
     cmd = [binary, "-n", str(net_file), "-r", str(routes), "-a", str(additional),
            "--step-length", f"{step_length_s:g}", "--end", f"{end_s:g}", "--seed", str(int(seed) % 2**31),
            "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
