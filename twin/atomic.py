@@ -37,7 +37,10 @@ def write_atomic_with(path: str | Path, write: Callable[[str], None]) -> Path:
 
 def write_text_atomic(text: str, path: str | Path) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically."""
-    return write_atomic_with(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    return write_atomic_with(path, write)
 
 
 def write_json_atomic(obj: Any, path: str | Path) -> Path:

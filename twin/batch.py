@@ -29,7 +29,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from pydantic import ValidationError
@@ -92,9 +92,9 @@ def set_path(doc: dict, path: str, value: Any, prefix: str = "") -> dict:
             node = {}
         if not isinstance(node, dict):
             raise ValueError(f"{prefix}{path}: {where} is {node!r}, not a section with keys")
-        out = dict(node)
-        out[p] = walk(node.get(p), i + 1)
-        return out
+        sec = dict(node)
+        sec[p] = walk(node.get(p), i + 1)
+        return sec
 
     del over
     return walk(doc, 0)
@@ -263,9 +263,10 @@ def plan_batch(scenario, params: dict | None = None, seeds: int | None = None, d
                 seen.add(core)
                 uniq.append(m)
         raise ScenarioError(spath, uniq)
+    ok_scenarios = [sc for sc in resolved if sc is not None]  # every set resolved (else we raised above)
     if check_city:
         distinct: dict[str, tuple[str, Scenario]] = {}
-        for i, sc in enumerate(resolved):
+        for i, sc in enumerate(ok_scenarios):
             key = json.dumps({k: sc.model_dump(mode="json").get(k) for k in ("city", "demand", *sc.domain_configs)},
                              sort_keys=True, default=str)
             distinct.setdefault(key, (f"(parameter set {i}) ", sc))
@@ -284,7 +285,7 @@ def plan_batch(scenario, params: dict | None = None, seeds: int | None = None, d
     plan = Plan(name=name, scenario_path=spath, config=cfg, batch_seed=bseed, param_names=list(cfg.params),
                 param_sets=sets, seeds=run_seeds, out_dir=out_dir)
     runs = plan.runs_dir
-    for i, (ps, sc) in enumerate(zip(sets, resolved)):
+    for i, (ps, sc) in enumerate(zip(sets, ok_scenarios)):
         base = sc.model_dump(mode="json")
         for r, s in enumerate(run_seeds):
             rdoc = {**base, "seed": s}
@@ -334,6 +335,7 @@ def run_plan(plan: Plan, workers: int | None = None, dask: str | None = None, *,
         workers = os.cpu_count() or 1
     workers = max(0, min(int(workers), len(todo))) if todo else 0
     statuses: list[dict] = []
+    it: Iterator[dict]
     try:
         if not todo:
             it = iter(())
@@ -357,7 +359,7 @@ def sweep(scenario, params: dict | None = None, seeds: int | None = None, design
           samples: int | None = None, *, batch_seed: int | None = None, keep: str | None = None,
           workers: int | None = None, dask: str | None = None, out: str | Path | None = None,
           scenario_dir: str | Path | None = None, progress: bool | Callable = False,
-          check_city: bool = True, write: bool = True) -> "xr.Dataset":  # noqa: F821
+          check_city: bool = True, write: bool = True) -> Any:
     """Run a parameter sweep with replications; return the batch Dataset (see :func:`combine`).
 
     Example: ``sweep("scenarios/bad_hersfeld.yaml", {"demand.scale": [0.8, 1.2]}, seeds=5, workers=2)``.
@@ -403,8 +405,9 @@ def combine(plan: Plan):
         keys[v, s] = t.key
         if os.path.exists(t.out_path):
             with xr.open_dataset(t.out_path, engine="netcdf4") as ds:
-                for name, da in ds.data_vars.items():
-                    if da.ndim == 0 and str(name).startswith("kpi_"):
+                for vname, da in ds.data_vars.items():
+                    name = str(vname)
+                    if da.ndim == 0 and name.startswith("kpi_"):
                         if name not in kpis:
                             kpis[name] = np.full((V, S), np.nan)
                             kattrs[name] = dict(da.attrs)

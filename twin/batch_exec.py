@@ -69,7 +69,7 @@ def _set_threads(n: int | None) -> None:
         import numba
 
         if numba.get_num_threads() != n:
-            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(min(n, getattr(numba.config, "NUMBA_NUM_THREADS")))
     except Exception:  # pragma: no cover - numba missing or layer not initialised
         pass
 

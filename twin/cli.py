@@ -152,6 +152,7 @@ def cmd_run(args) -> int:
     if outcome.dataset is None:
         return EXIT_FAIL
     ds, path = outcome.dataset, outcome.path
+    assert path is not None  # run_variants writes when it has results
     out_dir = results_dir(base, args.out)
     print()
     print_kpis(ds)

@@ -127,7 +127,7 @@ def add_replications(ds: xr.Dataset, runs: dict[str, list[xr.Dataset | None]],
         data[f"{name}_delta_ci95"] = (("variant",), dhalf, {**attrs, "better": "none", "long_name": f"{label}: "
                                                             "95% half-width of the paired difference (Student t)"})
     ds = ds.drop_vars(names)
-    ds = ds.assign(**{k: xr.Variable(*v) for k, v in data.items()})
+    ds = ds.assign({k: xr.Variable(*v) for k, v in data.items()})
     ds = ds.assign_coords(replication=np.arange(n))
     ds["replication_seed"] = (("variant", "replication"), seed_arr,
                               {"units": "1", "long_name": "scenario seed of each replication (same across variants)"})

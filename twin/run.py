@@ -110,7 +110,7 @@ def load_variants(scenario_path: str | Path, variants: Iterable[str] | None = No
     Raises :class:`ScenarioError` listing every problem (nothing has run)."""
     doc = load_document(scenario_path)
     if extra_variants:
-        have = doc.get("variants") if isinstance(doc.get("variants"), dict) else {}
+        have: dict = doc["variants"] if isinstance(doc.get("variants"), dict) else {}
         doc["variants"] = {**have, **extra_variants}
     resolved = resolve_variants(doc, scenario_path)
     if variants is not None:

@@ -57,21 +57,18 @@ def flow_agreement(a: xr.Dataset, b: xr.Dataset) -> tuple[float, float, int]:
 
 def run_backend(path: str | Path, variant: str, backend: str, city=None, overrides: dict | None = None,
                 progress=None) -> tuple[xr.Dataset, float]:
-    """Run one variant of a scenario file on ``backend`` (``overrides``: TrafficConfig fields); (results, wall s)."""
-    from twin.city import build_city
-    from twin.engine import CityTwin
-    from twin.scenario import ScenarioError, load_scenario
+    """Run one variant of a scenario file on ``backend`` (``overrides``: TrafficConfig fields); (results, wall s).
 
-    variants = load_scenario(path)
-    if variant not in variants:
-        raise ScenarioError(path, [f"--variant {variant!r} — not a variant; choose from {', '.join(variants)}"])
-    sc = variants[variant]
-    city = city or build_city(sc.city, Path(path).parent, sc.name)
+    Runs through the run service (``twin.run``): the variant runs on its own city (``city`` is ignored)."""
+    from twin.run import RunOverrides, load_variants, run_one
+
+    del city
+    sc = load_variants(path, [] if variant == "baseline" else [variant], RunOverrides(backend=backend))[variant]
     sc2 = sc.model_copy()
     sc2._domains = dict(sc.domain_configs)
     sc2._domains["traffic"] = sc2._domains["traffic"].model_copy(update={"backend": backend, **(overrides or {})})
     t0 = time.perf_counter()
-    ds = CityTwin(sc2, Path(path).parent, city=city).run(progress=progress)
+    ds = run_one(sc2, Path(path).parent, {"backend": backend, **(overrides or {})}, progress=progress)
     return ds, time.perf_counter() - t0
 
 

@@ -221,12 +221,17 @@ class PrecomputedTraffic(StandinTraffic):
             lmat = csr_matrix((length[first], (f[first], t[first])), shape=(n, n)).toarray()
             dist = np.zeros((n, n))
             hops = np.zeros((n, n), np.int32)
-            for o in range(n):  # walk each shortest-path tree from the root outwards (by time)
-                for v in np.argsort(times[o]):
-                    p = pred[o, v]
-                    if p >= 0:
-                        dist[o, v] = dist[o, p] + lmat[p, v]
-                        hops[o, v] = hops[o, p] + 1
+            # walk every shortest-path tree from its root outwards (by time), all origins at once: the k-th
+            # closest node's predecessor is closer, so its distance and hop count are already known
+            rank = np.argsort(times, axis=1, kind="stable")
+            rows = np.arange(n)
+            for k in range(n):
+                v = rank[:, k]
+                p = pred[rows, v]
+                has = p >= 0
+                o, v, p = rows[has], v[has], p[has]
+                dist[o, v] = dist[o, p] + lmat[p, v]
+                hops[o, v] = hops[o, p] + 1
             self._tables = (times, dist, hops)
         return self._tables
 
