@@ -163,7 +163,7 @@ class SumoTraffic(Domain, TrafficBackend):
         add_files = ",".join([str(add), *extra_add])  # the scenario's own signal programs, detectors...
         cmd = sumo_command(sumo_binary(c.sumo.gui and c.sumo.connection == "traci"), self.net_file,
                            self.routes_file, add_files, self.tripinfo_file, step_length_s=self.dt,
-                           end_s=self.duration + 10 * self.dt, seed=twin.scenario.seed, mesosim=c.sumo.mesosim,
+                           end_s=self.duration + 10 * self.dt, seed=twin.seed, mesosim=c.sumo.mesosim,
                            extra_args=c.sumo.extra_args)
         self._start(cmd)
         for cl in c.closures:
