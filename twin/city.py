@@ -19,7 +19,7 @@ def build_city(cfg: CityConfig, base_dir: Path, default_name: str = "city") -> C
     for k in ("path", "pois", "buildings"):
         if spec.get(k):
             spec[k] = str(resolve_data_path(spec[k], base_dir))
-    key = json.dumps([spec, default_name], sort_keys=True)
+    key = json.dumps([spec, cfg.name or default_name], sort_keys=True)
     if key in _CACHE:
         return _CACHE[key]
     from networks import synthetic
