@@ -173,3 +173,14 @@ def test_bad_registrations_are_refused():
         unregister_domain("crowd2")
     with pytest.raises(KeyError, match="registered: traffic, crowd, ev, emergency"):
         get_domain_spec("nothing")
+
+
+def test_a_missing_required_domain_is_a_validation_error(parking, tmp_path, capsys):
+    """The example declares requires=("traffic",): with traffic disabled, validate exits 2 naming the key."""
+    p = tmp_path / "no_traffic.yaml"
+    p.write_text(SCENARIO.read_text().replace("  backend: scaled_freeflow", "  enabled: false"))
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "parking: needs traffic" in err and "traffic.enabled" in err
+    assert main(["run", str(p), "--out", str(tmp_path / "out"), "--quiet", "--no-report"]) == 2
+    assert not (tmp_path / "out").exists()
