@@ -39,8 +39,8 @@ def _run(tmp_path, city, cfg, calls, traffic=None, duration_s=7200.0, interval_s
                   {"traffic": traffic or FixedTimeTraffic(T), "emergency": dom})
     for p in procs:
         twin.env.process(p(twin, dom))
-    ds = twin.run()
-    return ds, dom
+    twin.run()
+    return dom.finalize(duration_s), dom  # the domain's own variables
 
 
 # ---- configuration ------------------------------------------------------------------------------
