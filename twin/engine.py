@@ -46,12 +46,13 @@ def domain_requires(name: str, domain: Any = None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(need))
 
 
-def missing_domains(present: Iterable[str]) -> list[str]:
-    """One message per unmet need among the domains ``present``, naming the key to change."""
+def missing_domains(present: Iterable[str], domains: dict[str, Any] | None = None) -> list[str]:
+    """One message per unmet need among the domains ``present`` (names; ``domains`` may give the built
+    domain objects, whose own ``requires`` count too), naming the key to change."""
     names = list(present)
     out = []
     for n in names:
-        for need in domain_requires(n):
+        for need in domain_requires(n, (domains or {}).get(n)):
             if need not in names:
                 out.append(f"{n}: needs {need}, but {need}.enabled is false" if need == "traffic" else
                            f"{n}: needs {need}, but the scenario has no {need}: section (or it is disabled)")
@@ -67,12 +68,7 @@ class Engine:
             domains = {d.name: d for d in domains}
         self.context = context
         self.domains: dict[str, Domain] = dict(domains)
-        missing = []
-        for name, d in self.domains.items():
-            for need in domain_requires(name, d):
-                if need not in self.domains:
-                    missing.append(f"{name}: needs {need}, but {need}.enabled is false" if need == "traffic" else
-                                   f"{name}: needs {need}, which is not in this run")
+        missing = missing_domains(self.domains, self.domains)
         if missing:
             raise MissingDomainError(missing)
         if context.traffic is None:
