@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SCENARIO ?= scenarios/bad_hersfeld.yaml
 
-.PHONY: run test install bench clean
+PYTEST_STATUS_FILE ?= /dev/null
+
+.PHONY: run test lint install bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +21,12 @@ run: $(STAMP)
 	$(PY) run_scenario.py run $(SCENARIO)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	$(PY) -m pytest -n 2 --dist loadfile -q; status=$$?; echo $$status > $(PYTEST_STATUS_FILE); exit $$status
+
+# static checks run by .ci/run before the tests (configuration in pyproject.toml)
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"

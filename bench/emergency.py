@@ -63,12 +63,15 @@ def _dispatch_only(city, emergency: dict, hours: float) -> dict:
     """The emergency domain alone on the city: every drive takes 240 s (no traffic kernel)."""
     from agents.emergency.config import EmergencyConfig
     from agents.emergency.domain import EmergencyDomain
-    from agents.emergency.standalone import FixedTimeTraffic, StandaloneTwin
+    from agents.traffic.standins import FixedTimeTraffic
+    from twin.context import DomainContext
+    from twin.engine import Engine
 
-    twin = StandaloneTwin(city, FixedTimeTraffic(240.0), hours * 3600.0, 900.0, seed=42)
     dom = EmergencyDomain(EmergencyConfig.model_validate(emergency))
+    twin = Engine(DomainContext.for_city(city, hours * 3600.0, 900.0, seed=42),
+                  {"traffic": FixedTimeTraffic(240.0), "emergency": dom})
     t0 = time.perf_counter()
-    twin.run(dom)
+    twin.run()
     wall = time.perf_counter() - t0
     k = dom.kpis()
     return {"wall_s": wall, "calls": int(k["incidents"].value), "dispatches": dom.centre.dispatches,

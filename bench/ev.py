@@ -2,7 +2,7 @@
 
 1. A simulated day with 10,000 and 100,000 EVs on a 30x30 grid city (9 km x 9 km), stations scaled with
    the fleet (one 4-plug station per 250 EVs, a third of them 50 kW DC), LLF under a grid limit of half the
-   installed power, smart guidance. Trips use precomputed free-flow times (agents.ev.harness), so the
+   installed power, smart guidance. Trips use precomputed free-flow times (agents.traffic.standins), so the
    figures are the EV domain's own cost: simpy events per wall second and wall time.
 2. The same month of real sessions (Boulder, August 2019, 906 sessions, data/ev/) through least-laxity-first
    at a 20 kW site limit, in ACN-Sim (acnportal, optional bench dependency) and in this model, side by side
@@ -23,9 +23,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.ev import EVConfig, EVDomain  # noqa: E402
-from agents.ev.harness import MiniTwin  # noqa: E402
+from agents.traffic.standins import PrecomputedTraffic  # noqa: E402
 from agents.ev.replay import load_log, replay  # noqa: E402
 from networks import synthetic  # noqa: E402
+from twin.context import DomainContext  # noqa: E402
+from twin.engine import Engine  # noqa: E402
 
 PERIOD_MIN, VOLT, AMPS, LIMIT_KW = 5, 208.0, 32.0, 20.0
 
@@ -34,20 +36,21 @@ def city_day(n_ev: int, seed: int = 1) -> dict:
     """One simulated day with ``n_ev`` EV trips (plus return trips)."""
     city = synthetic.grid(30, 30, 300.0)
     t0 = time.perf_counter()
-    tw = MiniTwin(city, 86400.0, seed=seed)
+    ctx = DomainContext.for_city(city, 86400.0, 900.0, seed=seed)
     rng = np.random.default_rng(seed)
     n_st = max(n_ev // 250, 2)
     nodes = rng.choice(city.arrays.n_nodes, n_st, replace=False)
     st = [{"node": int(v), "plugs": 4, "power_kw": 50.0 if k % 3 == 0 else 22.0} for k, v in enumerate(nodes)]
     limit = 0.5 * sum(s["plugs"] * s["power_kw"] for s in st)
     dom = EVDomain(EVConfig(trips=n_ev, stations=st, policy="llf", grid_limit_kw=limit, choice="smart"))
+    tw = Engine(ctx, {"traffic": PrecomputedTraffic(), "ev": dom})
     t1 = time.perf_counter()
-    tw.run_domain(dom)
+    tw.run()
     t2 = time.perf_counter()
     events = next(tw.env._eid)
     k = {a: b.value for a, b in dom.kpis().items()}
     return {"evs": n_ev, "stations": n_st, "plugs": 4 * n_st, "setup_s": t1 - t0, "run_s": t2 - t1, "events": events,
-            "events_per_s": events / (t2 - t1), "trips": tw.traffic.n_trips, "sessions": k["sessions"],
+            "events_per_s": events / (t2 - t1), "trips": len(tw.traffic.trip_table()["origin"]), "sessions": k["sessions"],
             "energy_mwh": k["energy_delivered_kwh"] / 1000, "peak_kw": k["peak_load_kw"], "limit_kw": limit}
 
 

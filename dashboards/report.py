@@ -187,20 +187,6 @@ def build_report(results_path: str | Path) -> str:
 
 def write_report(results_path: str | Path, out_path: str | Path) -> Path:
     """Write the report of ``results_path`` to ``out_path`` (atomically); return the path written."""
-    import os
-    import tempfile
+    from twin.atomic import write_text_atomic
 
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = build_report(results_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+    return write_text_atomic(build_report(results_path), out_path)

@@ -7,7 +7,7 @@ optional ``signal`` (bool: a signalised junction). Edge attributes: ``id`` (str,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 import networkx as nx

@@ -18,7 +18,7 @@ from networks.geo import Projection, haversine_m, utm_crs
 from networks.graph import CityGraph
 from networks.osm_tags import directions, is_drivable, lanes_per_direction, speed_kph
 from networks.roadclass import lane_capacity_vph
-from networks.sumo_net import _open
+from networks.sumo_net import open_network_file
 
 __all__ = ["load_osm", "read_osm"]
 
@@ -36,7 +36,7 @@ class OsmData:
 
 def _elements(path: str | Path) -> Iterator[ET.Element]:
     """Finished top-level elements (node, way, relation) of an OSM file; each is cleared after use."""
-    with _open(path) as f:
+    with open_network_file(path) as f:
         it = ET.iterparse(f, events=("start", "end"))
         _, root = next(it)
         depth = 1
@@ -58,18 +58,18 @@ def read_osm(path: str | Path, keep_way: Callable[[dict[str, str]], bool],
     for el in _elements(path):
         tag = el.tag
         if tag == "node":
-            nid = int(el.get("id"))
+            nid = int(el.attrib["id"])
             index[nid] = len(lon)
-            lon.append(float(el.get("lon")))
-            lat.append(float(el.get("lat")))
+            lon.append(float(el.attrib["lon"]))
+            lat.append(float(el.attrib["lat"]))
             if len(el):
-                tags = {t.get("k"): t.get("v") for t in el.iter("tag")}
+                tags = {t.get("k", ""): t.get("v", "") for t in el.iter("tag")}
                 if tags and keep_node(tags):
                     data.node_tags[nid] = tags
         elif tag == "way":
-            tags = {t.get("k"): t.get("v") for t in el.iter("tag")}
+            tags = {t.get("k", ""): t.get("v", "") for t in el.iter("tag")}
             if keep_way(tags):
-                data.ways.append((int(el.get("id")), [int(n.get("ref")) for n in el.iter("nd")], tags))
+                data.ways.append((int(el.attrib["id"]), [int(n.attrib["ref"]) for n in el.iter("nd")], tags))
     return data
 
 

@@ -20,7 +20,7 @@ __all__ = ["dijkstra_to", "dijkstra_from", "next_hop_tables", "route_tables", "u
 
 # ---- binary heap on parallel arrays (keys float64, values int32) -------------------------------
 @njit(cache=True, inline="always")
-def _heap_push(keys, vals, size, key, val):
+def heap_push(keys, vals, size, key, val):
     i = size
     keys[i] = key
     vals[i] = val
@@ -35,7 +35,7 @@ def _heap_push(keys, vals, size, key, val):
 
 
 @njit(cache=True, inline="always")
-def _heap_pop(keys, vals, size):
+def heap_pop(keys, vals, size):
     """Remove the minimum; return (key, val, new_size)."""
     key, val = keys[0], vals[0]
     size -= 1
@@ -66,9 +66,9 @@ def _dijkstra(source, link_cost, indptr, links, link_other, n_nodes):
     keys = np.empty(cap, np.float64)
     vals = np.empty(cap, np.int32)
     dist[source] = 0.0
-    size = _heap_push(keys, vals, 0, 0.0, np.int32(source))
+    size = heap_push(keys, vals, 0, 0.0, np.int32(source))
     while size > 0:
-        d, u, size = _heap_pop(keys, vals, size)
+        d, u, size = heap_pop(keys, vals, size)
         if done[u]:
             continue
         done[u] = True
@@ -82,7 +82,7 @@ def _dijkstra(source, link_cost, indptr, links, link_other, n_nodes):
             if nd < dist[w]:
                 dist[w] = nd
                 via[w] = l
-                size = _heap_push(keys, vals, size, nd, w)
+                size = heap_push(keys, vals, size, nd, w)
     return dist, via
 
 
@@ -331,7 +331,7 @@ def _update_row(dist, nxt, new_cost, changed, old_cost, in_indptr, in_links, out
                         dist[u] = nd
                         nxt[u] = l
             if dist[u] < np.inf:
-                size = _heap_push(keys, vals, size, dist[u], np.int32(u))
+                size = heap_push(keys, vals, size, dist[u], np.int32(u))
         for i in range(nb):
             bad[kids[n_nodes + i]] = False
     for k in range(changed.shape[0]):
@@ -342,9 +342,9 @@ def _update_row(dist, nxt, new_cost, changed, old_cost, in_indptr, in_links, out
             if nd < dist[u]:
                 dist[u] = nd
                 nxt[u] = l
-                size = _heap_push(keys, vals, size, nd, np.int32(u))
+                size = heap_push(keys, vals, size, nd, np.int32(u))
     while size > 0:
-        d, u, size = _heap_pop(keys, vals, size)
+        d, u, size = heap_pop(keys, vals, size)
         if d > dist[u]:
             continue
         for j in range(in_indptr[u], in_indptr[u + 1]):
@@ -354,7 +354,7 @@ def _update_row(dist, nxt, new_cost, changed, old_cost, in_indptr, in_links, out
             if nd < dist[w]:
                 dist[w] = nd
                 nxt[w] = l
-                size = _heap_push(keys, vals, size, nd, np.int32(w))
+                size = heap_push(keys, vals, size, nd, np.int32(w))
 
 
 @njit(cache=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import networkx as nx
 import numpy as np
@@ -62,11 +62,11 @@ def load_sumo_net(path: str | Path, name: str | None = None,
     return city
 
 
-def _open(path: str | Path) -> IO[bytes]:
+def open_network_file(path: str | Path) -> IO[bytes]:
     """Open a file, transparently gunzipping (by magic bytes, not by name)."""
     with open(path, "rb") as f:
         magic = f.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+    return cast(IO[bytes], gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb"))
 
 
 def load_sumo_trips(path: str | Path, city: CityGraph) -> dict:
@@ -101,7 +101,7 @@ def load_sumo_trips(path: str | Path, city: CityGraph) -> dict:
         dest.append(int(a.link_to[lt]))
 
     stack: list[ET.Element] = []
-    with _open(path) as f:
+    with open_network_file(path) as f:
         for event, el in ET.iterparse(f, events=("start", "end")):
             if event == "start":
                 stack.append(el)

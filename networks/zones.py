@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from networks.graph import CityGraph, Zone
-from networks.sumo_net import _open
+from networks.sumo_net import open_network_file
 
 __all__ = ["grid_zones", "building_zones", "building_node_weights", "BuildingWeights", "attach_zones"]
 
@@ -80,7 +80,7 @@ def building_node_weights(city: CityGraph, buildings_csv: str | Path) -> Buildin
     nodes: list[int] = []
     areas: list[float] = []
     rows = 0
-    with _open(buildings_csv) as raw:
+    with open_network_file(buildings_csv) as raw:
         for rec in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")):
             rows += 1
             l = link_index.get(rec["GenEdge"])

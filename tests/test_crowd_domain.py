@@ -1,55 +1,37 @@
 """Crowd domain on a tiny fake twin: config validation, density records, warnings -> incidents, leavers -> car trips."""
 import numpy as np
 import pytest
-import simpy
 from pydantic import ValidationError
 
 from agents.crowd import DOMAIN, CrowdConfig
 from networks.synthetic import grid
-from twin.domain import EventBus
+from agents.traffic.standins import FixedTimeTraffic
+from twin.context import DomainContext
+from twin.engine import Engine
 
 
-class FakeTraffic:
-    """Records add_trips calls."""
+class FakeTraffic(FixedTimeTraffic):
+    """The fixed-time stand-in that also records add_trips calls."""
 
     def __init__(self):
+        super().__init__(0.0)
         self.calls = []
 
     def add_trips(self, origins, destinations, depart_s, kind="car"):
         self.calls.append((np.asarray(origins), np.asarray(destinations), np.asarray(depart_s), kind))
-        return np.arange(len(origins))
+        return super().add_trips(origins, destinations, depart_s, kind)
 
 
-class FakeTwin:
+class FakeTwin(Engine):
+    """The real engine on a 4x4 grid with the recording stand-in traffic; ``run(domain)`` runs one domain."""
+
     def __init__(self, duration_s=120.0, record_s=20.0, seed=3):
-        self.env = simpy.Environment()
-        self.city = grid(4, 4, 100.0)
-        self.traffic = FakeTraffic()
-        self.bus = EventBus()
-        self.shared = {}
-        self.duration_s = duration_s
-        self.step_s = 1.0
-        self.record_interval_s = record_s
-        self.record_times = np.arange(record_s, duration_s + 1e-9, record_s)
-        self.seed = seed
-
-    def spawn_rng(self, name):
-        return np.random.default_rng([self.seed, len(name)])
-
-    def resolve_path(self, p):
-        return p
+        super().__init__(DomainContext.for_city(grid(4, 4, 100.0), duration_s, record_s, seed=seed),
+                         {"traffic": FakeTraffic()})
 
     def run(self, domain):
-        domain.setup(self)
-
-        def rec():
-            for t in self.record_times:
-                yield self.env.timeout(float(t) - self.env.now)
-                domain.record(float(t))
-
-        self.env.process(rec())
-        self.env.run(until=self.duration_s + 1e-6)
-        return domain.finalize(self.duration_s)
+        self.domains[domain.name] = domain
+        return super().run()
 
 
 def section(**venue_over):

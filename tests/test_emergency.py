@@ -13,7 +13,9 @@ from agents.emergency import DOMAIN
 from agents.emergency.config import DEFAULT_HOURLY_PROFILE, EmergencyConfig
 from agents.emergency.domain import EmergencyDomain
 from agents.emergency.incidents import demand_points, poisson_schedule, read_calls
-from agents.emergency.standalone import FixedTimeTraffic, StandaloneTwin
+from agents.traffic.standins import FixedTimeTraffic, FreeFlowTravel
+from twin.context import DomainContext
+from twin.engine import Engine
 from networks.synthetic import grid
 
 H, U, T, S = 60.0, 30.0, 100.0, 600.0  # call handling, turnout, fixed travel, time on scene (s)
@@ -32,12 +34,13 @@ def _run(tmp_path, city, cfg, calls, traffic=None, duration_s=7200.0, interval_s
     """Run the domain alone with calls [(time_s, type, node id)] from a CSV file; return (dataset, domain)."""
     (tmp_path / "calls.csv").write_text("time_s,type,node\n" + "".join(f"{t},{k},{n}\n" for t, k, n in calls))
     cfg = cfg.model_copy(update={"calls_file": "calls.csv"})
-    twin = StandaloneTwin(city, traffic or FixedTimeTraffic(T), duration_s, interval_s, root=tmp_path)
     dom = EmergencyDomain(cfg)
+    twin = Engine(DomainContext.for_city(city, duration_s, interval_s, scenario_dir=tmp_path),
+                  {"traffic": traffic or FixedTimeTraffic(T), "emergency": dom})
     for p in procs:
         twin.env.process(p(twin, dom))
-    (ds,) = twin.run(dom)
-    return ds, dom
+    twin.run()
+    return dom.finalize(duration_s), dom  # the domain's own variables
 
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -150,7 +153,7 @@ class _SlowAround(FixedTimeTraffic):
     def setup(self, twin) -> None:
         super().setup(twin)
         a, i = twin.city.arrays, twin.city.node_index(self.slow_node)
-        self._tt[(a.link_from == i) | (a.link_to == i)] *= 100.0
+        self.fft[(a.link_from == i) | (a.link_to == i)] *= 100.0
 
 
 @pytest.mark.parametrize("policy,traffic,expect", [
@@ -236,13 +239,14 @@ def test_results_schema_and_coverage_against_networkx(tmp_path):
     assert k["response_median_s"].value <= k["response_p90_s"].value and 0 <= k["within_target"].value <= 1
 
 
-def test_without_traffic_units_drive_free_flow_shortest_paths(tmp_path):
-    """With no traffic back-end, arrival = call handling + turnout + networkx free-flow time / speed factor."""
+def test_free_flow_stand_in_units_drive_free_flow_shortest_paths(tmp_path):
+    """On the free-flow stand-in, arrival = call handling + turnout + networkx free-flow time / speed factor."""
     city = grid(5, 5, 250.0)
     cfg = _cfg()
     (tmp_path / "calls.csv").write_text("time_s,type,node\n0,medical,n4_3\n")
-    twin = StandaloneTwin(city, None, 3600.0, 600.0, root=tmp_path)
-    (ds,) = twin.run(EmergencyDomain(cfg.model_copy(update={"calls_file": "calls.csv"})))
+    dom = EmergencyDomain(cfg.model_copy(update={"calls_file": "calls.csv"}))
+    ds = Engine(DomainContext.for_city(city, 3600.0, 600.0, scenario_dir=tmp_path),
+                {"traffic": FreeFlowTravel(), "emergency": dom}).run()
     fft = nx.shortest_path_length(nx.DiGraph(city.G), "n0_0", "n4_3",
                                   weight=lambda u, v, d: d["length_m"] / d["speed_mps"])
     assert ds["em_arrival_time"].values[0] == pytest.approx(H + U + fft / cfg.speed_factor)

@@ -9,8 +9,10 @@ from scipy import stats
 
 from agents.emergency.config import EmergencyConfig
 from agents.emergency.domain import EmergencyDomain
-from agents.emergency.erlang import erlang_c, mean_wait_s, p_wait_longer, servers_needed
-from agents.emergency.standalone import FixedTimeTraffic, StandaloneTwin
+from twin.queueing import erlang_c, mean_wait_s, p_wait_longer, servers_needed
+from agents.traffic.standins import FixedTimeTraffic
+from twin.context import DomainContext
+from twin.engine import Engine
 from networks.synthetic import grid
 
 
@@ -42,8 +44,8 @@ def _replication(seed: int, c: int, mu: float, lam: float, days: int) -> tuple[f
         incident_types={"medical": {"rate_per_day": lam * 86400, "on_scene_s": 1 / mu,
                                     "on_scene_dist": "exponential", "transport_prob": 0.0}},
         hourly_profile=[1.0] * 24, call_handling_s=0.0, turnout_s={"ambulance": 0.0})
-    twin = StandaloneTwin(grid(2, 2), FixedTimeTraffic(0.0), days * 86400.0, 86400.0, seed=seed)
-    (ds,) = twin.run(EmergencyDomain(cfg))
+    ctx = DomainContext.for_city(grid(2, 2), days * 86400.0, 86400.0, seed=seed)
+    ds = Engine(ctx, {"traffic": FixedTimeTraffic(0.0), "emergency": EmergencyDomain(cfg)}).run()
     call, wait = ds["em_call_time"].values, ds["em_wait_time"].values
     steady = (call > 86400.0) & (call < (days - 1) * 86400.0)  # drop warm-up and the censored tail
     assert np.isfinite(wait[steady]).all()
@@ -60,3 +62,12 @@ def test_simulated_wait_matches_erlang_c():
         m, half = reps[:, col].mean(), t99 * reps[:, col].std(ddof=1) / np.sqrt(len(reps))
         assert half < 0.15 * theory, "too few calls to test anything"
         assert abs(m - theory) <= half, (col, m, theory, half)
+
+
+def test_allen_cunneen_reduces_to_erlang_c_and_scales_with_variability():
+    """With exponential service (cv² = 1) Allen–Cunneen is the M/M/c wait; deterministic service halves it."""
+    from twin.queueing import allen_cunneen_wait_s
+
+    lam, mu, c = 0.002, 1 / 1200, 3
+    assert allen_cunneen_wait_s(lam, mu, c, 1.0) == pytest.approx(mean_wait_s(lam, mu, c))
+    assert allen_cunneen_wait_s(lam, mu, c, 0.0) == pytest.approx(mean_wait_s(lam, mu, c) / 2)

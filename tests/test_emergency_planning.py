@@ -10,7 +10,9 @@ import pytest
 from agents.emergency.config import EmergencyConfig
 from agents.emergency.domain import EmergencyDomain
 from agents.emergency.planning import candidate_nodes, greedy_mclp, greedy_mexclp, milp_mclp, suggest_stations
-from agents.emergency.standalone import FixedTimeTraffic, StandaloneTwin
+from agents.traffic.standins import FixedTimeTraffic
+from twin.context import DomainContext
+from twin.engine import Engine
 from networks.synthetic import grid
 
 
@@ -54,9 +56,8 @@ def test_suggestion_raises_coverage_and_runs_as_a_variant():
     assert sug.coverage_after >= greedy.coverage_after - 1e-12
 
     def coverage_of(c: EmergencyConfig) -> float:
-        twin = StandaloneTwin(city, FixedTimeTraffic(0.0), 600.0, 600.0)
-        dom = EmergencyDomain(c)
-        (ds,) = twin.run(dom)
+        ds = Engine(DomainContext.for_city(city, 600.0, 600.0),
+                    {"traffic": FixedTimeTraffic(0.0), "emergency": EmergencyDomain(c)}).run()
         return float(ds["em_coverage"].values[0])
 
     assert coverage_of(cfg) == pytest.approx(sug.coverage_before)

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from agents.ev import EVConfig, EVDomain
-from agents.ev.harness import MiniTwin
+from agents.traffic.standins import PrecomputedTraffic
 from networks import synthetic
 
 STATIONS = [{"node": "n2_2", "plugs": 2, "power_kw": 50.0}, {"node": "n6_5", "plugs": 3, "power_kw": 22.0},
@@ -13,11 +13,14 @@ STATIONS = [{"node": "n2_2", "plugs": 2, "power_kw": 50.0}, {"node": "n6_5", "pl
 
 def _run(seed=1, **over):
     city = synthetic.grid(8, 8, 400.0)
-    tw = MiniTwin(city, 6 * 3600.0, seed=seed, record_interval_s=600.0)
+    from twin.context import DomainContext
+    from twin.engine import Engine
+
+    ctx = DomainContext.for_city(city, 6 * 3600.0, 600.0, seed=seed)
     cfg = EVConfig(**{"trips": 600, "stations": STATIONS, "soc_init_mean": 0.35, **over})
     dom = EVDomain(cfg)
-    tw.run_domain(dom)
-    return dom, dom.finalize(tw.duration_s), dom.kpis()
+    Engine(ctx, {"traffic": PrecomputedTraffic(), "ev": dom}).run()
+    return dom, dom.finalize(ctx.duration_s), dom.kpis()  # the EV domain's own variables
 
 
 @pytest.fixture(scope="module")

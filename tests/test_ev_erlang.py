@@ -3,7 +3,7 @@ import mesa
 import numpy as np
 import simpy
 
-from agents.ev.erlang import erlang_c, mmc_mean_wait_s
+from twin.queueing import erlang_c, mean_wait_s
 from agents.ev.stations import Station, build_controller
 
 
@@ -37,7 +37,7 @@ def test_station_matches_erlang_c():
     reps = [_replicate(s, c, lam, mu, 3000, 300) for s in range(16)]
     mw = np.array([r[0] for r in reps])
     pw = np.array([r[1] for r in reps])
-    theory_w, theory_p = mmc_mean_wait_s(c, lam, mu), erlang_c(c, lam / mu)
+    theory_w, theory_p = mean_wait_s(lam, mu, c), erlang_c(c, lam / mu)
     for sample, theory in ((mw, theory_w), (pw, theory_p)):
         half = 2.95 * sample.std(ddof=1) / np.sqrt(sample.size)  # t(15) 99%
         assert abs(sample.mean() - theory) <= half, (sample.mean(), theory, half)

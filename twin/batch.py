@@ -29,24 +29,24 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from pydantic import ValidationError
 
 from twin.batch_config import BatchConfig, ExecutorConfig, Range
 from twin.batch_exec import RUN_FORMAT, RunTask, Tracker, run_dask, run_local, run_serial
-from twin.scenario import (PROJECT_ROOT, Scenario, ScenarioError, deep_merge, load_document, resolve_variants,
-                           scenario_hash)
+from twin.results import t_ci95
+from twin.scenario import PROJECT_ROOT, Scenario, ScenarioError, deep_merge, load_document, resolve_variants
 
 __all__ = ["BatchConfig", "ExecutorConfig", "Range", "Plan", "plan_batch", "sweep", "run_plan", "combine",
            "summary_table", "format_summary", "parse_param", "set_path", "t_ci95", "derive_seeds"]
 
 def _batch_errors(err: ValidationError, prefix: str = "batch") -> list[str]:
     try:
-        from twin.scenario import _pydantic_messages
+        from twin.scenario import pydantic_messages
 
-        return _pydantic_messages(err, BatchConfig, prefix)
+        return pydantic_messages(err, BatchConfig, prefix)
     except ImportError:  # pragma: no cover
         return [f"{prefix}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
 
@@ -92,9 +92,9 @@ def set_path(doc: dict, path: str, value: Any, prefix: str = "") -> dict:
             node = {}
         if not isinstance(node, dict):
             raise ValueError(f"{prefix}{path}: {where} is {node!r}, not a section with keys")
-        out = dict(node)
-        out[p] = walk(node.get(p), i + 1)
-        return out
+        sec = dict(node)
+        sec[p] = walk(node.get(p), i + 1)
+        return sec
 
     del over
     return walk(doc, 0)
@@ -152,12 +152,14 @@ class Plan:
         return self.tasks[variant * len(self.seeds) + seed_index]
 
 
-def _run_key(sc: Scenario, params: dict, seed: int, keep: str) -> str:
-    # the parameters are inside the resolved scenario (so inside its hash): equal inputs share one run,
-    # however the batch that asks for them names its parameters
-    del params
-    blob = json.dumps({"scenario": scenario_hash(sc), "seed": seed, "keep": keep, "format": RUN_FORMAT},
-                      sort_keys=True, default=str)
+def _run_key(sc: Scenario, scenario_dir: Path, seed: int, keep: str) -> str:
+    """Cache key of one run: what ran (resolved configuration, code version, data digests: the run's
+    ``scenario_hash``), the seed, what is kept and the run-file format. Equal inputs share one run however the
+    batch names its parameters; a change of code, data or any setting (defaults included) gives a new key."""
+    from twin.provenance import run_fingerprint
+
+    blob = json.dumps({"scenario": run_fingerprint(sc, scenario_dir)[0], "seed": seed, "keep": keep,
+                       "format": RUN_FORMAT}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -176,27 +178,12 @@ def _load(scenario, scenario_dir) -> tuple[dict, Path]:
 
 
 def _city_messages(scenarios: list[tuple[str, Scenario]], scenario_path: Path) -> list[str]:
-    """The domains' checks against the city (links, nodes, stations exist), as ``twin.cli`` validates."""
-    from twin.city import build_city
-    from twin.scenario import resolve_data_path
+    """The run service's checks (domain dependencies, demand files, domain sections against each city)."""
+    from twin.run import scenario_errors
 
-    try:
-        from twin.demand import demand_errors
-    except ImportError:  # pragma: no cover - older core
-        demand_errors = None
     msgs: list[str] = []
-    base_dir = scenario_path.parent
     for label, sc in scenarios:
-        checks = [(d, getattr(c, "city_errors", None)) for d, c in sc.domain_configs.items()]
-        checks = [(d, f) for d, f in checks if f is not None]
-        files = demand_errors is not None and (sc.demand.od_file or sc.demand.trips_file)
-        if not checks and not files:
-            continue
-        city = build_city(sc.city, base_dir, sc.name)
-        if files:
-            msgs += [f"{label}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir))]
-        for d, f in checks:
-            msgs += [f"{label}{d}.{m}" for m in f(city)]
+        msgs += [f"{label}{m}" for m in scenario_errors({"baseline": sc}, scenario_path.parent)]
     return msgs
 
 
@@ -283,9 +270,10 @@ def plan_batch(scenario, params: dict | None = None, seeds: int | None = None, d
                 seen.add(core)
                 uniq.append(m)
         raise ScenarioError(spath, uniq)
+    ok_scenarios = [sc for sc in resolved if sc is not None]  # every set resolved (else we raised above)
     if check_city:
         distinct: dict[str, tuple[str, Scenario]] = {}
-        for i, sc in enumerate(resolved):
+        for i, sc in enumerate(ok_scenarios):
             key = json.dumps({k: sc.model_dump(mode="json").get(k) for k in ("city", "demand", *sc.domain_configs)},
                              sort_keys=True, default=str)
             distinct.setdefault(key, (f"(parameter set {i}) ", sc))
@@ -304,13 +292,13 @@ def plan_batch(scenario, params: dict | None = None, seeds: int | None = None, d
     plan = Plan(name=name, scenario_path=spath, config=cfg, batch_seed=bseed, param_names=list(cfg.params),
                 param_sets=sets, seeds=run_seeds, out_dir=out_dir)
     runs = plan.runs_dir
-    for i, (ps, sc) in enumerate(zip(sets, resolved)):
+    for i, (ps, sc) in enumerate(zip(sets, ok_scenarios)):
         base = sc.model_dump(mode="json")
         for r, s in enumerate(run_seeds):
             rdoc = {**base, "seed": s}
             rdoc.pop("batch", None)
             rsc = sc.model_copy(update={"seed": s})
-            key = _run_key(rsc, ps, s, cfg.keep)
+            key = _run_key(rsc, spath.parent, s, cfg.keep)
             plan.tasks.append(RunTask(key=key, doc=rdoc, scenario_path=str(spath),
                                       out_path=str(runs / f"run_{key}.nc"),
                                       error_path=str(runs / f"run_{key}.error.json"),
@@ -354,6 +342,7 @@ def run_plan(plan: Plan, workers: int | None = None, dask: str | None = None, *,
         workers = os.cpu_count() or 1
     workers = max(0, min(int(workers), len(todo))) if todo else 0
     statuses: list[dict] = []
+    it: Iterator[dict]
     try:
         if not todo:
             it = iter(())
@@ -377,7 +366,7 @@ def sweep(scenario, params: dict | None = None, seeds: int | None = None, design
           samples: int | None = None, *, batch_seed: int | None = None, keep: str | None = None,
           workers: int | None = None, dask: str | None = None, out: str | Path | None = None,
           scenario_dir: str | Path | None = None, progress: bool | Callable = False,
-          check_city: bool = True, write: bool = True) -> "xr.Dataset":  # noqa: F821
+          check_city: bool = True, write: bool = True) -> Any:
     """Run a parameter sweep with replications; return the batch Dataset (see :func:`combine`).
 
     Example: ``sweep("scenarios/bad_hersfeld.yaml", {"demand.scale": [0.8, 1.2]}, seeds=5, workers=2)``.
@@ -398,21 +387,6 @@ def sweep(scenario, params: dict | None = None, seeds: int | None = None, design
 
 
 # ------------------------------------------------------------------------------------------- combining
-def t_ci95(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, sample std, 95% half-width (Student t, n-1 dof) and n over ``axis``, ignoring NaN."""
-    from scipy import stats
-
-    x = np.asarray(x, float)
-    n = np.sum(np.isfinite(x), axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, np.nansum(x, axis=axis) / np.maximum(n, 1), np.nan)
-        dev = np.where(np.isfinite(x), x - np.expand_dims(mean, axis), 0.0)
-        std = np.where(n > 1, np.sqrt(np.sum(dev**2, axis=axis) / np.maximum(n - 1, 1)), np.nan)
-        tq = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
-        half = tq * std / np.sqrt(np.maximum(n, 1))
-    return mean, std, half, n
-
-
 def combine(plan: Plan):
     """The batch Dataset from the run files on disk (failed or missing runs are NaN, ``status`` says why).
 
@@ -438,8 +412,9 @@ def combine(plan: Plan):
         keys[v, s] = t.key
         if os.path.exists(t.out_path):
             with xr.open_dataset(t.out_path, engine="netcdf4") as ds:
-                for name, da in ds.data_vars.items():
-                    if da.ndim == 0 and str(name).startswith("kpi_"):
+                for vname, da in ds.data_vars.items():
+                    name = str(vname)
+                    if da.ndim == 0 and name.startswith("kpi_"):
                         if name not in kpis:
                             kpis[name] = np.full((V, S), np.nan)
                             kattrs[name] = dict(da.attrs)

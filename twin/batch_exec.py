@@ -16,12 +16,13 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
+
+from twin.atomic import write_json_atomic
 
 __all__ = ["RunTask", "execute_run", "select_keep", "run_serial", "run_local", "run_dask", "Tracker",
            "write_json_atomic", "RUN_FORMAT"]
@@ -44,22 +45,7 @@ class RunTask:
     seed: int = 0            # the derived scenario seed
     params: dict = field(default_factory=dict)
     threads: int | None = 1  # numba threads in a worker (None: leave as is; used for in-process runs)
-
-
-def write_json_atomic(obj: Any, path: str | Path) -> Path:
-    """Write ``obj`` as JSON at ``path`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    overrides: dict = field(default_factory=dict)  # command-line overrides already in ``doc`` (recorded)
 
 
 def select_keep(ds, keep: str):
@@ -83,7 +69,7 @@ def _set_threads(n: int | None) -> None:
         import numba
 
         if numba.get_num_threads() != n:
-            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(min(n, getattr(numba.config, "NUMBA_NUM_THREADS")))
     except Exception:  # pragma: no cover - numba missing or layer not initialised
         pass
 
@@ -101,19 +87,17 @@ def execute_run(task: RunTask) -> dict:
                             "pid": os.getpid(), "host": socket.gethostname()}
     try:
         _set_threads(task.threads)
-        from twin.city import build_city
-        from twin.engine import CityTwin
         from twin.results import write_atomic
+        from twin.run import run_one, variant_city
         from twin.scenario import resolve_variants
 
         sc = resolve_variants(task.doc, task.scenario_path)["baseline"]
         base_dir = Path(task.scenario_path).parent
         tc = time.perf_counter()
-        city = build_city(sc.city, base_dir, sc.name)  # cached per process: a worker builds each city once
+        variant_city(sc, base_dir)  # cached per process: a worker builds each city once
         info["city_s"] = time.perf_counter() - tc
-        twin = CityTwin(sc, base_dir, city=city)
         tr = time.perf_counter()
-        ds = twin.run()
+        ds = run_one(sc, base_dir, task.overrides)
         info["run_s"] = time.perf_counter() - tr
         tw = time.perf_counter()
         ds = select_keep(ds, task.keep)

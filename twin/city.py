@@ -14,7 +14,12 @@ _CACHE: dict[str, CityGraph] = {}
 
 def build_city(cfg: CityConfig, base_dir: Path, default_name: str = "city") -> CityGraph:
     """Load or build the road network, attach zones and POIs. Variants of one scenario share the result."""
-    key = json.dumps([cfg.model_dump(mode="json"), str(base_dir.resolve())], sort_keys=True)
+    # keyed by the files it reads (resolved), so scenarios in different folders naming the same files share it
+    spec = cfg.model_dump(mode="json")
+    for k in ("path", "pois", "buildings"):
+        if spec.get(k):
+            spec[k] = str(resolve_data_path(spec[k], base_dir))
+    key = json.dumps([spec, cfg.name or default_name], sort_keys=True)
     if key in _CACHE:
         return _CACHE[key]
     from networks import synthetic
@@ -25,10 +30,12 @@ def build_city(cfg: CityConfig, base_dir: Path, default_name: str = "city") -> C
     if cfg.source == "sumo":
         from networks.sumo_net import load_sumo_net
 
+        assert path is not None  # CityConfig requires a path for sumo and osm
         city = load_sumo_net(path, name=name, capacity_per_lane_vph=cfg.capacity_per_lane_vph)
     elif cfg.source == "osm":
         from networks.osm import load_osm
 
+        assert path is not None
         city = load_osm(path, name=name, capacity_per_lane_vph=cfg.capacity_per_lane_vph)
     elif cfg.source == "grid":
         g = cfg.grid

@@ -19,29 +19,11 @@ def _err(msg: str) -> None:
 
 
 def _load(path: str):
-    """Validate a scenario file and build its city; raise ScenarioError with every problem found."""
-    from twin.scenario import ScenarioError, load_scenario
+    """Validate a scenario file against every variant's own city (the run service); raise ScenarioError."""
+    from twin.run import BASELINE, load_variants, variant_city
 
-    variants = load_scenario(path)
-    base = variants["baseline"]
-    from twin.city import build_city
-
-    city = build_city(base.city, Path(path).parent, base.name)
-    from twin.demand import demand_errors
-    from twin.scenario import resolve_data_path
-
-    msgs = []
-    for vname, sc in variants.items():
-        pre = "" if vname == "baseline" else f"variants.{vname}."
-        msgs += [f"{pre}{m}" for m in demand_errors(sc.demand, city,
-                                                     lambda p: resolve_data_path(p, Path(path).parent))]
-        for dname, cfg in sc.domain_configs.items():
-            check = getattr(cfg, "city_errors", None)
-            if check is not None:
-                msgs += [f"{pre}{dname}.{m}" for m in check(city)]
-    if msgs:
-        raise ScenarioError(path, sorted(set(msgs), key=msgs.index))
-    return variants, city
+    variants = load_variants(path)
+    return variants, variant_city(variants[BASELINE], Path(path).parent)
 
 
 def cmd_validate(args) -> int:
@@ -61,7 +43,7 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
-class _Progress:
+class Progress:
     """A tqdm bar over simulated time with the simulation speed (sim-s per wall-s)."""
 
     def __init__(self, label: str, total_s: float, quiet: bool) -> None:
@@ -92,7 +74,10 @@ class _Progress:
 
 
 def print_kpis(ds, file=None) -> None:
-    """Print the KPI table: one row per KPI, one column per variant, Δ% against the baseline."""
+    """Print the KPI table: one row per KPI, one column per variant, Δ% against the baseline.
+
+    With replications the values are means over replications, and a Δ whose paired 95% interval includes 0
+    reads "no clear change"."""
     from twin.results import kpi_table
 
     file = file or sys.stdout
@@ -101,6 +86,10 @@ def print_kpis(ds, file=None) -> None:
         print("(no KPIs)", file=file)
         return
     variants = [str(v) for v in ds["variant"].values] if "variant" in ds.dims else ["baseline"]
+    n_rep = int(ds.attrs.get("replications", 1) or 1)
+    if n_rep > 1:
+        print(f"mean of {n_rep} replications per variant (common random numbers); Δ: mean paired difference "
+              "± its 95% interval (Student t)", file=file)
     head = f"{'domain':<10} {'KPI':<38} {'units':<6}" + "".join(f"{v[:16]:>17}" for v in variants) + \
         "".join(f"{('Δ% ' + v)[:16]:>17}" for v in variants[1:])
     print(head, file=file)
@@ -117,89 +106,68 @@ def print_kpis(ds, file=None) -> None:
                 line += f"{x:>17,.1f}" if abs(x) < 1e6 else f"{x:>17,.0f}"
         for v in variants[1:]:
             d = r[f"Δ% {v}"]
-            line += f"{d:>+16.1f}%" if d == d else f"{'—':>17}"
+            clear = r.get(f"clear {v}", True)
+            if d != d:
+                line += f"{'—':>17}"
+            elif clear is False:
+                line += f"{'no clear change':>17}"
+            else:
+                line += f"{d:>+16.1f}%"
         print(line, file=file)
 
 
 def cmd_run(args) -> int:
-    from twin.scenario import PROJECT_ROOT, ScenarioError
+    from twin.run import BASELINE, RunOverrides, load_variants, results_dir, run_variants, variant_city
+    from twin.scenario import ScenarioError
 
+    overrides = RunOverrides(backend=args.backend, seed=args.seed)
     try:
-        variants, city = _load(args.file)
-        if args.variant:
-            unknown = [v for v in args.variant if v not in variants]
-            if unknown:
-                raise ScenarioError(args.file, [f"--variant {u!r} — not a variant of this scenario; "
-                                                f"choose from {', '.join(variants)}" for u in unknown])
-            variants = {k: v for k, v in variants.items() if k == "baseline" or k in args.variant}
-        if args.backend or args.seed is not None:
-            for k, sc in list(variants.items()):
-                upd = {}
-                if args.seed is not None:
-                    upd["seed"] = args.seed
-                sc2 = sc.model_copy(update=upd)
-                sc2._domains = dict(sc.domain_configs)
-                if args.backend and "traffic" in sc2._domains:
-                    sc2._domains["traffic"] = sc2._domains["traffic"].model_copy(update={"backend": args.backend})
-                variants[k] = sc2
+        variants = load_variants(args.file, args.variant, overrides)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
-    from twin.engine import CityTwin  # after validation: a refused file exits before numba loads
-    from twin.results import stack_variants, write_atomic
-
-    base = variants["baseline"]
-    out_dir = Path(args.out) if args.out else Path(base.outputs.dir)
-    if not out_dir.is_absolute():
-        out_dir = (Path.cwd() if args.out else PROJECT_ROOT) / out_dir
-    out_dir = out_dir / base.name
+    base = variants[BASELINE]
+    n_rep = args.replications or base.replications
     if not args.quiet:
+        city = variant_city(base, Path(args.file).parent)
         print(f"CityTwin: {base.name} — {base.description.strip()[:200]}", file=sys.stderr)
         print(f"city: {city.name}: {city.arrays.n_nodes:,} nodes, {city.arrays.n_links:,} links; "
-              f"{len(variants)} run(s): {', '.join(variants)}", file=sys.stderr)
-    from twin.domain import DomainRunError
+              f"{len(variants)} variant(s): {', '.join(variants)}"
+              + (f"; {n_rep} replications each" if n_rep > 1 else ""), file=sys.stderr)
 
-    runs, failed = {}, []
-    for name, sc in variants.items():
-        bar = _Progress(name, sc.time.duration_s, args.quiet)
-        try:
-            twin = CityTwin(sc, Path(args.file).parent, city=city)
-            runs[name] = twin.run(progress=bar)
-        except DomainRunError as exc:  # e.g. SUMO crashed: keep the partial results, marked complete = 0
-            bar.close()
-            _err(f"run {name!r} stopped early: {exc}; partial results kept (complete=0)")
-            if exc.dataset is not None:
-                runs[name] = exc.dataset
-            failed.append(name)
-            continue
-        except Exception as exc:  # a failed run is reported, the others are kept
-            bar.close()
-            _err(f"run {name!r} failed: {type(exc).__name__}: {exc}")
-            if args.debug:
-                raise
-            continue
-        bar.close()
-        if not args.quiet:
-            print(f"{'':>20}  done in {twin.wall_time_s:.1f} s wall", file=sys.stderr)
-    if not runs:
+    def bar(label, sc):
+        return Progress(label, sc.time.duration_s, args.quiet)
+
+    def log(msg: str) -> None:
+        if msg.startswith("run "):
+            _err(msg)
+        elif not args.quiet:
+            print(f"{'':>20}  {msg}", file=sys.stderr)
+
+    try:
+        outcome = run_variants(args.file, args.variant, args.out, overrides, replications=args.replications,
+                               workers=args.workers, progress=bar, log=log, debug=args.debug)
+    except ScenarioError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if outcome.dataset is None:
         return EXIT_FAIL
-    ds = stack_variants(runs)
-    path = write_atomic(ds, out_dir / f"{base.name}.nc")
+    ds, path = outcome.dataset, outcome.path
+    assert path is not None  # run_variants writes when it has results
+    out_dir = results_dir(base, args.out)
     print()
     print_kpis(ds)
     print()
     print(f"results: {path}")
-    report_path = None
     if base.outputs.report and not args.no_report:
         try:
             from dashboards.report import write_report
 
-            report_path = write_report(path, out_dir / "report.html")
-            print(f"report:  {report_path}  (open it in a browser; works offline)")
+            print(f"report:  {write_report(path, out_dir / 'report.html')}  (open it in a browser; works offline)")
         except ImportError:
             pass
     print(f"next:    .venv/bin/python run_scenario.py dashboard {out_dir}   (serves http://127.0.0.1:8050)")
-    return EXIT_OK if len(runs) == len(variants) and not failed else EXIT_FAIL
+    return EXIT_OK if outcome.ok else EXIT_FAIL
 
 
 def cmd_report(args) -> int:
@@ -246,8 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a scenario's baseline and variants; print KPIs; write results and report")
     r.add_argument("file")
     r.add_argument("--variant", action="append", help="run only this variant (and the baseline); repeatable")
-    r.add_argument("--backend", choices=["meso", "freeflow", "sumo"], help="override traffic.backend")
+    from twin.registry import traffic_backend_names  # the choices are the registered back-ends
+
+    r.add_argument("--backend", choices=traffic_backend_names(), help="override traffic.backend")
     r.add_argument("--seed", type=int, help="override the scenario seed")
+    r.add_argument("--replications", type=int, default=None,
+                   help="runs per variant with common random numbers (default: the file's replications, else 1)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="local worker processes for the runs (default: this process, one run at a time)")
     r.add_argument("--out", help="results folder (default: the scenario's outputs.dir)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--no-report", action="store_true", help="do not write the HTML report")
@@ -318,43 +292,33 @@ def main(argv: list[str] | None = None) -> int:
 
 def planning_inputs(path: str, domain: str, add: int):
     """Scenario baseline, its ``domain`` config and city for a planning command; ScenarioError if unusable."""
-    from twin.city import build_city
-    from twin.scenario import ScenarioError, load_scenario
+    from twin.run import BASELINE, load_variants, variant_city
+    from twin.scenario import ScenarioError
 
-    base = load_scenario(path)["baseline"]
+    base = load_variants(path, variants=[])[BASELINE]
     cfg = base.domain_configs.get(domain)
     if cfg is None:
         raise ScenarioError(path, [f"{domain}: missing or disabled — add a {domain}: section to the scenario"])
     if add < 1:
         raise ScenarioError(path, [f"--add {add} — ask for at least 1 site"])
-    city = build_city(base.city, Path(path).parent, base.name)
-    errs = [f"{domain}.{m}" for m in cfg.city_errors(city)] if hasattr(cfg, "city_errors") else []
-    if errs:
-        raise ScenarioError(path, errs)
-    return base, cfg, city
+    return base, cfg, variant_city(base, Path(path).parent)
 
 
-def run_with_variant(path: str, name: str, override: dict, city, quiet: bool = False) -> int:
-    """Run a scenario's baseline and one extra variant ``name`` built from ``override``; print KPI deltas.
+def run_with_variant(path: str, name: str, override: dict, city=None, quiet: bool = False) -> int:
+    """Run a scenario's baseline and one extra variant ``name`` built from ``override`` (through the run
+    service, each on its own city; nothing written); print KPI deltas. Used by suggest-chargers/-stations."""
+    from twin.run import run_variants
+    from twin.scenario import ScenarioError
 
-    Used by the planning commands (suggest-chargers, suggest-stations) to try their suggestion at once.
-    """
-    from twin.engine import CityTwin
-    from twin.results import stack_variants
-    from twin.scenario import load_document, resolve_variants
-
-    doc = load_document(path)
-    doc["variants"] = {name: override}
-    both = resolve_variants(doc, path)
-    runs = {}
-    for vname, sc in both.items():
-        bar = _Progress(vname, sc.time.duration_s, quiet)
-        try:
-            runs[vname] = CityTwin(sc, Path(path).parent, city=city).run(progress=bar)
-        except Exception as exc:  # a failed run is reported, not hidden
-            bar.close()
-            _err(f"run {vname!r} failed: {type(exc).__name__}: {exc}")
-            return EXIT_FAIL
-        bar.close()
-    print_kpis(stack_variants(runs))
+    del city  # the run service builds each variant's own city
+    try:
+        outcome = run_variants(path, variants=[], extra_variants={name: override}, write=False,
+                               progress=lambda label, sc: Progress(label, sc.time.duration_s, quiet),
+                               log=lambda m: _err(m) if m.startswith("run ") else None)
+    except ScenarioError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if outcome.dataset is None or outcome.failed:
+        return EXIT_FAIL
+    print_kpis(outcome.dataset)
     return EXIT_OK

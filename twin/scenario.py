@@ -7,8 +7,6 @@ one line naming the file, the key path, the value and what is allowed (:class:`S
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -17,11 +15,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from twin.batch_config import BatchConfig
-from twin.registry import DOMAIN_MODULES, get_domain_spec
+from twin.registry import domain_names, get_domain_spec
 from twin.safe_yaml import MAX_BYTES, YAMLLimitError, safe_load_bounded, short_repr
 
 __all__ = ["Scenario", "ScenarioError", "CityConfig", "TimeConfig", "DemandConfig", "OutputsConfig",
-           "load_scenario", "load_document", "resolve_variants", "scenario_hash", "PROJECT_ROOT"]
+           "load_scenario", "load_document", "resolve_variants", "scenario_hash", "scenario_keys", "PROJECT_ROOT"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "baseline"
@@ -175,12 +173,14 @@ class Scenario(_Strict):
     city: CityConfig
     time: TimeConfig = Field(default_factory=TimeConfig)
     demand: DemandConfig = Field(default_factory=DemandConfig)
-    traffic: dict | None = None
-    ev: dict | None = None
-    crowd: dict | None = None
-    emergency: dict | None = None
+    # One optional section per registered domain (twin.registry: traffic, crowd, ev, emergency and plug-ins),
+    # kept as extra fields and validated by the domain's own config model in the loader.
+    model_config = ConfigDict(extra="allow")
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     batch: BatchConfig | None = Field(None, description="Sweep/replication settings (docs/batch.md).")
+    replications: int = Field(1, ge=1, le=1000, description=(
+        "Runs per variant with seeds derived from `seed`; replication r of every variant uses the same seeds "
+        "(common random numbers). Results carry per-replication KPIs, means and 95% intervals (docs/results.md)."))
     variant: str = Field(BASELINE, description="Set by the loader: which variant this is.")
     variant_description: str = ""
 
@@ -200,6 +200,22 @@ class Scenario(_Strict):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", v):
             raise ValueError("use 1-80 letters, digits, '-' or '_'")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_domain_sections(cls, data: Any) -> Any:
+        """Keys beyond the fields above must be registered domains, each a mapping (or null)."""
+        if isinstance(data, dict):
+            for k, v in data.items():
+                if k not in cls.model_fields and k not in domain_names():
+                    raise ValueError(f"{k}: unknown key; allowed keys: {', '.join(scenario_keys())}")
+                if k not in cls.model_fields and v is not None and not isinstance(v, dict):
+                    raise ValueError(f"{k}: {type(v).__name__} — a domain section is a mapping of keys")
+        return data
+
+    def section(self, name: str) -> dict | None:
+        """The raw scenario section of domain ``name`` (None when absent)."""
+        return (self.model_extra or {}).get(name)
 
     # validated domain configs, filled by the loader
     _domains: dict[str, BaseModel] = {}
@@ -238,7 +254,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
     return list(m.model_fields) if m is not None and hasattr(m, "model_fields") else None
 
 
-def _pydantic_messages(err: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
+def pydantic_messages(err: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
     msgs = []
     for e in err.errors():
         loc = tuple(e["loc"])
@@ -333,15 +349,41 @@ def resolve_data_path(value: str, base_dir: Path) -> Path:
     return p
 
 
+def scenario_keys() -> list[str]:
+    """Every top-level key a scenario may have: the fixed sections, then one per registered domain."""
+    fixed = [k for k in Scenario.model_fields if k not in ("variant", "variant_description")]
+    return fixed + domain_names()
+
+
+def _section_errors(doc: dict, prefix: str) -> list[str]:
+    """Unknown top-level keys and domain sections that are not mappings, named like pydantic's messages."""
+    msgs = []
+    names = domain_names()
+    for k, v in doc.items():
+        if k in Scenario.model_fields:
+            continue
+        if k not in names:
+            msgs.append(f"{prefix}{k}: unknown key; allowed keys: {', '.join(scenario_keys())}")
+        elif v is not None and not isinstance(v, dict):
+            sval = repr(v) if len(repr(v)) <= 80 else repr(v)[:77] + "..."
+            msgs.append(f"{prefix}{k}: {sval} — a domain section is a mapping of keys")
+    return msgs
+
+
 def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, list[str]]:
+    bad = _section_errors(doc, prefix)
+    if bad:  # report them, and everything else wrong with the rest of the document
+        names = domain_names()
+        doc = {k: v for k, v in doc.items() if k in Scenario.model_fields or (k in names and
+                                                                            (v is None or isinstance(v, dict)))}
     try:
         sc = Scenario.model_validate(doc)
     except ValidationError as err:
-        return None, _pydantic_messages(err, Scenario, prefix.rstrip("."))
-    msgs = _check_paths(sc, path.parent, prefix)
+        return None, bad + pydantic_messages(err, Scenario, prefix.rstrip("."))
+    msgs = bad + _check_paths(sc, path.parent, prefix)
     domains: dict[str, BaseModel] = {}
-    for name in DOMAIN_MODULES:
-        section = getattr(sc, name)
+    for name in domain_names():
+        section = sc.section(name)
         if section is None and name != "traffic":
             continue
         section = section or {}
@@ -355,7 +397,7 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
         try:
             domains[name] = spec.config_model.model_validate(section)
         except ValidationError as err:
-            msgs += _pydantic_messages(err, spec.config_model, f"{prefix}{name}")
+            msgs += pydantic_messages(err, spec.config_model, f"{prefix}{name}")
             continue
         files = getattr(domains[name], "path_errors", None)  # files a domain names obey the same path rule
         if files is not None:
@@ -413,7 +455,9 @@ def load_scenario(path: str | Path) -> dict[str, Scenario]:
     return resolve_variants(load_document(path), path)
 
 
-def scenario_hash(sc: Scenario) -> str:
-    """sha256 of the resolved scenario (JSON, sorted keys): equal hashes mean equal inputs."""
-    blob = json.dumps(sc.model_dump(mode="json"), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+def scenario_hash(sc: Scenario, scenario_dir: str | Path | None = None) -> str:
+    """sha256 of what runs: the resolved configuration (every default), code version and data digests
+    (``twin.provenance.run_fingerprint``); ``scenario_dir`` resolves data paths (default: scenarios/)."""
+    from twin.provenance import run_fingerprint
+
+    return run_fingerprint(sc, scenario_dir if scenario_dir is not None else PROJECT_ROOT / "scenarios")[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from networks.routing import _heap_pop as _pop, _heap_push as _push  # the same binary heap (generic in numba)
+from networks.routing import heap_pop as _pop, heap_push as _push  # the same binary heap (generic in numba)
 
 __all__ = ["fast_marching", "wall_distance", "navigation_field", "direction_field"]
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.crowd.distance_field import wall_distance
-from agents.crowd.geometry import Raster, VenueGeometry, rasterise
+from agents.crowd.geometry import VenueGeometry, rasterise
 from agents.crowd.kernel import EGRESS
 from agents.crowd.sim import ModelParams, VenueSim
+from agents.crowd.venue import lattice_points  # production code's; re-exported for bench and validation
 
 __all__ = ["weidmann_speed", "lattice_points", "corridor_fd", "bottleneck_flow", "rimea1", "rimea9",
            "room_with_exit", "bottleneck_room", "run_egress", "EgressResult"]
@@ -28,22 +28,6 @@ def weidmann_speed(rho):
 def desired_speeds(rng: np.random.Generator, n: int) -> np.ndarray:
     """Free walking speeds (m/s): Weidmann's N(1.34, 0.26) clipped to [0.8, 1.8]."""
     return np.clip(rng.normal(1.34, 0.26, n), 0.8, 1.8)
-
-
-def lattice_points(raster: Raster, spacing: float, margin: float, mask: np.ndarray | None = None):
-    """Square-lattice points (m) inside the venue at least ``margin`` m from walls (and in ``mask``)."""
-    dw = wall_distance(raster.inside, raster.h)
-    ok = raster.inside & (dw >= margin)
-    if mask is not None:
-        ok &= mask
-    ny, nx = raster.shape
-    xs = np.arange(raster.x0 + spacing / 2, raster.x0 + nx * raster.h, spacing)
-    ys = np.arange(raster.y0 + spacing / 2, raster.y0 + ny * raster.h, spacing)
-    X, Y = np.meshgrid(xs, ys)
-    X, Y = X.ravel(), Y.ravel()
-    iy, ix = raster.cell_of(X, Y)
-    keep = ok[iy, ix]
-    return X[keep], Y[keep]
 
 
 def place_random(sim: VenueSim, n: int, rng: np.random.Generator, field: int, v0=None, spacing: float = 0.5):

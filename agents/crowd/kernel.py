@@ -236,7 +236,7 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
     One pass over the cells within ``nr`` cells sums the repulsion and keeps the neighbours within the cut-off in
     a small buffer; the headway gap is then taken over that buffer (an agent beyond the cut-off never limits
     the speed: (cutoff - l) / T >= the largest desired speed)."""
-    l, T, a_p, D_p, a_w, D_w, r, r_core, dt, lx, cutoff = (par[0], par[1], par[2], par[3], par[4],
+    l, T, _, _, a_w, D_w, r, r_core, dt, lx, cutoff = (par[0], par[1], par[2], par[3], par[4],
                                                            par[5], par[6], par[7], par[8], par[9], par[10])
     noise = par[12]
     wl = par[13]

@@ -12,7 +12,7 @@ import numpy as np
 
 from agents.crowd.distance_field import navigation_field, wall_distance
 from agents.crowd.geometry import Raster
-from agents.crowd.kernel import EGRESS, FREE, MOVING, STANDING, bin_walls, neighbour_buffer, noise_dirs, run_steps
+from agents.crowd.kernel import EGRESS, MOVING, bin_walls, neighbour_buffer, noise_dirs, run_steps
 
 __all__ = ["ModelParams", "VenueSim", "stable_dt"]
 

@@ -18,4 +18,4 @@ def make_emergency(config: EmergencyConfig):
     return EmergencyDomain(config)
 
 
-DOMAIN = DomainSpec("emergency", EmergencyConfig, make_emergency)
+DOMAIN = DomainSpec("emergency", EmergencyConfig, make_emergency, requires=("traffic",))  # units drive

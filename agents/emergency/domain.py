@@ -58,17 +58,12 @@ class EmergencyDomain(Domain):
         self.t_end = float(twin.duration_s)
         base = twin.spawn_rng("emergency")
         self._gen_rng, self._svc_rng = base.spawn(2)
-        start_hour = getattr(getattr(getattr(twin, "scenario", None), "time", None), "start_hour", None)
+        start_hour = getattr(twin, "start_hour", None)
         self.start_hour = float(cfg.start_hour if start_hour is None else start_hour)
         sites = resolve_stations(cfg, self.city)
         self.hospital_sites = resolve_hospitals(cfg, self.city)
         self.stations = [Station(twin, i, s.name, s.kind, s.node, s.x, s.y, s.source) for i, s in enumerate(sites)]
-        traffic = getattr(twin, "traffic", None)
-        if traffic is None:  # traffic switched off: units drive at free-flow times
-            from agents.emergency.standalone import FreeFlowTravel
-
-            traffic = FreeFlowTravel()
-            traffic.setup(twin)
+        traffic = twin.traffic  # required (DOMAIN.requires): the engine refuses a run without traffic
         self.traffic = traffic
         self.centre = DispatchCentre(twin, cfg, self.env, self.city, traffic, self.stations,
                                      self.hospital_sites)

@@ -117,11 +117,9 @@ def _source_parts(source: Any, config: EmergencyConfig | None) -> tuple[Any, Eme
     city = getattr(source, "city", source)
     link_tt = None
     traffic = getattr(source, "traffic", None)
-    if traffic is not None and hasattr(traffic, "link_travel_times_s"):
-        try:
-            link_tt = np.asarray(traffic.link_travel_times_s(), np.float64)
-        except Exception:  # noqa: BLE001 - a back-end not set up yet: plan on free-flow times
-            link_tt = None
+    # a back-end that is set up (it has its city) answers; one not set up yet: plan on free-flow times
+    if traffic is not None and getattr(traffic, "city", None) is not None:
+        link_tt = np.asarray(traffic.link_travel_times_s(), np.float64)
     if config is None:
         doms = getattr(source, "domains", None)
         items = doms.values() if isinstance(doms, dict) else (doms or [])

@@ -6,4 +6,4 @@ from twin.registry import DomainSpec
 
 __all__ = ["DOMAIN", "EVConfig", "EVDomain"]
 
-DOMAIN = DomainSpec("ev", EVConfig, EVDomain)
+DOMAIN = DomainSpec("ev", EVConfig, EVDomain, requires=("traffic",))  # EVs drive through traffic

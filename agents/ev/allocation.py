@@ -88,7 +88,7 @@ def _equal_share(ub, station, st_limit, city_limit, out):
 
 
 @njit(cache=True)
-def _allocate(mode, ub, key, station, st_limit, city_limit, out):
+def allocate_kernel(mode, ub, key, station, st_limit, city_limit, out):
     if mode == 0:
         for i in range(ub.shape[0]):
             out[i] = ub[i]
@@ -107,7 +107,7 @@ def allocate_kw(policy: str, ub_kw: np.ndarray, key: np.ndarray, station: np.nda
     the policy is ``uncontrolled``.
     """
     out = np.zeros(ub_kw.shape[0], np.float64)
-    _allocate(POLICY_CODES[policy], np.ascontiguousarray(ub_kw, np.float64), np.ascontiguousarray(key, np.float64),
+    allocate_kernel(POLICY_CODES[policy], np.ascontiguousarray(ub_kw, np.float64), np.ascontiguousarray(key, np.float64),
               np.ascontiguousarray(station, np.int64), np.ascontiguousarray(station_limit_kw, np.float64),
               float(city_limit_kw), out)
     return out

@@ -15,8 +15,8 @@ def cli_suggest_chargers(args) -> int:
     import yaml
 
     from agents.ev.suggest import as_variant, suggest_chargers
-    from twin.cli import _Progress, planning_inputs, run_with_variant
-    from twin.engine import CityTwin
+    from twin.cli import Progress, planning_inputs, run_with_variant
+    from twin.run import run_one
     from twin.scenario import ScenarioError
 
     try:
@@ -24,8 +24,8 @@ def cli_suggest_chargers(args) -> int:
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    bar = _Progress("baseline", base.time.duration_s, args.quiet)
-    ds = CityTwin(base, Path(args.file).parent, city=city).run(progress=bar)
+    bar = Progress("baseline", base.time.duration_s, args.quiet)
+    ds = run_one(base, Path(args.file).parent, progress=bar)
     bar.close()
     sites = suggest_chargers(ds, city, k=args.add)
     if not sites:

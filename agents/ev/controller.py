@@ -16,7 +16,7 @@ import numpy as np
 import simpy
 from numba import njit
 
-from agents.ev.allocation import POLICY_CODES, _allocate
+from agents.ev.allocation import POLICY_CODES, allocate_kernel
 
 __all__ = ["ChargingController", "TouWindow"]
 
@@ -243,7 +243,7 @@ class ChargingController:
         else:
             key = self.arrival
         key = np.where(self.busy, key, np.inf)
-        _allocate(self.mode, self._ub, np.ascontiguousarray(key, np.float64), self.plug_station,
+        allocate_kernel(self.mode, self._ub, np.ascontiguousarray(key, np.float64), self.plug_station,
                   self.station_limit_kw, self.city_limit_now(), self.power)
         self.n_allocations += 1
         p = float(self.power.sum())

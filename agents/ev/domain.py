@@ -56,7 +56,7 @@ class EVDomain(Domain):
             raise ValueError("ev: " + "; ".join(errs))
         if not hasattr(self, "rng"):
             self.rng = twin.spawn_rng("ev")
-        self.start_hour = float(getattr(getattr(getattr(twin, "scenario", None), "time", None), "start_hour", 0.0))
+        self.start_hour = float(getattr(twin, "start_hour", 0.0))
         rows = station_rows(city, cfg)
         self.stations = [Station(twin, self.env, k, r["id"], r["node"], r["x"], r["y"], r["plugs"], r["power_kw"],
                                  r["limit_kw"] if r["limit_kw"] is not None else np.inf, r["name"])

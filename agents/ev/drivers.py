@@ -15,7 +15,7 @@ import mesa
 import numpy as np
 
 from agents.ev.curves import trip_energy_kwh
-from agents.ev.erlang import mmc_mean_wait_s
+from twin.queueing import mean_wait_s
 
 if TYPE_CHECKING:  # pragma: no cover
     from agents.ev.domain import EVDomain
@@ -152,6 +152,6 @@ def historical_wait(stations, now_s: float, default_service_s: float = 3600.0) -
     for k, s in enumerate(stations):
         lam = s.n_requests / now_s
         mu = 1.0 / s.mean_service_s(default_service_s)
-        w = mmc_mean_wait_s(s.plugs, lam, mu)
+        w = mean_wait_s(lam, mu, s.plugs)
         out[k] = w if np.isfinite(w) else 4 * 3600.0
     return out

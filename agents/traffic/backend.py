@@ -1,13 +1,24 @@
-"""The traffic interface every back-end implements (built-in meso model, SUMO).
+"""The traffic API every back-end and test stand-in implements (built-in meso model, SUMO, stand-ins).
 
-Other domains use only this API, through ``twin.traffic``:
+Other domains use only this API, through ``twin.traffic`` (:class:`TrafficAPI`, a runtime-checkable Protocol):
 
 - ``drive(origin, destination, ...)`` returns a simpy event that fires when the vehicle arrives;
-  its value is a :class:`TripResult` (status ``"arrived"`` or ``"unroutable"``, never an exception).
-- ``add_trips(...)`` adds background demand (no events), e.g. people leaving a venue by car.
-- ``set_capacity_factor(link, f)`` scales a link's capacity while the run goes on (0 closes it).
-- ``link_travel_times_s()`` gives the current congested travel time of every link (inf if closed).
-- ``travel_time_s(o, d)`` / ``route(o, d)`` answer routing questions on the live link times.
+  its value is a :class:`TripResult` (status ``"arrived"``, ``"unroutable"`` or ``"stranded"``, never an
+  exception); ``depart_s`` is the time of the call and ``arrive_s`` the arrival time: the event fires then,
+  or, on a time-stepped back-end, at the end of the step in which the vehicle arrived.
+- ``add_trips(...)`` adds background demand (no events), e.g. people leaving a venue by car; it returns one
+  distinct trip id per trip, and those trips appear in the results' trip table.
+- ``set_capacity_factor(link, f)`` scales a link's capacity while the run goes on (0 closes it: its link time
+  becomes ``inf`` and routing avoids it at once; 1 restores it).
+- ``link_travel_times_s()`` gives the current congested travel time of every link (s; inf if closed).
+- ``route(o, d)`` / ``travel_time_s(o, d)`` / ``times_to(d)`` answer routing questions on the live link
+  times (``congested=False``: free-flow times, closures still apply); the three agree with each other and
+  with ``link_travel_times_s()``.
+
+A back-end is also a ``twin.domain.Domain``: at setup it takes the engine's background trips
+(``shared["background_trips"]``, i.e. without the trips other domains claimed through ``claim_trips``), and
+``finalize`` returns the variables of ``agents/traffic/schema.py`` (same names, dims and units on every
+back-end). ``tests/test_traffic_contract.py`` checks all of this on every back-end and stand-in.
 
 Nodes are node indices of ``twin.city`` (ints) or node ids; links are link indices or link ids.
 """
@@ -15,16 +26,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any, Hashable, Protocol, runtime_checkable
 
 import numpy as np
 
 from networks.routing import dijkstra_from, dijkstra_to, path_links
 
-__all__ = ["TripResult", "TrafficBackend", "VEHICLE_KINDS"]
+__all__ = ["TripResult", "TrafficAPI", "TrafficBackend", "VEHICLE_KINDS", "TRIP_STATUSES"]
 
 # Vehicle kinds recorded in the trip table (index stored as int8 in results).
 VEHICLE_KINDS = ("car", "ev", "emergency", "bus", "truck")
+# What a ``drive`` event may report.
+TRIP_STATUSES = ("arrived", "unroutable", "stranded")
 
 
 @dataclass(frozen=True)
@@ -44,12 +57,54 @@ class TripResult:
         return self.arrive_s - self.depart_s
 
 
+@runtime_checkable
+class TrafficAPI(Protocol):
+    """The calls other domains may make on ``twin.traffic`` (see the module docstring for the contract)."""
+
+    def drive(self, origin: Hashable, destination: Hashable, kind: str = "car", speed_factor: float = 1.0,
+              priority: bool = False, tag: Any = None) -> Any:
+        """Start a vehicle now; return a simpy event whose value is a :class:`TripResult`."""
+        ...
+
+    def add_trips(self, origins: Any, destinations: Any, depart_s: Any, kind: str = "car") -> np.ndarray:
+        """Add background trips (departure times s >= now); return their trip ids."""
+        ...
+
+    def route(self, origin: Hashable, destination: Hashable, congested: bool = True) -> list[int]:
+        """Link indices of the current shortest path (empty if unroutable or origin == destination)."""
+        ...
+
+    def travel_time_s(self, origin: Hashable, destination: Hashable, congested: bool = True) -> float:
+        """Shortest travel time (s) between two nodes; inf if unroutable."""
+        ...
+
+    def times_to(self, destination: Hashable, congested: bool = True) -> np.ndarray:
+        """Shortest travel time (s) from every node to ``destination``."""
+        ...
+
+    def link_travel_times_s(self) -> np.ndarray:
+        """Current travel time (s) of every link; inf for a closed link."""
+        ...
+
+    def set_capacity_factor(self, link: Hashable, factor: float) -> None:
+        """Scale a link's capacity from now on (1 normal, 0 closed)."""
+        ...
+
+
 class TrafficBackend(ABC):
-    """Common API of the traffic back-ends. Implementations are ``twin.domain.Domain`` subclasses too."""
+    """Base of the traffic back-ends: the abstract calls plus routing queries shared by all of them.
+
+    Subclasses (also ``twin.domain.Domain`` subclasses) set ``self.city`` in ``setup`` and implement the
+    abstract methods; ``route``, ``travel_time_s`` and ``times_to`` then run numba Dijkstra on ``_costs``.
+    """
+
+    city: Any
+    twin: Any
+    duration: float
 
     @abstractmethod
     def drive(self, origin: Hashable, destination: Hashable, kind: str = "car",
-              speed_factor: float = 1.0, priority: bool = False, tag: Any = None):
+              speed_factor: float = 1.0, priority: bool = False, tag: Any = None) -> Any:
         """Start a vehicle now from ``origin`` to ``destination``; return a simpy event fired on arrival.
 
         ``priority`` vehicles (emergency units) pass queues: they travel at ``speed_factor`` times

@@ -12,7 +12,7 @@ import itertools
 import sys
 from pathlib import Path
 
-from agents.traffic.compare import _kpi, flow_agreement, run_backend
+from agents.traffic.compare import kpi_value, flow_agreement, run_backend
 
 __all__ = ["calibrate", "GRID"]
 
@@ -25,8 +25,8 @@ GRID = {
 
 
 def _score(meso, sumo) -> dict:
-    tt_m, tt_s = _kpi(meso, "mean_travel_time"), _kpi(sumo, "mean_travel_time")
-    c_m, c_s = _kpi(meso, "trips_completed"), _kpi(sumo, "trips_completed")
+    tt_m, tt_s = kpi_value(meso, "mean_travel_time"), kpi_value(sumo, "mean_travel_time")
+    c_m, c_s = kpi_value(meso, "trips_completed"), kpi_value(sumo, "trips_completed")
     r, geh_share, _ = flow_agreement(meso, sumo)
     d_tt, d_c = (tt_m - tt_s) / tt_s, (c_m - c_s) / c_s
     return {"d_tt": d_tt, "d_completed": d_c, "r": r, "geh5": geh_share,
@@ -48,7 +48,7 @@ def calibrate(path: str | Path, sumo_cache: str | Path, grid: dict | None = None
         sumo = xr.load_dataset(cache)
     else:
         sumo, wall = run_backend(path, variant, "sumo", city)
-        keep = [v for v in sumo.data_vars if v.startswith(("link_flow", "kpi_traffic", "trip_"))]
+        keep = [v for v in sumo.data_vars if str(v).startswith(("link_flow", "kpi_traffic", "trip_"))]
         sumo[keep].assign_attrs(wall_time_s=wall).to_netcdf(cache)
     rows = []
     keys = list(grid)

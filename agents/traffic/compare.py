@@ -57,25 +57,22 @@ def flow_agreement(a: xr.Dataset, b: xr.Dataset) -> tuple[float, float, int]:
 
 def run_backend(path: str | Path, variant: str, backend: str, city=None, overrides: dict | None = None,
                 progress=None) -> tuple[xr.Dataset, float]:
-    """Run one variant of a scenario file on ``backend`` (``overrides``: TrafficConfig fields); (results, wall s)."""
-    from twin.city import build_city
-    from twin.engine import CityTwin
-    from twin.scenario import ScenarioError, load_scenario
+    """Run one variant of a scenario file on ``backend`` (``overrides``: TrafficConfig fields); (results, wall s).
 
-    variants = load_scenario(path)
-    if variant not in variants:
-        raise ScenarioError(path, [f"--variant {variant!r} — not a variant; choose from {', '.join(variants)}"])
-    sc = variants[variant]
-    city = city or build_city(sc.city, Path(path).parent, sc.name)
+    Runs through the run service (``twin.run``): the variant runs on its own city (``city`` is ignored)."""
+    from twin.run import RunOverrides, load_variants, run_one
+
+    del city
+    sc = load_variants(path, [] if variant == "baseline" else [variant], RunOverrides(backend=backend))[variant]
     sc2 = sc.model_copy()
     sc2._domains = dict(sc.domain_configs)
     sc2._domains["traffic"] = sc2._domains["traffic"].model_copy(update={"backend": backend, **(overrides or {})})
     t0 = time.perf_counter()
-    ds = CityTwin(sc2, Path(path).parent, city=city).run(progress=progress)
+    ds = run_one(sc2, Path(path).parent, {"backend": backend, **(overrides or {})}, progress=progress)
     return ds, time.perf_counter() - t0
 
 
-def _kpi(ds: xr.Dataset, name: str) -> float:
+def kpi_value(ds: xr.Dataset, name: str) -> float:
     v = ds.get(f"kpi_traffic_{name}")
     return float(v.values) if v is not None else float("nan")
 
@@ -103,7 +100,7 @@ def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = 
         runs[backend] = run_backend(path, variant, backend, city, meso_overrides if backend == "meso" else None)
         if backend == "sumo" and sumo_cache is not None:
             ds_s, w = runs[backend]
-            keep = [v for v in ds_s.data_vars if v.startswith(("link_flow", "kpi_traffic", "trip_"))]
+            keep = [v for v in ds_s.data_vars if str(v).startswith(("link_flow", "kpi_traffic", "trip_"))]
             ds_s[keep].assign_attrs(wall_time_s=w, complete=ds_s.attrs.get("complete", 0)).to_netcdf(sumo_cache)
     (dm, wm), (ds_, ws) = runs["meso"], runs["sumo"]
     r, share, pairs = flow_agreement(dm, ds_)
@@ -112,7 +109,7 @@ def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = 
                              ("trips", "trips", "1"), ("trips_completed", "completed trips", "1"),
                              ("vehicle_km", "vehicle-km", "km"), ("vehicle_hours", "vehicle-hours", "h"),
                              ("teleports", "teleports", "1")]:
-        a, b = _kpi(dm, key), _kpi(ds_, key)
+        a, b = kpi_value(dm, key), kpi_value(ds_, key)
         rows.append((label, unit, a, b, 100.0 * (a - b) / b if b else float("nan")))
     rows.append(("hourly link flow correlation r", "1", r, r, float("nan")))
     rows.append(("links·hours with GEH < 5", "%", 100 * share, 100 * share, float("nan")))

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.traffic.sumo_options import additional_file_errors, normalise_extra_args
+from twin.registry import traffic_backend_names  # the allowed back-end names come from the registry
 
 __all__ = ["Closure", "SumoOptions", "TrafficConfig"]
 
@@ -73,8 +74,9 @@ class TrafficConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
-    backend: Literal["meso", "freeflow", "sumo"] = Field(
-        "meso", description="meso: built-in numba queue model; freeflow: no congestion; sumo: Eclipse SUMO.")
+    backend: str = Field(
+        "meso", description="meso: built-in numba queue model; freeflow: no congestion; sumo: Eclipse SUMO; "
+                            "or any back-end registered in twin.registry (entry points citytwin.traffic_backends).")
     step_s: float | None = Field(None, gt=0, le=10, description="Kernel step (s); default: the scenario's time.step_s.")
     reroute_interval_s: float = Field(300.0, ge=10, le=86400, description="How often link times are refreshed for routing (s).")
     reroute_share: float = Field(0.1, ge=0.0, le=1.0, description="Share of en-route drivers who take the new best route at each refresh.")
@@ -93,6 +95,14 @@ class TrafficConfig(BaseModel):
     def path_errors(self, resolve) -> list[str]:
         """Files the section names (SUMO additional files), checked with the scenario's path rule."""
         return self.sumo.path_errors(resolve)
+
+    @field_validator("backend")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        names = traffic_backend_names()
+        if v not in names:
+            raise ValueError("unknown traffic back-end; use one of " + ", ".join(repr(n) for n in names))
+        return v
 
     def city_errors(self, city) -> list[str]:
         """Closures must name links of the city."""

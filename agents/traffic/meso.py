@@ -117,7 +117,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self.next_reroute = float(c.reroute_interval_s)
         self._waiting = False
         self._rec_last = 0.0
-        self._costs = self.fft.copy()
+        self._route_costs = self.fft.copy()
         demand = twin.shared.get("background_trips", twin.shared.get("demand_trips"))
         if demand is not None and len(demand["origin"]):
             self.add_trips(demand["origin"], demand["destination"], demand["depart_s"], kind="car")
@@ -239,15 +239,15 @@ class MesoTraffic(Domain, TrafficBackend):
         d0 = len(self.dests)
         self.dests = np.concatenate([self.dests, new])
         self.dest_slot[new] = np.arange(d0, d0 + len(new), dtype=np.int32)
-        dist, nxt = route_tables(new, self._costs, self.city.arrays)
+        dist, nxt = route_tables(new, self._route_costs, self.city.arrays)
         self.dist = np.concatenate([self.dist, dist], axis=0) if d0 else dist
         self.nh = np.concatenate([self.nh, nxt], axis=0) if d0 else nxt
 
     def _refresh_routes(self, share: float) -> None:
         """Recompute next-hop tables on current link times; give ``share`` of running drivers a new route."""
         self._catch_up()
-        old, new = self._costs, self._current_costs()
-        self._costs = new
+        old, new = self._route_costs, self._current_costs()
+        self._route_costs = new
         if len(self.dests) and not np.array_equal(old, new):
             # link times change a little between refreshes: repair the trees where they changed (exact), and
             # rebuild them only when a link opens or closes

@@ -23,7 +23,7 @@ def _a(units: str, long_name: str, **extra) -> dict:
 
 
 def traffic_dataset(city, *, fft_s: np.ndarray, capacity_vph: np.ndarray, rec_t: list[float],
-                    series: dict[str, Any], trips: dict[str, np.ndarray]) -> xr.Dataset:
+                    series: dict[str, Any], trips: dict[str, Any]) -> xr.Dataset:
     """Assemble the traffic Dataset.
 
     ``series`` (one row per record time): flow (veh/h), speed (m/s), vehicles, queue, capf as (time, link)

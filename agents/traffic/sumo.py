@@ -31,6 +31,7 @@ How it runs
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import shutil
 import subprocess
@@ -80,6 +81,17 @@ def _fatal_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(errs)
+
+
+def _command_errors() -> tuple[type[BaseException], ...]:
+    """What SUMO raises when it refuses one command (e.g. no route): the run goes on."""
+    errs: list[type[BaseException]] = []
+    for mod in ("traci.exceptions", "libsumo"):
+        try:
+            errs.append(importlib.import_module(mod).TraCIException)
+        except (ImportError, AttributeError):  # pragma: no cover
+            pass
+    return tuple(dict.fromkeys(errs))
 
 
 def _kill(proc: subprocess.Popen | None) -> None:
@@ -133,7 +145,7 @@ class SumoTraffic(Domain, TrafficBackend):
         self.net_file, self.edge_ids = net.net_file, net.edge_ids
         self.edge_index = {e: i for i, e in enumerate(self.edge_ids)}
         self._alloc(1024)
-        demand = twin.shared.get("demand_trips")
+        demand = twin.shared.get("background_trips", twin.shared.get("demand_trips"))  # claimed trips left out
         o = np.asarray(demand["origin"], np.int32) if demand is not None else np.zeros(0, np.int32)
         d = np.asarray(demand["destination"], np.int32) if demand is not None else np.zeros(0, np.int32)
         dep = np.asarray(demand["depart_s"], _F) if demand is not None else np.zeros(0)
@@ -142,16 +154,17 @@ class SumoTraffic(Domain, TrafficBackend):
         self._feed_order = ids[np.argsort(dep, kind="stable")]
         self._feed_ptr = 0
         self._feed_until = -1.0
-        self.routes_file = write_vtypes_and_trips(self.work / "vtypes.rou.xml", self.edge_ids, *([np.zeros(0)] * 5),
-                                                  reroute_period_s=c.reroute_interval_s)
+        none = np.zeros(0)  # the trips are fed through the API as they depart: only the vTypes go in the file
+        self.routes_file = write_vtypes_and_trips(self.work / "vtypes.rou.xml", self.edge_ids, none, none, none, none,
+                                                  none, reroute_period_s=c.reroute_interval_s)
         self.edgedata_file = self.work / "edgedata.xml"
         self.tripinfo_file = self.work / "tripinfo.xml"
         add = write_additional(self.work / "citytwin.add.xml", self.edgedata_file, twin.record_interval_s)
         extra_add = checked_additional([twin.resolve_path(p) for p in c.sumo.additional_files])  # no outputs
-        add = ",".join([str(add), *extra_add])  # the scenario's own signal programs, detectors...
+        add_files = ",".join([str(add), *extra_add])  # the scenario's own signal programs, detectors...
         cmd = sumo_command(sumo_binary(c.sumo.gui and c.sumo.connection == "traci"), self.net_file,
-                           self.routes_file, add, self.tripinfo_file, step_length_s=self.dt,
-                           end_s=self.duration + 10 * self.dt, seed=twin.scenario.seed, mesosim=c.sumo.mesosim,
+                           self.routes_file, add_files, self.tripinfo_file, step_length_s=self.dt,
+                           end_s=self.duration + 10 * self.dt, seed=twin.seed, mesosim=c.sumo.mesosim,
                            extra_args=c.sumo.extra_args)
         self._start(cmd)
         for cl in c.closures:
@@ -197,7 +210,7 @@ class SumoTraffic(Domain, TrafficBackend):
                  "nlinks": (np.int32, 0), "tff": (_F, np.nan), "kind": (np.int8, 0), "sent": (np.bool_, False),
                  "rr": (np.bool_, False)}
         for name, (dt, fill) in specs.items():
-            new = np.full(cap, fill, dt)
+            new: np.ndarray = np.full(cap, fill, dt)
             old = getattr(self, name, None)
             if old is not None:
                 new[: self.n] = old[: self.n]
@@ -302,7 +315,7 @@ class SumoTraffic(Domain, TrafficBackend):
         self._dead = True
         try:
             self.k.close()
-        except Exception:  # noqa: BLE001 - the connection is already broken
+        except (*_fatal_errors(), *_command_errors()):  # the connection is already broken
             pass
         _kill(self.proc)
         partial = self._dataset(complete=False)
@@ -410,7 +423,7 @@ class SumoTraffic(Domain, TrafficBackend):
             if edge in route[k.vehicle.getRouteIndex(vid) + 1:]:
                 try:
                     k.vehicle.rerouteTraveltime(vid)
-                except Exception:  # noqa: BLE001 - no alternative route: it keeps its route
+                except _command_errors():  # no alternative route: it keeps its route
                     pass
 
     def link_travel_times_s(self) -> np.ndarray:

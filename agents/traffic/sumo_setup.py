@@ -202,13 +202,14 @@ def write_additional(path: Path, edgedata_file: Path, period_s: float) -> Path:
     return path
 
 
-def sumo_command(binary: str, net_file: Path, routes: Path, additional: Path, tripinfo: Path, *,
+def sumo_command(binary: str, net_file: Path, routes: Path, additional: str | Path, tripinfo: Path, *,
                  step_length_s: float, end_s: float, seed: int, mesosim: bool,
                  extra_args: Sequence[str] = ()) -> list[str]:
     """The SUMO command line: all trips routed at insertion by the rerouting device (current times).
 
-    ``extra_args`` are checked again against the allow-list (agents/traffic/sumo_options.py): no option
-    naming a file reaches SUMO, whoever built the config."""
+    ``additional``: one file, or several joined by commas (as SUMO reads them). ``extra_args`` are checked
+    again against the allow-list (agents/traffic/sumo_options.py): no option naming a file reaches SUMO,
+    whoever built the config."""
     from agents.traffic.sumo_options import normalise_extra_args
 
     cmd = [binary, "-n", str(net_file), "-r", str(routes), "-a", str(additional),
