@@ -194,7 +194,7 @@ def _city_messages(scenarios: list[tuple[str, Scenario]], scenario_path: Path) -
             continue
         city = build_city(sc.city, base_dir, sc.name)
         if files:
-            msgs += [f"{label}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir))]
+            msgs += [f"{label}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir), sc.time)]
         for d, f in checks:
             msgs += [f"{label}{d}.{m}" for m in f(city)]
     return msgs

@@ -34,7 +34,7 @@ def _load(path: str):
     for vname, sc in variants.items():
         pre = "" if vname == "baseline" else f"variants.{vname}."
         msgs += [f"{pre}{m}" for m in demand_errors(sc.demand, city,
-                                                     lambda p: resolve_data_path(p, Path(path).parent))]
+                                                     lambda p: resolve_data_path(p, Path(path).parent), sc.time)]
         for dname, cfg in sc.domain_configs.items():
             check = getattr(cfg, "city_errors", None)
             if check is not None:
