@@ -543,6 +543,10 @@ class SumoTraffic(Domain, TrafficBackend):
                       "queue": np.stack(self._rec["queue"]),
                       "queue_long_name": "vehicles halting on the link at the interval's end",
                       "capf": capf, "running": self._rec["running"],
+                      # SUMO's time loss on the link per vehicle leaving it: the delay of its queue, signal
+                      # and give-way at the end (and any slowing on the way), NaN if none left
+                      "junction_delay": np.where(found & (exits > 0), ed["time_loss_s"][k] / np.maximum(exits, 1),
+                                                 nan).astype(np.float32),
                       "completed": self._rec["completed"], "waiting": self._rec["waiting"]}
         st = self.status()
         dist_m = np.zeros(n)
