@@ -92,3 +92,20 @@ def test_reference_runs_are_cached_and_a_failing_sumo_is_reported(tmp_path):
     bad.write_text(TINY % ', sumo: {extra_args: ["--no-such-option", "1"]}')
     r3 = sumo_reference(bad, "baseline", "micro", cache_dir=cache, timeout_s=600)
     assert r3.ds is None and "failed" in r3.error and not list(cache.glob("bad.*"))
+
+
+def test_compare_backends_json(tmp_path, capsys):
+    """``compare-backends --json`` prints one JSON object with both models' figures and their agreement."""
+    import json
+
+    from twin.cli import main
+
+    scen = tmp_path / "tiny.yaml"
+    scen.write_text(TINY % "")
+    assert main(["compare-backends", str(scen), "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    b, s = doc["models"]["builtin"], doc["models"]["sumo"]
+    assert b["trips"] == s["trips"] == 60 and b["trips_completed"] == s["trips_completed"] == 60
+    assert 0 < b["mean_travel_time_s"] < 600 and 0 < s["mean_travel_time_s"] < 600
+    assert b["vehicle_hours"] == pytest.approx(b["mean_travel_time_s"] * 60 / 3600)  # everybody arrived
+    assert doc["units"]["vehicle_hours"] == "h" and doc["agreement"]["link_hours_compared"] > 10
