@@ -122,7 +122,7 @@ def test_bologna_routes_load():
 
 
 def test_trip_file_with_route_refs_and_trips(tmp_path, bad_hersfeld):
-    """Vehicles referencing a <route id>, <trip from= to=> and unknown edges are all handled; flows counted."""
+    """Vehicles referencing a <route id>, <trip from= to=>, flows and unknown edges are all handled."""
     city = bad_hersfeld
     a, ids = city.arrays, city.link_ids
     l0, l1 = 0, int(a.out_links[a.out_indptr[a.link_to[0]]])
@@ -136,10 +136,10 @@ def test_trip_file_with_route_refs_and_trips(tmp_path, bad_hersfeld):
     path = tmp_path / "t.rou.xml"
     path.write_text(text)
     t = load_sumo_trips(path, city)
-    assert list(t["id"]) == ["v0", "t0"] and list(t["depart_s"]) == [5.5, 7.0]
+    assert list(t["id"]) == ["v0", "t0", "f0.0", "f0.1", "f0.2"] and list(t["depart_s"]) == [5.5, 7.0, 0, 20, 40]
     assert t["origin"][0] == a.link_from[l0] and t["destination"][0] == a.link_to[l1]
     assert t["origin"][1] == a.link_from[l1] and t["destination"][1] == a.link_to[l0]
-    assert t["skipped"] == 1 and t["flows_skipped"] == 1
+    assert t["skipped"] == 1 and t["flows"] == 1  # the flow's 3 vehicles are expanded (tests/test_demand_files.py)
 
 
 def test_networks_stands_alone():

@@ -18,12 +18,14 @@ from twin.scenario import resolve_variants
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _twin(backend="sumo", trips=300, duration_s=1200, n=5, connection="libsumo", closures=(), extra=None):
+def _twin(backend="sumo", trips=300, duration_s=1200, n=5, connection="libsumo", closures=(), extra=None, ev=None):
     doc = {"name": "sumo_test", "seed": 3,
            "city": {"source": "grid", "grid": {"nx": n, "ny": n, "spacing_m": 200}},
            "time": {"duration_s": duration_s, "step_s": 1, "record_interval_s": 300},
            "demand": {"trips": trips, "model": "uniform", "end_s": duration_s / 2},
            "traffic": {"backend": backend, "closures": list(closures), "sumo": {"connection": connection}}}
+    if ev is not None:
+        doc["ev"] = ev
     sc = resolve_variants(doc, ROOT / "scenarios" / "test.yaml")["baseline"]
     tw = CityTwin(sc, ROOT / "scenarios")
     if extra is not None:  # extra simpy processes started right after setup
@@ -124,6 +126,27 @@ def test_drive_events_fire_on_arrival_and_closures_are_avoided():
     t = ds.time.values
     assert np.all(ds.link_flow.values[t > 600, li] == 0)
     assert np.all(ds.link_capacity_factor.values[t > 300, li] == 0)
+    assert np.all(np.isnan(ds.link_speed.values[t > 300, li]))  # closed: no speed, not free flow
+
+
+def test_both_backends_get_the_same_trips():
+    """With EVs claiming a share of the demand, SUMO drives the same car trips as meso, none of them twice."""
+    ev = {"share": 0.2, "stations": [{"node": "n2_2", "plugs": 2, "power_kw": 50.0}]}
+    out = {}
+    for backend in ("meso", "sumo"):
+        tw = _twin(backend, ev=ev)
+        out[backend] = (tw, tw.run())
+    dem = out["meso"][0].shared["demand_trips"]
+    bg = out["meso"][0].shared["background_trips"]
+    claimed = len(dem["origin"]) - len(bg["origin"])
+    assert claimed >= 0.15 * len(dem["origin"])  # the EV domain took its share
+    for backend, (tw, ds) in out.items():
+        kinds = np.array(ds.trip_kind.attrs["kinds"].split())[ds.trip_kind.values]
+        car = kinds == "car"
+        assert car.sum() == len(bg["origin"]), backend  # not the whole demand: claimed trips are not driven as cars
+        assert np.array_equal(ds.trip_origin.values[car], bg["origin"]), backend
+        assert np.array_equal(ds.trip_depart.values[car], bg["depart_s"]), backend
+        assert (kinds == "ev").sum() >= claimed * 0.9, backend  # the EVs drive their trips themselves
 
 
 def test_killed_sumo_stops_with_clear_error_and_partial_results():

@@ -247,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file")
     c.add_argument("--variant", default="baseline")
     c.add_argument("--quiet", action="store_true")
+    c.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of the table")
     c.set_defaults(func=_delegate("agents.traffic.compare", "cli_compare_backends"))
 
     s = sub.add_parser("sweep", help="run a parameter sweep / replications in parallel")

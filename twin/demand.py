@@ -7,6 +7,7 @@ routes). Departure times follow a time-of-day profile. All randomness comes from
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from networks import CityGraph
 from twin.scenario import DemandConfig, ScenarioError
 
-__all__ = ["generate_trips", "profile_weights", "PROFILES"]
+__all__ = ["generate_trips", "profile_weights", "PROFILES", "clock_shift", "demand_errors"]
 
 # Relative trip rates by clock hour (0..23). "weekday" follows the typical urban weekday curve
 # (morning and evening peaks); the peak profiles are its halves with the off-peak damped.
@@ -109,6 +110,40 @@ def _read_csv(path: Path, cols: tuple[str, ...], source: str) -> list[dict]:
     return rows
 
 
+def _hms(t_s: float) -> str:
+    t = int(round(t_s))
+    return f"{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}"
+
+
+def clock_shift(dep: np.ndarray, t0: float, t1: float, start_hour: float, what: str,
+                source: str = "scenario") -> tuple[np.ndarray, str | None]:
+    """Departures of a trip file in run time (s from the scenario start): shift clock times, refuse empty files.
+
+    A file whose departures are clock times (e.g. 54,000-57,600 s for 15:00-16:00) is shifted by the
+    scenario's clock start (``time.start``) when more of its trips then fall in the demand window [t0, t1);
+    the message returned says so. A file with no trip at all, or none in the window either way, raises
+    :class:`ScenarioError` naming ``what``, its departure range and both windows (nothing runs zero trips).
+    """
+    dep = np.asarray(dep, float)
+    off = 3600.0 * float(start_hour)
+    if len(dep) == 0:
+        raise ScenarioError(source, [f"{what}: no trip with a fixed departure time on links of the city "
+                                     f"(the file's edges must be passenger edges of the city's network)"])
+    n_run = int(((dep >= t0) & (dep < t1)).sum())
+    n_clk = int(((dep - off >= t0) & (dep - off < t1)).sum()) if off > 0 else 0
+    lo, hi = float(dep.min()), float(dep.max())
+    if max(n_run, n_clk) == 0:
+        raise ScenarioError(source, [
+            f"{what}: departures {lo:,.0f}-{hi:,.0f} s lie outside the demand window {t0:,.0f}-{t1:,.0f} s "
+            f"from the scenario start, and outside it in clock time too ({_hms(off + t0)}-{_hms(off + t1)} = "
+            f"{off + t0:,.0f}-{off + t1:,.0f} s); set time.start / time.duration_s to cover them"])
+    if n_clk > n_run:
+        return dep - off, (f"{what}: departures {lo:,.0f}-{hi:,.0f} s are clock times ({_hms(lo)}-{_hms(hi)}); "
+                           f"shifted by -{off:,.0f} s to the scenario start {_hms(off)}: {n_clk} of {len(dep)} trips "
+                           f"fall in the demand window")
+    return dep, None
+
+
 def generate_trips(cfg: DemandConfig, city: CityGraph, rng: np.random.Generator, duration_s: float,
                    start_hour: float, resolve=lambda p: Path(p), source: str = "scenario") -> dict[str, np.ndarray]:
     """Trips as arrays ``origin``, ``destination`` (node indices, int32) and ``depart_s`` (sorted, float64)."""
@@ -117,9 +152,9 @@ def generate_trips(cfg: DemandConfig, city: CityGraph, rng: np.random.Generator,
     if cfg.trips_file:
         path = resolve(cfg.trips_file)
         if path.name.endswith((".xml", ".xml.gz")):
-            from networks.sumo_net import load_sumo_trips
+            from networks.sumo_routes import load_sumo_trips
 
-            tr = load_sumo_trips(path, city)
+            tr = load_sumo_trips(path, city, rng)
             o, d, dep = tr["origin"].astype(np.int32), tr["destination"].astype(np.int32), tr["depart_s"].astype(float)
         else:
             rows = _read_csv(path, ("depart_s", "origin", "destination"), source)
@@ -129,6 +164,9 @@ def generate_trips(cfg: DemandConfig, city: CityGraph, rng: np.random.Generator,
             except KeyError as exc:
                 raise ScenarioError(source, [f"demand.trips_file: {exc.args[0]}"]) from None
             dep = np.array([float(r["depart_s"]) for r in rows])
+        dep, msg = clock_shift(dep, t0, t1, start_hour, f"demand.trips_file {cfg.trips_file}", source)
+        if msg:
+            print(msg, file=sys.stderr)
         if cfg.scale != 1.0 and len(o):
             m = int(round(len(o) * cfg.scale))
             pick = np.sort(rng.choice(len(o), size=m, replace=cfg.scale > 1.0))
@@ -161,9 +199,23 @@ def generate_trips(cfg: DemandConfig, city: CityGraph, rng: np.random.Generator,
     return {"origin": o.astype(np.int32), "destination": d.astype(np.int32), "depart_s": dep}
 
 
-def demand_errors(cfg: DemandConfig, city: CityGraph, resolve) -> list[str]:
-    """Problems in the demand files against the city (columns, unknown zones or nodes), as message lines."""
+def demand_errors(cfg: DemandConfig, city: CityGraph, resolve, time=None) -> list[str]:
+    """Problems in the demand files against the city (columns, unknown zones or nodes), as message lines.
+
+    With ``time`` (the scenario's ``time:`` section) a SUMO route file is also read: no trips on the city,
+    or departures that fall in neither the run's window nor its clock window, are errors.
+    """
     errs: list[str] = []
+    if cfg.trips_file and str(cfg.trips_file).endswith((".xml", ".xml.gz")) and time is not None:
+        from networks.sumo_routes import load_sumo_trips
+
+        path = resolve(cfg.trips_file)
+        dep = load_sumo_trips(path, city)["depart_s"]
+        t1 = min(cfg.end_s if cfg.end_s is not None else time.duration_s, time.duration_s)
+        try:
+            clock_shift(dep, cfg.start_s, t1, time.start_hour, f"demand.trips_file: {cfg.trips_file}")
+        except ScenarioError as exc:
+            errs += list(exc.messages)
     if cfg.od_file:
         path = resolve(cfg.od_file)
         try:

@@ -94,7 +94,8 @@ def scenario_errors(variants: dict[str, Scenario], scenario_dir: str | Path) -> 
         pre = "" if vname == BASELINE else f"variants.{vname}."
         msgs += [f"{pre}{m}" for m in missing_domains(sc.domain_configs)]
         city = variant_city(sc, base_dir)
-        msgs += [f"{pre}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir))]
+        msgs += [f"{pre}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir),
+                                                          sc.time)]
         for dname, cfg in sc.domain_configs.items():
             check = getattr(cfg, "city_errors", None)
             if check is not None:

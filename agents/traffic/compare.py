@@ -17,7 +17,12 @@ import pandas as pd
 import xarray as xr
 
 __all__ = ["compare_backends", "cli_compare_backends", "hourly_link_flows", "geh", "flow_agreement",
-           "run_backend"]
+           "run_backend", "vehicle_hours_all", "run_figures", "FIGURE_UNITS"]
+
+# the figures of one run (run_figures), with their units; the validation suite and --json use these names
+FIGURE_UNITS = {"mean_travel_time_s": "s", "p90_travel_time_s": "s", "vehicle_hours": "h", "trips": "1",
+                "trips_completed": "1", "trips_unfinished": "1", "gridlock_resolutions": "1", "vehicle_km": "km",
+                "wall_time_s": "s"}
 
 
 def geh(m: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -74,7 +79,47 @@ def run_backend(path: str | Path, variant: str, backend: str, city=None, overrid
 
 def kpi_value(ds: xr.Dataset, name: str) -> float:
     v = ds.get(f"kpi_traffic_{name}")
+    if v is None and name in ("teleports", "gridlock_resolutions"):  # one count, renamed
+        v = ds.get("kpi_traffic_teleports" if name == "gridlock_resolutions" else "kpi_traffic_gridlock_resolutions")
     return float(v.values) if v is not None else float("nan")
+
+
+def _trip_table(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(depart s, arrive s or NaN, status, end of the run s) of every trip in a results Dataset."""
+    end = float(ds["time"].values[-1]) if "time" in ds.coords and ds.sizes.get("time", 0) else float("nan")
+    return (ds["trip_depart"].values.astype(float), ds["trip_arrive"].values.astype(float),
+            ds["trip_status"].values, end)
+
+
+def vehicle_hours_all(ds: xr.Dataset) -> float:
+    """Vehicle-hours of every trip due by the end (h): arrived trips until arrival, trips still running or
+    still waiting to enter the network until the end of the run; unroutable trips are left out."""
+    from agents.traffic.schema import ARRIVED, UNROUTABLE
+
+    dep, arr, st, end = _trip_table(ds)
+    use = (st != UNROUTABLE) & (dep < end)
+    t_end = np.where(st == ARRIVED, arr, end)
+    return float(np.nansum((t_end - dep)[use]) / 3600.0)
+
+
+def run_figures(ds: xr.Dataset, wall_s: float) -> dict[str, float]:
+    """The validation figures of one run (units in ``FIGURE_UNITS``); travel times over completed trips.
+
+    ``trips``: trips in the demand that are due by the end and routable; ``trips_unfinished``: those of them
+    still on the road or waiting to enter at the end; ``vehicle_hours`` counts both (``vehicle_hours_all``).
+    """
+    from agents.traffic.schema import ARRIVED, UNROUTABLE
+
+    dep, arr, st, end = _trip_table(ds)
+    due = (st != UNROUTABLE) & (dep < end)
+    done = st == ARRIVED
+    tt = (arr - dep)[done]
+    return {"mean_travel_time_s": float(tt.mean()) if len(tt) else float("nan"),
+            "p90_travel_time_s": float(np.percentile(tt, 90)) if len(tt) else float("nan"),
+            "vehicle_hours": vehicle_hours_all(ds), "trips": int(due.sum()), "trips_completed": int(done.sum()),
+            "trips_unfinished": int((due & ~done).sum()),
+            "gridlock_resolutions": kpi_value(ds, "gridlock_resolutions"), "vehicle_km": kpi_value(ds, "vehicle_km"),
+            "wall_time_s": float(wall_s)}
 
 
 def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = True,
@@ -108,8 +153,11 @@ def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = 
     for key, label, unit in [("mean_travel_time", "mean travel time", "s"), ("p90_travel_time", "p90 travel time", "s"),
                              ("trips", "trips", "1"), ("trips_completed", "completed trips", "1"),
                              ("vehicle_km", "vehicle-km", "km"), ("vehicle_hours", "vehicle-hours", "h"),
-                             ("teleports", "teleports", "1")]:
-        a, b = kpi_value(dm, key), kpi_value(ds_, key)
+                             ("gridlock_resolutions", "gridlock resolutions / teleports", "1")]:
+        if key == "vehicle_hours":  # including trips still running or waiting to enter at the end
+            a, b = vehicle_hours_all(dm), vehicle_hours_all(ds_)
+        else:
+            a, b = kpi_value(dm, key), kpi_value(ds_, key)
         rows.append((label, unit, a, b, 100.0 * (a - b) / b if b else float("nan")))
     rows.append(("hourly link flow correlation r", "1", r, r, float("nan")))
     rows.append(("links·hours with GEH < 5", "%", 100 * share, 100 * share, float("nan")))
@@ -118,6 +166,13 @@ def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = 
     rows.append(("wall time ratio sumo/meso", "x", ws / wm, ws / wm, float("nan")))
     df = pd.DataFrame(rows, columns=["measure", "units", "meso", "sumo", "meso vs sumo %"]).set_index("measure")
     df.attrs.update({"scenario": str(path), "variant": variant, "complete_sumo": int(ds_.attrs.get("complete", 0))})
+    df.attrs["figures"] = {
+        "scenario": str(path), "variant": variant, "units": FIGURE_UNITS,
+        "models": {"builtin": run_figures(dm, wm), "sumo": run_figures(ds_, ws)},
+        "sumo_options": {"mesosim": bool(base.domain_configs["traffic"].sumo.mesosim)},
+        "agreement": {"flow_r": r, "geh5_share": share, "link_hours_compared": pairs,
+                      "wall_time_ratio_sumo_over_builtin": ws / wm if wm else float("nan")},
+        "complete_sumo": int(ds_.attrs.get("complete", 0))}
     return df
 
 
@@ -128,7 +183,7 @@ def format_table(df: pd.DataFrame) -> str:
     for name, r in df.iterrows():
         shared = name.startswith(("hourly", "links", "(link", "wall time ratio"))
         fmt = (lambda x: f"{x:,.3f}") if abs(r["meso"]) < 10 and r["units"] in ("1", "x") and "trips" not in name \
-            and "pairs" not in name and "teleports" not in name else (lambda x: f"{x:,.1f}")
+            and "pairs" not in name and "gridlock" not in name else (lambda x: f"{x:,.1f}")
         a = fmt(r["meso"])
         b = "" if shared else fmt(r["sumo"])
         d = "" if np.isnan(r["meso vs sumo %"]) else f"{r['meso vs sumo %']:+.1f}%"
@@ -153,6 +208,24 @@ def cli_compare_backends(args) -> int:
     except RuntimeError as exc:  # SumoRunError and other failed runs
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps(_json_safe(df.attrs["figures"])))
+        return 0
     print(f"compare-backends: {args.file} / variant {args.variant}")
     print(format_table(df))
     return 0
+
+
+def _json_safe(x):
+    """NaN and inf become null (strict JSON); numpy scalars become Python numbers."""
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    return x

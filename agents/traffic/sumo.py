@@ -3,7 +3,8 @@
 How it runs
 - Network: the city's own ``.net.xml`` when it came from one (link id = SUMO edge id), else an export
   with netconvert (``networks.sumo_export``; link i -> ``edge_ids[i]``, one to one).
-- Demand: ``twin.shared["demand_trips"]`` becomes a SUMO route file of ``<trip>`` elements, id = trip
+- Demand: ``twin.shared["background_trips"]`` (the demand less the trips other domains claimed, e.g.
+  EVs, which drive them themselves; as meso) becomes a SUMO route file of ``<trip>`` elements, id = trip
   index, same departure times; from/to edges are the first and last link of the trip's free-flow
   shortest path on the city graph (see ``sumo_setup``). SUMO routes every trip at insertion on current
   travel times (rerouting device on all vehicles); a ``reroute_share`` of them also re-route en route
@@ -15,7 +16,9 @@ How it runs
   Each step reads departed/arrived ids and teleports through one simulation subscription.
 - Connection: libsumo in-process (default) or TraCI over a socket (``sumo.connection: traci``, with
   ``sumo.gui: true`` for sumo-gui where installed). SUMO's own process is started and owned here.
-- Closures (``set_capacity_factor``): 0 forbids all vehicle classes on every lane of the edge and makes
+- Closures: a scenario's full closures (``traffic.closures`` with factor 0) are written as SUMO rerouters
+  (``closingReroute``) into an additional file, so SUMO closes them itself (live lane calls crashed SUMO
+  meso with junction control). ``set_capacity_factor`` (live, from other domains or partial closures): 0 forbids all vehicle classes on every lane of the edge and makes
   vehicles whose remaining route uses it re-route; 0 < f < 1 closes the rightmost lanes so that
   ``max(1, round(f * lanes))`` stay open; when that leaves every lane open (one-lane roads, f near 1)
   the edge's speed limit is multiplied by f instead (a documented stand-in: SUMO's capacity barely
@@ -49,7 +52,7 @@ from agents.traffic.sumo_io import read_edgedata, read_tripinfo
 from agents.traffic.sumo_options import checked_additional
 from agents.traffic.sumo_setup import (SumoNotAvailable, check_sumo, freeflow_od_links, new_work_dir,
                                        prepare_network, sumo_binary, sumo_command, write_additional,
-                                       write_vtypes_and_trips)
+                                       write_closures, write_vtypes_and_trips)
 from twin.domain import KPI, Domain, DomainRunError
 
 __all__ = ["SumoTraffic", "SumoRunError", "SumoNotAvailable"]
@@ -145,7 +148,8 @@ class SumoTraffic(Domain, TrafficBackend):
         self.net_file, self.edge_ids = net.net_file, net.edge_ids
         self.edge_index = {e: i for i, e in enumerate(self.edge_ids)}
         self._alloc(1024)
-        demand = twin.shared.get("background_trips", twin.shared.get("demand_trips"))  # claimed trips left out
+        # the trips no other domain claimed (EVs drive theirs themselves): the same demand as meso
+        demand = twin.shared.get("background_trips", twin.shared.get("demand_trips"))
         o = np.asarray(demand["origin"], np.int32) if demand is not None else np.zeros(0, np.int32)
         d = np.asarray(demand["destination"], np.int32) if demand is not None else np.zeros(0, np.int32)
         dep = np.asarray(demand["depart_s"], _F) if demand is not None else np.zeros(0)
@@ -160,7 +164,15 @@ class SumoTraffic(Domain, TrafficBackend):
         self.edgedata_file = self.work / "edgedata.xml"
         self.tripinfo_file = self.work / "tripinfo.xml"
         add = write_additional(self.work / "citytwin.add.xml", self.edgedata_file, twin.record_interval_s)
-        extra_add = checked_additional([twin.resolve_path(p) for p in c.sumo.additional_files])  # no outputs
+        extra_add = list(checked_additional([twin.resolve_path(p) for p in c.sumo.additional_files]))  # no outputs
+        # full closures known up front: SUMO's own rerouter closes them (no live lane calls, see _closure)
+        full = [cl for cl in c.closures if cl.capacity_factor <= 0.0]
+        if full:
+            end = self.duration + 10 * self.dt
+            clos = write_closures(self.work / "closures.add.xml",
+                                  [(self.edge_ids[self.city.link_index(cl.link)], cl.start_s,
+                                    cl.end_s if cl.end_s is not None else end) for cl in full], self.edge_ids)
+            extra_add.append(str(clos))
         add_files = ",".join([str(add), *extra_add])  # the scenario's own signal programs, detectors...
         cmd = sumo_command(sumo_binary(c.sumo.gui and c.sumo.connection == "traci"), self.net_file,
                            self.routes_file, add_files, self.tripinfo_file, step_length_s=self.dt,
@@ -415,6 +427,23 @@ class SumoTraffic(Domain, TrafficBackend):
         except _fatal_errors() as exc:
             self._fail(exc)
 
+    def _closure(self, cl):
+        """A scenario closure: full ones are applied by SUMO's rerouter (closures.add.xml), so only the
+        factor the city sees changes here; partial ones change lanes live (``set_capacity_factor``)."""
+        if cl.capacity_factor > 0.0:
+            yield from super()._closure(cl)
+            return
+        env = self.twin.env
+        i = self.city.link_index(cl.link)
+        if cl.start_s > env.now:
+            yield env.timeout(cl.start_s - env.now)
+        self._catch_up()
+        self.cap_factor[i] = 0.0
+        if cl.end_s is not None and cl.end_s < self.duration:
+            yield env.timeout(cl.end_s - env.now)
+            self._catch_up()
+            self.cap_factor[i] = 1.0
+
     def _reroute_through(self, edge: str) -> None:
         """Vehicles whose remaining route uses ``edge`` re-route now (one call per running vehicle, rare)."""
         k = self.k
@@ -520,12 +549,18 @@ class SumoTraffic(Domain, TrafficBackend):
             with np.errstate(divide="ignore", invalid="ignore"):
                 speed = np.where(ss > 0, np.minimum(dist / ss, ffs), ffs)
             nan = np.float32(np.nan)
+            capf = np.stack(self._rec["capf"])
+            speed = np.where(capf <= 0.0, np.nan, speed)  # a closed link has no speed (not free flow)
             series = {"flow": np.where(found, exits * 3600.0 / span, nan).astype(np.float32),
                       "speed": np.where(found, speed, nan).astype(np.float32),
                       "vehicles": np.where(found, ss / span, nan).astype(np.float32),
                       "queue": np.stack(self._rec["queue"]),
                       "queue_long_name": "vehicles halting on the link at the interval's end",
-                      "capf": np.stack(self._rec["capf"]), "running": self._rec["running"],
+                      "capf": capf, "running": self._rec["running"],
+                      # SUMO's time loss on the link per vehicle leaving it: the delay of its queue, signal
+                      # and give-way at the end (and any slowing on the way), NaN if none left
+                      "junction_delay": np.where(found & (exits > 0), ed["time_loss_s"][k] / np.maximum(exits, 1),
+                                                 nan).astype(np.float32),
                       "completed": self._rec["completed"], "waiting": self._rec["waiting"]}
         st = self.status()
         dist_m = np.zeros(n)

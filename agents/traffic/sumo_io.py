@@ -20,7 +20,8 @@ def _attr(obj, name: str, default: float = 0.0) -> float:
 
 def read_edgedata(path: Path, edge_index: dict[str, int], interval_ends_s: np.ndarray) -> tuple[dict, bool]:
     """Per-interval edge measures as ``[T, L]`` arrays keyed ``exits`` (left + arrived), ``sampled_s``,
-    ``dist_m`` (sampledSeconds * speed) and ``found`` (bool [T]: interval present in the file).
+    ``dist_m`` (sampledSeconds * speed), ``time_loss_s`` (SUMO's timeLoss: time lost against driving at the
+    desired speed, summed over vehicles) and ``found`` (bool [T]: interval present in the file).
 
     Intervals are matched to ``interval_ends_s`` by their end time; edges not in ``edge_index``
     (e.g. SUMO edges closed to cars) are ignored. Returns (arrays, file_complete).
@@ -29,7 +30,7 @@ def read_edgedata(path: Path, edge_index: dict[str, int], interval_ends_s: np.nd
 
     T, L = len(interval_ends_s), len(edge_index)
     out = {"exits": np.zeros((T, L)), "sampled_s": np.zeros((T, L)), "dist_m": np.zeros((T, L)),
-           "found": np.zeros(T, bool)}
+           "time_loss_s": np.zeros((T, L)), "found": np.zeros(T, bool)}
     complete = True
     if not Path(path).exists():
         return out, False
@@ -48,6 +49,7 @@ def read_edgedata(path: Path, edge_index: dict[str, int], interval_ends_s: np.nd
                 out["exits"][k, j] = _attr(e, "left") + _attr(e, "arrived")
                 out["sampled_s"][k, j] = ss
                 out["dist_m"][k, j] = ss * _attr(e, "speed")
+                out["time_loss_s"][k, j] = _attr(e, "timeLoss")
     except ET.ParseError:
         complete = False
     return out, complete

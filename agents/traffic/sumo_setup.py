@@ -26,7 +26,8 @@ from numba import njit
 from networks.routing import next_hop_tables
 
 __all__ = ["SumoNotAvailable", "SUMO_PACKAGES", "check_sumo", "sumo_binary", "SumoNetwork", "prepare_network",
-           "freeflow_od_links", "write_vtypes_and_trips", "write_additional", "sumo_command", "VTYPES"]
+           "freeflow_od_links", "write_vtypes_and_trips", "write_additional", "write_closures", "sumo_command",
+           "VTYPES"]
 
 SUMO_PACKAGES = ("eclipse-sumo", "libsumo", "traci", "sumolib")
 _PIP = "pip install eclipse-sumo=={v} libsumo=={v} traci=={v} sumolib=={v}"
@@ -199,6 +200,26 @@ def write_additional(path: Path, edgedata_file: Path, period_s: float) -> Path:
     with open(path, "w", encoding="utf-8") as f:
         f.write(f'<additional>\n  <edgeData id="citytwin" file={quoteattr(str(edgedata_file))} '
                 f'period="{period_s:g}" excludeEmpty="true"/>\n</additional>\n')
+    return path
+
+
+def write_closures(path: Path, closures: Sequence[tuple[str, float, float]], trigger_edges: Sequence[str]) -> Path:
+    """Additional file closing edges for time windows: one ``<rerouter>`` with a ``closingReroute`` per closure.
+
+    ``closures``: (edge id, begin s, end s). Closing through SUMO's own rerouter, instead of changing lane
+    permissions through libsumo/TraCI mid-run, is what SUMO meso with junction control survives (the live
+    calls crashed it, docs/sumo.md). The rerouter sits on ``trigger_edges`` (every edge of the city), so a
+    vehicle whose remaining route uses a closed edge re-routes on entering its next edge; vehicles inserted
+    later are routed around it because the edge disallows every class while closed.
+    """
+    trig = " ".join(trigger_edges)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("<additional>\n")
+        for k, (edge, begin, end) in enumerate(closures):
+            f.write(f'  <rerouter id="citytwin_closure_{k}" edges={quoteattr(trig)}>\n'
+                    f'    <interval begin="{begin:g}" end="{end:g}">'
+                    f'<closingReroute id={quoteattr(edge)} disallow="all"/></interval>\n  </rerouter>\n')
+        f.write("</additional>\n")
     return path
 
 

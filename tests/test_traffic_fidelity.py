@@ -1,0 +1,111 @@
+"""The traffic fidelity harness: figures count unfinished trips, targets judge correctly, SUMO runs are cached and
+isolated (a failing SUMO run is reported, never raised)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from agents.traffic.compare import run_figures, vehicle_hours_all
+from agents.traffic.reference import reference_key, sumo_reference
+from agents.traffic.schema import ARRIVED, PENDING, RUNNING, UNROUTABLE
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "validation"))
+import traffic_fidelity as tf  # noqa: E402
+
+TINY = """\
+name: tiny_ref
+seed: 4
+city: {source: grid, grid: {nx: 4, ny: 4, spacing_m: 200}, zone_cell_m: 400}
+time: {duration_s: 600, step_s: 1, record_interval_s: 300}
+demand: {trips: 60, model: uniform, end_s: 300}
+traffic: {backend: meso%s}
+variants:
+  closed: {traffic: {closures: [{link: "n1_1>n2_1", start_s: 0}, {link: "n2_1>n1_1", start_s: 0}]}}
+"""
+
+
+def _trips_ds(depart, arrive, status, end=1000.0):
+    return xr.Dataset({"trip_depart": ("trip", np.asarray(depart, float)),
+                       "trip_arrive": ("trip", np.asarray(arrive, float)),
+                       "trip_status": ("trip", np.asarray(status, np.int8))},
+                      coords={"time": [500.0, end]})
+
+
+def test_vehicle_hours_count_running_and_waiting_trips():
+    """Arrived trips count until arrival, running and waiting ones until the end; unroutable and future ones not."""
+    ds = _trips_ds([0, 100, 400, 900, 0, 1200], [360, np.nan, np.nan, np.nan, np.nan, np.nan],
+                   [ARRIVED, RUNNING, PENDING, PENDING, UNROUTABLE, PENDING])
+    assert vehicle_hours_all(ds) == pytest.approx((360 + 900 + 600 + 100) / 3600)
+    f = run_figures(ds, 2.0)
+    assert f["trips"] == 4 and f["trips_completed"] == 1 and f["trips_unfinished"] == 3
+    assert f["mean_travel_time_s"] == 360 and f["wall_time_s"] == 2.0
+
+
+def _city(builtin: dict, micro: dict, meso: dict, d: dict) -> dict:
+    runs = {}
+    for run in ("baseline", "closure"):
+        runs[run] = {m: {"mean_travel_time_s": v[0] * (1.2 if run == "closure" else 1), "p90_travel_time_s": v[1],
+                         "vehicle_hours": v[2], "trips_completed": v[3], "geh5_share": v[4], "flow_r": v[5],
+                         "wall_time_s": v[6]}
+                     for m, v in (("builtin", builtin[run]), ("sumo_micro", micro[run]), ("sumo_meso_jc", meso[run]))}
+    return {"runs": runs, "closure_delta": {m: {"d_vehicle_hours_pct": x, "d_mean_travel_time_pct": x}
+                                            for m, x in d.items()}}
+
+
+def test_targets_pass_when_the_builtin_model_matches_sumo_and_fail_on_a_wrong_sign():
+    """A built-in run equal to SUMO micro and 20x faster than meso-jc meets every target; the wrong closure sign,
+    a 15% travel-time gap or a meso-jc run that is closer each fail their own target."""
+    micro = {"baseline": (200, 300, 100, 1000, 1.0, 1.0, 100), "closure": (240, 360, 130, 1000, 1.0, 1.0, 100)}
+    meso = {"baseline": (180, 280, 90, 990, 0.8, 0.9, 20), "closure": (200, 300, 100, 990, 0.8, 0.9, 20)}
+    good = {"baseline": (200, 300, 100, 1000, 0.9, 0.95, 1), "closure": (240, 360, 130, 1000, 0.9, 0.95, 1)}
+    t = tf.targets(_city(good, micro, meso, {"builtin": 30.0, "sumo_micro": 30.0, "sumo_meso_jc": 11.0}))
+    assert all(v["pass"] for v in t.values()), t
+    t = tf.targets(_city(good, micro, meso, {"builtin": -30.0, "sumo_micro": 30.0, "sumo_meso_jc": 11.0}))
+    assert not t["closure_dvh_within_25pct_same_sign"]["pass"]
+    slow = {"baseline": (230, 300, 100, 1000, 0.9, 0.95, 1), "closure": good["closure"]}
+    t = tf.targets(_city(slow, micro, meso, {"builtin": 30.0, "sumo_micro": 30.0, "sumo_meso_jc": 11.0}))
+    assert not t["mean_travel_time_within_10pct"]["pass"]
+    assert "baseline_mean_travel_time_s" in t["as_close_as_sumo_meso_jc_on_every_figure"]["not_met"]
+    assert t["geh5_share_at_least_85pct"]["pass"] and t["speedup_vs_sumo_meso_jc_at_least_10x"]["value"] == 20
+
+
+def test_reference_runs_are_cached_and_a_failing_sumo_is_reported(tmp_path):
+    """A SUMO reference run is computed in a child process once, then read from the cache (same figures); the
+    key follows variant and mode; a SUMO that cannot start gives an error message, not an exception."""
+    scen = tmp_path / "tiny.yaml"
+    scen.write_text(TINY % "")
+    cache = tmp_path / "cache"
+    r1 = sumo_reference(scen, "baseline", "micro", cache_dir=cache, timeout_s=600)
+    assert r1.ds is not None and not r1.cached, r1.error
+    r2 = sumo_reference(scen, "baseline", "micro", cache_dir=cache)
+    assert r2.cached and r2.key == r1.key
+    assert run_figures(r1.ds, r1.wall_s) == run_figures(r2.ds, r2.wall_s)
+    assert run_figures(r1.ds, 0)["trips_completed"] > 50
+    keys = {reference_key(scen, v, m) for v in ("baseline", "closed") for m in ("micro", "meso_jc")}
+    assert len(keys) == 4
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY % ', sumo: {extra_args: ["--no-such-option", "1"]}')
+    r3 = sumo_reference(bad, "baseline", "micro", cache_dir=cache, timeout_s=600)
+    assert r3.ds is None and "failed" in r3.error and not list(cache.glob("bad.*"))
+
+
+def test_compare_backends_json(tmp_path, capsys):
+    """``compare-backends --json`` prints one JSON object with both models' figures and their agreement."""
+    import json
+
+    from twin.cli import main
+
+    scen = tmp_path / "tiny.yaml"
+    scen.write_text(TINY % "")
+    assert main(["compare-backends", str(scen), "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    b, s = doc["models"]["builtin"], doc["models"]["sumo"]
+    assert b["trips"] == s["trips"] == 60 and b["trips_completed"] == s["trips_completed"] == 60
+    assert 0 < b["mean_travel_time_s"] < 600 and 0 < s["mean_travel_time_s"] < 600
+    assert b["vehicle_hours"] == pytest.approx(b["mean_travel_time_s"] * 60 / 3600)  # everybody arrived
+    assert doc["units"]["vehicle_hours"] == "h" and doc["agreement"]["link_hours_compared"] > 10
