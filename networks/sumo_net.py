@@ -7,7 +7,6 @@ this); nodes are the junctions those edges touch. Per-lane capacity comes from t
 from __future__ import annotations
 
 import gzip
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import IO, cast
 
