@@ -47,7 +47,7 @@ def city_day(n_ev: int, seed: int = 1) -> dict:
     events = next(tw.env._eid)
     k = {a: b.value for a, b in dom.kpis().items()}
     return {"evs": n_ev, "stations": n_st, "plugs": 4 * n_st, "setup_s": t1 - t0, "run_s": t2 - t1, "events": events,
-            "events_per_s": events / (t2 - t1), "trips": tw.traffic.n_trips, "sessions": k["sessions"],
+            "events_per_s": events / (t2 - t1), "trips": tw.traffic.n_trips, "sessions": k["sessions_started"],
             "energy_mwh": k["energy_delivered_kwh"] / 1000, "peak_kw": k["peak_load_kw"], "limit_kw": limit}
 
 

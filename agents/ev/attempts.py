@@ -28,8 +28,7 @@ class Attempt:
     kind: str  # "en_route" | "destination" | "warm"
     t_request_s: float
     need_kwh: float  # battery side, asked for
-    max_kw: float  # most power the plug and the EV allow (grid side)
-    efficiency: float
+    max_kw: float  # most power the battery takes on that plug (kW, battery side: plug x efficiency and EV limit)
     stay_s: float | None  # planned time plugged in (destination dwell), None en route (until the target)
     t_plug_s: float = math.nan
     t_end_s: float = math.nan  # unplug or give-up time
@@ -65,7 +64,7 @@ def receivable_kwh(a: Attempt, t_end_run_s: float) -> float:
     else:
         leave = t_end_run_s if a.stay_s is None else min(a.t_plug_s + a.stay_s, t_end_run_s)
     hours = max(leave - a.t_plug_s, 0.0) / 3600.0
-    return min(a.need_kwh, a.max_kw * a.efficiency * hours)
+    return min(a.need_kwh, a.max_kw * hours)
 
 
 def demand_met(attempts: list[Attempt], t_end_run_s: float) -> float:

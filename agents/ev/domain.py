@@ -97,7 +97,7 @@ class EVDomain(Domain):
         for st in self.stations:
             cls = self.params["classes"][cfg.dwell_class if st.power_kw <= 22.0 else cfg.dc_class]
             for _k, stay_s, kwh in draw_warm_sessions(cls, self.start_hour, st.plugs, st.power_kw, rng):
-                rec = Attempt(-1, st.index, "warm", 0.0, kwh, st.power_kw, cfg.efficiency, stay_s)
+                rec = Attempt(-1, st.index, "warm", 0.0, kwh, st.power_kw * cfg.efficiency, stay_s)
                 self.attempts.append(rec)
                 cap = max(kwh / 0.3, 10.0)  # SoC 0.5 -> at most 0.8: the taper stays out of the way
                 self.env.process(st.session(kwh, 0.5, cap, st.power_kw, dwell_s=stay_s, leave_when_full=False,

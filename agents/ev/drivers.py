@@ -97,8 +97,8 @@ class EVDriver(mesa.Agent):
         t = f.tallies
         t["requested_kwh"][i] += need_kwh
         kw = self.plug_kw(s)
-        rec = Attempt(i, s, "en_route" if dwell_s is None else "destination", dom.env.now, need_kwh, kw,
-                      dom.config.efficiency, dwell_s)
+        batt_kw = min(st.power_kw * dom.config.efficiency, kw)
+        rec = Attempt(i, s, "en_route" if dwell_s is None else "destination", dom.env.now, need_kwh, batt_kw, dwell_s)
         dom.attempts.append(rec)
         out = yield dom.env.process(st.session(need_kwh, float(f.soc[i]), float(f.cap_kwh[i]), kw,
                                                dwell_s=dwell_s, patience_s=patience_s,

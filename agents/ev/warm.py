@@ -8,8 +8,6 @@ still wants its fitted energy minus what full plug power delivered over u.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy.stats import norm
 
@@ -45,12 +43,13 @@ def draw_warm_sessions(cls: dict, hour: float, n_plugs: int, plug_kw: float,
     busy = np.flatnonzero(rng.random(n_plugs) < p_busy)
     mu, sigma = cls["dwell_h"]["mu"], cls["dwell_h"]["sigma"]
     emu, esig = cls["energy_kwh"]["mu"], cls["energy_kwh"]["sigma"]
-    out = []
-    for k in busy:
-        u = float(rng.choice(_U_H, p=w / w.sum()))
-        f_u = norm.cdf((math.log(u) - mu) / sigma)
-        q = f_u + rng.random() * (1.0 - f_u)  # D | D > u by inverse CDF
-        d = math.exp(mu + sigma * norm.ppf(min(q, 1.0 - 1e-12)))
-        e = math.exp(rng.normal(emu, esig))
-        out.append((int(k), max(d - u, 1.0 / 60.0) * 3600.0, max(e - plug_kw * u, 0.0)))
-    return out
+    if busy.size == 0:
+        return []
+    u = rng.choice(_U_H, size=busy.size, p=w / w.sum())
+    f_u = norm.cdf((np.log(u) - mu) / sigma)
+    q = np.minimum(f_u + rng.random(busy.size) * (1.0 - f_u), 1.0 - 1e-12)  # D | D > u by inverse CDF
+    d = np.exp(mu + sigma * norm.ppf(q))
+    e = np.exp(rng.normal(emu, esig, size=busy.size))
+    stay = np.maximum(d - u, 1.0 / 60.0) * 3600.0
+    kwh = np.maximum(e - plug_kw * u, 0.0)
+    return [(int(k), float(a), float(b)) for k, a, b in zip(busy, stay, kwh)]
