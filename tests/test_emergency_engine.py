@@ -36,9 +36,10 @@ def test_response_times_grow_with_congestion():
     jam, twin = _grid_run("meso", 15000)
     assert twin.kpis()["traffic"]["mean_delay"].value > 60  # the network really is congested
     np.testing.assert_array_equal(free["em_call_time"].values, jam["em_call_time"].values)
-    for ds in (free, jam):
-        w = ds["em_wait_time"].values
-        assert (w[np.isfinite(w)] == 0).all()
+    w = free["em_wait_time"].values
+    assert (w[np.isfinite(w)] == 0).all()
+    w = jam["em_wait_time"].values  # slow drives keep units busy longer: at most a few calls wait
+    assert np.mean(w[np.isfinite(w)] > 0) < 0.05
     drive = lambda ds: (ds["em_arrival_time"] - ds["em_dispatch_time"]).values  # noqa: E731
     assert np.nanmean(drive(jam)) > 1.1 * np.nanmean(drive(free))
     assert np.nanmedian(jam["em_response_time"].values) > np.nanmedian(free["em_response_time"].values)
