@@ -9,7 +9,8 @@ import pytest
 from scipy.integrate import quad
 from scipy.stats import norm
 
-from agents.ev.attempts import Attempt, demand_met, outcome, outcome_counts, plug_occupancy, receivable_kwh, unserved_evs
+from agents.ev.attempts import (Attempt, demand_met, outcome, outcome_counts, plug_occupancy, receivable_kwh,
+                               unserved_evs, wait_s)
 from agents.ev.warm import draw_warm_sessions, occupancy_at
 from twin.engine import CityTwin
 from twin.scenario import resolve_variants
@@ -61,6 +62,8 @@ def test_unserved_counts_only_evs_that_needed_and_never_plugged():
     needed = np.array([False, True, True, True, False])
     assert unserved_evs(needed, _hand_made()) == 2  # EVs 1 and 3 (EV 3: queued at the end)
     assert plug_occupancy(5.5, 11, 3600.0) == pytest.approx(0.5)
+    # waits: to plug-in, to giving up, and still queued to the end of the run
+    assert [wait_s(a, 10_000.0) for a in _hand_made()] == [0.0, 300.0, 0.0, 500.0]
 
 
 def test_warm_start_matches_the_fitted_occupancy():

@@ -145,6 +145,7 @@ def build_dataset(dom: "EmergencyDomain", t_end_s: float) -> xr.Dataset:
             "time": _v("time", T, "s", "record time, seconds from scenario start"),
         },
         attrs={"em_policy": dom.config.policy, "em_coverage_budget_s": dom._budget_s,
+               "em_population": float(dom.population) if dom.population is not None else float("nan"),
                "em_incident_types": ",".join(dom.config.incident_types)},
     )
     return ds
@@ -175,6 +176,14 @@ def build_kpis(dom: "EmergencyDomain", ds: xr.Dataset, t_end_s: float) -> dict[s
                               "calls not reached by the end (still waiting or on the way; censored)", "lower"),
         "unreachable": KPI(float(unreach.sum()), "1", "calls no unit could reach", "lower"),
     }
+    pop = getattr(dom, "population", None)
+    if pop:
+        k["population"] = KPI(float(pop), "1", "inhabitants the call rates are based on", "none")
+        amb = np.array([dom.config.incident_types[t].units.get("ambulance", 0) > 0 for t in types], bool)
+        per = 1000.0 / pop * 365.0 * 86400.0 / t_end_s
+        k["ambulance_calls_per_1000_year"] = KPI(float(amb.sum()) * per, "1/a",
+                                                 f"ambulance calls per 1,000 inhabitants a year, at this run's rate "
+                                                 f"({int(amb.sum())} calls in {t_end_s / 3600:.1f} h)", "none")
     urgent = np.isfinite(target)
     t, got = censored_responses(call[urgent], arr[urgent], unreach[urgent], t_end_s)
     nu, nc = int(urgent.sum()), int((~got).sum())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Attempt", "OUTCOMES", "outcome", "outcome_counts", "receivable_kwh", "demand_met", "unserved_evs",
-           "plug_occupancy"]
+           "plug_occupancy", "wait_s"]
 
 OUTCOMES = ("charged", "abandoned", "plugged", "queued")
 
@@ -78,6 +78,15 @@ def unserved_evs(needed: np.ndarray, attempts: list[Attempt]) -> int:
     """EVs that needed a charge (``needed[i]`` true: below ``charge_below_soc`` before a trip) and never got a plug."""
     plugged = {a.ev for a in attempts if not math.isnan(a.t_plug_s)}
     return int(sum(1 for i in np.flatnonzero(needed) if int(i) not in plugged))
+
+
+def wait_s(a: Attempt, t_end_run_s: float) -> float:
+    """Time (s) the attempt waited for a plug: to plug-in, to giving up, or (still queued) to the end of the run."""
+    if not math.isnan(a.t_plug_s):
+        return a.t_plug_s - a.t_request_s
+    if a.abandoned:
+        return a.t_end_s - a.t_request_s
+    return t_end_run_s - a.t_request_s
 
 
 def plug_occupancy(busy_plug_h: float, plugs: int, duration_s: float) -> float:

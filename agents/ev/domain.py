@@ -40,7 +40,6 @@ class EVDomain(Domain):
     def __init__(self, config: EVConfig) -> None:
         super().__init__(config)
         self.stations: list[Station] = []
-        self.waits: list[float] = []
         self._rec: dict[str, list] = {k: [] for k in ("t", "busy", "queue", "energy", "limit", "overload")}
         self._last = None
         self._tables_free = None

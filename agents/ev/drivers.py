@@ -105,7 +105,6 @@ class EVDriver(mesa.Agent):
                                                leave_when_full=leave_when_full, taper_soc=dom.config.taper_soc, tag=i,
                                                rec=rec))
         t["wait_s"][i] += out.wait_s
-        dom.waits.append(out.wait_s)
         if out.abandoned:
             t["abandoned"][i] += 1
             return out

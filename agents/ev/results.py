@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 
 from agents.ev.attempts import (OUTCOMES, demand_met, outcome, outcome_counts, plug_occupancy, receivable_kwh,
-                                unserved_evs)
+                                unserved_evs, wait_s)
 from twin.domain import KPI
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,10 +135,9 @@ def ev_kpis(dom: "EVDomain") -> dict[str, KPI]:
     fleet_att = [a for a in dom.attempts if a.ev >= 0]
     cnt = outcome_counts(fleet_att)
     n_att = len(fleet_att)
-    waits = np.asarray(dom.waits, float)
+    waits = np.array([wait_s(a, t_end) for a in fleet_att], float)
     plugs = sum(s.plugs for s in dom.stations)
     busy_h = float(ctrl.st_busy_h.sum())
-    days = t_end / 86400.0
     started = cnt["charged"] + cnt["plugged"]
     lim = dom.config.grid_limit_kw
     out = {
@@ -158,17 +157,18 @@ def ev_kpis(dom: "EVDomain") -> dict[str, KPI]:
                              "sessions already in progress at the start (fitted occupancy)", "none"),
         "plug_occupancy": KPI(plug_occupancy(busy_h, plugs, t_end), "1",
                               f"time-mean share of the {plugs} public plugs occupied (all sessions)", "none"),
-        "sessions_per_plug_day": KPI(started / plugs / days if plugs and days > 0 else float("nan"), "1/d",
-                                     f"EV plug-ins per plug per day over the run ({plugs} plugs)", "none"),
+        "plug_ins_per_plug": KPI(started / plugs if plugs else float("nan"), "1",
+                                 f"EV plug-ins per public plug over the run ({plugs} plugs, {t_end / 3600:.1f} h)", "none"),
+        "attempts_per_ev": KPI(n_att / f.n if f.n else 0.0, "1", "public charging attempts per EV over the run", "none"),
         "peak_load_kw": KPI(float(ctrl.peak_kw), "kW", "peak city charging load (all sessions)", "lower"),
         "energy_delivered_kwh": KPI(float(ctrl.energy_kwh), "kWh", "energy delivered, grid side (all sessions)", "higher"),
         "demand_met": KPI(demand_met(fleet_att, t_end), "1",
                           f"energy charged / energy receivable while plugged in ({started} EV plug-ins)", "higher"),
         "wait_median_s": KPI(float(np.median(waits)) if waits.size else 0.0, "s",
-                             f"median wait for a plug ({waits.size} attempts ended waiting; given-up ones count their patience)",
-                             "lower"),
+                             f"median wait for a plug ({waits.size} attempts; given up: to giving up, still queued: "
+                             "to the end)", "lower"),
         "wait_p90_s": KPI(float(np.quantile(waits, 0.9)) if waits.size else 0.0, "s",
-                          f"90th percentile wait for a plug ({waits.size} attempts)", "lower"),
+                          f"90th percentile wait for a plug ({waits.size} attempts, as the median)", "lower"),
         "ran_flat": KPI(float(tl["ran_flat"].sum()), "1", "EVs that ran out of charge", "lower"),
         "unserved": KPI(float(unserved_evs(tl["need_node"] >= 0, fleet_att)), "1",
                         f"EVs that needed a charge and never got a plug (of {int((tl['need_node'] >= 0).sum())} that needed one)",

@@ -85,11 +85,12 @@ class Station(mesa.Agent):
     # ---- a session ------------------------------------------------------------------------
     def session(self, need_kwh: float, soc: float, cap_kwh: float, ev_kw: float, *, dwell_s: float | None,
                 patience_s: float = float("inf"), leave_when_full: bool = True, taper_soc: float = 0.8,
-                tag: int = -1, rec: Attempt | None = None):
+                tag: int = -1, rec: Attempt | None = None, plug_index: int | None = None):
         """simpy process body: queue, charge, leave; returns a :class:`SessionOutcome`.
 
         ``rec``, if given, is the attempt record: plug-in, unplug/give-up times and stored energy are written
-        into it as they happen (so an attempt still open at the end of a run is known).
+        into it as they happen (so an attempt still open at the end of a run is known). ``plug_index`` (0-based within
+        the station) asks for that plug instead of the most powerful free one (it must be free on plug-in).
 
         ``dwell_s`` None = stay until the target is reached; otherwise stay at most ``dwell_s`` (leaving
         early when full if ``leave_when_full``). ``deadline`` for the load manager = plug-in + dwell.
@@ -112,7 +113,7 @@ class Station(mesa.Agent):
             yield req
         self._q_update()
         t1 = env.now
-        plug = ctrl.free_plug(self.index, self.lo, self.hi)
+        plug = ctrl.free_plug(self.index, self.lo, self.hi) if plug_index is None else self.lo + int(plug_index)
         if dwell_s is None:
             rate = max(min(self.power_kw, ev_kw), 1e-9)
             deadline = t1 + need_kwh / rate * 3600.0 * 1.5 + 600.0
