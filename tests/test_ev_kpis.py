@@ -9,8 +9,16 @@ import pytest
 from scipy.integrate import quad
 from scipy.stats import norm
 
-from agents.ev.attempts import (Attempt, demand_met, outcome, outcome_counts, plug_occupancy, receivable_kwh,
-                               unserved_evs, wait_s)
+from agents.ev.attempts import (
+    Attempt,
+    demand_met,
+    outcome,
+    outcome_counts,
+    plug_occupancy,
+    receivable_kwh,
+    unserved_evs,
+    wait_s,
+)
 from agents.ev.warm import draw_warm_sessions, occupancy_at
 from twin.engine import CityTwin
 from twin.scenario import resolve_variants
@@ -58,7 +66,7 @@ def test_receivable_and_demand_met_on_a_hand_made_case():
 
 
 def test_unserved_counts_only_evs_that_needed_and_never_plugged():
-    """EV 1 needed a charge and only queued in vain; EV 2 needed and is plugged at the end (served); EV 4 never needed."""
+    """EV 1 needed a charge and gave up; EV 2 needed one and is plugged at the end (served); EV 4 never needed."""
     needed = np.array([False, True, True, True, False])
     assert unserved_evs(needed, _hand_made()) == 2  # EVs 1 and 3 (EV 3: queued at the end)
     assert plug_occupancy(5.5, 11, 3600.0) == pytest.approx(0.5)
@@ -106,18 +114,19 @@ def test_home_charging_with_full_batteries_gives_no_public_demand():
     assert k["home_charging_share"].value == 1.0
     assert k["attempts"].value == 0 and k["energy_delivered_kwh"].value == 0.0
     assert float(ds["ev_requested"].sum()) == 0.0 and k["unserved"].value == 0
-    ds0, k0, _ = _run(home_charging_share=0.0, soc_init_mean=0.3, warm_start=False, plug_dwell_h=0.5)
+    _, k0, _ = _run(home_charging_share=0.0, soc_init_mean=0.3, warm_start=False, plug_dwell_h=0.5)
     assert k0["attempts"].value > 20 and k0["energy_delivered_kwh"].value > 0
 
 
 def test_engine_kpis_add_up():
     """On the engine: attempts = sum of outcomes; started = charged + plugged; unserved <= EVs that needed one;
-    warm sessions exist and only count in occupancy and energy."""
-    ds, k, dom = _run(home_charging_share=0.5, soc_init_mean=0.3, choice="nearest", destination_patience_s=120)
+    warm-start sessions are attempt records without an EV and stay out of the fleet's counts."""
+    ds, k, _ = _run(home_charging_share=0.5, soc_init_mean=0.3, choice="nearest", destination_patience_s=120)
     outs = ds["ev_attempt_outcome"].values[ds["ev_attempt_ev"].values >= 0]
     c = {o: int((outs == o).sum()) for o in ("charged", "abandoned", "plugged", "queued")}
     assert k["attempts"].value == len(outs) == sum(c.values()) > 0
     assert k["sessions_started"].value == c["charged"] + c["plugged"]
+    assert k["warm_sessions"].value == int((ds["ev_attempt_ev"].values == -1).sum())
     assert k["sessions_finished"].value == c["charged"]
     assert k["attempts_abandoned"].value == c["abandoned"] > 0  # nearest + short patience: some give up
     assert k["unserved"].value == int(ds["ev_unserved"].sum()) <= int((ds["ev_need_node"] >= 0).sum())

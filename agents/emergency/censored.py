@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-__all__ = ["km_quantile", "censored_responses", "waited"]
+__all__ = ["censored_responses", "km_quantile", "waited"]
 
 
 def censored_responses(call_s: np.ndarray, arrival_s: np.ndarray, unreachable: np.ndarray,

@@ -13,8 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Attempt", "OUTCOMES", "outcome", "outcome_counts", "receivable_kwh", "demand_met", "unserved_evs",
-           "plug_occupancy", "wait_s"]
+__all__ = [
+    "OUTCOMES",
+    "Attempt",
+    "demand_met",
+    "outcome",
+    "outcome_counts",
+    "plug_occupancy",
+    "receivable_kwh",
+    "unserved_evs",
+    "wait_s",
+]
 
 OUTCOMES = ("charged", "abandoned", "plugged", "queued")
 

@@ -99,7 +99,7 @@ def _sorted_greedy_phases(ub_kw, order, a, cos_p, sin_p, volt, limit, tol, out):
             disc = b * b - c * c * z2
             root = (-b + np.sqrt(disc)) / (c * c) if disc > 0.0 else 0.0
             if root < x:
-                x = root if root > 0.0 else 0.0
+                x = max(0.0, root)
         for k in range(m):
             re[k] += a[k, j] * x * cos_p[j]
             im[k] += a[k, j] * x * sin_p[j]

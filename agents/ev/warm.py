@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["occupancy_at", "draw_warm_sessions"]
+__all__ = ["draw_warm_sessions", "occupancy_at"]
 
 _DU_H = 0.05
 _U_H = np.arange(_DU_H / 2, 72.0, _DU_H)  # ages considered (h), midpoints
