@@ -236,7 +236,8 @@ def test_results_schema_and_coverage_against_networkx(tmp_path):
     assert 0 < share < 1
     assert ds["em_coverage"].values == pytest.approx(np.full(ds.sizes["time"], share))
     k = dom.kpis()
-    assert k["response_median_s"].value <= k["response_p90_s"].value and 0 <= k["within_target"].value <= 1
+    p90 = k["response_p90_s"].value  # NaN when too many calls are still waiting (censored): unknown
+    assert (math.isnan(p90) or k["response_median_s"].value <= p90) and 0 <= k["within_target"].value <= 1
 
 
 def test_free_flow_stand_in_units_drive_free_flow_shortest_paths(tmp_path):

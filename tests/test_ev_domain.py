@@ -48,11 +48,14 @@ def test_every_ev_is_accounted_for(llf_run):
     dom, ds, k = llf_run
     tl = dom.fleet.tallies
     assert ds.sizes["ev"] == 600
-    # attempts = sessions + abandonments + sessions still plugged at the end
+    # every queue join (EVs and warm-start sessions) is one attempt record; EV outcomes match the tallies
+    assert sum(s.n_requests for s in dom.stations) == ds.sizes["ev_attempt"]
+    ev = ds.ev_attempt_ev.values >= 0
+    out = ds.ev_attempt_outcome.values[ev]
     open_ = int((dom.ctrl.busy & (dom.ctrl.tag >= 0)).sum())
-    attempts = sum(s.n_requests for s in dom.stations)
     queued = sum(s.queue_len for s in dom.stations)
-    assert attempts == tl["charges"].sum() + tl["abandoned"].sum() + open_ + queued
+    assert (out == "charged").sum() == tl["charges"].sum() and (out == "abandoned").sum() == tl["abandoned"].sum()
+    assert (out == "plugged").sum() == open_ and (out == "queued").sum() <= queued
     assert int(ds.ev_ran_flat.sum()) == k["ran_flat"].value
     assert np.all((ds.ev_unserved == 1) <= (ds.ev_need_node >= 0))
 

@@ -78,10 +78,15 @@ class IncidentType(_Strict):
     """One kind of incident: how often, what it needs, how long it takes, and its response target."""
 
     rate_per_day: float = Field(0.0, ge=0.0, le=1e6, description="generated calls per day, whole city")
+    rate_per_1000_per_year: float | None = Field(
+        None, ge=0.0, le=1e5, description="calls per 1,000 inhabitants a year; when given it replaces rate_per_day "
+        "(x the section's population / 1,000 / 365)")
     units: dict[Literal["ambulance", "fire"], int] = Field(
         default_factory=lambda: {"ambulance": 1}, description="units needed per incident by type")
     priority: int = Field(1, ge=1, le=9, description="1 is most urgent; queued calls are served by priority")
-    target_s: float = Field(480.0, gt=0.0, le=7200.0, description="response-time target (call to arrival), s")
+    target_s: float | None = Field(600.0, gt=0.0, le=7200.0, description="response-time target (call to first "
+                                   "arrival), s; default 600 s = Hessen's Hilfsfrist (10 min in 90% of emergencies, "
+                                   "Hessisches Rettungsdienstgesetz / Rettungsdienstplan); null = no target")
     on_scene_s: float = Field(1200.0, ge=0.0, le=86400.0, description="mean time on scene, s")
     on_scene_dist: Literal["exponential", "lognormal", "fixed"] = Field(
         "lognormal", description="distribution of time on scene (lognormal with cv 0.5)")
@@ -97,15 +102,28 @@ class IncidentType(_Strict):
         return self
 
 
+# German rates (see docs/emergency.md): BASt "Leistungen des Rettungsdienstes 2016/17": ~169 ambulance-service
+# missions per 1,000 inhabitants a year, 53% emergencies, 47% patient transport; traffic accidents ~9.1 per
+# 1,000 a year (issue 17's BASt comparison), taken out of the emergencies; fire brigade calls (fires and
+# technical assistance) ~6.8 per 1,000 a year.
+RATE_AMBULANCE_PER_1000 = 169.0
+RATE_ACCIDENT_PER_1000 = 9.1
+RATE_FIRE_PER_1000 = 6.8
+
+
 def _default_types() -> dict[str, IncidentType]:
     return {
-        "medical": IncidentType(rate_per_day=14.0, units={"ambulance": 1}, priority=1, target_s=480.0,
-                                on_scene_s=1200.0, transport_prob=0.7, handover_s=900.0),
-        "fire": IncidentType(rate_per_day=1.0, units={"fire": 1}, priority=1, target_s=600.0,
-                             on_scene_s=2700.0, transport_prob=0.0),
-        "traffic_accident": IncidentType(rate_per_day=2.0, units={"ambulance": 1, "fire": 1}, priority=1,
-                                         target_s=600.0, on_scene_s=1500.0, transport_prob=0.5,
+        "emergency": IncidentType(rate_per_1000_per_year=round(RATE_AMBULANCE_PER_1000 * 0.53 - RATE_ACCIDENT_PER_1000, 2),
+                                  units={"ambulance": 1}, priority=1, target_s=600.0, on_scene_s=1200.0,
+                                  transport_prob=0.7, handover_s=900.0),
+        "patient_transport": IncidentType(rate_per_1000_per_year=round(RATE_AMBULANCE_PER_1000 * 0.47, 2),
+                                          units={"ambulance": 1}, priority=5, target_s=None, on_scene_s=900.0,
+                                          transport_prob=1.0, handover_s=600.0),
+        "traffic_accident": IncidentType(rate_per_1000_per_year=RATE_ACCIDENT_PER_1000, units={"ambulance": 1},
+                                         priority=1, target_s=600.0, on_scene_s=1500.0, transport_prob=0.5,
                                          closure=LaneClosure(capacity_factor=0.5, duration_s=2400.0)),
+        "fire": IncidentType(rate_per_1000_per_year=RATE_FIRE_PER_1000, units={"fire": 1}, priority=1,
+                             target_s=600.0, on_scene_s=2700.0, transport_prob=0.0),
     }
 
 
@@ -126,6 +144,11 @@ class EmergencyConfig(_Strict):
         description="units per station of the matching kind when a station lists none")
     incident_types: dict[str, IncidentType] = Field(default_factory=_default_types,
                                                      description="incident types by name")
+    population: float | None = Field(None, gt=0.0, le=5e7, description="inhabitants, for rate_per_1000_per_year; "
+                                     "default: building footprint x persons_per_m2_footprint (cities with buildings)")
+    persons_per_m2_footprint: float = Field(0.0121, gt=0.0, le=1.0, description="inhabitants per m2 of building "
+                                            "footprint when population is not given (Bad Hersfeld: 30,000 people / "
+                                            "2.49 km2 of OSM building footprint = 0.0121)")
     demand_scale: float = Field(1.0, ge=0.0, le=1000.0, description="multiplies every generated rate")
     hourly_profile: list[float] = Field(default_factory=lambda: list(DEFAULT_HOURLY_PROFILE),
                                         min_length=24, max_length=24,

@@ -17,7 +17,7 @@ import simpy
 
 from agents.emergency.config import EmergencyConfig, IncidentType
 from agents.emergency.incidents import Incident
-from agents.emergency.paths import QUEUE_SHARE, emergency_link_times_s, times_from, times_to
+from agents.emergency.paths import QUEUE_SHARE, emergency_link_times_s, route_links, times_from, times_to
 from agents.emergency.resources import Site
 from agents.emergency.units import Station, Unit
 
@@ -93,10 +93,9 @@ class DispatchCentre(mesa.Agent):
         return dist
 
     def route(self, o: int, d: int) -> list[int]:
-        try:
-            return list(self.traffic.route(o, d))
-        except Exception:  # noqa: BLE001 - a back-end without routes: position estimates use endpoints
-            return []
+        """Links of the fastest route o -> d on the live link times (empty if unroutable); position estimates of
+        moving units use it. Computed here, on the same link times the dispatcher sees, so no back-end call can fail."""
+        return route_links(self.city, o, d, self.link_times_s())
 
     # ---- calls --------------------------------------------------------------------------
     def call(self, inc: Incident) -> None:

@@ -28,7 +28,8 @@ def coverage_budget_s(cfg: EmergencyConfig) -> float:
     ut = cfg.coverage_unit_type
     target = cfg.coverage_target_s
     if target is None:
-        target = next((t.target_s for t in cfg.incident_types.values() if t.units.get(ut, 0) > 0), 480.0)
+        target = next((t.target_s for t in cfg.incident_types.values()
+                       if t.units.get(ut, 0) > 0 and t.target_s is not None), 480.0)
     return max(0.0, target - cfg.call_handling_s - cfg.turnout_s.get(ut, 60.0))
 
 
@@ -83,8 +84,9 @@ class EmergencyDomain(Domain):
         self._zone_of = np.full(self.city.arrays.n_nodes, -1, np.int32)
         self._zone_of[self.dp.node] = self.dp.zone
         types = cfg.incident_types
+        self.population = self._population(twin)
         if cfg.generate:
-            rates = {k: t.rate_per_day * cfg.demand_scale for k, t in types.items()}
+            rates = {k: self.rate_per_day(t) * cfg.demand_scale for k, t in types.items()}
             sched = poisson_schedule(rates, cfg.hourly_profile, self.dp, self.t_end, self._gen_rng,
                                      self.start_hour)
             self.env.process(self._feed(sched))
@@ -95,6 +97,29 @@ class EmergencyDomain(Domain):
             twin.bus.subscribe("incident", self._on_bus)
         self._budget_s = coverage_budget_s(cfg)
         self._n_rec = 0
+
+    def _population(self, twin: Any) -> float | None:
+        """Inhabitants: the section's ``population``, else building footprint (m2, the zone weights of a city built
+        with buildings) x ``persons_per_m2_footprint``; None when neither is known."""
+        cfg = self.config
+        if cfg.population is not None:
+            return float(cfg.population)
+        city_cfg = getattr(getattr(twin, "scenario", None), "city", None)
+        zones = getattr(self.city, "zones", {}) or {}
+        if getattr(city_cfg, "buildings", None) and zones:
+            area = float(sum(np.sum(z.weights) for z in zones.values()))
+            return area * cfg.persons_per_m2_footprint
+        if any(t.rate_per_1000_per_year is not None and t.rate_per_1000_per_year > 0
+               for t in cfg.incident_types.values()) and cfg.generate:
+            raise ValueError("emergency.population: not given and the city has no buildings file — give the number "
+                             "of inhabitants (needed by rate_per_1000_per_year), or use rate_per_day")
+        return None
+
+    def rate_per_day(self, t: IncidentType) -> float:
+        """Calls per day of an incident type (before ``demand_scale``): per-1,000 rate x population, or rate_per_day."""
+        if t.rate_per_1000_per_year is not None:
+            return t.rate_per_1000_per_year * (self.population or 0.0) / 1000.0 / 365.0
+        return t.rate_per_day
 
     # ---- call sources -------------------------------------------------------------------
     def _feed(self, sched: CallSchedule):
@@ -122,7 +147,7 @@ class EmergencyDomain(Domain):
         t = self.config.incident_types[type_name]
         inc = Incident(id=len(self.centre.incidents), type=type_name, node=int(node), call_s=float(self.env.now),
                        zone=int(zone if zone >= 0 else self._zone_of[node]), source=source,
-                       priority=t.priority, target_s=t.target_s, on_scene_s=self._draw_on_scene(t),
+                       priority=t.priority, target_s=math.nan if t.target_s is None else t.target_s, on_scene_s=self._draw_on_scene(t),
                        transport_u=float(self._svc_rng.random()))
         if t.closure is not None and source != "bus:crash":
             self._close_near(int(node), t.closure)

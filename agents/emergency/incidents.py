@@ -27,7 +27,7 @@ class Incident:
     zone: int = -1
     source: str = "generated"  # "generated" | "file" | "bus:<kind>"
     priority: int = 1
-    target_s: float = 480.0
+    target_s: float = 600.0  # NaN: no target (e.g. patient transport)
     on_scene_s: float = 0.0  # drawn at creation (common random numbers across variants)
     transport_u: float = 1.0  # uniform draw: transport if < transport_prob
     dispatch_s: float = math.nan  # first unit dispatched

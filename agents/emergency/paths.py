@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from networks.routing import dijkstra_from, dijkstra_to, next_hop_tables
+from networks.routing import dijkstra_from, dijkstra_to, next_hop_tables, path_links
 
-__all__ = ["emergency_link_times_s", "times_to", "times_from", "min_times_from", "times_from_many"]
+__all__ = ["emergency_link_times_s", "times_to", "times_from", "min_times_from", "times_from_many", "route_links"]
 
 # Share of a link's queue delay (congested minus free-flow time) that a priority unit still suffers
 # (the meso back-end's default ``traffic.priority_queue_factor``; the domain reads the live setting).
@@ -29,6 +29,16 @@ def emergency_link_times_s(link_tt_s: np.ndarray, fft_s: np.ndarray, speed_facto
         return np.ascontiguousarray(tt)
     delay = np.maximum(tt - fft_s, 0.0)
     return np.ascontiguousarray(fft_s / speed_factor + queue_share * delay)
+
+
+def route_links(city: Any, orig: int, dest: int, cost: np.ndarray) -> list[int]:
+    """Link indices of the least-``cost`` path orig -> dest (empty if unroutable or orig == dest)."""
+    a = city.arrays
+    dist, pred = dijkstra_from(int(orig), np.ascontiguousarray(cost, np.float64), a.out_indptr, a.out_links,
+                               a.link_to, a.n_nodes)
+    if orig == dest or not np.isfinite(dist[dest]):
+        return []
+    return [int(x) for x in path_links(int(orig), int(dest), pred, a.link_from)]
 
 
 def times_to(city: Any, dest: int, cost: np.ndarray) -> np.ndarray:

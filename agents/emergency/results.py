@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from agents.emergency.censored import censored_responses, km_quantile, waited
 from twin.domain import KPI
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,10 +40,12 @@ def _v(dims, data, units: str, long_name: str, **attrs) -> xr.Variable:
 
 def within_target(response_s: np.ndarray, call_s: np.ndarray, target_s: np.ndarray, status: np.ndarray,
                   t_end_s: float) -> np.ndarray:
-    """1 if reached within target, 0 if late, unreachable or not reached by the end past its target, NaN if open."""
+    """1 if reached within target, 0 if late, unreachable or not reached by the end past its target (censored:
+    certainly late), NaN if undecided (not reached, still inside its target window at the end) or without target."""
     out = np.where(response_s <= target_s, 1.0, 0.0)
     pending = np.isnan(response_s) & (status != "unreachable") & (call_s + target_s > t_end_s)
     out[pending] = np.nan
+    out[np.isnan(target_s)] = np.nan
     return out
 
 
@@ -86,9 +89,10 @@ def build_dataset(dom: "EmergencyDomain", t_end_s: float) -> xr.Dataset:
             "em_clear_time": _v("incident", clr, "s", "time the last unit cleared the scene"),
             "em_response_time": _v("incident", resp, "s", "response time: call to first arrival"),
             "em_wait_time": _v("incident", wait, "s", "wait for a free unit after call handling"),
-            "em_target": _v("incident", target, "s", "response-time target of the incident type"),
+            "em_target": _v("incident", target, "s", "response-time target of the incident type (NaN: none)"),
             "em_within_target": _v("incident", within_target(resp, call, target, status, t_end_s), "1",
-                                   "1 if reached within target, 0 if not (late, unreachable), NaN if open"),
+                                   "1 if reached within target, 0 if not (late, unreachable, not reached past target), "
+                                   "NaN if undecided at the end or no target"),
             "em_units_sent": _v("incident", np.array([len(i.units) for i in incs], np.int16), "1",
                                 "units dispatched"),
             "em_incident_hospital": _v("incident", np.array([i.hospital for i in incs], np.int32), "1",
@@ -141,42 +145,79 @@ def build_dataset(dom: "EmergencyDomain", t_end_s: float) -> xr.Dataset:
             "time": _v("time", T, "s", "record time, seconds from scenario start"),
         },
         attrs={"em_policy": dom.config.policy, "em_coverage_budget_s": dom._budget_s,
+               "em_population": float(dom.population) if dom.population is not None else float("nan"),
                "em_incident_types": ",".join(dom.config.incident_types)},
     )
     return ds
 
 
-def _pct(x: np.ndarray, q: float) -> float:
+def _share(x: np.ndarray) -> float:
     x = x[np.isfinite(x)]
-    return float(np.percentile(x, q)) if x.size else math.nan
+    return float(x.mean()) if x.size else math.nan
 
 
 def build_kpis(dom: "EmergencyDomain", ds: xr.Dataset, t_end_s: float) -> dict[str, KPI]:
-    """Headline figures: response median/p90, share within target (all and per type), waits, coverage."""
-    resp = ds["em_response_time"].values
-    wt = ds["em_within_target"].values
-    wait = ds["em_wait_time"].values
+    """Headline figures. Response KPIs cover calls of types with a target and keep calls not reached by the end
+    (censored, Kaplan-Meier); every response label states its number of calls. Utilisation is per unit type."""
+    call = ds["em_call_time"].values
+    arr = ds["em_arrival_time"].values
+    disp = ds["em_dispatch_time"].values
+    target = ds["em_target"].values
+    status = ds["em_incident_status"].values
     types = ds["em_incident_type"].values
+    wt = ds["em_within_target"].values
+    unreach = status == "unreachable"
+    n = call.size
+    reached = np.isfinite(arr)
     k = {
-        "incidents": KPI(float(ds.sizes["incident"]), "1", "incidents (calls)", "none"),
-        "response_median_s": KPI(_pct(resp, 50), "s", "median response time (call to arrival)"),
-        "response_p90_s": KPI(_pct(resp, 90), "s", "90th percentile response time"),
-        "within_target": KPI(float(np.nanmean(wt)) if np.isfinite(wt).any() else math.nan, "1",
-                             "share of calls reached within target", "higher"),
-        "wait_mean_s": KPI(float(np.nanmean(wait)) if np.isfinite(wait).any() else math.nan, "s",
-                           "mean wait for a free unit"),
-        "waited_share": KPI(float(np.mean(wait[np.isfinite(wait)] > 1e-9)) if np.isfinite(wait).any()
-                            else math.nan, "1", "share of dispatched calls that waited for a unit"),
-        "unreachable": KPI(float(np.sum(ds["em_incident_status"].values == "unreachable")), "1",
-                           "calls no unit could reach"),
-        "unit_utilisation": KPI(float(ds["em_unit_utilisation"].mean()) if ds.sizes["unit"] else math.nan,
-                                "1", "mean unit utilisation", "none"),
-        "coverage": KPI(float(ds["em_coverage"].mean()) if ds.sizes["time"] else math.nan, "1",
-                        "population share reachable from a station within target", "higher"),
+        "incidents": KPI(float(n), "1", "calls (all types) = reached + censored + unreachable", "none"),
+        "calls_reached": KPI(float(reached.sum()), "1", "calls reached by a unit before the end", "none"),
+        "calls_censored": KPI(float((~reached & ~unreach).sum()), "1",
+                              "calls not reached by the end (still waiting or on the way; censored)", "lower"),
+        "unreachable": KPI(float(unreach.sum()), "1", "calls no unit could reach", "lower"),
     }
-    for name in dom.config.incident_types:
-        sel = (types == name) & np.isfinite(wt)
-        if sel.any():
-            k[f"within_target_{name}"] = KPI(float(wt[sel].mean()), "1", f"{name} calls reached within target",
+    pop = getattr(dom, "population", None)
+    if pop:
+        k["population"] = KPI(float(pop), "1", "inhabitants the call rates are based on", "none")
+        amb = np.array([dom.config.incident_types[t].units.get("ambulance", 0) > 0 for t in types], bool)
+        per = 1000.0 / pop * 365.0 * 86400.0 / t_end_s
+        k["ambulance_calls_per_1000_year"] = KPI(float(amb.sum()) * per, "1/a",
+                                                 f"ambulance calls per 1,000 inhabitants a year, at this run's rate "
+                                                 f"({int(amb.sum())} calls in {t_end_s / 3600:.1f} h)", "none")
+    urgent = np.isfinite(target)
+    t, got = censored_responses(call[urgent], arr[urgent], unreach[urgent], t_end_s)
+    nu, nc = int(urgent.sum()), int((~got).sum())
+    pop = f"{nu} calls with a target, {nc} not reached by the end counted as censored"
+    k["response_median_s"] = KPI(km_quantile(t, got, 0.5), "s",
+                                 f"median response, call to first arrival (Kaplan-Meier; {pop})")
+    k["response_p90_s"] = KPI(km_quantile(t, got, 0.9), "s",
+                              f"90th percentile response (Kaplan-Meier; {pop}; NaN = unknown, too many not reached)")
+    dec = np.isfinite(wt)
+    k["within_target"] = KPI(_share(wt), "1", f"share of calls with a target reached within it ({int(dec.sum())} "
+                             f"decided calls; not reached past the target count as late)", "higher")
+    for name, it in dom.config.incident_types.items():
+        sel = (types == name) & dec
+        if it.target_s is not None and sel.any():
+            k[f"within_target_{name}"] = KPI(float(wt[sel].mean()), "1",
+                                             f"{name} calls reached within {it.target_s:.0f} s ({int(sel.sum())} calls)",
                                              "higher")
+    req_s = call + dom.config.call_handling_s
+    asked = (req_s <= t_end_s) & ~unreach
+    w = waited(disp[asked], req_s[asked])
+    still = int((~np.isfinite(disp[asked])).sum())
+    k["waited_share"] = KPI(_share(w), "1", f"share of calls that waited for a free unit ({int(asked.sum())} calls, "
+                            f"{still} still waiting at the end count as waited)")
+    wait = ds["em_wait_time"].values
+    k["wait_mean_s"] = KPI(float(np.nanmean(wait)) if np.isfinite(wait).any() else math.nan, "s",
+                           f"mean wait for a free unit over dispatched calls ({int(np.isfinite(wait).sum())} calls; "
+                           "a lower bound when calls are still waiting)")
+    utype = ds["em_unit_type"].values
+    busy, duty = ds["em_unit_busy_time"].values, ds["em_unit_duty_time"].values
+    for ut in sorted(set(utype.tolist())):
+        sel = utype == ut
+        d = float(duty[sel].sum())
+        k[f"utilisation_{ut}"] = KPI(float(busy[sel].sum()) / d if d > 0 else math.nan, "1",
+                                     f"{ut} utilisation: busy / on-duty time ({int(sel.sum())} units)", "none")
+    k["coverage"] = KPI(float(ds["em_coverage"].mean()) if ds.sizes["time"] else math.nan, "1",
+                        "population share reachable from a station within target", "higher")
     return k

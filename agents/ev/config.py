@@ -31,9 +31,10 @@ class VehicleType(_Strict):
 
 
 def _default_types() -> list[VehicleType]:
-    return [VehicleType(name="compact", share=0.35, battery_kwh=45, kwh_per_km=0.15, ac_max_kw=7.4, dc_max_kw=50),
-            VehicleType(name="midsize", share=0.45, battery_kwh=65, kwh_per_km=0.17, ac_max_kw=11, dc_max_kw=100),
-            VehicleType(name="suv", share=0.20, battery_kwh=90, kwh_per_km=0.21, ac_max_kw=22, dc_max_kw=150)]
+    # Most BEVs sold in Germany take 11 kW AC (three-phase 16 A); small/older cars 7.4 kW (one phase 32 A).
+    return [VehicleType(name="compact", share=0.25, battery_kwh=45, kwh_per_km=0.15, ac_max_kw=7.4, dc_max_kw=50),
+            VehicleType(name="midsize", share=0.55, battery_kwh=65, kwh_per_km=0.17, ac_max_kw=11, dc_max_kw=100),
+            VehicleType(name="suv", share=0.20, battery_kwh=90, kwh_per_km=0.21, ac_max_kw=11, dc_max_kw=150)]
 
 
 class StationSpec(_Strict):
@@ -65,18 +66,31 @@ class EVConfig(_Strict):
     trips: int | None = Field(None, ge=0, le=5_000_000, description="Explicit number of EV trips (overrides share).")
     return_trip: bool = Field(True, description="After its dwell an EV drives back to its origin (if time remains).")
     vehicle_types: list[VehicleType] = Field(default_factory=_default_types, min_length=1)
-    soc_init_mean: float = Field(0.55, gt=0.05, lt=0.95, description="Mean state of charge at the first trip (Beta).")
-    soc_init_sd: float = Field(0.2, gt=0.01, lt=0.45, description="Its standard deviation.")
+    home_charging_share: float = Field(0.8, ge=0, le=1, description="Share of EV drivers who charge at home "
+                                       "(German surveys: ~0.8); they start fuller and use public plugs only when low.")
+    home_soc_mean: float = Field(0.75, gt=0.05, lt=0.99, description="Mean SoC at the first trip of home chargers (Beta).")
+    home_soc_sd: float = Field(0.12, gt=0.01, lt=0.45, description="Its standard deviation.")
+    soc_init_mean: float = Field(0.55, gt=0.05, lt=0.95, description="Mean SoC at the first trip of drivers without home charging (Beta).")
+    soc_init_sd: float = Field(0.2, gt=0.01, lt=0.45, description="Its standard deviation (drivers without home charging).")
     charge_below_soc: float = Field(0.25, ge=0, le=0.9, description="Below this SoC an EV detours to charge before its trip.")
     target_soc: float = Field(0.8, gt=0.1, le=1.0, description="En-route charging stops at this SoC.")
-    destination_charge_below_soc: float = Field(0.7, ge=0, le=1, description="Charge at the destination when below this SoC and a station is near.")
+    destination_charge_below_soc: float = Field(0.7, ge=0, le=1, description="Drivers without home charging may plug in at the destination below this SoC (home chargers: below charge_below_soc).")
+    destination_request: Literal["session", "target"] = Field(
+        "session", description="Energy asked for at a destination: a fitted session energy (lognormal, capped at a full "
+                               "battery) or up to target_soc.")
+    plug_dwell_h: float = Field(2.0, gt=0, le=48, description="Chance to plug in at a destination = 1 - exp(-dwell / "
+                                "plug_dwell_h): short stops rarely plug in, long ones usually do (h).")
+    warm_start: bool = Field(True, description="Stations start with sessions in progress, drawn from the fitted occupancy "
+                             "at the start hour (arrivals x dwell, M(t)/G/inf).")
     walk_m: float = Field(400.0, ge=0, le=3000, description="Station within this distance of the destination counts as 'at the destination' (m).")
     choice: Literal["nearest", "expected_wait", "smart"] = Field(
         "smart", description="Where to charge: nearest by drive time; + expected wait from history; + live occupancy and congestion.")
     patience_s: float = Field(1800.0, ge=0, le=86400, description="Longest an EV waits for a plug en route before giving up (s).")
     destination_patience_s: float = Field(300.0, ge=0, le=86400, description="Longest wait for a plug at the destination (s).")
     session_params: str | None = Field(None, description="Fitted session parameters (JSON) relative to the scenario; default: the shipped data/ev/session_params.json.")
-    dwell_class: str = Field("boulder_7kW", description="Which fitted class gives destination dwell times.")
+    dwell_class: str = Field("boulder_7kW", description="Which fitted class gives destination dwell times, session energies "
+                             "and the warm start of AC plugs (DC plugs use dc_class).")
+    dc_class: str = Field("dundee_50kW", description="Fitted class for the warm start of DC (> 22 kW) plugs.")
     dwell_scale: float = Field(1.0, gt=0, le=10, description="Multiplies fitted dwell times.")
     osm_stations: bool = Field(True, description="Use the city's amenity=charging_station POIs (when 'stations' is empty).")
     osm_default_plugs: int = Field(2, ge=1, le=50, description="Plugs of an OSM station without socket/capacity tags.")

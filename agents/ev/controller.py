@@ -17,6 +17,7 @@ import simpy
 from numba import njit
 
 from agents.ev.allocation import POLICY_CODES, allocate_kernel
+from agents.ev.site import PhaseNetwork, greedy_phases_kernel
 
 __all__ = ["ChargingController", "TouWindow"]
 
@@ -98,14 +99,25 @@ class ChargingController:
         efficiency: charger efficiency (battery energy / grid energy), per plug or scalar.
         tou: peak windows in which sessions that can still finish later get no power.
         limit_signal: optional ``f(t_s) -> factor`` scaling the city limit (a grid operator's signal).
+        phase_net: optional three-phase site network over all plugs (``agents.ev.site``); with a sorted policy its
+            per-phase constraints replace the station and city limits.
     """
 
     def __init__(self, env: simpy.Environment, plug_station: np.ndarray, plug_kw: np.ndarray,
                  station_limit_kw: np.ndarray, city_limit_kw: float = _INF, policy: str = "uncontrolled",
                  dt_s: float = 60.0, efficiency: float | np.ndarray = 0.95, taper_floor: float = 0.05,
-                 tou: list[TouWindow] | None = None, limit_signal: Callable[[float], float] | None = None) -> None:
+                 tou: list[TouWindow] | None = None, limit_signal: Callable[[float], float] | None = None,
+                 phase_net: PhaseNetwork | None = None) -> None:
         if policy not in POLICY_CODES:
             raise ValueError(f"unknown policy {policy!r}")
+        if phase_net is not None and (POLICY_CODES[policy] != 1 or phase_net.n_plugs != len(plug_station)):
+            raise ValueError("phase_net needs a sorted policy (fcfs, edf, llf) and one column per plug")
+        self.phase_net = phase_net
+        if phase_net is not None:
+            ph = np.deg2rad(phase_net.phase_deg)
+            self._ph = (np.ascontiguousarray(phase_net.a, np.float64), np.cos(ph), np.sin(ph),
+                        np.ascontiguousarray(phase_net.voltage_v, np.float64),
+                        np.ascontiguousarray(phase_net.limit_a, np.float64))
         self.env = env
         self.policy, self.mode = policy, POLICY_CODES[policy]
         self.dt_s = float(dt_s)
@@ -243,8 +255,13 @@ class ChargingController:
         else:
             key = self.arrival
         key = np.where(self.busy, key, np.inf)
-        allocate_kernel(self.mode, self._ub, np.ascontiguousarray(key, np.float64), self.plug_station,
-                  self.station_limit_kw, self.city_limit_now(), self.power)
+        if self.phase_net is not None:
+            a, cos_p, sin_p, volt, lim = self._ph
+            greedy_phases_kernel(self._ub, np.argsort(key, kind="mergesort"), a, cos_p, sin_p, volt, lim, 0.0,
+                                  self.power)
+        else:
+            allocate_kernel(self.mode, self._ub, np.ascontiguousarray(key, np.float64), self.plug_station,
+                            self.station_limit_kw, self.city_limit_now(), self.power)
         self.n_allocations += 1
         p = float(self.power.sum())
         if p > self.peak_kw:

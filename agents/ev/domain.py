@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from agents.ev.attempts import Attempt
 from agents.ev.config import EVConfig
 from agents.ev.controller import TouWindow
 from agents.ev.drivers import EVDriver, historical_wait
@@ -23,6 +24,7 @@ from agents.ev.fleet import Fleet, draw_fleet
 from agents.ev.results import ev_dataset, ev_kpis
 from agents.ev.siting import station_rows, times_tables
 from agents.ev.stations import Station, build_controller
+from agents.ev.warm import draw_warm_sessions
 from twin.domain import KPI, Domain
 
 __all__ = ["EVDomain", "DEFAULT_PARAMS"]
@@ -38,7 +40,6 @@ class EVDomain(Domain):
     def __init__(self, config: EVConfig) -> None:
         super().__init__(config)
         self.stations: list[Station] = []
-        self.waits: list[float] = []
         self._rec: dict[str, list] = {k: [] for k in ("t", "busy", "queue", "energy", "limit", "overload")}
         self._last = None
         self._tables_free = None
@@ -72,14 +73,44 @@ class EVDomain(Domain):
         self.near_station = self._near_station(city)
         params_path = twin.resolve_path(cfg.session_params) if cfg.session_params else DEFAULT_PARAMS
         self.params = json.loads(Path(params_path).read_text())
-        dw = self.params["classes"][cfg.dwell_class]["dwell_h"]
+        for key in ("dwell_class", "dc_class"):
+            if getattr(cfg, key) not in self.params["classes"]:
+                raise ValueError(f"ev.{key}: {getattr(cfg, key)!r} — not a fitted class of {params_path}; "
+                                 f"use one of {sorted(self.params['classes'])}")
+        cls = self.params["classes"][cfg.dwell_class]
+        dw, en = cls["dwell_h"], cls["energy_kwh"]
         o, d, dep = self._trips(twin)
-        self.fleet: Fleet = draw_fleet(cfg, self.rng, o, d, dep, (dw["mu"], dw["sigma"]))
+        self.fleet: Fleet = draw_fleet(cfg, self.rng, o, d, dep, (dw["mu"], dw["sigma"]), (en["mu"], en["sigma"]))
+        self.attempts: list[Attempt] = []
+        self._near_lists: dict[int, list[int]] = {}
+        if cfg.warm_start:
+            self._warm_start()
         self.drivers = [EVDriver(twin, self, i) for i in range(self.fleet.n)]
         for drv in self.drivers:
             self.env.process(drv.run())
         self._last = self._counters()
-        twin.shared["ev_load_kw"] = 0.0
+
+    def _warm_start(self) -> None:
+        """Sessions in progress at t = 0 on every station, from the fitted occupancy at the start hour."""
+        cfg, rng = self.config, self.twin.spawn_rng("ev_warm")
+        for st in self.stations:
+            cls = self.params["classes"][cfg.dwell_class if st.power_kw <= 22.0 else cfg.dc_class]
+            for _k, stay_s, kwh in draw_warm_sessions(cls, self.start_hour, st.plugs, st.power_kw, rng):
+                rec = Attempt(-1, st.index, "warm", 0.0, kwh, st.power_kw * cfg.efficiency, stay_s)
+                self.attempts.append(rec)
+                cap = max(kwh / 0.3, 10.0)  # SoC 0.5 -> at most 0.8: the taper stays out of the way
+                self.env.process(st.session(kwh, 0.5, cap, st.power_kw, dwell_s=stay_s, leave_when_full=False,
+                                            taper_soc=cfg.taper_soc, tag=-1, rec=rec))
+
+    def stations_near(self, node: int) -> list[int]:
+        """Stations within ``walk_m`` (straight line) of ``node``, nearest first."""
+        hit = self._near_lists.get(node)
+        if hit is None:
+            a = self.twin.city.arrays
+            d = np.array([np.hypot(a.node_x[node] - s.x, a.node_y[node] - s.y) for s in self.stations])
+            hit = [int(k) for k in np.argsort(d, kind="stable") if d[k] <= self.config.walk_m]
+            self._near_lists[node] = hit
+        return hit
 
     def _signal(self, t_s: float) -> float:
         pairs = sorted(self.config.grid_signal)
@@ -181,8 +212,6 @@ class EVDomain(Domain):
         r["limit"].append(self.ctrl.city_limit_now())
         r["overload"].append(now["overload"] - self._last["overload"])
         self._last = now
-        if self.twin is not None:
-            self.twin.shared["ev_load_kw"] = self.ctrl.total_power_kw()
 
     def finalize(self, t_end_s: float) -> xr.Dataset:
         return ev_dataset(self)

@@ -2,10 +2,14 @@
 lives in the :class:`Fleet` arrays. Each EV's day is one simpy process: trip, maybe charge, dwell, return.
 
 When: below ``charge_below_soc`` before a trip (detour to a station, charge to ``target_soc``), or at a
-destination with a station within ``walk_m`` when below ``destination_charge_below_soc`` (plug for the dwell).
+destination with a station within ``walk_m`` when below the destination threshold (``charge_below_soc`` for
+home chargers, ``destination_charge_below_soc`` for the others) and the dwell-dependent chance says so
+(1 - exp(-dwell / ``plug_dwell_h``)); it then asks for a fitted session energy (or up to ``target_soc``).
 Where: ``nearest`` (free-flow drive time), ``expected_wait`` (+ Erlang C wait from each station's history),
-``smart`` (live congested times + live queue + EVs already heading there).
-Every EV ends counted: charged, gave up (``abandoned``), ran flat, or unroutable.
+``smart`` (live congested times + live queue + EVs already heading there). At a destination ``smart``
+drivers know live availability: they take a free plug within ``walk_m`` or skip charging (``declined_full``);
+the others queue at the nearest station with ``destination_patience_s``.
+Every attempt ends in one outcome (``agents.ev.attempts``); every EV is counted: done, ran flat, unroutable.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
+from agents.ev.attempts import Attempt
 from agents.ev.curves import trip_energy_kwh
 from twin.queueing import mean_wait_s
 
@@ -91,11 +96,15 @@ class EVDriver(mesa.Agent):
         st = dom.stations[s]
         t = f.tallies
         t["requested_kwh"][i] += need_kwh
-        out = yield dom.env.process(st.session(need_kwh, float(f.soc[i]), float(f.cap_kwh[i]), self.plug_kw(s),
+        kw = self.plug_kw(s)
+        batt_kw = min(st.power_kw * dom.config.efficiency, kw)
+        rec = Attempt(i, s, "en_route" if dwell_s is None else "destination", dom.env.now, need_kwh, batt_kw, dwell_s)
+        dom.attempts.append(rec)
+        out = yield dom.env.process(st.session(need_kwh, float(f.soc[i]), float(f.cap_kwh[i]), kw,
                                                dwell_s=dwell_s, patience_s=patience_s,
-                                               leave_when_full=leave_when_full, taper_soc=dom.config.taper_soc, tag=i))
+                                               leave_when_full=leave_when_full, taper_soc=dom.config.taper_soc, tag=i,
+                                               rec=rec))
         t["wait_s"][i] += out.wait_s
-        dom.waits.append(out.wait_s)
         if out.abandoned:
             t["abandoned"][i] += 1
             return out
@@ -124,24 +133,65 @@ class EVDriver(mesa.Agent):
                 need = max(cfg.target_soc - f.soc[i], 0.0) * f.cap_kwh[i]
                 yield from self._charge(s, need, None, cfg.patience_s, True)
                 o = st.node
-        s = int(dom.near_station[d]) if dwell_s is not None else -1
-        wants = dwell_s is not None and f.soc[i] < cfg.destination_charge_below_soc
-        if wants and s < 0 and f.tallies["wish_node"][i] < 0:
+        wants = dwell_s is not None and self.wants_destination_charge(dwell_s)
+        s = self.destination_station(d) if wants else -1
+        if wants and s < 0 and dom.near_station[d] < 0 and f.tallies["wish_node"][i] < 0:
             f.tallies["wish_node"][i] = d
-            f.tallies["wish_kwh"][i] = (1.0 - f.soc[i]) * f.cap_kwh[i]
-        target = dom.stations[s].node if (wants and s >= 0) else d
+            f.tallies["wish_kwh"][i] = self.destination_need_kwh()
+        if wants and s < 0 and dom.near_station[d] >= 0:
+            f.tallies["declined_full"][i] += 1  # a station is near but smart guidance shows no free plug
+        target = dom.stations[s].node if s >= 0 else d
+        if s >= 0:
+            dom.stations[s].en_route += 1
         ok = yield from self._drive(o, target)
+        if s >= 0:
+            dom.stations[s].en_route -= 1
         if not ok:
             return False
         if dwell_s is None:
             return True
         t_end = env.now + dwell_s
-        if target != d or (wants and s >= 0):
-            need = max(1.0 - f.soc[i], 0.0) * f.cap_kwh[i]
+        if s >= 0:
+            need = self.destination_need_kwh()
             yield from self._charge(s, need, dwell_s, cfg.destination_patience_s, False)
         if env.now < t_end:
             yield env.timeout(t_end - env.now)
         return True
+
+    def wants_destination_charge(self, dwell_s: float) -> bool:
+        """Below its threshold (home chargers only when low) and the dwell-dependent plug-in chance says yes."""
+        cfg, f, i = self.dom.config, self.dom.fleet, self.i
+        below = cfg.charge_below_soc if f.home[i] else cfg.destination_charge_below_soc
+        if f.soc[i] >= below:
+            return False
+        return bool(f.plug_u[i] < 1.0 - np.exp(-dwell_s / 3600.0 / cfg.plug_dwell_h))
+
+    def destination_need_kwh(self) -> float:
+        """Battery energy asked for at a destination: the fitted session energy (capped at a full battery), or to
+        ``target_soc``."""
+        cfg, f, i = self.dom.config, self.dom.fleet, self.i
+        room = max(1.0 - f.soc[i], 0.0) * f.cap_kwh[i]
+        if cfg.destination_request == "target":
+            return max(cfg.target_soc - f.soc[i], 0.0) * f.cap_kwh[i]
+        return float(min(f.session_kwh[i], room))
+
+    def destination_station(self, d: int) -> int:
+        """Station to plug in near destination ``d`` (-1: none near, or smart guidance sees none free).
+
+        ``smart``: the nearest station within ``walk_m`` with a free plug now (counting EVs already heading
+        there); otherwise the nearest station within ``walk_m``, where the EV queues.
+        """
+        dom = self.dom
+        near = dom.stations_near(d)
+        if not near:
+            return -1
+        if dom.config.choice != "smart":
+            return near[0]
+        for k in near:
+            st = dom.stations[k]
+            if st.busy + st.queue_len + st.en_route < st.plugs:
+                return k
+        return -1
 
 
 def historical_wait(stations, now_s: float, default_service_s: float = 3600.0) -> np.ndarray:

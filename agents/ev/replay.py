@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from agents.ev.site import PhaseNetwork
 from agents.ev.stations import Station, build_controller
 
 __all__ = ["SessionLog", "load_log", "replay", "ReplayResult", "log_hourly_occupancy", "DEFAULT_LOG"]
@@ -83,16 +84,20 @@ class ReplayResult:
 
 def replay(log: SessionLog, plugs: int, plug_kw: float = 6.656, policy: str = "llf", limit_kw: float = np.inf,
            dt_s: float = 300.0, ev_kw: float | None = None, efficiency: float = 1.0, taper_soc: float = 1.0,
-           patience_s: float = np.inf) -> ReplayResult:
+           patience_s: float = np.inf, phase_net: PhaseNetwork | None = None,
+           plug_of: np.ndarray | None = None) -> ReplayResult:
     """Feed ``log`` through one site of ``plugs`` plugs under ``policy`` and a site limit (kW).
 
     Defaults reproduce ACN-Sim's ideal battery: capacity = requested energy, no losses, no taper.
+    ``phase_net`` (one column per plug) replaces the site limit by per-phase constraints; ``plug_of[i]`` then
+    fixes the plug of session ``i`` (phases differ between plugs, so the plug matters).
     """
     t_wall = time.perf_counter()
     env = simpy.Environment()
     model = mesa.Model(seed=0)
     site = Station(model, env, 0, "site", 0, 0.0, 0.0, plugs=plugs, power_kw=plug_kw)
-    ctrl = build_controller(env, [site], city_limit_kw=limit_kw, policy=policy, dt_s=dt_s, efficiency=efficiency)
+    ctrl = build_controller(env, [site], city_limit_kw=limit_kw, policy=policy, dt_s=dt_s, efficiency=efficiency,
+                            phase_net=phase_net)
     ctrl.start()
     n = len(log)
     delivered, waits = np.zeros(n), np.zeros(n)
@@ -106,7 +111,7 @@ def replay(log: SessionLog, plugs: int, plug_kw: float = 6.656, policy: str = "l
         e = float(log.energy_kwh[i])
         out = yield env.process(site.session(e, 0.0, max(e, 1e-6), evkw, dwell_s=log.departure_s[i] - env.now,
                                              patience_s=patience_s, leave_when_full=False, taper_soc=taper_soc,
-                                             tag=i))
+                                             tag=i, plug_index=None if plug_of is None else int(plug_of[i])))
         delivered[i], waits[i], abandoned[i] = out.delivered_kwh, out.wait_s, out.abandoned
 
     def source():

@@ -12,6 +12,7 @@ import mesa
 import numpy as np
 import simpy
 
+from agents.ev.attempts import Attempt
 from agents.ev.controller import ChargingController
 
 __all__ = ["Station", "SessionOutcome", "build_controller"]
@@ -47,6 +48,7 @@ class Station(mesa.Agent):
         self.n_requests = self.n_served = self.n_abandoned = 0
         self.en_route = 0  # EVs driving here (for live guidance)
         self.service_s_sum = 0.0
+        self.open_recs: dict[int, Attempt] = {}  # plug -> attempt plugged in there now
         self._q_area = 0.0  # integral of queue length (EV-s)
         self._q_last_t = env.now
 
@@ -83,8 +85,12 @@ class Station(mesa.Agent):
     # ---- a session ------------------------------------------------------------------------
     def session(self, need_kwh: float, soc: float, cap_kwh: float, ev_kw: float, *, dwell_s: float | None,
                 patience_s: float = float("inf"), leave_when_full: bool = True, taper_soc: float = 0.8,
-                tag: int = -1):
+                tag: int = -1, rec: Attempt | None = None, plug_index: int | None = None):
         """simpy process body: queue, charge, leave; returns a :class:`SessionOutcome`.
+
+        ``rec``, if given, is the attempt record: plug-in, unplug/give-up times and stored energy are written
+        into it as they happen (so an attempt still open at the end of a run is known). ``plug_index`` (0-based within
+        the station) asks for that plug instead of the most powerful free one (it must be free on plug-in).
 
         ``dwell_s`` None = stay until the target is reached; otherwise stay at most ``dwell_s`` (leaving
         early when full if ``leave_when_full``). ``deadline`` for the load manager = plug-in + dwell.
@@ -100,18 +106,23 @@ class Station(mesa.Agent):
                 self._q_update()
                 req.cancel()
                 self.n_abandoned += 1
+                if rec is not None:
+                    rec.abandoned, rec.t_end_s = True, env.now
                 return SessionOutcome(self.index, t0, env.now - t0, abandoned=True)
         else:
             yield req
         self._q_update()
         t1 = env.now
-        plug = ctrl.free_plug(self.index, self.lo, self.hi)
+        plug = ctrl.free_plug(self.index, self.lo, self.hi) if plug_index is None else self.lo + int(plug_index)
         if dwell_s is None:
             rate = max(min(self.power_kw, ev_kw), 1e-9)
             deadline = t1 + need_kwh / rate * 3600.0 * 1.5 + 600.0
         else:
             deadline = t1 + dwell_s
         done = ctrl.plug_in(plug, need_kwh, soc, cap_kwh, ev_kw, deadline, taper_soc, tag)
+        if rec is not None:
+            rec.t_plug_s = t1
+            self.open_recs[plug] = rec
         if dwell_s is None:
             yield done
         elif leave_when_full:
@@ -119,6 +130,9 @@ class Station(mesa.Agent):
         else:
             yield env.timeout(dwell_s)
         delivered, stored, soc_end = ctrl.unplug(plug)
+        if rec is not None:
+            rec.t_end_s, rec.stored_kwh = env.now, stored
+            self.open_recs.pop(plug, None)
         self.resource.release(req)
         self._q_update()
         self.n_served += 1
