@@ -77,7 +77,7 @@ def caltech_acn_site(transformer_kw: float = 150.0, voltage_v: float = 208.0) ->
 
 
 @njit(cache=True)
-def _sorted_greedy_phases(ub_kw, order, a, cos_p, sin_p, volt, limit, tol, out):
+def greedy_phases_kernel(ub_kw, order, a, cos_p, sin_p, volt, limit, tol, out):
     m = a.shape[0]
     re = np.zeros(m)
     im = np.zeros(m)
@@ -111,7 +111,7 @@ def sorted_greedy_phases(net: PhaseNetwork, ub_kw: np.ndarray, key: np.ndarray, 
     every constraint of ``net`` feasible (ACN-Sim's ``SortedSchedulingAlgo`` with continuous EVSEs)."""
     out = np.zeros(net.n_plugs)
     ph = np.deg2rad(net.phase_deg)
-    _sorted_greedy_phases(np.ascontiguousarray(ub_kw, np.float64), np.argsort(key, kind="mergesort"),
+    greedy_phases_kernel(np.ascontiguousarray(ub_kw, np.float64), np.argsort(key, kind="mergesort"),
                           np.ascontiguousarray(net.a, np.float64), np.cos(ph), np.sin(ph),
                           np.ascontiguousarray(net.voltage_v, np.float64), np.ascontiguousarray(net.limit_a, np.float64),
                           float(tol_a), out)
