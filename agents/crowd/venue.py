@@ -11,8 +11,7 @@ import numpy as np
 
 from agents.crowd.config import CrowdConfig, ExitConfig, VenueConfig
 from agents.crowd.density import DensityGrid
-from agents.crowd.experiments import lattice_points
-from agents.crowd.geometry import VenueGeometry, rasterise
+from agents.crowd.geometry import VenueGeometry, lattice_points, rasterise
 from agents.crowd.kernel import EGRESS, MOVING, STANDING
 from agents.crowd.sim import VenueSim
 from agents.crowd.warnings import CrowdWarning, WarningTracker
