@@ -8,6 +8,13 @@ Each sub-step, for every walking agent i:
              lateral offset < w, the body width) and s'_i the same gap counting only agents not behind i in
              its navigation field (who is nearer the exit goes first: no side-by-side deadlock at a door)
   move       x_i += dt v_i e_i
+Counter-flow (neighbours j with another goal whose desired direction opposes i's; after Xu, Chraibi &
+Seyfried 2021, "Anticipation in a velocity-based model for pedestrian dynamics"): an oncoming j ahead of i
+repels only sideways (its radial term is projected on i's lateral axis), and adds a sideways step
+a_side exp(-g_ij / d_side) (e0_i . n_ij) along -+ the lateral axis, g_ij the gap minus the closing speed
+(from the last sub-step's velocities) x t_ant, to i's right unless j's position in t_ant s is more than
+side_bias to i's right already; it holds i up only within w_onc of i's path. The noise fades out as i's last
+speed rises to noise_v, so walkers in a lane keep their line while the held-up still get the jitter.
 e0_i is the unit direction of the agent's navigation field (fast marching, bilinear); u_i a reproducible
 random unit vector. Neighbours come from cell lists (counting sort into cells of cutoff / nr; agents' positions
 are copied in cell order so each row of neighbour cells is one contiguous range), in one pass that sums the
