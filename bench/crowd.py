@@ -4,8 +4,9 @@ The same room-with-exit (square room at 2 persons/m², one 2 m exit mid east wal
 positions, desired speeds, radius, time gap and dt are given to both simulators; each runs a fixed number
 of steps and we time the stepping only. JuPedSim (an optional bench dependency: ``pip install --no-deps
 jupedsim shapely deprecated wrapt``) runs its collision-free speed model, single-threaded (it has no
-threads). Ours runs as users get it (all cores numba is allowed, from 1,000 agents inside) and, for a
-like-for-like figure, pinned to one thread.
+threads). Ours runs as users get it (the thread picker: one thread below 1,000 agents, above that whichever of
+one and all allowed threads measured faster lately) and, for a like-for-like figure, pinned to one thread.
+Then the 10k run again while a busy loop keeps one core busy: the picker against one thread and two forced.
 Ends with one JSON line: value = our agent-steps/s (default threads) over JuPedSim's at 10k agents.
 
 Run: .venv/bin/python bench/crowd.py
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,10 +31,13 @@ from agents.crowd.sim import ModelParams  # noqa: E402
 DT = 0.05
 
 
-def ours(n: int, steps: int, threads: int | None = None) -> dict:
+def ours(n: int, steps: int, threads: int | None = None, forced: int | None = None) -> dict:
+    """Time ``steps`` steps: as users get it (the thread picker), pinned to ``threads`` for the whole process,
+    or ``forced`` to that many threads whatever the machine's load (the behaviour before the picker)."""
     sim, g = room_with_exit(n, density=2.0, exit_width=2.0, seed=1, params=ModelParams(), dt=DT)
     if threads is not None:
         numba.set_num_threads(threads)
+    sim.threads.fixed = forced
     sim.step(DT)  # compile / warm caches outside the timing
     inside0 = sim.inside
     t0 = time.perf_counter()
@@ -48,7 +53,25 @@ def ours(n: int, steps: int, threads: int | None = None) -> dict:
     wall = time.perf_counter() - t0
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     return {"agents": inside0, "steps": steps, "wall_s": wall, "agent_steps_per_s": agent_steps / wall,
-            "realtime_factor": steps * DT / wall, "sim": sim, "geometry": g}
+            "realtime_factor": steps * DT / wall, "sim": sim, "geometry": g,
+            "threads_chosen": sim.threads.last_choice}
+
+
+def loaded(n: int = 10_000, steps: int = 200) -> dict:
+    """The same 10k-agent run while another process keeps one core busy (a spinning Python loop started and
+    stopped here): the picker against one thread and against two forced threads, interleaved twice."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.0)
+        res: dict[str, list[float]] = {"picker": [], "one": [], "two": []}
+        for _ in range(2):
+            res["one"].append(ours(n, steps, threads=1)["agent_steps_per_s"])
+            res["two"].append(ours(n, steps, forced=2)["agent_steps_per_s"])
+            res["picker"].append(ours(n, steps)["agent_steps_per_s"])
+    finally:
+        busy.kill()
+        busy.wait()
+    return {k: float(np.mean(v)) for k, v in res.items()}
 
 
 def jupedsim_run(sim0, g, steps: int) -> dict | None:
@@ -118,6 +141,15 @@ def main() -> None:
         print(f"{n:>8,} {r['steps']:>6} {r['agent_steps_per_s']:>19,.0f} {r['realtime_factor']:>12.2f} "
               f"{r1['agent_steps_per_s']:>14,.0f} {js} {ratio:>6.1f} {ratio1:>15.1f}")
         out[n] = (r, j, ratio, r1, ratio1)
+    lo = loaded()
+    try:
+        load2 = os.getloadavg()[0]
+    except OSError:
+        load2 = float("nan")
+    print(f"\nWith a busy loop on one core (10k agents, agent-steps/s, mean of 2; load average {load2:.1f}): "
+          f"picker {lo['picker']:,.0f}, one thread {lo['one']:,.0f}, two threads forced {lo['two']:,.0f}; "
+          f"picker / one thread = {lo['picker'] / lo['one']:.2f}, two forced / one thread = "
+          f"{lo['two'] / lo['one']:.2f}")
     r10, j10, ratio10, _, ratio10_1 = out[10_000]
     r100 = out[100_000][0]
     print(f"\n10k agents: {ratio10:.1f}x JuPedSim (goal >= 10x), {ratio10_1:.1f}x on one thread; 100k agents: "
@@ -132,7 +164,9 @@ def main() -> None:
                       "realtime_factor_100k": round(r100["realtime_factor"], 3), "realtime_target_100k": 1.0,
                       "realtime_factor_100k_one_thread": round(out[100_000][3]["realtime_factor"], 3),
                       "threads": numba.config.NUMBA_NUM_THREADS,
-                      "dt_s": DT, "jupedsim": has_jps, "load_avg": round(load, 1)}))
+                      "dt_s": DT, "jupedsim": has_jps, "load_avg": round(load, 1),
+                      "loaded_picker_over_one_thread": round(lo["picker"] / lo["one"], 2),
+                      "loaded_two_forced_over_one_thread": round(lo["two"] / lo["one"], 2)}))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Crowd model validation against experiments: free speed, Weidmann's fundamental diagram, bottleneck flows,
-RiMEA tests 1 and 9, and a long run through a 1 m exit (no permanent clogging), side by side with JuPedSim's
-default collision-free speed model when it is installed (an optional bench dependency). Prints markdown tables
-(copied into docs/crowd.md) and a final PASS/FAIL summary.
+RiMEA tests 1 and 9, a long run through a 1 m exit (no permanent clogging, side by side with JuPedSim's default
+collision-free speed model when it is installed, an optional bench dependency), counter-flow and one-way
+corridors against the FZJ experiments, and bottlenecks with a neck. Prints markdown tables (copied into
+docs/crowd.md) and a final PASS/FAIL summary.
 
-Run: .venv/bin/python validation/crowd_validation.py   (about 20 s on a quiet 2-core machine, 8 s without JuPedSim)
+Run: .venv/bin/python validation/crowd_validation.py   (a few minutes on a 2-core machine)
 """
 from __future__ import annotations
 
@@ -15,8 +16,41 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.crowd.experiments import (bottleneck_flow, bottleneck_room, corridor_fd, rimea1, rimea9,  # noqa: E402
+from agents.crowd.experiments import (MeasurementArea, bottleneck_flow, bottleneck_room, corridor_fd,  # noqa: E402
+                                      lane_order, measure, neck_bottleneck, periodic_corridor, rimea1, rimea9,
                                       run_egress, weidmann_speed)
+
+# FZJ corridor experiments (Forschungszentrum Jülich, trajectories in its pedestrian data archive; Voronoi
+# density and speed). Bidirectional, 3.6 m corridor: Zhang, Klingsch, Schadschneider & Seyfried 2012, "Ordering
+# in bidirectional pedestrian flows and its influence on the fundamental diagram", J. Stat. Mech. P02002 —
+# mean speed (m/s) at density (/m²), the points issue 19 quotes from their fundamental diagram:
+FZJ_BIDIRECTIONAL = ((0.9, 1.2), (2.1, 0.63), (3.25, 0.39))
+# Unidirectional, corridors 1.8-3.0 m: Zhang, Klingsch, Schadschneider & Seyfried 2011, "Transitions in
+# pedestrian fundamental diagrams of straight corridors and T-junctions", J. Stat. Mech. P06004 — peak specific
+# flow about 1.7 /(m·s) at 1.7-2.1 /m², speed about 0.83 m/s at 2 /m².
+FZJ_UNI_PEAK_JS, FZJ_UNI_PEAK_RHO, FZJ_UNI_V2 = 1.7, (1.7, 2.1), 0.83
+# Bottlenecks with a neck (Seyfried et al. 2009, Kretz et al. 2006, Liddle et al. 2011): 1.6-2.2 /(m·s).
+NECK_BAND = (1.6, 2.2)
+
+
+def counter_flow(width: float, split: float, rho: float, seed: int, start: str = "mixed", warmup: float = 30.0,
+                 measure_s: float = 20.0):
+    """(mean speed m/s, stopped share, lane order at start, at end) of a two-way periodic corridor 16 m long."""
+    c = periodic_corridor(rho, length=16.0, width=width, split=split, speed_sd=0.26, start=start, seed=seed)
+    phi0 = lane_order(c)
+    c.sim.step(warmup)
+    r = measure(c.sim, [MeasurementArea(0.0, 16.0, 0.0, width)], measure_s, c.heading)[0]
+    return r.speed, r.stopped, phi0, lane_order(c)
+
+
+def one_way(rho: float, seed: int, width: float = 3.0):
+    """(density /m², speed m/s, specific flow /(m·s)) in the middle 8 m of a one-way periodic corridor 16 m long,
+    desired speeds N(1.34, 0.26) m/s."""
+    c = periodic_corridor(rho, length=16.0, width=width, split=1.0, speed_sd=0.26, seed=seed)
+    c.sim.step(30.0)
+    r = measure(c.sim, [MeasurementArea(4.0, 12.0, 0.0, width)], 20.0, c.heading)[0]
+    return r.density, r.speed, r.density * r.speed
+
 from agents.crowd.sim import ModelParams  # noqa: E402
 
 
@@ -57,7 +91,10 @@ def main() -> int:
     p = ModelParams()
     print(f"Model: collision-free speed model, radius {p.radius_m} m (l = {2 * p.radius_m:.2f} m), time gap "
           f"{p.time_gap_s} s, a_p {p.a_ped}, D_p {p.d_ped_m} m, a_w {p.a_wall}, D_w {p.d_wall_m} m, core "
-          f"{p.core_radius_m} m, noise {p.noise}, body width {p.lateral_m} m, creep {p.creep_mps} m/s; dt 0.05 s\n")
+          f"{p.core_radius_m} m, noise {p.noise} (fading to 0 at {p.noise_speed_mps} m/s), body width "
+          f"{p.lateral_m} m, creep {p.creep_mps} m/s; counter-flow: anticipation {p.anticipation_s} s, side step "
+          f"{p.a_side} (range {p.d_side_m} m, keep right unless {p.side_bias_m} m right already), oncoming width "
+          f"{p.oncoming_width_m} m, oncoming repel sideways {p.oncoming_sideways}; dt 0.05 s\n")
     ok = {}
     t1 = rimea1(1.33)
     ok["RiMEA 1"] = 26 <= t1 <= 34
@@ -129,6 +166,74 @@ def main() -> int:
         print(f"| JuPedSim {_jps_version()} collision-free speed model, its defaults (T = 1 s, r = 0.2 m) | 600 | "
               f"{'yes' if out == 600 else 'NO'} | {out} | {last:.1f} | {out / max(last, 1e-9):.2f} | "
               f"{'clogged: no one out in the last ' + format(t_end - last, '.0f') + ' s' if out < 600 else '-'} |")
+    print()
+
+    print("## Counter-flow in a periodic corridor 16 m long (two groups walking opposite ways, desired speeds "
+          "N(1.34, 0.26) m/s, mixed at the start, 30 s warm-up, 20 s measured, 2 seeds)\n")
+    print("FZJ: Zhang et al. 2012, bidirectional experiments in a 3.6 m corridor (speeds as quoted in issue 19 from their fundamental "
+          "diagram).\n")
+    print("| width (m) | split | density (/m²) | speed (m/s) | FZJ (m/s) | ratio | within ±25% | standing (<0.05 m/s) | "
+          "lane order start -> end |\n|---|---|---|---|---|---|---|---|---|")
+    fzj = dict(FZJ_BIDIRECTIONAL)
+    bi_ok, moving, lanes = True, True, True
+    rows = [(3.6, 0.5, rho) for rho, _ in FZJ_BIDIRECTIONAL] + [(4.0, 0.5, 0.5), (4.0, 0.5, 2.0), (4.0, 0.8, 2.0),
+                                                               (10.0, 0.5, 2.0), (10.0, 0.8, 2.0), (4.0, 0.5, 3.0)]
+    for width, split, rho in rows:
+        res = [counter_flow(width, split, rho, s) for s in (1, 2)]
+        v = float(np.mean([r[0] for r in res]))
+        stopped = float(np.mean([r[1] for r in res]))
+        phi0 = float(np.mean([r[2] for r in res]))
+        phi1 = float(np.mean([r[3] for r in res]))
+        ref = fzj.get(rho) if width == 3.6 else None
+        if ref is not None:
+            good = abs(v / ref - 1) <= 0.25
+            bi_ok &= good
+            cmp_ = f"{ref:.2f} | {v / ref:.2f} | {'yes' if good else 'NO'}"
+        else:
+            cmp_ = "- | - | -"
+        if rho <= 2.1:
+            moving &= stopped < 0.1
+            lanes &= phi1 >= 0.8
+        print(f"| {width:.1f} | {int(split * 100)}/{int(round((1 - split) * 100))} | {rho:.2f} | {v:.3f} | {cmp_} | "
+              f"{stopped:.0%} | {phi0:.2f} -> {phi1:.2f} |")
+    ok["counter-flow keeps moving (<10% standing, up to 2.1 /m²)"] = moving
+    ok["lanes form from a mixed start (order >= 0.8, up to 2.1 /m²)"] = lanes
+    ok["counter-flow speed within 25% of FZJ (3.6 m corridor)"] = bi_ok
+    print()
+
+    print("## One-way corridor against FZJ (3 m wide, 16 m periodic, desired speeds N(1.34, 0.26) m/s, measured "
+          "in the middle 8 m, 2 seeds)\n")
+    print("FZJ: Zhang et al. 2011, peak specific flow ~1.7 /(m·s) at 1.7-2.1 /m², speed ~0.83 m/s at 2 /m².\n")
+    print("| density (/m²) | measured density | speed (m/s) | specific flow (1/(m s)) |\n|---|---|---|---|")
+    fd = []
+    for rho in (0.5, 1.0, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0):
+        res = [one_way(rho, s) for s in (1, 2)]
+        d, v, js = (float(np.mean([r[k] for r in res])) for k in range(3))
+        fd.append((rho, d, v, js))
+        print(f"| {rho:.2f} | {d:.2f} | {v:.3f} | {js:.2f} |")
+    peak = max(fd, key=lambda r: r[3])
+    v2 = next(r[2] for r in fd if r[0] == 2.0)
+    peak_ok = abs(peak[3] / FZJ_UNI_PEAK_JS - 1) <= 0.2
+    v2_ok = abs(v2 / FZJ_UNI_V2 - 1) <= 0.2
+    print(f"\npeak specific flow {peak[3]:.2f} /(m·s) at {peak[0]:.2f} /m² (FZJ ~{FZJ_UNI_PEAK_JS} at "
+          f"{FZJ_UNI_PEAK_RHO[0]}-{FZJ_UNI_PEAK_RHO[1]}; ratio {peak[3] / FZJ_UNI_PEAK_JS:.2f}); speed at 2 /m² "
+          f"{v2:.3f} m/s (FZJ ~{FZJ_UNI_V2}; ratio {v2 / FZJ_UNI_V2:.2f})\n")
+    ok["one-way peak specific flow within 20% of FZJ"] = peak_ok
+    ok["one-way speed at 2 /m² within 20% of FZJ"] = v2_ok
+
+    print("## Bottlenecks with a neck (10 m x 10 m room, 200 people, a neck of the given length and width leaving "
+          "the east wall, exit = its far end; flow between the 10th and 90th percentile leaver, 2 seeds)\n")
+    print("| width (m) | neck length (m) | specific flow (1/(m s)) | band 1.6-2.2 | last out (s) |\n|---|---|---|---|---|")
+    neck_ok = True
+    for w in (1.0, 2.0, 3.0):
+        for nl in (1.0, 3.0, 5.0):
+            rs = [run_egress(neck_bottleneck(w, nl, n=200, seed=s)[0], 400.0) for s in (1, 2)]
+            js = float(np.mean([r.flow() for r in rs])) / w
+            inb = NECK_BAND[0] <= js <= NECK_BAND[1]
+            neck_ok &= inb
+            print(f"| {w:.1f} | {nl:.1f} | {js:.2f} | {'yes' if inb else 'NO'} | "
+                  f"{np.mean([r.evacuation_time_s for r in rs]):.1f} |")
+    ok["neck bottlenecks 1.6-2.2 /(m·s)"] = neck_ok
     print()
 
     print(f"(validation wall time {time.perf_counter() - t0:.0f} s)\n")

@@ -143,7 +143,7 @@ class ModelConfig(_Strict):
     """Collision-free speed model parameters (defaults calibrated: see docs/crowd.md)."""
 
     radius_m: float = Field(0.205, ge=0.1, le=0.4, description="Half the length an agent takes along its path (m).")
-    time_gap_s: float = Field(0.55, ge=0.1, le=3.0, description="Time gap T: speed = gap / T (s).")
+    time_gap_s: float = Field(0.5, ge=0.1, le=3.0, description="Time gap T: speed = gap / T (s).")
     a_ped: float = Field(8.0, ge=0.0, le=50.0, description="Neighbour repulsion strength (1).")
     d_ped_m: float = Field(0.1, ge=0.01, le=1.0, description="Neighbour repulsion range (m).")
     a_wall: float = Field(5.0, ge=0.0, le=50.0, description="Wall repulsion strength (1).")
@@ -159,13 +159,27 @@ class ModelConfig(_Strict):
     creep_mps: float = Field(0.4, ge=0.0, le=1.0, description="Speed (m/s) allowed to someone held up only by "
                                                              "people behind them in the field: breaks deadlocks "
                                                              "at doors.")
+    anticipation_s: float = Field(1.0, ge=0.0, le=5.0, description="Counter-flow: oncoming walkers are avoided as "
+                                                                 "if closer by their closing speed x this (s).")
+    a_side: float = Field(2.0, ge=0.0, le=20.0, description="Counter-flow: strength of the sideways step away from "
+                                                           "an oncoming walker ahead (1); 0 = off.")
+    side_bias_m: float = Field(0.1, ge=0.0, le=1.0, description="Counter-flow: pass oncoming walkers on the right "
+                                                               "unless they are this far to one's right already (m).")
+    oncoming_width_m: float = Field(0.3, ge=0.1, le=1.0, description="Counter-flow: an oncoming walker holds one up "
+                                                                    "only within this of one's path (m).")
+    noise_speed_mps: float = Field(1.5, ge=0.0, le=4.0, description="The direction noise fades out as a walker's "
+                                                                   "speed rises to this (m/s); 0 = at any speed.")
     speed_mean_mps: float = Field(1.34, ge=0.3, le=2.5, description="Mean free walking speed (m/s), Weidmann.")
     speed_sd_mps: float = Field(0.26, ge=0.0, le=1.0, description="Its standard deviation (m/s).")
 
     def params(self) -> ModelParams:
-        return ModelParams(self.radius_m, self.time_gap_s, self.a_ped, self.d_ped_m, self.a_wall, self.d_wall_m,
-                           self.core_radius_m, self.wall_clearance_m, self.max_speed_mps, self.noise,
-                           self.lateral_m, self.creep_mps)
+        return ModelParams(radius_m=self.radius_m, time_gap_s=self.time_gap_s, a_ped=self.a_ped,
+                           d_ped_m=self.d_ped_m, a_wall=self.a_wall, d_wall_m=self.d_wall_m,
+                           core_radius_m=self.core_radius_m, wall_clearance_m=self.wall_clearance_m,
+                           max_speed_mps=self.max_speed_mps, noise=self.noise, lateral_m=self.lateral_m,
+                           creep_mps=self.creep_mps, anticipation_s=self.anticipation_s, a_side=self.a_side,
+                           side_bias_m=self.side_bias_m, oncoming_width_m=self.oncoming_width_m,
+                           noise_speed_mps=self.noise_speed_mps)
 
 
 class CrowdConfig(_Strict):

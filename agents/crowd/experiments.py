@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.crowd.geometry import VenueGeometry, rasterise
+from agents.crowd.geometry import VenueGeometry, lattice_points, periodic_strip, rasterise
 from agents.crowd.kernel import EGRESS
 from agents.crowd.sim import ModelParams, VenueSim
-from agents.crowd.venue import lattice_points  # production code's; re-exported for bench and validation
 
 __all__ = ["weidmann_speed", "lattice_points", "corridor_fd", "bottleneck_flow", "rimea1", "rimea9",
-           "room_with_exit", "bottleneck_room", "run_egress", "EgressResult"]
+           "room_with_exit", "bottleneck_room", "run_egress", "EgressResult", "Corridor", "periodic_corridor",
+           "MeasurementArea", "AreaResult", "measure", "lane_order", "neck_bottleneck", "start_lattice"]
 
 
 def weidmann_speed(rho):
@@ -40,42 +40,191 @@ def place_random(sim: VenueSim, n: int, rng: np.random.Generator, field: int, v0
     return sim.add_agents(px[pick], py[pick], v, field, state=EGRESS)
 
 
-# ---- fundamental diagram -----------------------------------------------------------------------
+# ---- periodic corridors ------------------------------------------------------------------------
+def start_lattice(n: int, length: float, width: float, margin: float, min_dist: float):
+    """At least ``n`` start points (m) on a staggered (triangular) lattice filling a periodic strip ``length`` x
+    ``width`` m, at least ``margin`` from the long walls. Raises ValueError when the nearest neighbours would be
+    closer than ``min_dist`` (the body length: a closer start would hold everyone up from the first step)."""
+    w = width - 2.0 * margin
+    if n <= 0:
+        return np.zeros(0), np.zeros(0)
+    if w <= 0:
+        raise ValueError(f"corridor {width} m wide leaves no room at {margin} m from its walls")
+    best = None
+    for nrow in range(1, int(w / (0.5 * min_dist)) + 2):  # the row count that keeps neighbours farthest apart
+        ncol = int(np.ceil(n / nrow))
+        dx = length / ncol
+        dy = w / nrow
+        dmin = min(dx, np.hypot(0.5 * dx, dy), 2 * dy if nrow > 2 else np.inf) if nrow > 1 else dx
+        if best is None or dmin > best[0]:
+            best = (dmin, nrow, ncol)
+    dmin, nrow, ncol = best
+    if dmin < min_dist - 1e-9:
+        raise ValueError(f"{n} people do not fit a {length} m x {width} m corridor {min_dist} m apart "
+                         f"(closest start spacing {dmin:.3f} m): lower the density")
+    xs = (np.arange(ncol) + 0.5) * length / ncol
+    ys = margin + (np.arange(nrow) + 0.5) * w / nrow
+    X, Y = np.meshgrid(xs, ys)
+    X = X + (np.arange(nrow)[:, None] % 2) * 0.5 * length / ncol
+    return X.ravel() % length, Y.ravel()
+
+
+@dataclass
+class Corridor:
+    """A periodic corridor experiment: the sim and each agent's walking direction (+1 east, -1 west)."""
+
+    sim: VenueSim
+    length_m: float
+    width_m: float
+    heading: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.sim.n
+
+
+def periodic_corridor(density: float, length: float = 16.0, width: float = 4.0, split: float = 1.0,
+                      speed_mean: float = 1.34, speed_sd: float = 0.0, start: str = "mixed", seed: int = 1,
+                      params: ModelParams = ModelParams(), dt: float = 0.05) -> Corridor:
+    """A corridor periodic in x at ``density`` persons/m²; a share ``split`` walks east, the rest west.
+
+    Desired speeds N(``speed_mean``, ``speed_sd``) m/s clipped to [0.5, 1.8] (sd 0: all the same). Start
+    positions fill a staggered lattice; ``start="mixed"`` draws who walks which way at random,
+    ``"lanes"`` puts the east-walkers on the south side (their right) and the west-walkers on the north side."""
+    if not 0.0 <= split <= 1.0:
+        raise ValueError(f"split must be in [0, 1], got {split}")
+    if start not in ("mixed", "lanes"):
+        raise ValueError(f"start must be 'mixed' or 'lanes', got {start!r}")
+    sim = VenueSim(periodic_strip(length, width, 0.2), params, dt, periodic_lx_m=length, seed=seed)
+    east = sim.add_field("east", direction=(1.0, 0.0))
+    west = sim.add_field("west", direction=(-1.0, 0.0))
+    n = int(round(density * length * width))
+    X, Y = start_lattice(n, length, width, params.wall_clearance_m + 0.05, 2 * params.radius_m + 0.01)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(X.size, n, replace=False))
+    X, Y = X[pick], Y[pick]
+    n_east = int(round(split * n))
+    heading = -np.ones(n)
+    if start == "lanes":
+        heading[np.argsort(Y, kind="stable")[:n_east]] = 1.0
+    else:
+        heading[rng.permutation(n)[:n_east]] = 1.0
+    v0 = np.full(n, speed_mean) if speed_sd <= 0 else np.clip(rng.normal(speed_mean, speed_sd, n), 0.5, 1.8)
+    for h, f in ((1.0, east), (-1.0, west)):
+        k = heading == h
+        if k.any():
+            sim.add_agents(X[k], Y[k], v0[k], f)
+    heading = np.concatenate([np.ones(int((heading == 1).sum())), -np.ones(int((heading == -1).sum()))])
+    return Corridor(sim, length, width, heading)
+
+
+@dataclass(frozen=True)
+class MeasurementArea:
+    """A box (m) where density, speed and flow are measured, RiMEA test 4 style; flow is counted through its
+    middle line x = (x0 + x1) / 2."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    @property
+    def area_m2(self) -> float:
+        return (self.x1 - self.x0) * (self.y1 - self.y0)
+
+
+@dataclass
+class AreaResult:
+    """Time means in one measurement area. density persons/m²; speed m/s along each walker's own heading;
+    flow persons/s through the middle line (both ways); specific flow persons/(m·s) = flow / box width;
+    speed_by_heading: mean speed of the east (+1) and west (-1) walkers in the box; stopped: share of the
+    walkers in the box slower than 0.05 m/s."""
+
+    density: float
+    speed: float
+    flow: float
+    specific_flow: float
+    speed_by_heading: dict
+    stopped: float
+
+
+def measure(sim: VenueSim, areas: list[MeasurementArea], duration_s: float, heading: np.ndarray | None = None,
+            sample_s: float = 0.5) -> list[AreaResult]:
+    """Step ``sim`` for ``duration_s`` s and measure each area every ``sample_s`` s. Speeds are displacements
+    over a sample (unwrapped in a periodic corridor) along ``heading`` (+1/-1 per agent: along x) or, without
+    it, their length."""
+    n = sim.n
+    lx = sim.lx
+    k = max(1, int(round(duration_s / sample_s)))
+    cnt = np.zeros(len(areas))
+    vsum = np.zeros(len(areas))
+    vn = np.zeros(len(areas))
+    stop = np.zeros(len(areas))
+    cross = np.zeros(len(areas))
+    hs = {1.0: [np.zeros(len(areas)), np.zeros(len(areas))], -1.0: [np.zeros(len(areas)), np.zeros(len(areas))]}
+    for _ in range(k):
+        x0 = sim.x[:n].copy()
+        y0 = sim.y[:n].copy()
+        act = sim.active[:n].copy()
+        sim.step(sample_s)
+        dx = sim.x[:n] - x0
+        if lx > 0:
+            dx -= lx * np.floor(dx / lx + 0.5)
+        dy = sim.y[:n] - y0
+        v = (dx * heading if heading is not None else np.hypot(dx, dy)) / sample_s
+        for a, ar in enumerate(areas):
+            inside = act & (x0 >= ar.x0) & (x0 < ar.x1) & (y0 >= ar.y0) & (y0 < ar.y1)
+            cnt[a] += inside.sum()
+            vsum[a] += v[inside].sum()
+            vn[a] += inside.sum()
+            stop[a] += (inside & (np.hypot(dx, dy) / sample_s < 0.05)).sum()
+            if heading is not None:
+                for h, acc in hs.items():
+                    m = inside & (heading == h)
+                    acc[0][a] += v[m].sum()
+                    acc[1][a] += m.sum()
+            xm = 0.5 * (ar.x0 + ar.x1)
+            x1 = x0 + dx
+            band = act & (y0 >= ar.y0) & (y0 < ar.y1)
+            cross[a] += (band & ((x0 - xm) * (x1 - xm) < 0) & (np.abs(dx) < 0.5 * max(ar.x1 - ar.x0, 1e-9) + 1.0)).sum()
+    out = []
+    T = k * sample_s
+    for a, ar in enumerate(areas):
+        rho = cnt[a] / k / ar.area_m2
+        v = vsum[a] / max(vn[a], 1)
+        q = cross[a] / T
+        by = {h: (acc[0][a] / acc[1][a] if acc[1][a] else float("nan")) for h, acc in hs.items()}
+        out.append(AreaResult(float(rho), float(v), float(q), float(q / (ar.y1 - ar.y0)), by,
+                              float(stop[a] / max(vn[a], 1))))
+    return out
+
+
+def lane_order(c: Corridor, band_m: float = 0.3, reach_m: float = 2.0) -> float:
+    """Lane order parameter in [0, 1]: for each walker, ((same - opposite) / (same + opposite))² over the
+    walkers within ``band_m`` sideways and ``reach_m`` along the corridor, averaged (1: perfect lanes; a
+    random 50/50 mix of a few neighbours gives about 0.2-0.3)."""
+    s = c.sim
+    x, y, hd = s.x[: s.n], s.y[: s.n], c.heading
+    dx = x[:, None] - x[None, :]
+    dx -= c.length_m * np.floor(dx / c.length_m + 0.5)
+    near = (np.abs(y[:, None] - y[None, :]) < band_m) & (np.abs(dx) < reach_m)
+    np.fill_diagonal(near, False)
+    same = (near & (hd[:, None] == hd[None, :])).sum(1)
+    opp = (near & (hd[:, None] != hd[None, :])).sum(1)
+    tot = same + opp
+    ok = tot > 0
+    return float(np.mean(((same[ok] - opp[ok]) / tot[ok]) ** 2)) if ok.any() else float("nan")
+
+
 def corridor_fd(density: float, length: float = 16.0, width: float = 4.0, warmup_s: float = 20.0,
                 measure_s: float = 20.0, seed: int = 1, params: ModelParams = ModelParams(), dt: float = 0.05,
                 v0: float = 1.34) -> float:
-    """Mean speed (m/s) in a periodic corridor at a global density (persons/m²) after a warm-up."""
-    g = VenueGeometry.build([(0, 0), (length, 0), (length, width), (0, width)])
-    r = rasterise(g, 0.2)
-    # periodic in x: keep only the two long walls
-    r.walls = np.array([[-1.0, 0, length + 1, 0], [-1.0, width, length + 1, width]])
-    sim = VenueSim(r, params, dt, periodic_lx_m=length, seed=seed)
-    f = sim.add_field("east", direction=(1.0, 0.0))
-    n = int(round(density * length * width))
-    m = 0.25
-    nrow = max(1, int(round(np.sqrt(n * (width - 2 * m) / length))))
-    ncol = int(np.ceil(n / nrow))
-    xs = (np.arange(ncol) + 0.5) * length / ncol
-    ys = m + (np.arange(nrow) + 0.5) * (width - 2 * m) / nrow
-    X, Y = np.meshgrid(xs, ys)
-    X = X + (np.arange(nrow)[:, None] % 2) * 0.5 * length / ncol
-    X, Y = X.ravel() % length, Y.ravel()
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(X.size, n, replace=False))
-    sim.add_agents(X[pick], Y[pick], v0, f)
-    sim.step(warmup_s)
-    x0 = sim.x[:n].copy()
-    # unwrap displacement over the measuring window in 1 s chunks
-    dist = np.zeros(n)
-    steps = int(measure_s)
-    for _ in range(steps):
-        prev = sim.x[:n].copy()
-        sim.step(1.0)
-        dx = sim.x[:n] - prev
-        dx -= length * np.floor(dx / length + 0.5)
-        dist += dx
-    del x0
-    return float(dist.mean() / steps)
+    """Mean speed (m/s) of everyone in a one-way periodic corridor at a global density (persons/m²) after a
+    warm-up (all desired speeds ``v0``)."""
+    c = periodic_corridor(density, length, width, 1.0, v0, 0.0, seed=seed, params=params, dt=dt)
+    c.sim.step(warmup_s)
+    r = measure(c.sim, [MeasurementArea(0.0, length, 0.0, width)], measure_s, c.heading, sample_s=1.0)[0]
+    return r.speed
 
 
 # ---- egress experiments ------------------------------------------------------------------------
@@ -124,6 +273,32 @@ def bottleneck_flow(width: float, n: int = 200, room: tuple[float, float] = (10.
                     params: ModelParams = ModelParams(), dt: float = 0.05, t_max: float = 400.0) -> EgressResult:
     """Egress of :func:`bottleneck_room`: exit times of everyone who got out within ``t_max`` s."""
     return run_egress(bottleneck_room(width, n, room, seed, params, dt)[0], t_max)
+
+
+def neck_bottleneck(width: float, neck_length: float, n: int = 200, room: tuple[float, float] = (10.0, 10.0),
+                    seed: int = 1, params: ModelParams = ModelParams(), dt: float = 0.05) -> tuple[VenueSim,
+                                                                                           VenueGeometry]:
+    """A room with a neck: a corridor ``width`` m wide and ``neck_length`` m long leaving the middle of its east
+    wall, open at its far end (the exit is the whole end), ``n`` people placed inside (egress state, not yet
+    stepped). ``neck_length`` 0 is a door in the wall (:func:`bottleneck_room`). Seyfried et al. 2009 and
+    Kretz et al. 2006 used necks of 0.4-4 m."""
+    if neck_length <= 0:
+        return bottleneck_room(width, n, room, seed, params, dt)
+    L, W = room
+    a, b = W / 2 - width / 2, W / 2 + width / 2
+    g = VenueGeometry.build([(0, 0), (L, 0), (L, a), (L + neck_length, a), (L + neck_length, b), (L, b), (L, W),
+                             (0, W)], exits=[("exit", (L + neck_length, W / 2), width)])
+    sim = VenueSim(rasterise(g, 0.1), params, dt, seed=seed)
+    f = sim.add_exit_field()
+    rng = np.random.default_rng(seed)
+    px, py = lattice_points(sim.raster, 0.5, params.radius_m + 0.05)
+    room_pts = px < L - 0.3
+    px, py = px[room_pts], py[room_pts]
+    if px.size < n:
+        raise ValueError(f"room holds only {px.size} agents at 0.5 m spacing, asked for {n}")
+    pick = rng.choice(px.size, n, replace=False)
+    sim.add_agents(px[pick], py[pick], desired_speeds(rng, n), f, state=EGRESS)
+    return sim, g
 
 
 def rimea1(v0: float = 1.33, params: ModelParams = ModelParams(), dt: float = 0.05) -> float:

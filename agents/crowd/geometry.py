@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from agents.crowd.distance_field import wall_distance
 from agents.crowd.kernel import seg_point
 
 __all__ = ["ExitGeom", "VenueGeometry", "Raster", "polygon_area", "parse_wkt_polygons", "load_geojson",
-           "rasterise"]
+           "rasterise", "periodic_strip", "lattice_points"]
 
 APRON_DEPTH_M = 0.6
 
@@ -106,8 +107,9 @@ class VenueGeometry:
         a, b = self.outer[k], self.outer[(k + 1) % n]
         d = b - a
         L = float(np.hypot(*d))
-        if width > L:
-            raise ValueError(f"exit {name!r}: width {width} m exceeds its wall's length {L:.2f} m")
+        if width > L * (1.0 + 1e-9) + 1e-9:  # an exit as wide as its wall is allowed despite float rounding
+            raise ValueError(f"exit {name!r}: width {width} m exceeds its wall's length {L:.6g} m")
+        width = min(width, L)
         s = min(max(s, 0.5 * width), L - 0.5 * width)
         u = d / L
         p1, p2 = a + u * (s - 0.5 * width), a + u * (s + 0.5 * width)
@@ -232,6 +234,34 @@ def rasterise(g: VenueGeometry, h: float, open_exits: list[int] | None = None) -
         inside &= ~blocked
     return Raster(float(x0), float(y0), float(h), walk.reshape(ny, nx), exit_id.reshape(ny, nx),
                   inside.reshape(ny, nx), g.wall_segments(idx))
+
+
+def periodic_strip(length_m: float, width_m: float, h: float = 0.2) -> Raster:
+    """The raster of a corridor that is periodic in x (0 <= x < ``length_m``) between two long walls at y = 0 and
+    y = ``width_m``: no end walls, so agents leaving at one end come back at the other. Give ``length_m`` as
+    ``periodic_lx_m`` to :class:`~agents.crowd.sim.VenueSim`."""
+    if length_m <= 0 or width_m <= 0:
+        raise ValueError(f"periodic strip needs a positive length and width, got {length_m} m x {width_m} m")
+    g = VenueGeometry.build([(0, 0), (length_m, 0), (length_m, width_m), (0, width_m)])
+    r = rasterise(g, h)
+    r.walls = np.array([[-1.0, 0.0, length_m + 1.0, 0.0], [-1.0, width_m, length_m + 1.0, width_m]])
+    return r
+
+
+def lattice_points(raster: Raster, spacing: float, margin: float, mask: np.ndarray | None = None):
+    """Square-lattice points (m) inside the venue at least ``margin`` m from walls (and in ``mask``)."""
+    dw = wall_distance(raster.inside, raster.h)
+    ok = raster.inside & (dw >= margin)
+    if mask is not None:
+        ok &= mask
+    ny, nx = raster.shape
+    xs = np.arange(raster.x0 + spacing / 2, raster.x0 + nx * raster.h, spacing)
+    ys = np.arange(raster.y0 + spacing / 2, raster.y0 + ny * raster.h, spacing)
+    X, Y = np.meshgrid(xs, ys)
+    X, Y = X.ravel(), Y.ravel()
+    iy, ix = raster.cell_of(X, Y)
+    keep = ok[iy, ix]
+    return X[keep], Y[keep]
 
 
 # ---- loaders --------------------------------------------------------------------------------------

@@ -8,6 +8,13 @@ Each sub-step, for every walking agent i:
              lateral offset < w, the body width) and s'_i the same gap counting only agents not behind i in
              its navigation field (who is nearer the exit goes first: no side-by-side deadlock at a door)
   move       x_i += dt v_i e_i
+Counter-flow (neighbours j with another goal whose desired direction opposes i's; after Xu, Chraibi &
+Seyfried 2021, "Anticipation in a velocity-based model for pedestrian dynamics"): an oncoming j ahead of i
+repels only sideways (its radial term is projected on i's lateral axis), and adds a sideways step
+a_side exp(-g_ij / d_side) (e0_i . n_ij) along -+ the lateral axis, g_ij the gap minus the closing speed
+(from the last sub-step's velocities) x t_ant, to i's right unless j's position in t_ant s is more than
+side_bias to i's right already; it holds i up only within w_onc of i's path. The noise fades out as i's last
+speed rises to noise_v, so walkers in a lane keep their line while the held-up still get the jitter.
 e0_i is the unit direction of the agent's navigation field (fast marching, bilinear); u_i a reproducible
 random unit vector. Neighbours come from cell lists (counting sort into cells of cutoff / nr; agents' positions
 are copied in cell order so each row of neighbour cells is one contiguous range), in one pass that sums the
@@ -19,15 +26,42 @@ update reads only the state at the start of the sub-step, so results do not depe
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["MOVING", "STANDING", "EGRESS", "FREE", "build_cells", "bin_walls", "run_steps", "PARAMS"]
+__all__ = ["MOVING", "STANDING", "EGRESS", "FREE", "build_cells", "bin_walls", "run_steps", "KernelParams"]
 
 FREE, MOVING, STANDING, EGRESS = 0, 1, 2, 3
-# indices into the float parameter vector passed to the kernel
-PARAMS = ("l", "T", "a_p", "D_p", "a_w", "D_w", "r", "r_core", "dt", "lx", "cutoff", "d_min", "noise", "w",
-          "creep")
+
+
+class KernelParams(NamedTuple):
+    """The kernel's numbers by name (a numba named tuple of floats: attribute access compiles to a constant
+    offset, so it costs what the old positional vector did). Lengths m, times s, speeds m/s."""
+
+    l: float  # length an agent takes along its path (2 r)
+    T: float  # time gap: speed = gap / T
+    a_p: float  # neighbour repulsion strength
+    D_p: float  # neighbour repulsion range
+    a_w: float  # wall repulsion strength
+    D_w: float  # wall repulsion range
+    r: float  # radius (wall repulsion offset)
+    r_core: float  # no centre nearer a wall than this
+    dt: float  # sub-step
+    lx: float  # period in x (0: not periodic)
+    cutoff: float  # neighbour range
+    d_min: float  # no two centres closer than this
+    noise: float  # magnitude of the random direction term
+    w: float  # body width: a same-way neighbour within this of one's path holds one up
+    creep: float  # speed allowed to one held up only by people behind it in its field
+    t_ant: float  # anticipation time: an oncoming walker is avoided as if closer by closing speed x t_ant
+    a_side: float  # strength of the sideways step away from an oncoming walker (0: off)
+    d_side: float  # its range (m of anticipated gap)
+    side_bias: float  # pass oncoming walkers on the right unless they are this far to one's right already
+    noise_v: float  # the noise fades out as one's last speed rises to this (0: noise at any speed)
+    w_onc: float  # an oncoming walker holds one up when its centre is within this of one's path
+    onc_lateral: float  # 1: an oncoming walker ahead repels only sideways; 0: radially like everyone else
 
 
 NOISE_BITS = 12  # the random direction term takes one of 2^12 evenly spaced angles
@@ -187,7 +221,8 @@ def _gap_ahead(dx, dy, d, ex, ey, l, wl):
 
 
 @njit(cache=True, inline="always")
-def _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, wl, phi, order, fid, f):
+def _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, wl, phi, order, fid, f, e0x, e0y,
+             e0xs, e0ys, wlo):
     """Gaps (m) to the nearest agent ahead along (ex, ey) within ``wl`` sideways, among all neighbours and
     among those not behind in the navigation field: a full scan of the neighbour cells (the fallback when an
     agent has more close neighbours than the kernel's buffer holds)."""
@@ -203,7 +238,9 @@ def _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, w
                 if lx > 0.0:
                     dx -= lx * np.floor(dx / lx + 0.5)
                 dy = ys[k] - yi
-                gap = _gap_ahead(dx, dy, np.sqrt(dx * dx + dy * dy), ex, ey, l, wl)
+                d = np.sqrt(dx * dx + dy * dy)
+                onc = fid[order[k]] != f and e0x * e0xs[k] + e0y * e0ys[k] < 0.0
+                gap = _gap_ahead(dx, dy, d, ex, ey, l, wlo if onc else wl)
                 sp = min(sp, gap)
                 if not (fid[order[k]] == f and phi[k] > phi[kk]):
                     spp = min(spp, gap)
@@ -230,31 +267,42 @@ CHUNK = 64  # agents per parallel work item (each item allocates its own neighbo
 @njit(cache=True, parallel=True, fastmath=True)
 def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, nr,
              fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step_id,
-             nbuf, phi, wtab, ndir):
+             nbuf, phi, wtab, ndir, vx, vy, e0xs, e0ys, vxs, vys):
     """Proposed moves of every active agent, written in sorted-slot order (``xn[k]`` is agent ``order[k]``).
 
     One pass over the cells within ``nr`` cells sums the repulsion and keeps the neighbours within the cut-off in
     a small buffer; the headway gap is then taken over that buffer (an agent beyond the cut-off never limits
     the speed: (cutoff - l) / T >= the largest desired speed)."""
-    l, T, _, _, a_w, D_w, r, r_core, dt, lx, cutoff = (par[0], par[1], par[2], par[3], par[4],
-                                                           par[5], par[6], par[7], par[8], par[9], par[10])
-    noise = par[12]
-    wl = par[13]
-    creep = par[14]
+    l, T, a_w, D_w, r, r_core, dt, lx, cutoff = par.l, par.T, par.a_w, par.D_w, par.r, par.r_core, par.dt, \
+        par.lx, par.cutoff
+    noise = par.noise
+    wl = par.w
+    creep = par.creep
+    t_ant = par.t_ant
+    a_side = par.a_side
+    d_side = par.d_side
+    side_bias = par.side_bias
+    noise_v = par.noise_v
+    wlo = par.w_onc  # oncoming walkers hold one up only when bodies would nearly touch (same-way ones: within
+    # the body width, so two do not squeeze through a door side by side)
     ny, nx = walkable.shape
     cut2 = cutoff * cutoff
     m = order.shape[0]
-    for kk in prange(m):  # each slot's place in its navigation field (s to go): who is ahead of whom
-        i = order[kk]
+    for kk in prange(m):  # each slot's place in its field (m to go: who is ahead of whom), desired direction
+        i = order[kk]  # and last velocity, in slot order for the neighbour loops
         ci = min(max(int((xs[kk] - rx0) / h), 0), nx - 1)
         cj = min(max(int((ys[kk] - ry0) / h), 0), ny - 1)
         phi[kk] = fT[fid[i], cj, ci]
+        e0xs[kk], e0ys[kk] = _field_dir(fgx, fgy, fid[i], xs[kk], ys[kk], rx0, ry0, h)
+        vxs[kk] = vx[i]
+        vys[kk] = vy[i]
     nchunk = (m + CHUNK - 1) // CHUNK
     for ch in prange(nchunk):
         bdx = np.empty(nbuf)
         bdy = np.empty(nbuf)
         bd = np.empty(nbuf)
         bbehind = np.empty(nbuf, np.bool_)
+        bonc = np.empty(nbuf, np.bool_)
         for kk in range(ch * CHUNK, min(m, (ch + 1) * CHUNK)):
             i = order[kk]
             xi, yi = xs[kk], ys[kk]
@@ -270,7 +318,8 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
             if state[i] == MOVING and fT[f, cj, ci] <= stop[i]:
                 state[i] = STANDING
                 continue
-            e0x, e0y = _field_dir(fgx, fgy, f, xi, yi, rx0, ry0, h)
+            e0x, e0y = e0xs[kk], e0ys[kk]
+            vix, viy = vxs[kk], vys[kk]
             c = cell[i]
             cxi = c % ncx
             cyi = c // ncx
@@ -292,16 +341,42 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
                         if d2 > cut2:
                             continue
                         d = np.sqrt(d2)
+                        # walking the other way to another goal (converging on one door is not counter-flow)
+                        onc = fid[order[k]] != f and e0x * e0xs[k] + e0y * e0ys[k] < 0.0
                         if nb < nbuf:
                             bdx[nb] = dx
                             bdy[nb] = dy
                             bd[nb] = d
                             bbehind[nb] = fid[order[k]] == f and phi[k] > phi[kk]
+                            bonc[nb] = onc
                             nb += 1
                         else:
                             overflow = True
                         if d2 < 1e-18:
                             continue
+                        if onc and a_side > 0.0 and dx * e0x + dy * e0y > 0.0:
+                            # an oncoming walker ahead (Xu et al. 2021): step sideways, away from where it will
+                            # be in t_ant s, passing on the right unless it will be clearly on one's right
+                            # already; the nearer the anticipated contact (closing speed x t_ant), the stronger
+                            ux = dx / d
+                            uy = dy / d
+                            close = ((vix - vxs[k]) * ux + (viy - vys[k]) * uy) * t_ant
+                            gap_a = max(d - l - max(close, 0.0), 0.0)
+                            lat = -e0y * (dx + vxs[k] * t_ant) + e0x * (dy + vys[k] * t_ant)  # + = on one's left
+                            sgn = 1.0 if lat < -side_bias else -1.0
+                            s_ = sgn * a_side * np.exp(-gap_a / d_side) * (dx * e0x + dy * e0y) / d
+                            rxs += -e0y * s_
+                            rys += e0x * s_
+                            if par.onc_lateral > 0.0:
+                                # an oncoming walker pushes one sideways, not back (Xu et al. 2021): keep
+                                # only the lateral part of its repulsion
+                                u = d * WTAB_PER_M
+                                iu = int(u)
+                                w = (wtab[iu] + (u - iu) * (wtab[iu + 1] - wtab[iu])) / d
+                                pl = -e0y * dx + e0x * dy
+                                rxs -= w * (-e0y) * pl
+                                rys -= w * e0x * pl
+                                continue
                         u = d * WTAB_PER_M  # a_p exp((l - d) / D_p), interpolated from a 1 mm table
                         iu = int(u)
                         w = (wtab[iu] + (u - iu) * (wtab[iu + 1] - wtab[iu])) / d
@@ -320,8 +395,11 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
             ey = e0y + rys + wys
             if noise > 0.0:  # small reproducible jitter: breaks the symmetric arches that clog a door for good
                 q = _hash_dir(seed, i, step_id)
-                ex += noise * ndir[q, 0]
-                ey += noise * ndir[q, 1]
+                nz = noise
+                if noise_v > 0.0:  # ... where people are held up; walkers in a lane keep their line
+                    nz *= max(0.0, 1.0 - np.sqrt(vix * vix + viy * viy) / noise_v)
+                ex += nz * ndir[q, 0]
+                ey += nz * ndir[q, 1]
             nrm = np.sqrt(ex * ex + ey * ey)
             if nrm < 1e-9:
                 continue
@@ -330,12 +408,12 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
             # headway gap to the nearest agent ahead along e (within one length sideways)
             if overflow:
                 sp, spp = _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, wl, phi, order,
-                                   fid, f)
+                                   fid, f, e0x, e0y, e0xs, e0ys, wlo)
             else:
                 sp = 1e9
                 spp = 1e9
                 for q in range(nb):
-                    gap = _gap_ahead(bdx[q], bdy[q], bd[q], ex, ey, l, wl)
+                    gap = _gap_ahead(bdx[q], bdy[q], bd[q], ex, ey, l, wlo if bonc[q] else wl)
                     sp = min(sp, gap)
                     if not bbehind[q]:
                         spp = min(spp, gap)
@@ -428,26 +506,31 @@ def neighbour_buffer(cutoff: float, dmin: float) -> int:
 @njit(cache=True)
 def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0, ry0, h, walkable, exit_id,
               cx0, cy0, cs, ncx, ncy, nr, nrc, wstart, widx, segs, par, exit_count, exit_time, exit_of, speed, seed, step0,
-              nbuf, ndir):
-    """Advance ``nsteps`` sub-steps of ``par[dt]`` s from time ``t0``; egress agents reaching an exit apron
+              nbuf, ndir, vx, vy):
+    """Advance ``nsteps`` sub-steps of ``par.dt`` s from time ``t0``; egress agents reaching an exit apron
     become inactive (``exit_count[k] += 1``, ``exit_time[i]``, ``exit_of[i]``). Returns undone moves."""
     n = x.shape[0]
-    dt = par[8]
-    lx = par[9]
-    dmin = par[11]
+    dt = par.dt
+    lx = par.lx
+    dmin = par.d_min
     ny, nx = walkable.shape
     xn = np.empty(n)
     yn = np.empty(n)
     moved = np.zeros(n, np.bool_)
     flag = np.zeros(n, np.bool_)
     phi = np.empty(n)
-    wtab = repulsion_table(par[0], par[2], par[3], par[10])
+    e0xs = np.empty(n)
+    e0ys = np.empty(n)
+    vxs = np.empty(n)
+    vys = np.empty(n)
+    wtab = repulsion_table(par.l, par.a_p, par.D_p, par.cutoff)
     undone = 0
     for step in range(nsteps):
         start, order, cell, xs, ys = build_cells(x, y, active, cx0, cy0, cs, ncx, ncy)
         m = order.shape[0]
         _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, nr, fT, fgx, fgy, rx0, ry0,
-                 h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step0 + step, nbuf, phi, wtab, ndir)
+                 h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step0 + step, nbuf, phi, wtab, ndir,
+                 vx, vy, e0xs, e0ys, vxs, vys)
         while True:  # each pass undoes at least one move or ends: terminates
             _conflicts(xn, yn, moved, start, order, cell, ncx, ncy, nrc, lx, dmin, flag)
             cnt = 0
@@ -463,8 +546,15 @@ def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0,
                 break
         t = t0 + (step + 1) * dt
         for kk in range(m):
+            i = order[kk]
+            vx[i] = 0.0
+            vy[i] = 0.0
             if moved[kk]:
-                i = order[kk]
+                mx = xn[kk] - x[i]
+                if lx > 0.0:
+                    mx -= lx * np.floor(mx / lx + 0.5)
+                vx[i] = mx / dt
+                vy[i] = (yn[kk] - y[i]) / dt
                 x[i] = xn[kk]
                 y[i] = yn[kk]
                 if state[i] == EGRESS:

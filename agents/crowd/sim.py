@@ -5,6 +5,7 @@ positions in venue-local m. Agents are never deleted: an exited agent's slot sta
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numba
@@ -12,7 +13,9 @@ import numpy as np
 
 from agents.crowd.distance_field import navigation_field, wall_distance
 from agents.crowd.geometry import Raster
-from agents.crowd.kernel import EGRESS, MOVING, bin_walls, neighbour_buffer, noise_dirs, run_steps
+from agents.crowd.kernel import (EGRESS, MOVING, KernelParams, bin_walls, neighbour_buffer, noise_dirs,
+                                 run_steps)
+from agents.crowd.threads import ThreadPicker
 
 __all__ = ["ModelParams", "VenueSim", "stable_dt"]
 
@@ -22,7 +25,7 @@ class ModelParams:
     """Collision-free speed model parameters (JuPedSim's repulsion defaults; time gap and length calibrated)."""
 
     radius_m: float = 0.205  # l = 2 r: the length an agent occupies along its path
-    time_gap_s: float = 0.55  # T: speed = gap / T
+    time_gap_s: float = 0.5  # T: speed = gap / T
     a_ped: float = 8.0  # neighbour repulsion strength
     d_ped_m: float = 0.1  # neighbour repulsion range
     a_wall: float = 5.0  # wall repulsion strength
@@ -33,6 +36,16 @@ class ModelParams:
     noise: float = 0.3  # magnitude of a reproducible random term added to the direction (breaks clogging arches)
     lateral_m: float = 0.55  # body width: a neighbour blocks the way when its centre is within this of one's path
     creep_mps: float = 0.4  # speed allowed to one held up only by people behind it in the field (breaks deadlocks)
+    # counter-flow (walkers with another goal coming the other way), after Xu, Chraibi & Seyfried 2021:
+    anticipation_s: float = 1.0  # oncoming walkers are avoided as if closer by their closing speed x this (s)
+    a_side: float = 2.0  # strength of the sideways step away from an oncoming walker ahead (0: off)
+    d_side_m: float = 0.8  # its range (m of anticipated gap)
+    side_bias_m: float = 0.1  # pass on the right unless the oncoming walker is this far to one's right already
+    oncoming_width_m: float = 0.3  # an oncoming walker holds one up only within this of one's path (shoulders
+    # turned: the hard core), a same-way one within lateral_m
+    oncoming_sideways: bool = True  # an oncoming walker ahead repels only sideways, not back
+    noise_speed_mps: float = 1.5  # the noise fades out as one's last speed rises to this (0: at any speed):
+    # it breaks arches where people are held up and leaves walkers in a lane on their line
 
     @property
     def cutoff_m(self) -> float:
@@ -90,12 +103,17 @@ class VenueSim:
         self.seed = int(seed) & 0xFFFFFFFF
         self.steps_done = 0
         self.undone_moves = 0
-        self.par = np.array([2 * params.radius_m, params.time_gap_s, params.a_ped, params.d_ped_m, params.a_wall,
-                             params.d_wall_m, params.radius_m, params.wall_clearance_m, self.dt, self.lx, cut,
-                             2 * params.core_radius_m, params.noise,
-                             params.lateral_m, params.creep_mps], np.float64)
+        self.par = KernelParams(
+            l=2 * params.radius_m, T=params.time_gap_s, a_p=params.a_ped, D_p=params.d_ped_m, a_w=params.a_wall,
+            D_w=params.d_wall_m, r=params.radius_m, r_core=params.wall_clearance_m, dt=self.dt, lx=self.lx,
+            cutoff=cut, d_min=2 * params.core_radius_m, noise=params.noise, w=params.lateral_m,
+            creep=params.creep_mps, t_ant=params.anticipation_s, a_side=params.a_side, d_side=params.d_side_m,
+            side_bias=params.side_bias_m, noise_v=params.noise_speed_mps, w_onc=params.oncoming_width_m,
+            onc_lateral=float(params.oncoming_sideways))
+        self.par = KernelParams(*(float(v) for v in self.par))
         self.nbuf = neighbour_buffer(cut, 2 * params.core_radius_m)
         self._ndir = noise_dirs()
+        self.threads = ThreadPicker(self.parallel_min_agents)
 
     # ---- storage ------------------------------------------------------------------------------
     def _alloc(self, cap: int) -> None:
@@ -110,6 +128,8 @@ class VenueSim:
         self.enter_time = np.full(cap, np.nan)
         self.exit_of = np.full(cap, -1, np.int32)
         self.speed = np.zeros(cap)
+        self.vx = np.zeros(cap)  # velocity (m/s) over the last sub-step
+        self.vy = np.zeros(cap)
 
     def _grow(self, need: int) -> None:
         cap = self.x.shape[0]
@@ -117,7 +137,7 @@ class VenueSim:
             return
         new = max(need, 2 * cap)
         for name in ("x", "y", "v0", "state", "fid", "stop", "active", "exit_time", "enter_time", "exit_of",
-                     "speed"):
+                     "speed", "vx", "vy"):
             a = getattr(self, name)
             b = np.zeros(new, a.dtype)
             if name in ("exit_time", "enter_time"):
@@ -197,18 +217,22 @@ class VenueSim:
         if nsteps <= 0:
             return
         r = self.raster
-        n = self.n
-        # threads pay off from about 500 agents (1.5x on 2 cores at 500, 1.9x at 10k: bench/crowd.py); the
-        # thread count is the caller's (a batch worker pins its own), not the machine's
+        # threads pay off from about 1,000 agents on an idle machine and cost 2-9x on a busy one: the picker
+        # measures which is faster here and now (the result is the same either way)
+        self.threads.min_agents = self.parallel_min_agents
         prev = numba.get_num_threads()
-        nthreads = prev if self.inside >= self.parallel_min_agents else 1
-        numba.set_num_threads(nthreads)
+        inside = self.inside
         try:
-            self.undone_moves += self._run(nsteps, n, r)
+            for threads, k, probe in self.threads.plan(inside, nsteps):
+                numba.set_num_threads(threads)
+                t0 = time.perf_counter()
+                self.undone_moves += self._run(k, self.n, r)
+                self.threads.record(threads, k * 0.5 * (inside + self.inside), time.perf_counter() - t0, probe)
+                inside = self.inside
+                self.t += k * self.dt
+                self.steps_done += k
         finally:
             numba.set_num_threads(prev)
-        self.t += nsteps * self.dt
-        self.steps_done += nsteps
 
     def _run(self, nsteps: int, n: int, r: Raster) -> int:
         return run_steps(
@@ -216,7 +240,7 @@ class VenueSim:
             self.active[:n], self.fT, self.fgx, self.fgy, r.x0, r.y0, r.h, r.walkable, r.exit_id, r.x0, r.y0,
             self.cs, self.ncx, self.ncy, self.nr, self.nrc, self.wstart, self.widx, r.walls, self.par, self.exit_count,
             self.exit_time[:n], self.exit_of[:n], self.speed[:n], self.seed, self.steps_done, self.nbuf,
-            self._ndir)
+            self._ndir, self.vx[:n], self.vy[:n])
 
     # ---- views --------------------------------------------------------------------------------
     @property

@@ -11,29 +11,12 @@ import numpy as np
 
 from agents.crowd.config import CrowdConfig, ExitConfig, VenueConfig
 from agents.crowd.density import DensityGrid
-from agents.crowd.distance_field import wall_distance
-from agents.crowd.geometry import Raster, VenueGeometry, rasterise
+from agents.crowd.geometry import VenueGeometry, lattice_points, rasterise
 from agents.crowd.kernel import EGRESS, MOVING, STANDING
 from agents.crowd.sim import VenueSim
 from agents.crowd.warnings import CrowdWarning, WarningTracker
 
 __all__ = ["VenueRun", "TickResult", "lattice_points"]
-
-
-def lattice_points(raster: Raster, spacing: float, margin: float, mask: np.ndarray | None = None):
-    """Square-lattice points (m) inside the venue at least ``margin`` m from walls (and in ``mask``)."""
-    dw = wall_distance(raster.inside, raster.h)
-    ok = raster.inside & (dw >= margin)
-    if mask is not None:
-        ok &= mask
-    ny, nx = raster.shape
-    xs = np.arange(raster.x0 + spacing / 2, raster.x0 + nx * raster.h, spacing)
-    ys = np.arange(raster.y0 + spacing / 2, raster.y0 + ny * raster.h, spacing)
-    X, Y = np.meshgrid(xs, ys)
-    X, Y = X.ravel(), Y.ravel()
-    iy, ix = raster.cell_of(X, Y)
-    keep = ok[iy, ix]
-    return X[keep], Y[keep]
 
 
 @dataclass

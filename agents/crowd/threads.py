@@ -1,0 +1,84 @@
+"""How many numba threads a crowd step gets: one below ``min_agents``, else whichever of one thread and all the
+caller's threads measured faster on this machine lately (results do not depend on it: the kernel is bit-identical
+on any thread count). On a machine that other work keeps busy, two threads can be 2-9x slower than one (a
+parallel step waits for its slowest thread, which the OS has parked); a measured choice never stays there.
+
+The first choice comes from the cores free now (``os.sched_getaffinity`` minus the 1-minute load average);
+after that every call is timed, and the other choice is re-measured on a few sub-steps of a call now and then
+(every ``probe_every`` calls, backing off while it keeps losing), so a wrong pick costs a few sub-steps.
+"""
+from __future__ import annotations
+
+import os
+
+import numba
+
+__all__ = ["ThreadPicker", "free_cores"]
+
+
+def free_cores() -> float:
+    """Cores this process may use that are not busy now: affinity count minus the 1-minute load average
+    (which counts this process's own running threads too), at least 0."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return float(cpus)
+    return max(0.0, cpus - load)
+
+
+class ThreadPicker:
+    """Chooses the thread count of each kernel call and learns from its wall time (s per agent-step)."""
+
+    def __init__(self, min_agents: int = 1000, probe_every: int = 20, max_probe_every: int = 640) -> None:
+        self.min_agents = min_agents
+        self.probe_every = probe_every
+        self.max_probe_every = max_probe_every
+        self._interval = probe_every
+        self._calls = 0
+        self.rate: dict[int, float] = {}  # threads -> smoothed wall s per agent-step
+        self.last_choice = 1
+        self.fixed: int | None = None  # set to force a thread count (benchmarks: the old behaviour)
+
+    def max_threads(self) -> int:
+        """The caller's numba thread count (a batch worker pins its own), capped by the cores we may use."""
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:
+            cpus = os.cpu_count() or 1
+        return max(1, min(numba.get_num_threads(), cpus))
+
+    def plan(self, n_agents: int, nsteps: int) -> list[tuple[int, int, bool]]:
+        """(threads, sub-steps, is_probe) pieces for one call of ``nsteps`` sub-steps with ``n_agents`` inside."""
+        tmax = self.max_threads()
+        if self.fixed is not None and n_agents >= self.min_agents:
+            self.last_choice = min(self.fixed, tmax)
+            return [(self.last_choice, nsteps, False)]
+        if n_agents < self.min_agents or tmax == 1:
+            self.last_choice = 1
+            return [(1, nsteps, False)]
+        self._calls += 1
+        if not self.rate:  # first call: trust the free cores; the other choice is measured next call
+            best = tmax if free_cores() >= tmax - 0.5 else 1
+        else:
+            best = min(self.rate, key=self.rate.get)
+        self.last_choice = best
+        other = 1 if best == tmax else tmax
+        if self.rate and (other not in self.rate or self._calls % self._interval == 0):
+            k = max(1, nsteps // 10)  # a few sub-steps on the other choice, the rest on the best
+            return [(other, k, True), (best, nsteps - k, False)] if nsteps > k else [(other, k, True)]
+        return [(best, nsteps, False)]
+
+    def record(self, threads: int, agent_steps: float, wall_s: float, probe: bool = False) -> None:
+        """Fold one timed piece into the estimate for ``threads``; a probe that lost backs the probing off."""
+        if agent_steps <= 0 or wall_s <= 0:
+            return
+        r = wall_s / agent_steps
+        old = self.rate.get(threads)
+        self.rate[threads] = r if old is None else 0.7 * old + 0.3 * r
+        if probe:
+            lost = min(self.rate, key=self.rate.get) != threads
+            self._interval = min(self.max_probe_every, 2 * self._interval) if lost else self.probe_every
