@@ -112,6 +112,7 @@ def test_calibrated_demand_runs_with_run(town, tmp_path, capsys):
     assert rep["summary"]["fit"]["n"] + rep["summary"]["holdout"]["n"] == 12
     assert sum(r["set"] == "holdout" for r in rep["rows"]) == round(0.2 * 12)
     assert line["geh5_share_fit"] > rep["summary"]["prior_all"]["geh5_share"]
+    _report_views_show(out, tmp_path, rep)
     trips = (out / "calibrated_trips.csv").read_text().strip().splitlines()
     assert trips[0] == "depart_s,origin,destination"
     town.write_text(TOWN + "  " + (out / "variant.yaml").read_text().split("\n", 1)[1].replace("\n", "\n  "))
@@ -121,3 +122,23 @@ def test_calibrated_demand_runs_with_run(town, tmp_path, capsys):
     ds2 = xr.open_dataset(tmp_path / "run2" / "ctown" / "ctown.nc").sel(variant="calibrated")
     assert int(ds2.sizes["trip"]) == len(trips) - 1
     assert np.nansum(ds2["link_flow"].values) > 0
+
+
+def _report_views_show(out: Path, tmp_path: Path, rep: dict) -> None:
+    """The same JSON feeds the HTML section and the dashboard page, with fit and hold-out shares."""
+    import sys
+
+    from agents.traffic.counts.report import calibration_sections
+    from dashboards.app import create_app
+
+    sections = calibration_sections(out)
+    assert len(sections) == 1
+    share = f"{100 * rep['summary']['holdout']['geh5_share']:.1f}%"
+    assert "Calibration to traffic counts" in sections[0] and share in sections[0]
+    create_app(tmp_path)
+    page = next(m for k, m in sys.modules.items() if k.endswith("calibration") and "pages" in k)
+    opts, value = page.options("/calibration")
+    assert value is not None and len(opts) == 1
+    cards = page.show(value)
+    text = str(cards)
+    assert "calibration-summary" in text and share in text and "calibration-scatter" in text

@@ -16,7 +16,7 @@ from numba import njit
 
 from networks.routing import next_hop_tables
 
-__all__ = ["simulate", "write_trips_csv", "link_times_by_slice", "count_incidence", "simulated_counts"]
+__all__ = ["count_incidence", "link_times_by_slice", "simulate", "simulated_counts", "write_trips_csv"]
 
 
 def write_trips_csv(path: str | Path, city, trips: dict[str, np.ndarray]) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cli_calibrate", "add_arguments"]
+__all__ = ["add_arguments", "cli_calibrate"]
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
     p.add_argument("--variant", default="baseline", help="the scenario variant whose demand is the prior")
     p.add_argument("--iterations", type=int, default=3, help="bilevel iterations (simulate, re-route, refit)")
     p.add_argument("--screenlines", help="CSV screenline,link: report observed/simulated totals per screenline")
-    p.add_argument("--out", help="output folder (default results/calibrate/<scenario name>)")
+    p.add_argument("--out", help="output folder (default results/<scenario name>/calibration, beside the run results)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -71,7 +71,7 @@ def _out_dir(args, name: str) -> Path:
 
     if args.out:
         return Path(args.out).resolve()
-    return PROJECT_ROOT / "results" / "calibrate" / name
+    return PROJECT_ROOT / "results" / name / "calibration"
 
 
 def _snippet(scenario_file: str, sc, demand: Path, fit: float, hold: float | None, variant: str,
@@ -95,10 +95,16 @@ def _snippet(scenario_file: str, sc, demand: Path, fit: float, hold: float | Non
 
 
 def cli_calibrate(args) -> int:
-    from agents.traffic.counts.odme import OdmeOptions, calibrate_demand, fold_groups, prior_trips, split_holdout
+    from agents.traffic.counts.assign import write_trips_csv
+    from agents.traffic.counts.odme import (
+        OdmeOptions,
+        calibrate_demand,
+        fold_groups,
+        prior_trips,
+        split_holdout,
+    )
     from agents.traffic.counts.readers import CountsError, read_counts
     from agents.traffic.counts.report import build_report, calibration_html, text_report
-    from agents.traffic.counts.assign import write_trips_csv
     from twin.cli import _load
     from twin.scenario import ScenarioError
 

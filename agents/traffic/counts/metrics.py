@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["geh", "tag_flow_ok", "regression", "geh5_share"]
+__all__ = ["geh", "geh5_share", "regression", "tag_flow_ok"]
 
 
 def geh(model_vph: np.ndarray, observed_vph: np.ndarray) -> np.ndarray:

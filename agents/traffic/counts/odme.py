@@ -1,9 +1,10 @@
 """Origin-destination matrix estimation (ODME) from traffic counts, with the built-in model as the assignment.
 
 The estimate is a time-sliced zone-to-zone matrix x[c] (c = origin zone, destination zone, departure slice)
-that keeps the prior's structure: x = x0 * exp(a_slice + b_origin + c_destination + d_cell). The slice,
-origin and destination factors are lightly penalised, the cell factors strongly, so the fit moves whole rows
-and columns before single cells (a log-linear, Spiess-like multiplicative adjustment; zero prior cells stay
+that keeps the prior's structure: x = x0 * exp(a_slice + k_slice * km + u_o + u_d + b_o + c_d + d_cell), with
+km the zone-to-zone distance, u a zone's activity (both ends), b/c its origin/destination roles. The slice,
+trip-length and activity factors are lightly penalised, the roles more, the single cells strongly, so the fit
+moves levels, trip lengths, whole rows and columns before single cells (a log-linear, Spiess-like multiplicative adjustment; zero prior cells stay
 zero). It minimises, with scipy's trust-region least squares,
 
     sum_counts ((P x + bias - y) / sigma)^2 + lambda_group |abc|^2 + lambda_cell |d|^2,
@@ -22,12 +23,25 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import least_squares
 
-from agents.traffic.counts.assign import count_incidence, link_times_by_slice, simulate, simulated_counts
+from agents.traffic.counts.assign import (
+    count_incidence,
+    link_times_by_slice,
+    simulate,
+    simulated_counts,
+)
 from agents.traffic.counts.metrics import geh
 from agents.traffic.counts.readers import CountSet
 
-__all__ = ["OdmeOptions", "OdmeResult", "calibrate_demand", "slice_bounds", "split_holdout", "fold_groups",
-           "node_zones", "prior_trips"]
+__all__ = [
+    "OdmeOptions",
+    "OdmeResult",
+    "calibrate_demand",
+    "fold_groups",
+    "node_zones",
+    "prior_trips",
+    "slice_bounds",
+    "split_holdout",
+]
 
 
 @dataclass
@@ -39,6 +53,7 @@ class OdmeOptions:
     lambda_role: float = 20.0  # penalty on zone origin-only / destination-only log-factors
     lambda_cell: float = 100.0  # penalty on single-cell log-factors
     min_slice_s: float = 900.0
+    trip_length: bool = False  # also fit a trip-length (distance) slope per slice (measured: see docs)
     seed: int = 0
 
 
@@ -130,7 +145,7 @@ def fold_groups(counts: CountSet, k: int, seed: int) -> list[np.ndarray]:
 class _Matrix:
     """The prior trips as a pool grouped into cells (origin zone, destination zone, slice)."""
 
-    def __init__(self, trips, city, bounds: np.ndarray) -> None:
+    def __init__(self, trips, city, bounds: np.ndarray, trip_length: bool = False) -> None:
         nz, self.zone_ids = node_zones(city)
         self.nz = nz
         Z = len(self.zone_ids)
@@ -150,12 +165,21 @@ class _Matrix:
         self.ptr = np.concatenate([[0], np.cumsum(self.x0.astype(np.int64))])
         K, C = len(bounds) - 1, self.n_cells
         rows = np.arange(C)
-        # parameter map: [slice (K) | zone activity, both ends (Z) | origin role (Z) | destination role (Z) |
-        # cell (C)]: a zone's activity scales its trips in and out together (what enters the town leaves it)
-        cols = np.concatenate([self.slice, K + self.oz, K + self.dz, K + Z + self.oz, K + 2 * Z + self.dz,
-                               K + 3 * Z + rows])
-        self.M = sparse.csr_matrix((np.ones(6 * C), (np.tile(rows, 6), cols)), shape=(C, K + 3 * Z + C))
-        self.n_params = (K + Z, 2 * Z, C)
+        # parameter map: [slice (K) | trip-length slope per slice (K) | zone activity, both ends (Z) |
+        # origin role (Z) | destination role (Z) | cell (C)]. The slope multiplies the zone-to-zone distance
+        # (km): it corrects a gravity prior's distance decay; a zone's activity scales its trips in and out
+        # together (what enters the town leaves it).
+        a = city.arrays
+        cnt = np.bincount(nz, minlength=Z).astype(float)
+        cx = np.bincount(nz, weights=a.node_x, minlength=Z) / np.maximum(cnt, 1)
+        cy = np.bincount(nz, weights=a.node_y, minlength=Z) / np.maximum(cnt, 1)
+        self.dist_km = np.hypot(cx[self.oz] - cx[self.dz], cy[self.oz] - cy[self.dz]) / 1000.0
+        cols = np.concatenate([self.slice, K + self.slice, 2 * K + self.oz, 2 * K + self.dz, 2 * K + Z + self.oz,
+                               2 * K + 2 * Z + self.dz, 2 * K + 3 * Z + rows])
+        vals = np.concatenate([np.ones(C), self.dist_km if trip_length else np.zeros(C), np.ones(4 * C),
+                               np.ones(C)])
+        self.M = sparse.csr_matrix((vals, (np.tile(rows, 7), cols)), shape=(C, 2 * K + 3 * Z + C))
+        self.n_params = (2 * K + Z, 2 * Z, C)
 
     def realise(self, x: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Trips for matrix ``x``: each cell draws round-ish x trips from its prior trips (copies get a new
@@ -235,7 +259,7 @@ def calibrate_demand(scenario, city, counts: CountSet, fit_mask: np.ndarray, opt
     t0 = float(dem.start_s)
     t1 = float(min(dem.end_s if dem.end_s is not None else scenario.time.duration_s, scenario.time.duration_s))
     bounds = slice_bounds(t0, t1, s_run, e_run, opts.min_slice_s)
-    mat = _Matrix(pool, city, bounds)
+    mat = _Matrix(pool, city, bounds, opts.trip_length)
     fit = np.flatnonzero(fit_mask)
     y_fit = counts.count[fit]
     rng = np.random.default_rng(np.random.SeedSequence([opts.seed, scenario.seed, 18]))
@@ -258,7 +282,7 @@ def calibrate_demand(scenario, city, counts: CountSet, fit_mask: np.ndarray, opt
         hourly = 3600.0 / (e_run - s_run)
         g = geh(sim * hourly, counts.count * hourly)
         score = float(np.mean(g[fit] ** 2))
-        rec = {"iteration": it, "trips": int(len(trips["origin"])), "geh5_fit": float(np.mean(g[fit] < 5)),
+        rec = {"iteration": it, "trips": len(trips["origin"]), "geh5_fit": float(np.mean(g[fit] < 5)),
                "geh5_holdout": float(np.mean(g[~fit_mask] < 5)) if (~fit_mask).any() else None,
                "mean_geh2_fit": score, "wall_s": round(time.perf_counter() - t_wall, 2)}
         history.append(rec)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CountSet", "CountsError", "read_counts", "read_detectors", "parse_clock_s"]
+__all__ = ["CountSet", "CountsError", "parse_clock_s", "read_counts", "read_detectors"]
 
 _MAX_ERRORS = 10
 
@@ -68,7 +68,7 @@ class CountSet:
         """Observed flows in vehicles per hour (count divided by the interval length)."""
         return self.count * 3600.0 / (self.end_s - self.start_s)
 
-    def subset(self, idx) -> "CountSet":
+    def subset(self, idx) -> CountSet:
         """The counts at positions ``idx`` (an index array or boolean mask)."""
         idx = np.flatnonzero(idx) if np.asarray(idx).dtype == bool else np.asarray(idx, int)
         return CountSet([self.label[i] for i in idx], self.link[idx], self.prev_link[idx], self.start_s[idx],

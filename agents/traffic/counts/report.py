@@ -14,7 +14,7 @@ import numpy as np
 
 from agents.traffic.counts.metrics import geh, regression, tag_flow_ok
 
-__all__ = ["build_report", "count_table", "text_report", "calibration_html", "load_reports", "summarise"]
+__all__ = ["build_report", "calibration_sections", "scatter_figure", "calibration_html", "count_table", "load_reports", "summarise", "text_report"]
 
 
 def _clock(s: float) -> str:
@@ -56,7 +56,7 @@ def _matrix(res, top: int = 10) -> dict:
     order = np.argsort(-np.abs(d), kind="stable")[:top]
     z = res.zone_ids
     slices = [f"{res.bounds[k]:.0f}-{res.bounds[k + 1]:.0f} s" for k in range(len(res.bounds) - 1)]
-    return {"prior_trips": float(x0.sum()), "calibrated_trips": float(x1.sum()), "cells": int(len(x0)),
+    return {"prior_trips": float(x0.sum()), "calibrated_trips": float(x1.sum()), "cells": len(x0),
             "zones": len(z), "slices": slices, "cell_slope": reg["slope"], "cell_intercept": reg["intercept"],
             "cell_r2": reg["r2"],
             "largest_changes": [{"origin_zone": z[res.cells_oz[c]], "destination_zone": z[res.cells_dz[c]],
@@ -259,4 +259,16 @@ def load_reports(folder: str | Path) -> list[tuple[Path, dict]]:
             out.append((p, json.loads(p.read_text(encoding="utf-8"))))
         except (OSError, ValueError):
             continue
+    return out
+
+
+def calibration_sections(folder: str | Path) -> list[str]:
+    """HTML sections for every calibration report under ``folder`` (for the static report; [] if none)."""
+    out = []
+    for _p, rep in load_reports(folder):
+        try:
+            out.append(calibration_html(rep))
+        except (KeyError, TypeError, ValueError) as exc:  # an old or foreign JSON file: say so, keep the report
+            out.append(f"<section><h2>Calibration</h2><p>{html.escape(str(_p))}: unreadable ({html.escape(str(exc))})"
+                       f"</p></section>")
     return out
