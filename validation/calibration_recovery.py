@@ -119,10 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scenario", nargs="?", default=str(Path(__file__).resolve().parent.parent / "scenarios" /
                                                       "bad_hersfeld.yaml"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-trip-length", action="store_true", help="do not fit the trip-length slope")
     args = p.parse_args(argv)
     sc = load_scenario(args.scenario)["baseline"]
     city = build_city(sc.city, Path(args.scenario).parent, sc.name)
     r = recovery(sc, city, Path(args.scenario).parent, seed=args.seed,
+                 opts=OdmeOptions(trip_length=not args.no_trip_length),
                  log=lambda h: print(f"  iteration {h['iteration']}: {h['trips']:,} trips, GEH<5 fit "
                                      f"{100 * h['geh5_fit']:.1f}%, hold-out {100 * h['geh5_holdout']:.1f}% "
                                      f"({h['wall_s']:.0f} s)", file=sys.stderr, flush=True))
