@@ -22,12 +22,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.traffic.counts.assign import simulate, simulated_counts  # noqa: E402
-from agents.traffic.counts.metrics import geh  # noqa: E402
-from agents.traffic.counts.odme import OdmeOptions, calibrate_demand, prior_trips, split_holdout  # noqa: E402
-from agents.traffic.counts.readers import CountSet  # noqa: E402
+from agents.traffic.counts.assign import simulate, simulated_counts
+from agents.traffic.counts.metrics import geh
+from agents.traffic.counts.odme import (
+    OdmeOptions,
+    calibrate_demand,
+    prior_trips,
+    split_holdout,
+)
+from agents.traffic.counts.readers import CountSet
 
-__all__ = ["recovery", "make_counts", "other_prior"]
+__all__ = ["make_counts", "other_prior", "recovery"]
 
 
 def make_counts(city, ds, clock0: float, duration_s: float, busy_share: float, count_share: float,
@@ -98,12 +103,12 @@ def recovery(scenario, city, scenario_dir, *, busy_share: float = 0.1, count_sha
     return {
         "scenario": scenario.name, "links": int(city.arrays.n_links),
         "count_locations": len(counts.locations()), "counts": len(counts),
-        "holdout_locations": int(len({lab for lab, f in zip(counts.label, fit) if not f})),
+        "holdout_locations": len({lab for lab, f in zip(counts.label, fit) if not f}),
         "geh5_fit": float(np.mean(g[fit] < 5)), "geh5_holdout": float(np.mean(g[~fit] < 5)),
         "geh5_holdout_prior": float(np.mean(g_prior[~fit] < 5)),
-        "geh5_uncounted_busy": float(np.mean(g_unc < 5)), "uncounted_busy_links": int(len(uncounted)),
-        "trips_true": int(len(truth["origin"])), "trips_prior": int(h_prior.sum()),
-        "trips_calibrated": int(len(res.trips["origin"])),
+        "geh5_uncounted_busy": float(np.mean(g_unc < 5)), "uncounted_busy_links": len(uncounted),
+        "trips_true": len(truth["origin"]), "trips_prior": int(h_prior.sum()),
+        "trips_calibrated": len(res.trips["origin"]),
         "total_error": float(len(res.trips["origin"]) / len(truth["origin"]) - 1.0),
         "hourly_true": h_true.tolist(), "hourly_calibrated": h_cal.tolist(), "hourly_prior": h_prior.tolist(),
         "hourly_max_error": float(np.max(np.abs(h_cal / np.maximum(h_true, 1) - 1.0))),

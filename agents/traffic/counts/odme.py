@@ -10,8 +10,8 @@ zero). It minimises, with scipy's trust-region least squares,
     sum_counts ((P x + bias - y) / sigma)^2 + lambda_group |abc|^2 + lambda_cell |d|^2,
 
 where P[a, c] is the expected passes of one trip of cell c over count a (shortest routes on the congested
-link times of the last run, walked in numba), sigma^2 = max(y, 10) (Poisson-like, as GEH), and bias is the
-gap between the last simulation and the assignment at the current matrix. Bilevel: simulate the demand,
+link times of the last run, walked in numba), each row scaled to the last simulation (ratio within 0.2-5),
+sigma^2 = max(y, 10) (Poisson-like, as GEH), and bias the gap the ratio leaves. Bilevel: simulate the demand,
 re-route, refit, repeat; the iteration with the best fit-count GEH is kept (hold-out counts never enter).
 """
 from __future__ import annotations
@@ -49,9 +49,9 @@ class OdmeOptions:
     """Tuning of the estimator (defaults chosen by measurement, see docs/calibration.md)."""
 
     iterations: int = 3
-    lambda_group: float = 0.2  # penalty on slice and zone-activity log-factors
-    lambda_role: float = 20.0  # penalty on zone origin-only / destination-only log-factors
-    lambda_cell: float = 100.0  # penalty on single-cell log-factors
+    lambda_group: float = 0.5  # penalty on slice, trip-length and zone-activity log-factors
+    lambda_role: float = 50.0  # penalty on zone origin-only / destination-only log-factors
+    lambda_cell: float = 300.0  # penalty on single-cell log-factors
     min_slice_s: float = 900.0
     trip_length: bool = True  # fit a trip-length (distance) slope per slice (Bad Hersfeld totals: +35% -> +4%)
     seed: int = 0
@@ -299,8 +299,14 @@ def calibrate_demand(scenario, city, counts: CountSet, fit_mask: np.ndarray, opt
                                  counts.prev_link[fit], s_run[fit], e_run[fit])
         hits = sparse.csr_matrix((np.ones(len(ob)), (ob, ce)), shape=(len(fit), mat.n_cells))
         P = hits @ sparse.diags(1.0 / mat.x0)
-        turn = counts.prev_link[fit] >= 0  # turn counts are not in the run's link flows: no bias for them
-        bias = np.where(turn, 0.0, sim[fit] - P @ x)
+        # where routing and the simulation disagree on a count (queues, rerouting, ties between equal routes),
+        # scale the assignment row to the simulation (ratio within 0.2-5) and carry the rest as an offset
+        px = P @ x
+        ratio = np.where(px > 0.5, np.clip(sim[fit] / np.maximum(px, 1e-9), 0.2, 5.0), 1.0)
+        turn = counts.prev_link[fit] >= 0  # turn counts are not in the run's link flows: no correction
+        ratio[turn] = 1.0
+        P = sparse.diags(ratio) @ P
+        bias = np.where(turn, 0.0, sim[fit] - ratio * px)
         theta = _fit(P.tocsr(), y_fit, bias, mat, theta, opts)
         x = mat.x0 * np.exp(mat.M @ theta)
         trips = mat.realise(x, rng)

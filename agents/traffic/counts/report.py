@@ -14,7 +14,7 @@ import numpy as np
 
 from agents.traffic.counts.metrics import geh, regression, tag_flow_ok
 
-__all__ = ["build_report", "calibration_sections", "scatter_figure", "calibration_html", "count_table", "load_reports", "summarise", "text_report"]
+__all__ = ["build_report", "calibration_html", "calibration_sections", "count_table", "load_reports", "scatter_figure", "summarise", "text_report"]
 
 
 def _clock(s: float) -> str:
