@@ -79,11 +79,18 @@ def _snippet(scenario_file: str, sc, demand: Path, fit: float, hold: float | Non
     """A ready ``variants:`` entry using the calibrated trips (path relative to the scenario file)."""
     import os
 
+    from twin.scenario import resolve_data_path
+
     rel = os.path.relpath(demand, Path(scenario_file).resolve().parent)
+    try:
+        resolve_data_path(rel, Path(scenario_file).resolve().parent)
+        note = ""
+    except ValueError:  # scenarios may only name files beside them or in the project
+        note = "# note: this file is outside the scenario's folder and the project: copy it beside the scenario\n"
     d = sc.demand
     end = d.end_s if d.end_s is not None else sc.time.duration_s
     hold_txt = "n/a" if hold is None else f"{100 * hold:.0f}%"
-    return (f"calibrated:\n"
+    return (f"{note}calibrated:\n"
             f"  description: >-\n"
             f"    Demand calibrated to {Path(counts_file).name} from variant {variant} (GEH<5 on {100 * fit:.0f}% of "
             f"fit counts, {hold_txt} of hold-out counts).\n"
