@@ -24,7 +24,8 @@ __all__ = ["create_app", "serve"]
 
 HERE = Path(__file__).resolve().parent
 NAV = [("/", "Overview"), ("/traffic", "Traffic"), ("/ev", "EV charging"), ("/crowd", "Crowd"),
-       ("/emergency", "Emergency"), ("/compare", "Compare"), ("/whatif", "What-if")]
+       ("/emergency", "Emergency"), ("/compare", "Compare"), ("/whatif", "What-if"),
+       ("/calibration", "Calibration")]
 
 
 def _default_value(opts: list[dict], current: str | None) -> str | None:

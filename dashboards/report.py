@@ -171,6 +171,8 @@ def build_report(results_path: str | Path) -> str:
         except Exception as exc:  # one broken section must not cost the whole report
             body.append(_section(title, f"<p class='worse'>This section could not be drawn: "
                                         f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</p>", "missing"))
+    from agents.traffic.counts.report import calibration_sections  # calibrations written beside the results
+    body += calibration_sections(path.parent)
     title = f"CityTwin report: {a.get('scenario_name', path.stem)}"
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

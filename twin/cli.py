@@ -279,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--run", action="store_true", help="also run the suggestion as a variant")
     ss.add_argument("--quiet", action="store_true")
     ss.set_defaults(func=_delegate("agents.emergency.cli", "cli_suggest_stations"))
+
+    cal = sub.add_parser("calibrate", help="fit the scenario's demand to traffic counts (ODME); report GEH")
+    from agents.traffic.counts.cli import add_arguments as _calibrate_args
+
+    _calibrate_args(cal)
+    cal.set_defaults(func=_delegate("agents.traffic.counts.cli", "cli_calibrate"))
     return p
 
 

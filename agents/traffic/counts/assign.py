@@ -1,0 +1,148 @@
+"""The assignment behind ODME: which counts each trip passes, and the one place the engine is run.
+
+``simulate`` runs the built-in traffic model (the public engine, traffic only) on a trip list and returns
+its results. ``count_incidence`` routes trips on link travel times from such a run (shortest paths on the
+congested times of the trip's departure slice, as the model's drivers choose them) and walks each route in a
+numba kernel, recording which count (link or turn, time interval) it passes at its exit time from the link.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from numba import njit
+
+from networks.routing import next_hop_tables
+
+__all__ = ["count_incidence", "link_times_by_slice", "simulate", "simulated_counts", "write_trips_csv"]
+
+
+def write_trips_csv(path: str | Path, city, trips: dict[str, np.ndarray]) -> Path:
+    """Write trips as the CSV ``demand.trips_file`` reads: depart_s, origin, destination (node ids)."""
+    path = Path(path)
+    ids = city.node_ids
+    order = np.argsort(trips["depart_s"], kind="stable")
+    lines = ["depart_s,origin,destination"]
+    lines += [f"{trips['depart_s'][i]:.2f},{ids[trips['origin'][i]]},{ids[trips['destination'][i]]}" for i in order]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def simulate(scenario, city, trips: dict[str, np.ndarray]) -> xr.Dataset:
+    """Run the scenario's traffic (built-in model, no other domains) on exactly ``trips``; return results.
+
+    The single engine call of calibration: re-point it here when the run service arrives.
+    """
+    from twin.engine import CityTwin
+
+    traffic = scenario.domain_configs["traffic"]
+    if traffic.backend != "meso":
+        traffic = traffic.model_copy(update={"backend": "meso"})
+    with tempfile.TemporaryDirectory(prefix="citytwin_calib_") as tmp:
+        write_trips_csv(Path(tmp) / "trips.csv", city, trips)
+        demand = scenario.demand.model_copy(update={"trips_file": "trips.csv", "od_file": None, "scale": 1.0})
+        sc = scenario.model_copy(update={"demand": demand})
+        sc._domains = {"traffic": traffic}
+        return CityTwin(sc, tmp, city=city).run()
+
+
+def simulated_counts(ds: xr.Dataset, links: np.ndarray, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
+    """Vehicles leaving ``links`` in [start_s, end_s) (scenario seconds), from a run's ``link_flow`` (veh/h).
+
+    Record intervals partly inside a count interval count by the overlapping share.
+    """
+    t_end = ds["time"].values.astype(float)
+    t_beg = np.concatenate([[0.0], t_end[:-1]])
+    flow = ds["link_flow"].values[:, links].astype(float)  # (time, count)
+    veh = flow * (t_end - t_beg)[:, None] / 3600.0
+    ov = np.clip(np.minimum(t_end[:, None], end_s[None, :]) - np.maximum(t_beg[:, None], start_s[None, :]), 0, None)
+    share = ov / (t_end - t_beg)[:, None]
+    return (veh * share).sum(0)
+
+
+def link_times_by_slice(ds: xr.Dataset, bounds: np.ndarray) -> np.ndarray:
+    """Mean congested link travel time (s) in each slice [bounds[k], bounds[k+1]) of a run: (K, L)."""
+    length = ds["link_length"].values.astype(float)
+    fft = length / ds["link_freeflow_speed"].values.astype(float)
+    t = ds["time"].values.astype(float)
+    sp = ds["link_speed"].values.astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tt = np.where(sp > 0.01, length[None, :] / sp, np.nan)
+    tt = np.fmax(tt, fft[None, :])  # nan (no vehicle) -> free flow
+    out = np.empty((len(bounds) - 1, len(length)))
+    for k in range(len(bounds) - 1):
+        sel = (t > bounds[k]) & (t <= bounds[k + 1] + 1e-9)
+        out[k] = np.nanmean(tt[sel], axis=0) if sel.any() else fft
+    return np.where(np.isfinite(out), out, fft[None, :])
+
+
+@njit(cache=True)
+def _walk(orig, dest, depart, cell, slot, nh_rows, cost, link_to, obs_ptr, obs_ids, obs_prev, obs_s, obs_e,
+          max_links, out_obs, out_cell, n_out):
+    """Walk every trip's next-hop route; append (count, cell) for each count it passes. Return hits written."""
+    n = 0
+    for i in range(len(orig)):
+        v, d, t, prev = orig[i], dest[i], depart[i], -1
+        row = slot[i]
+        for _ in range(max_links):
+            if v == d:
+                break
+            ln = nh_rows[row, v]
+            if ln < 0:
+                break
+            t += cost[ln]
+            for j in range(obs_ptr[ln], obs_ptr[ln + 1]):
+                a = obs_ids[j]
+                if (obs_prev[a] < 0 or obs_prev[a] == prev) and obs_s[a] <= t and t < obs_e[a]:
+                    if n < n_out:
+                        out_obs[n] = a
+                        out_cell[n] = cell[i]
+                    n += 1
+            prev = ln
+            v = link_to[ln]
+    return n
+
+
+def count_incidence(city, trips: dict[str, np.ndarray], trip_cell: np.ndarray, times_by_slice: np.ndarray,
+                    bounds: np.ndarray, obs_link: np.ndarray, obs_prev: np.ndarray, obs_start_s: np.ndarray,
+                    obs_end_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(count index, cell index) of every pass of a trip over a count location inside its interval.
+
+    Trips depart in slice k = the one holding ``depart_s`` and follow shortest paths on ``times_by_slice[k]``;
+    times are scenario seconds. ``np.bincount`` over the pairs gives hits per (count, cell).
+    """
+    a = city.arrays
+    L = a.n_links
+    order = np.argsort(obs_link, kind="stable")
+    obs_ptr = np.zeros(L + 1, np.int64)
+    np.cumsum(np.bincount(obs_link, minlength=L), out=obs_ptr[1:])
+    obs_ids = order.astype(np.int64)
+    o_all, d_all, t_all = trips["origin"], trips["destination"], trips["depart_s"]
+    k_of = np.clip(np.searchsorted(bounds, t_all, side="right") - 1, 0, len(bounds) - 2)
+    obs_out, cell_out = [], []
+    for k in range(len(bounds) - 1):
+        sel = np.flatnonzero(k_of == k)
+        if len(sel) == 0:
+            continue
+        dests, slot = np.unique(d_all[sel], return_inverse=True)
+        cost = times_by_slice[k].astype(np.float64)
+        _, nh = next_hop_tables(dests.astype(np.int32), cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes)
+        args = (o_all[sel].astype(np.int64), d_all[sel].astype(np.int64), t_all[sel].astype(np.float64),
+                trip_cell[sel].astype(np.int64), slot.astype(np.int64), nh, cost, a.link_to, obs_ptr, obs_ids,
+                obs_prev.astype(np.int64), obs_start_s.astype(np.float64), obs_end_s.astype(np.float64), a.n_nodes)
+        cap = 4 * len(sel) + 16
+        while True:
+            oo, cc = np.empty(cap, np.int64), np.empty(cap, np.int64)
+            n = _walk(*args, oo, cc, cap)
+            if n <= cap:
+                break
+            cap = n
+        obs_out.append(oo[:n])
+        cell_out.append(cc[:n])
+    if not obs_out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(obs_out), np.concatenate(cell_out)
