@@ -63,15 +63,14 @@ def select_keep(ds, keep: str):
 
 
 def _set_threads(n: int | None) -> None:
+    """Pin this worker's numba threads to ``n`` (clamped to the pool numba started with)."""
     if n is None:
         return
-    try:
-        import numba
+    import numba
 
-        if numba.get_num_threads() != n:
-            numba.set_num_threads(min(n, getattr(numba.config, "NUMBA_NUM_THREADS")))
-    except Exception:  # pragma: no cover - numba missing or layer not initialised
-        pass
+    n = max(1, min(int(n), int(numba.config.NUMBA_NUM_THREADS)))
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
 
 
 def execute_run(task: RunTask) -> dict:
