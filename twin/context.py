@@ -74,7 +74,7 @@ class DomainContext(mesa.Model):
 
     def resolve_path(self, p: str | Path) -> Path:
         """A data path from the scenario, relative to its folder; refuses paths that leave the scenario's
-        folder, its parent and the project (ValueError). Files resolved here are digested into provenance."""
+        folder and the project (ValueError; docs/security.md). Files resolved here are digested into provenance."""
         from twin.scenario import resolve_data_path
 
         path = resolve_data_path(str(p), self.scenario_dir)
