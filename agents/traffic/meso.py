@@ -152,6 +152,16 @@ class MesoTraffic(Domain, TrafficBackend):
             sat = c.saturation_flow_vph / 3600.0 * c.capacity_scale
             rate = sat * j.mv_lanes * np.where(sig, green, 1.0)
             webster = np.where(sig & (green < 1.0), cycle * (1.0 - green) ** 2 / 2.0, 0.0)
+            # a link between two heads of one signal controller (a junction cluster) is cleared in the same
+            # green that fed it: its vehicles do not wait a second red, so no second uniform delay
+            tl = np.array([t or "" for t in j.mv_tl], dtype=object)
+            mv_in = np.repeat(np.arange(L), np.diff(j.mv_ptr))
+            feeds: dict[int, set] = {}
+            for m in range(len(tl)):
+                feeds.setdefault(int(j.mv_out[m]), set()).add(tl[m])
+            for m in np.flatnonzero(webster > 0):
+                if feeds.get(int(mv_in[m])) == {tl[m]}:
+                    webster[m] = 0.0
             self.mv_delay = (j.mv_turn_s + webster).astype(_F)
             # who gives way: unsignalised yield/stop/all-way streams, and permissive (never protected) greens
             gives_way = np.isin(j.mv_class, (1, 2, 3)) | (sig & permissive)
