@@ -45,7 +45,7 @@ class Junctions:
     Per movement: ``mv_out`` out-link index; ``mv_lanes`` in-lanes serving it; ``mv_lanemask`` bit mask of
     those lanes (bit 0 = rightmost); ``mv_class`` control class; ``mv_green`` effective green share
     (1 where unsignalised); ``mv_cycle`` signal cycle (s, 0 where unsignalised); ``mv_turn_s`` time the
-    turn costs beyond cruising through (s); ``mv_tl`` / ``mv_tl_index`` its traffic light and the signal link
+    turn costs beyond cruising through (s); ``mv_len_m`` the internal lane driven (m); ``mv_tl`` / ``mv_tl_index`` its traffic light and the signal link
     indices of its lane connections (for re-reading programs; "" / [] where unsignalised); ``mv_dir`` 0 straight, 1 left, -1 right, 2 turnaround;
     ``mv_permissive`` a signalised movement that is only ever green as 'g' (gives way to its conflicts).
     Conflicts (CSR ``cf_ptr``/``cf_mv``): movements this one gives way to. ``link_lanemask`` is the full lane mask of each in-link.
@@ -59,6 +59,7 @@ class Junctions:
     mv_green: np.ndarray  # float64[M]
     mv_cycle: np.ndarray  # float64[M]
     mv_turn_s: np.ndarray  # float64[M]
+    mv_len_m: np.ndarray  # float64[M]: internal lane length (m) driven through the junction, 0 if inside the links
     mv_dir: np.ndarray  # int8[M]: 0 straight, 1 left, -1 right, 2 turnaround
     mv_permissive: np.ndarray  # bool[M]: signalised and never protected (green only as 'g': gives way)
     cf_ptr: np.ndarray  # int64[M+1]
@@ -80,16 +81,18 @@ class Junctions:
 
 
 def turn_loss_s(v_in: float, v_turn: float, v_out: float, turn_len_m: float = 0.0) -> float:
-    """Seconds a turn costs beyond cruising: braking v_in -> v_turn, the internal lane at v_turn, speeding up.
+    """Seconds a junction costs beyond cruising the links: braking v_in -> v_turn, speeding up again, and
+    driving its internal lane.
 
     Braking at b from v to u loses (v-u)²/(2bv) against cruising at v; accelerating at a from u to w loses
-    (w-u)²/(2aw). The internal lane of length ``turn_len_m`` is driven at ``v_turn`` instead of ``v_out``.
+    (w-u)²/(2aw). ``turn_len_m`` is the internal lane (SUMO's ``via``: not part of either link's length),
+    driven at the turn speed.
     """
     u = max(min(v_turn, v_in, v_out), 0.5)
     loss = (v_in - u) ** 2 / (2 * COMFORT_DECEL_MPS2 * v_in) if v_in > u else 0.0
     loss += (v_out - u) ** 2 / (2 * ACCEL_MPS2 * v_out) if v_out > u else 0.0
     if turn_len_m > 0:
-        loss += turn_len_m / u - turn_len_m / max(v_out, u)
+        loss += turn_len_m / u
     return loss
 
 
@@ -160,7 +163,7 @@ def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple
 
 def _build(L: int, rows: list[tuple], conflicts: dict[int, set[tuple[int, int]]], link_lanemask: np.ndarray
            ) -> Junctions:
-    """Pack movement rows (l_in, l_out, lanes, mask, cls, green, cycle, turn_s, tl, tl_index, dir) into CSR arrays."""
+    """Pack movement rows (l_in, l_out, lanes, mask, cls, green, cycle, turn_s, tl, tl_index, dir[, len_m]) into CSR."""
     rows = sorted(rows, key=lambda r: (r[0], r[1]))
     M = len(rows)
     mv_in = np.array([r[0] for r in rows], np.int64)
@@ -173,6 +176,7 @@ def _build(L: int, rows: list[tuple], conflicts: dict[int, set[tuple[int, int]]]
         mv_green=np.array([r[5] for r in rows], np.float64),
         mv_cycle=np.array([r[6] for r in rows], np.float64),
         mv_turn_s=np.array([r[7] for r in rows], np.float64),
+        mv_len_m=np.array([r[11] if len(r) > 11 else 0.0 for r in rows], np.float64),
         mv_dir=np.array([r[10] for r in rows], np.int8), mv_permissive=np.zeros(M, np.bool_),
         cf_ptr=np.zeros(M + 1, np.int64), cf_mv=np.zeros(0, np.int32),
         link_lanemask=link_lanemask.astype(np.int64),
@@ -283,18 +287,20 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
             cls = max((_STATE_CLASS.get(s, PRIORITY) for s in states),
                       key=lambda k: (PRIORITY, ZIPPER, YIELD, ALLWAY, STOP).index(k) if k != SIGNAL else 0)
         vin, vout = float(link_speed[li]), float(link_speed[lo])
-        turn = []
+        turn, ilen = [], []
         for c in cs:
             via = c.get("via")
             if via and via in internal:
                 ln_m, sp = internal[via]
                 turn.append(turn_loss_s(vin, sp, vout, ln_m))
+                ilen.append(ln_m)
         turn_s = float(np.mean(turn)) if turn else 0.0
         if cls == STOP:
             turn_s += turn_loss_s(vin, 0.0, vout)  # a full stop
         d = (cs[0].get("dir") or "s").lower()
         mdir = 1 if d == "l" else -1 if d == "r" else 2 if d == "t" else 0
-        rows.append((li, lo, float(len(lanes)), mask, cls, 1.0, 0.0, turn_s, tl, tl_index, mdir))
+        rows.append((li, lo, float(len(lanes)), mask, cls, 1.0, 0.0, turn_s, tl, tl_index, mdir,
+                     float(np.mean(ilen)) if ilen else 0.0))
     # links with no connection at all (dead ends, turnarounds) keep an empty movement list
     for li in range(L):
         if link_lanemask[li] == 0:

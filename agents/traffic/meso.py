@@ -177,6 +177,7 @@ class MesoTraffic(Domain, TrafficBackend):
             self.mv_ptr, self.mv_out, self.mv_cls = j.mv_ptr.astype(np.int64), j.mv_out.astype(np.int32), j.mv_class
             self.mv_lanemask, self.link_lanemask = j.mv_lanemask.astype(np.int64), j.link_lanemask.astype(np.int64)
             self.mv_rate = rate.astype(_F)
+            self.mv_len = j.mv_len_m.astype(_F)
             # a link passes no more than its movements together (routing cost uses this)
             per_link = np.add.reduceat(np.append(rate, 0.0), self.mv_ptr[:-1]) if len(rate) else np.zeros(L)
             has = np.diff(self.mv_ptr) > 0
@@ -191,7 +192,7 @@ class MesoTraffic(Domain, TrafficBackend):
             self.mv_cls = np.zeros(0, np.int8)
             self.mv_lanemask = np.zeros(0, np.int64)
             self.link_lanemask = np.full(L, 1, np.int64)
-            self.mv_rate = self.mv_delay = self.mv_tf = self.mv_tg = np.zeros(0, _F)
+            self.mv_rate = self.mv_delay = self.mv_tf = self.mv_tg = self.mv_len = np.zeros(0, _F)
             self.cf_ptr, self.cf_mv = np.zeros(1, np.int64), np.zeros(0, np.int32)
             self.link_jcap = cap
             self.link_jdelay = np.zeros(L, _F)
@@ -212,7 +213,7 @@ class MesoTraffic(Domain, TrafficBackend):
                      self.link_flow_ema, self.link_flow_t)
         Mt = K.Moves(self.mv_ptr, self.mv_out, self.mv_lanemask, self.mv_cls, self.mv_rate, self.mv_delay,
                      self.mv_tf, self.mv_tg, self.cf_ptr, self.cf_mv, self.mv_acc, self.mv_tacc, self.mv_flow,
-                     self.mv_tflow)
+                     self.mv_tflow, self.mv_len)
         Vt = K.Vehicles(self.v_dest, self.v_status, self.v_link, self.v_enter, self.v_exit, self.v_depart,
                         self.v_arrive, self.v_dist, self.v_fft, self.v_rstart, self.v_rlen, self.v_rpos, self.v_next,
                         self.v_sf, self.v_prio, self.v_watch, self.v_orig, self.v_mv)

@@ -43,7 +43,7 @@ Links = namedtuple("Links", [
     "wait_head", "wait_tail", "wl_links", "wl_n", "in_wl", "cnt_exit", "sum_tt", "occ", "sum_jd", "flow", "t_flow"])
 Moves = namedtuple("Moves", [
     "ptr", "out", "lanemask", "cls", "rate", "delay", "t_f", "t_g", "cf_ptr", "cf_mv", "acc", "t_acc", "flow",
-    "t_flow"])
+    "t_flow", "len"])
 Vehicles = namedtuple("Vehicles", [
     "dest", "status", "link", "enter", "exit", "depart", "arrive", "dist", "fft", "rstart", "rlen", "rpos", "next",
     "sf", "prio", "watch", "orig", "mv"])
@@ -132,6 +132,7 @@ def _leave(l, k, v, te, L, V, M):
     jd = te - V.exit[v] if te > V.exit[v] else 0.0
     if m >= 0:
         jd += M.delay[m]
+        V.dist[v] += M.len[m]  # the junction's internal lane (SUMO networks)
     L.sum_jd[l] += jd
     L.q_lastexit[l] = te
     dtf = te - L.t_flow[l]
