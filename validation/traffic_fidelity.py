@@ -18,7 +18,7 @@ SUMO runs happen in child processes and are cached under ``results/.cache/sumo_r
 exact inputs (``agents/traffic/reference.py``): a run without arguments reuses valid cached SUMO runs and
 says so (their wall times are those measured when they ran); ``--no-cache`` runs SUMO again.
 
-Run: ``.venv/bin/python validation/traffic_fidelity.py [--no-cache] [--cities wildau,bologna] [--jobs 2]``
+Run: ``.venv/bin/python validation/traffic_fidelity.py [--no-cache | --cached-only] [--cities wildau,bologna] [--jobs 2]``
 Prints one table per city and ends with one JSON line ``{"validation": "traffic_fidelity", "pass": ..., ...}``.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents.traffic.compare import _json_safe, flow_agreement, run_backend, run_figures  # noqa: E402
-from agents.traffic.reference import MODES, SumoReference, sumo_reference  # noqa: E402
+from agents.traffic.reference import MODES, SumoReference, reference_key, sumo_reference  # noqa: E402
 
 # city -> (scenario file, closure variant)
 CITIES: dict[str, tuple[str, str]] = {
@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cache", action="store_true", help="run SUMO again instead of reusing cached runs")
     ap.add_argument("--cities", default=",".join(CITIES), help=f"comma-separated subset of {', '.join(CITIES)}")
     ap.add_argument("--jobs", type=int, default=2, help="SUMO runs at once (child processes)")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="run no SUMO: use valid cached runs, report the missing ones (targets needing them fail)")
     ap.add_argument("--cache-dir", default=None, help="default results/.cache/sumo_reference")
     args = ap.parse_args(argv)
     names = [c.strip() for c in args.cities.split(",") if c.strip()]
@@ -210,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     jobs = [(c, v, m) for c in names for v in ("baseline", CITIES[c][1]) for m in MODES]
-    print(f"SUMO reference runs: {len(jobs)} ({'no cache' if args.no_cache else 'reusing valid cached runs'})",
+    how = "no cache" if args.no_cache else ("cached runs only" if args.cached_only else "reusing valid cached runs")
+    print(f"SUMO reference runs: {len(jobs)} ({how})",
           file=sys.stderr, flush=True)
 
     from twin.city import build_city
@@ -224,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     def one(job):
         c, v, m = job
         t = time.perf_counter()
+        if args.cached_only:
+            key = reference_key(ROOT / CITIES[c][0], v, m, graphs[c])
+            cache = Path(args.cache_dir) if args.cache_dir else ROOT / "results" / ".cache" / "sumo_reference"
+            nc = cache / f"{Path(CITIES[c][0]).stem}.{v}.{m}.{key}.nc"
+            if not nc.exists():
+                print(f"  {c} {v} SUMO {m}: not in the cache (--cached-only)", file=sys.stderr, flush=True)
+                return job, SumoReference(None, float("nan"), False, key, "not in the cache (--cached-only)")
         ref = sumo_reference(ROOT / CITIES[c][0], v, m, city=graphs[c], cache_dir=args.cache_dir,
                              use_cache=not args.no_cache)
         how = "cached" if ref.cached else ("FAILED: " + ref.error if ref.ds is None else "ran")
