@@ -60,7 +60,9 @@ class MesoTraffic(Domain, TrafficBackend):
         # links (junction clusters) still carries its capacity when nodes are served in the "wrong" order
         storage = np.maximum.reduce([np.floor(self.length * a.lanes / c.jam_spacing_m + 1e-9),
                                      np.ceil(2.0 * cap * self.dt - 1e-9), np.floor(self.fft * cap + 1e-9)])
-        storage = np.maximum(1, storage).astype(np.int32)
+        # a link shorter than two vehicles is part of its junction area: it holds two (one waiting, one moving
+        # in), as a SUMO junction lets a vehicle stand in its internal lane while the one ahead clears
+        storage = np.maximum(np.where(self.length < 2 * c.jam_spacing_m, 2, 1), storage).astype(np.int32)
         if self.freeflow:  # no congestion: effectively unlimited outflow and room
             cap = np.full(self.L, 1e9)
             storage = np.maximum(storage, 10_000).astype(np.int32)
