@@ -88,6 +88,8 @@ class MesoTraffic(Domain, TrafficBackend):
         self.acc = np.ones(self.L, _F)
         self.q_lastexit = np.zeros(self.L, _F)
         self.link_flow_ema = np.zeros(self.L, _F)
+        # links shorter than two vehicles are part of their junction: enter only if the link after has room
+        self.keep_clear = (self.length < 2 * c.jam_spacing_m) & bool(c.keep_clear) & ~self.freeflow
         self.link_flow_t = np.zeros(self.L, _F)
         self.sum_jd = np.zeros(self.L, _F)
         self.wait_head = np.full(self.L, -1, np.int32)
@@ -212,7 +214,7 @@ class MesoTraffic(Domain, TrafficBackend):
                      self.link_lanemask, self.link_ring, self.ring_ptr, self.ring_links, self.ring_cap,
                      a.in_indptr.astype(np.int64), a.in_links.astype(np.int64), self.wait_head, self.wait_tail,
                      self.wl_links, self.wl_n, self.in_wl, self.cnt_exit, self.sum_tt, self.occ, self.sum_jd,
-                     self.link_flow_ema, self.link_flow_t)
+                     self.link_flow_ema, self.link_flow_t, self.keep_clear)
         Mt = K.Moves(self.mv_ptr, self.mv_out, self.mv_lanemask, self.mv_cls, self.mv_rate, self.mv_delay,
                      self.mv_tf, self.mv_tg, self.cf_ptr, self.cf_mv, self.mv_acc, self.mv_tacc, self.mv_flow,
                      self.mv_tflow, self.mv_len)

@@ -40,7 +40,8 @@ _PRIORITY, _YIELD, _STOP, _ALLWAY, _ZIPPER, _SIGNAL = 0, 1, 2, 3, 4, 5
 Links = namedtuple("Links", [
     "link_to", "length", "fft", "cap_rate", "storage", "qcap", "q_off", "cap_factor", "acc", "q_buf", "q_head",
     "q_count", "q_lastexit", "lanemask", "link_ring", "ring_ptr", "ring_links", "ring_cap", "in_ptr", "in_links",
-    "wait_head", "wait_tail", "wl_links", "wl_n", "in_wl", "cnt_exit", "sum_tt", "occ", "sum_jd", "flow", "t_flow"])
+    "wait_head", "wait_tail", "wl_links", "wl_n", "in_wl", "cnt_exit", "sum_tt", "occ", "sum_jd", "flow", "t_flow",
+    "keep_clear"])
 Moves = namedtuple("Moves", [
     "ptr", "out", "lanemask", "cls", "rate", "delay", "t_f", "t_g", "cf_ptr", "cf_mv", "acc", "t_acc", "flow",
     "t_flow", "len"])
@@ -79,7 +80,7 @@ def find_movement(mv_ptr, mv_out, l, b):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def _next_movement(v, b, pos, V, T, M):
     """Movement ``v`` will take at the end of link ``b`` (its route position ``pos``): -1 if it ends there."""
     if pos + 1 >= V.rlen[v]:
@@ -87,7 +88,7 @@ def _next_movement(v, b, pos, V, T, M):
     return find_movement(M.ptr, M.out, b, T.route_buf[V.rstart[v] + pos + 1])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def _enter(v, b, m, te, tlo, L, V, M):
     """Append ``v`` to link ``b`` at ``te``, heading for movement ``m``; among vehicles that entered in this
     same step keep the queue ordered by exit time (their order within a step is an artefact of processing)."""
@@ -109,7 +110,7 @@ def _enter(v, b, m, te, tlo, L, V, M):
     L.q_buf[off + (h + k) % qc] = v
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def _remove_at(l, k, L):
     """Take the ``k``-th vehicle (0 = head) out of link ``l``'s queue, keeping the others in order."""
     off = L.q_off[l]
@@ -121,7 +122,7 @@ def _remove_at(l, k, L):
     L.q_count[l] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def _leave(l, k, v, te, L, V, M):
     """Take vehicle ``v`` (queue position ``k``) off link ``l`` at ``te``: capacity used, exit, distance, time booked."""
     _remove_at(l, k, L)
@@ -143,7 +144,7 @@ def _leave(l, k, v, te, L, V, M):
     V.fft[v] += L.fft[l]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def _finish(v, te, status, V, T):
     """End ``v``'s trip at ``te`` with ``status``; report it if someone waits on its arrival event."""
     V.status[v] = status
@@ -208,14 +209,14 @@ def _reroute(v, cur_link, from_node, v_dest, dest_slot, nh, link_to, route_buf, 
     return 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def _decayed_flow(M, m, t, tau):
     """Movement ``m``'s recent flow (veh/s) at ``t``: an exponential moving average with time constant ``tau``."""
     dtf = t - M.t_flow[m]
     return M.flow[m] * np.exp(-dtf / tau) if dtf > 0 else M.flow[m]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def movement_rate(M, m, t, f, tau):
     """Capacity (veh/s) of movement ``m`` at ``t`` with the link's capacity factor ``f``.
 
@@ -235,7 +236,7 @@ def movement_rate(M, m, t, f, tau):
     return rate
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def _movement_ready(M, m, t, dt, f, tau):
     """Top up movement ``m``'s capacity account to ``t``; True if a whole vehicle may pass now."""
     rate = movement_rate(M, m, t, f, tau)
@@ -246,14 +247,14 @@ def _movement_ready(M, m, t, dt, f, tau):
     return M.acc[m] >= 1.0 - 1e-9
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def _movement_take(M, m, t, tau):
     M.acc[m] -= 1.0
     M.flow[m] = _decayed_flow(M, m, t, tau) + 1.0 / tau
     M.t_flow[m] = t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
 def _serve_link(l, t, tlo, dt, L, M, V, T, n_nodes, gridlock_s, tau):
     """Let the vehicles at the end of link ``l`` leave as capacity, movements and room downstream allow.
 
@@ -310,6 +311,9 @@ def _serve_link(l, t, tlo, dt, L, M, V, T, n_nodes, gridlock_s, tau):
                 continue
         room = L.q_count[b] < L.storage[b] and ring_allows(l, b, L.link_ring, L.ring_ptr, L.ring_links,
                                                            L.ring_cap, L.q_count)
+        if room and L.keep_clear[b] and pos + 1 < V.rlen[v]:  # SUMO's keep-clear: do not stop inside a junction
+            c2 = T.route_buf[V.rstart[v] + pos + 1]
+            room = L.q_count[c2] < L.storage[c2]
         ok = room
         if ok and m >= 0:
             ok = _movement_ready(M, m, t, dt, fo, tau)
@@ -377,6 +381,10 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
     order = np.empty(maxdeg, np.int64)
     keys = np.empty(maxdeg)
     flags = 0
+    # arrays of the hot node loop as locals (one reference each, not one per access)
+    in_ptr, in_links, q_count, acc, cap_rate, cap_factor = L.in_ptr, L.in_links, L.q_count, L.acc, L.cap_rate, \
+        L.cap_factor
+    lflow, lt_flow, occ = L.flow, L.t_flow, L.occ
     for s in range(n_steps):
         t = t0 + (s + 1) * dt
         tlo = t - dt
@@ -387,22 +395,22 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
             n = kn + off
             if n >= N:
                 n -= N
-            i0 = L.in_ptr[n]
-            deg = L.in_ptr[n + 1] - i0
+            i0 = in_ptr[n]
+            deg = in_ptr[n + 1] - i0
             cnt = 0
             for i in range(deg):
-                l = L.in_links[i0 + i]
-                if L.q_count[l] == 0:
-                    a = L.acc[l] + L.cap_rate[l] * dt  # idle links still fill their capacity account
-                    cm = L.cap_rate[l] * dt + 1.0
-                    L.acc[l] = a if a < cm else cm
+                l = in_links[i0 + i]
+                if q_count[l] == 0:
+                    a = acc[l] + cap_rate[l] * dt  # idle links still fill their capacity account
+                    cm = cap_rate[l] * dt + 1.0
+                    acc[l] = a if a < cm else cm
                     continue
                 # the in-link whose recent outflow is lowest relative to its capacity goes first: over time
                 # each saturated in-link gets downstream room in proportion to its capacity (Tampere et al.
                 # 2011), the way MATSim's capacity-weighted random order does on average, without its noise
-                w = L.cap_rate[l] * (L.cap_factor[l] if L.cap_factor[l] > 0.0 else 1.0)
-                dtf = t - L.t_flow[l]
-                fl = L.flow[l] * np.exp(-dtf / 120.0) if dtf > 0 else L.flow[l]
+                w = cap_rate[l] * (cap_factor[l] if cap_factor[l] > 0.0 else 1.0)
+                dtf = t - lt_flow[l]
+                fl = lflow[l] * np.exp(-dtf / 120.0) if dtf > 0 else lflow[l]
                 u = _hash01(l, np.uint64(step) * np.uint64(0x632BE59BD9B4E019))
                 key = fl / (w if w > 1e-12 else 1e-12) + 1e-9 * u
                 j = cnt
@@ -530,7 +538,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
             i += 1
         # --- 5. occupancy integral (vehicle-seconds per link) ------------------------------------
         for l in range(nL):
-            L.occ[l] += L.q_count[l] * dt
+            occ[l] += q_count[l] * dt
         if flags != 0:
             return s + 1, flags
     return n_steps, flags
