@@ -202,10 +202,10 @@ def plan_batch(scenario, params: dict | None = None, seeds: int | None = None, d
     if not isinstance(section, dict):
         raise ScenarioError(spath, [f"batch: {type(section).__name__} — a mapping (params, seeds, design, ...)"])
     if section.get("out") is not None and out is None:  # a file may not choose where on the machine it writes
-        from twin.scenario import _relative_folder
+        from twin.scenario import relative_folder
 
         try:
-            _relative_folder(str(section["out"]), "run_scenario.py sweep --out")
+            relative_folder(str(section["out"]), "run_scenario.py sweep --out")
         except ValueError as exc:
             raise ScenarioError(spath, [f"batch.out: {str(section['out'])[:80]!r} — {exc}"]) from None
     merged = dict(section)

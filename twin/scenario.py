@@ -151,10 +151,10 @@ class OutputsConfig(_Strict):
     @field_validator("dir")
     @classmethod
     def _inside_project(cls, v: str) -> str:
-        return _relative_folder(v, "run_scenario.py run --out")
+        return relative_folder(v, "run_scenario.py run --out")
 
 
-def _relative_folder(v: str, cli: str) -> str:
+def relative_folder(v: str, cli: str) -> str:
     """A results folder named in a scenario file: relative and without '..' (the user's ``cli`` option may
     choose any folder; a file received from someone else may not)."""
     p = Path(v)
@@ -189,7 +189,7 @@ class Scenario(_Strict):
     def _batch_out(cls, v: BatchConfig | None) -> BatchConfig | None:
         if v is not None and v.out:
             try:
-                _relative_folder(v.out, "run_scenario.py sweep --out")
+                relative_folder(v.out, "run_scenario.py sweep --out")
             except ValueError as exc:
                 raise ValueError(f"batch.out {v.out[:80]!r}: {exc}") from None
         return v

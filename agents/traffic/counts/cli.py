@@ -112,7 +112,7 @@ def cli_calibrate(args) -> int:
     )
     from agents.traffic.counts.readers import CountsError, read_counts
     from agents.traffic.counts.report import build_report, calibration_html, text_report
-    from twin.cli import _load
+    from twin.run import load_variants, variant_city
     from twin.scenario import ScenarioError
 
     t0 = time.perf_counter()
@@ -129,11 +129,12 @@ def cli_calibrate(args) -> int:
             opt_errs.append(f"--interval {args.interval} — seconds > 0")
         if opt_errs:
             raise ScenarioError(args.file, opt_errs)
-        variants, city = _load(args.file)
+        variants = load_variants(args.file)  # the run service: every variant checked against its own city
         if args.variant not in variants:
             raise ScenarioError(args.file, [f"--variant {args.variant!r} — not a variant of this scenario; choose "
                                             f"from {', '.join(variants)}"])
         sc = variants[args.variant]
+        city = variant_city(sc, Path(args.file).parent)
         if "traffic" not in sc.domain_configs:
             raise ScenarioError(args.file, ["traffic: disabled — calibration needs the traffic model"])
         counts = read_counts(args.counts, city, detectors=args.detectors, time_offset_s=args.time_offset,
