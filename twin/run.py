@@ -22,9 +22,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-import xarray as xr
+
+if TYPE_CHECKING:  # xarray loads only when a run happens: a refused file exits at once (docs/security.md)
+    import xarray as xr
 
 from twin.scenario import BASELINE, PROJECT_ROOT, Scenario, ScenarioError, load_document, resolve_variants
 
@@ -171,6 +173,8 @@ def _task_doc(sc: Scenario, seed: int) -> dict:
 def _run_in_processes(jobs: list[tuple[str, int, Scenario, int]], scenario_path: Path, overrides: dict,
                       workers: int, tmp: Path, log: Callable[[str], None]) -> dict[tuple[str, int], Any]:
     """Run (variant, replication) jobs on local worker processes (twin.batch_exec); return datasets or errors."""
+    import xarray as xr
+
     from twin.batch_exec import RunTask, run_local
 
     tasks, by_key = [], {}
@@ -203,6 +207,8 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
     shown while that run goes; ``log`` receives one line per finished or failed run. Writes
     ``<out>/<name>/<name>.nc`` atomically unless ``write=False``. Raises :class:`ScenarioError` on bad input.
     """
+    import xarray as xr
+
     from twin.domain import DomainRunError
     from twin.results import add_replications, stack_variants, write_atomic
 
@@ -294,6 +300,8 @@ def run_single(sc: Scenario, scenario_dir: str | Path, out_path: str | Path,
 def resolved_config(results_path: str | Path, variant: str = BASELINE) -> dict:
     """The resolved configuration a results file recorded for ``variant`` (every default in force, command-line
     overrides applied): a scenario document a what-if can deep-merge its changes onto and run again."""
+    import xarray as xr
+
     with xr.open_dataset(results_path, engine="netcdf4") as ds:
         raw = ""
         if "run_scenario_json" in ds and "variant" in ds["run_scenario_json"].dims:
