@@ -177,25 +177,26 @@ class MesoTraffic(Domain, TrafficBackend):
         n = int(np.floor((now - self.t) / self.dt + 1e-9))
         while n > 0:
             self._ensure_route_space()
-            done, flags = K.advance(
-                self.t, n, self.dt, self.step_counter,
-                self.link_to, self.length, self.fft, self.cap_rate, self.storage, self.qcap, self.q_off, self.cap_factor,
-                self.acc, self.q_buf, self.q_head, self.q_count, self.config.stuck_time_s,
-                self.link_ring, self.ring_ptr, self.ring_links, self.ring_cap,
-                self.wait_head, self.wait_tail, self.wl_links, self.wl_n, self.in_wl,
-                self.cnt_exit, self.sum_tt, self.occ,
-                self.v_dest, self.v_status, self.v_link, self.v_enter, self.v_exit, self.v_depart, self.v_arrive,
-                self.v_dist, self.v_fft, self.v_rstart, self.v_rlen, self.v_rpos, self.v_next, self.v_sf,
-                self.v_prio, self.v_watch,
-                self.route_buf, self.route_used, self.dest_slot, self.nh, self.v_orig,
-                self.dep_order, self.dep_ptr, self.prio_ids, self.prio_n, self.config.priority_queue_factor,
-                self.watch_out, self.watch_n, self.teleports)
+            done, flags = K.advance(self.t, n, self.dt, self.step_counter, self._link_state(),
+                                    self._vehicle_state(), K.RouteState(self.route_buf, self.route_used,
+                                                                         self.dest_slot, self.nh),
+                                    K.DispatchState(self.dep_order, self.dep_ptr, self.prio_ids, self.prio_n,
+                                                    self.watch_out, self.watch_n, self.teleports),
+                                    self.config.stuck_time_s, self.config.priority_queue_factor)
             self.t += done * self.dt
             self.step_counter += done
             n -= done
             if flags & K.NEED_ROUTE_SPACE:
                 self._grow_routes()
             self._fire_arrivals()
+
+    def _link_state(self) -> "K.LinkState":
+        """The per-link arrays as the kernel's named container (the arrays themselves, not copies)."""
+        return K.LinkState(*(getattr(self, f) for f in K.LinkState._fields))
+
+    def _vehicle_state(self) -> "K.VehicleState":
+        """The per-vehicle arrays as the kernel's named container (rebuilt after the arrays grow)."""
+        return K.VehicleState(*(getattr(self, f) for f in K.VehicleState._fields))
 
     def _ensure_route_space(self) -> None:
         if self.route_buf.shape[0] - self.route_used[0] < 64 * self.N:

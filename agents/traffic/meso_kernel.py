@@ -14,6 +14,8 @@ free-flow time, so free-flow travel times are exact, not rounded to steps.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -141,31 +143,102 @@ def _reroute(v, cur_link, from_node, v_dest, dest_slot, nh, link_to, route_buf, 
     return 1
 
 
+class LinkState(NamedTuple):
+    """Per-link arrays of the queue model (static parameters, queues, waiting lists, recording counters)."""
+
+    link_to: np.ndarray
+    length: np.ndarray      # m
+    fft: np.ndarray         # free-flow time incl. junction delay, s
+    cap_rate: np.ndarray    # outflow capacity, veh/s
+    storage: np.ndarray     # vehicles that fit
+    qcap: np.ndarray
+    q_off: np.ndarray
+    cap_factor: np.ndarray  # 0 = closed
+    acc: np.ndarray         # outflow capacity account, vehicles
+    q_buf: np.ndarray
+    q_head: np.ndarray
+    q_count: np.ndarray
+    link_ring: np.ndarray
+    ring_ptr: np.ndarray
+    ring_links: np.ndarray
+    ring_cap: np.ndarray
+    wait_head: np.ndarray
+    wait_tail: np.ndarray
+    wl_links: np.ndarray
+    wl_n: np.ndarray
+    in_wl: np.ndarray
+    cnt_exit: np.ndarray
+    sum_tt: np.ndarray      # s
+    occ: np.ndarray
+
+
+class VehicleState(NamedTuple):
+    """Per-vehicle arrays (structure of arrays): destination, status, position, times (s), distance (m), route."""
+
+    v_dest: np.ndarray
+    v_status: np.ndarray
+    v_link: np.ndarray
+    v_enter: np.ndarray
+    v_exit: np.ndarray
+    v_depart: np.ndarray
+    v_arrive: np.ndarray
+    v_dist: np.ndarray
+    v_fft: np.ndarray
+    v_rstart: np.ndarray
+    v_rlen: np.ndarray
+    v_rpos: np.ndarray
+    v_next: np.ndarray
+    v_sf: np.ndarray
+    v_prio: np.ndarray
+    v_watch: np.ndarray
+    v_orig: np.ndarray
+
+
+class RouteState(NamedTuple):
+    """Routes in one flat buffer and the next-hop tables (one row per destination node)."""
+
+    route_buf: np.ndarray
+    route_used: np.ndarray
+    dest_slot: np.ndarray
+    nh: np.ndarray
+
+
+class DispatchState(NamedTuple):
+    """Departures sorted by time, priority vehicles, and the outputs (watched arrivals, gridlock moves)."""
+
+    dep_order: np.ndarray
+    dep_ptr: np.ndarray
+    prio_ids: np.ndarray
+    prio_n: np.ndarray
+    watch_out: np.ndarray
+    watch_n: np.ndarray
+    teleports: np.ndarray
+
+
 @njit(cache=True)
-def advance(
-    t0, n_steps, dt, step_counter,
-    # links (static and dynamic)
-    link_to, length, fft, cap_rate, storage, qcap, q_off, cap_factor, acc, q_buf, q_head, q_count, stuck_s,
-    link_ring, ring_ptr, ring_links, ring_cap,
-    wait_head, wait_tail, wl_links, wl_n, in_wl,
-    # per-link counters for recording
-    cnt_exit, sum_tt, occ,
-    # vehicles
-    v_dest, v_status, v_link, v_enter, v_exit, v_depart, v_arrive, v_dist, v_fft,
-    v_rstart, v_rlen, v_rpos, v_next, v_sf, v_prio, v_watch,
-    # routes and tables
-    route_buf, route_used, dest_slot, nh, v_orig,
-    # pending departures (sorted by time) and priority vehicles
-    dep_order, dep_ptr, prio_ids, prio_n, prio_queue_factor,
-    # outputs: watched vehicles that arrived
-    watch_out, watch_n, teleports,
-):
+def advance(t0, n_steps, dt, step_counter, links, vehicles, routes, dispatch, stuck_s, prio_queue_factor):
     """Advance the network by ``n_steps`` steps of ``dt`` seconds from time ``t0``.
 
     Returns (steps_done, flags). Stops early (flags = NEED_ROUTE_SPACE) at the end of a step in which a
     departure or a forced reroute was deferred for lack of route-buffer space; the caller grows the
     buffer and calls again. Deferred actions simply happen a step later, deterministically.
     """
+    link_to, length, fft, cap_rate, storage, qcap, q_off, cap_factor, acc, q_buf, q_head, q_count = (
+        links.link_to, links.length, links.fft, links.cap_rate, links.storage, links.qcap, links.q_off,
+        links.cap_factor, links.acc, links.q_buf, links.q_head, links.q_count)
+    link_ring, ring_ptr, ring_links, ring_cap = links.link_ring, links.ring_ptr, links.ring_links, links.ring_cap
+    wait_head, wait_tail, wl_links, wl_n, in_wl = (links.wait_head, links.wait_tail, links.wl_links, links.wl_n,
+                                                   links.in_wl)
+    cnt_exit, sum_tt, occ = links.cnt_exit, links.sum_tt, links.occ
+    v_dest, v_status, v_link, v_enter, v_exit, v_depart, v_arrive, v_dist, v_fft = (
+        vehicles.v_dest, vehicles.v_status, vehicles.v_link, vehicles.v_enter, vehicles.v_exit, vehicles.v_depart,
+        vehicles.v_arrive, vehicles.v_dist, vehicles.v_fft)
+    v_rstart, v_rlen, v_rpos, v_next, v_sf, v_prio, v_watch, v_orig = (
+        vehicles.v_rstart, vehicles.v_rlen, vehicles.v_rpos, vehicles.v_next, vehicles.v_sf, vehicles.v_prio,
+        vehicles.v_watch, vehicles.v_orig)
+    route_buf, route_used, dest_slot, nh = routes.route_buf, routes.route_used, routes.dest_slot, routes.nh
+    dep_order, dep_ptr, prio_ids, prio_n = dispatch.dep_order, dispatch.dep_ptr, dispatch.prio_ids, dispatch.prio_n
+    watch_out, watch_n, teleports = dispatch.watch_out, dispatch.watch_n, dispatch.teleports
     L = link_to.shape[0]
     n_nodes = nh.shape[1]
     n_dep = dep_order.shape[0]
