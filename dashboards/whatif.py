@@ -8,7 +8,7 @@ results' city, duration and back-end, and at most doubles their demand (:func:`c
 A run loads the baseline scenario recorded in the results file (``run_scenario_json``), deep-merges the
 override as a new variant, validates it with ``twin.scenario.resolve_variants`` (and the domains' city
 checks), and queues it (:func:`submit`). One worker thread runs one job at a time
-(``twin.engine.CityTwin(...).run(progress=cb)``), writes ``<scenario>__<variant>.nc`` next to the source file
+(the run service, ``twin.run.run_one(..., progress=cb)``), writes ``<scenario>__<variant>.nc`` next to the source file
 with ``twin.results.write_atomic``, and stops a job at its next progress call when it is cancelled or runs
 longer than :data:`MAX_RUN_WALL_S`. The page polls the job with a ``dcc.Interval``.
 """
@@ -418,10 +418,10 @@ def _work_loop() -> None:
 
 
 def _run(j: Job) -> None:
-    from twin.engine import CityTwin
     from twin.results import stack_variants, write_atomic
+    from twin.run import run_one
 
-    sc, scen_dir, city = j.work
+    sc, scen_dir, _city = j.work
     j.work = ()
     t_start = time.monotonic()
     try:
@@ -433,7 +433,7 @@ def _run(j: Job) -> None:
             j.progress = min(0.99, t / max(total, 1e-9))
         if j.cancel.is_set():
             raise Cancelled("cancelled from the page")
-        ds = CityTwin(sc, scen_dir, city=city).run(progress=cb)
+        ds = run_one(sc, scen_dir, progress=cb)  # the run service: the variant on its own city
         if j.cancel.is_set():
             raise Cancelled("cancelled from the page")
         with D._io_lock:  # netCDF-C is not thread-safe: no page reads a file while this one is written
