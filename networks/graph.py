@@ -83,6 +83,8 @@ class CityGraph:
         self.name = name
         self.crs = crs
         self.zones: dict[str, Zone] = {}
+        # what zone weights measure: "equal" (one per node) or "building_area_m2" (building footprint per node)
+        self.zone_weight_kind: str = "equal"
         self.pois: list[dict[str, Any]] = []  # dicts with kind, name, node (index), x, y, lon, lat, tags
         self.source: str = ""  # where the graph came from (file path or builder)
         # (lon, lat) degrees -> (x, y) metres in this graph's projection; None for synthetic graphs

@@ -88,10 +88,16 @@ def test_reference_runs_are_cached_and_a_failing_sumo_is_reported(tmp_path):
     assert run_figures(r1.ds, 0)["trips_completed"] > 50
     keys = {reference_key(scen, v, m) for v in ("baseline", "closed") for m in ("micro", "meso_jc")}
     assert len(keys) == 4
+    # a SUMO run that does not finish is reported, not raised, and nothing is cached for it
+    r3 = sumo_reference(scen, "closed", "meso_jc", cache_dir=cache, timeout_s=0.01)
+    assert r3.ds is None and "exceeded" in r3.error and not list(cache.glob("tiny.closed.meso_jc.*"))
+    # an option SUMO does not know never reaches it: the scenario is refused (allow-list, docs/security.md)
+    from twin.scenario import ScenarioError
+
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY % ', sumo: {extra_args: ["--no-such-option", "1"]}')
-    r3 = sumo_reference(bad, "baseline", "micro", cache_dir=cache, timeout_s=600)
-    assert r3.ds is None and "failed" in r3.error and not list(cache.glob("bad.*"))
+    with pytest.raises(ScenarioError, match="not an allowed SUMO option"):
+        sumo_reference(bad, "baseline", "micro", cache_dir=cache, timeout_s=600)
 
 
 def test_compare_backends_json(tmp_path, capsys):

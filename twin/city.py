@@ -50,6 +50,7 @@ def build_city(cfg: CityConfig, base_dir: Path, default_name: str = "city") -> C
         city.name = name
     if cfg.buildings:
         zones = building_zones(city, resolve_data_path(cfg.buildings, base_dir), cfg.zone_cell_m)
+        city.zone_weight_kind = "building_area_m2"
     else:
         zones = grid_zones(city, cfg.zone_cell_m)
     attach_zones(city, zones)

@@ -104,9 +104,8 @@ class EmergencyDomain(Domain):
         cfg = self.config
         if cfg.population is not None:
             return float(cfg.population)
-        city_cfg = getattr(getattr(twin, "scenario", None), "city", None)
         zones = getattr(self.city, "zones", {}) or {}
-        if getattr(city_cfg, "buildings", None) and zones:
+        if getattr(self.city, "zone_weight_kind", "equal") == "building_area_m2" and zones:
             area = float(sum(np.sum(z.weights) for z in zones.values()))
             return area * cfg.persons_per_m2_footprint
         if any(t.rate_per_1000_per_year is not None and t.rate_per_1000_per_year > 0

@@ -73,7 +73,8 @@ def run_backend(path: str | Path, variant: str, backend: str, city=None, overrid
     sc2._domains = dict(sc.domain_configs)
     sc2._domains["traffic"] = sc2._domains["traffic"].model_copy(update={"backend": backend, **(overrides or {})})
     t0 = time.perf_counter()
-    ds = run_one(sc2, Path(path).parent, {"backend": backend, **(overrides or {})}, progress=progress)
+    recorded = {k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v) for k, v in (overrides or {}).items()}
+    ds = run_one(sc2, Path(path).parent, {"backend": backend, **recorded}, progress=progress)  # provenance: JSON
     return ds, time.perf_counter() - t0
 
 
