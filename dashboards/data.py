@@ -16,13 +16,15 @@ import xarray as xr
 __all__ = ["ResultsError", "safe_path", "Catalog", "FileEntry", "load", "variant_view", "kpi_list",
            "simulated_domains", "DOMAINS", "DOMAIN_LABELS", "scenario_doc", "Network", "network",
            "SPEED_BINS", "SPEED_LABELS", "VOLUME_BINS", "VOLUME_LABELS", "link_classes", "clock_labels",
-           "variant_key", "split_key"]
+           "variant_key", "split_key", "capacity_factor", "station_present", "N_MAP_CLASSES", "link_names", "venue_present"]
 
 DOMAINS = ("traffic", "ev", "crowd", "emergency")
 DOMAIN_LABELS = {"traffic": "Traffic", "ev": "EV charging", "crowd": "Crowd", "emergency": "Emergency"}
 # speed ratio (speed / free-flow speed) classes, worst first
 SPEED_BINS = np.array([0.25, 0.5, 0.75, 0.9])
 SPEED_LABELS = ["< 25% (jammed)", "25–50%", "50–75%", "75–90%", "≥ 90% (free)"]
+# traffic maps: 5 colour classes + "closed" + "reduced capacity" overlay, then the clickable midpoint layer
+N_MAP_CLASSES = 7
 VOLUME_BINS = np.array([1.0, 100.0, 300.0, 600.0])
 VOLUME_LABELS = ["no traffic", "1–100 veh/h", "100–300 veh/h", "300–600 veh/h", "≥ 600 veh/h"]
 
@@ -344,6 +346,50 @@ def speed_ratio(path: str | Path, ds: xr.Dataset, variant: str) -> np.ndarray:
             r = sp / ff[None, :]
         return np.clip(np.nan_to_num(r, nan=1.0), 0, 1.5).astype(np.float32)
     return derived(path, f"ratio:{variant}", build)
+
+
+def capacity_factor(path: str | Path, ds: xr.Dataset, variant: str) -> np.ndarray:
+    """(time, link) float32 capacity factor in force (1 = full, 0 = closed) of one variant; ones when not recorded.
+
+    The views draw a link as closed from this, whatever its recorded speed says."""
+    def build():
+        v = variant_view(ds, variant)
+        shape = (ds.sizes.get("time", 0), ds.sizes.get("link", 0))
+        if "link_capacity_factor" not in v:
+            return np.ones(shape, np.float32)
+        c = np.asarray(v["link_capacity_factor"].values, np.float32)
+        if c.ndim == 1:
+            c = np.broadcast_to(c, shape)
+        return np.nan_to_num(c, nan=1.0).astype(np.float32)
+    return derived(path, f"capf:{variant}", build)
+
+
+def link_names(ds: xr.Dataset) -> np.ndarray | None:
+    """Street names of the links (``link_name`` variable/coordinate) where the results carry them."""
+    if "link_name" not in ds:
+        return None
+    da = ds["link_name"]
+    if "variant" in da.dims:
+        da = da.isel(variant=0)
+    return np.asarray(["" if str(x) in ("nan", "None") else str(x) for x in da.values])
+
+
+def venue_present(vv: xr.Dataset) -> np.ndarray:
+    """Boolean mask of the venues one variant really simulated (any finite peak density)."""
+    if "crowd_peak_density" not in vv:
+        return np.ones(vv.sizes.get("venue", 0), bool)
+    a = np.asarray(vv["crowd_peak_density"].transpose("venue", ...).values, float)
+    return np.isfinite(a.reshape(len(a), -1)).any(1)
+
+
+def station_present(vv: xr.Dataset, prefix: str = "station") -> np.ndarray:
+    """Boolean mask of the ``station`` (or ``venue``...) entries one variant really has.
+
+    Stacking variants with different stations pads the others with NaN: those rows are not this variant's."""
+    for name in (f"{prefix}_plugs", f"{prefix}_x"):
+        if name in vv:
+            return np.isfinite(np.asarray(vv[name].values, float))
+    return np.ones(vv.sizes.get(prefix, 0), bool)
 
 
 def flow(path: str | Path, ds: xr.Dataset, variant: str) -> np.ndarray:

@@ -33,6 +33,17 @@ DEMO_SCENARIO: dict = {
                     "traffic": {"closures": [{"link": "n2_2>n3_2", "start_s": 300},
                                              {"link": "n3_2>n2_2", "start_s": 300}]}},
         "more_demand": {"description": "50% more trips.", "demand": {"scale": 1.5}},
+        # other stations and another venue than the baseline: the views must not mix them up
+        "ev_hub": {"description": "A fast-charging hub at n0_5 and the event moved to the market.",
+                   "ev": {"stations": [{"node": "n2_2", "plugs": 2, "power_kw": 50.0},
+                                       {"node": "n4_4", "plugs": 2, "power_kw": 22.0},
+                                       {"name": "hub", "node": "n0_5", "plugs": 4, "power_kw": 150.0}]},
+                   "crowd": {"venues": [{"name": "market", "origin": [900, 300],
+                                         "polygon": [[0, 0], [20, 0], [20, 20], [0, 20]],
+                                         "exits": [{"name": "gate", "at": [10, 0], "width_m": 1.5}],
+                                         "attractor": [10, 18],
+                                         "arrivals": {"persons": 250, "start_s": 0, "end_s": 300},
+                                         "egress": {"start_s": 600, "spread_s": 30}}]}},
     },
 }
 

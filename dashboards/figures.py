@@ -1,6 +1,6 @@
 """Plotly figures shared by the Dash app and the static report (maps from the network's own geometry).
 
-Maps are scattergl: links binned into a few colour classes, one trace per class, each trace one
+Maps are plain SVG scatter (no WebGL context limit): links binned into a few colour classes, one trace per class, each trace one
 None-separated polyline, so a 10,000-link city is five traces whatever the time step.
 """
 from __future__ import annotations
@@ -46,36 +46,58 @@ def _map_layout(fig: go.Figure, title: str | None = None, height: int = 560) -> 
     return fig
 
 
-def network_background(net: D.Network, color: str = "#c8c8c8", width: float = 1.0) -> go.Scattergl:
+def network_background(net: D.Network, color: str = "#c8c8c8", width: float = 1.0) -> go.Scatter:
     x, y = net.segments()
-    return go.Scattergl(x=x, y=y, mode="lines", line=dict(color=color, width=width), hoverinfo="skip",
+    return go.Scatter(x=x, y=y, mode="lines", line=dict(color=color, width=width), hoverinfo="skip",
                         showlegend=False, name="roads")
+
+
+CLOSED_STYLE = dict(color="#000000", width=4.5, dash="dot")
+REDUCED_STYLE = dict(color="#7b3294", width=1.6, dash="dash")
 
 
 def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: list[str], title: str | None = None,
               clickable: bool = True, highlight: int | None = None, height: int = 560,
-              hover: np.ndarray | None = None, hover_label: str = "") -> go.Figure:
-    """Links coloured by class (one scattergl trace per class) plus an invisible midpoint layer for clicks."""
+              hover: np.ndarray | None = None, hover_label: str = "", closed: np.ndarray | None = None,
+              reduced: np.ndarray | None = None, closed_label: str = "closed (capacity 0)",
+              names: np.ndarray | None = None) -> go.Figure:
+    """Links coloured by class (one trace per class), then a "closed" layer (capacity factor 0: drawn instead
+    of its class colour), a "reduced capacity" overlay (0 < factor < 1), and an invisible midpoint layer for
+    clicks; trace indices are fixed (``D.N_MAP_CLASSES`` before the midpoints) so a time step can patch them.
+
+    Plain ``scatter`` (SVG), not ``scattergl``: a page or report with many maps never runs out of WebGL contexts."""
     fig = go.Figure()
+    closed = np.zeros(net.n, bool) if closed is None else np.asarray(closed, bool)
+    reduced = np.zeros(net.n, bool) if reduced is None else (np.asarray(reduced, bool) & ~closed)
     for k, (lab, col) in enumerate(zip(labels, colors)):
-        idx = np.flatnonzero(classes == k)
+        idx = np.flatnonzero((classes == k) & ~closed)
         x, y = net.segments(idx)
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=f"{lab} ({len(idx):,})",
-                                   line=dict(color=col, width=WIDTHS[k] if k < len(WIDTHS) else 1.5),
-                                   hoverinfo="skip", legendgroup=str(k)))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{lab} ({len(idx):,})",
+                                 line=dict(color=col, width=WIDTHS[k] if k < len(WIDTHS) else 1.5),
+                                 hoverinfo="skip", legendgroup=str(k)))
+    for k in range(len(labels), 5):  # keep the fixed trace layout for shorter class lists
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", showlegend=False, hoverinfo="skip"))
+    for mask, lab, style in ((closed, closed_label, CLOSED_STYLE), (reduced, "reduced capacity", REDUCED_STYLE)):
+        idx = np.flatnonzero(mask)
+        x, y = net.segments(idx)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{lab} ({len(idx):,})", line=style,
+                                 hoverinfo="skip", showlegend=True, visible=True if len(idx) else "legendonly"))
     if clickable:
         mx, my = net.midpoints()
-        # link ids as hover text only for small networks (payload); large ones show the id on click
+        # link ids (and street names) as hover text only for small networks (payload)
         small = net.n <= 3000
-        fig.add_trace(go.Scattergl(x=mx, y=my, mode="markers", name="links", showlegend=False,
-                                   marker=dict(size=7, color="rgba(0,0,0,0)"),
-                                   text=net.ids if small else None,
-                                   hovertemplate="link %{text}<extra></extra>" if small else
-                                   "click for detail<extra></extra>"))
+        txt = None
+        if small:
+            txt = [f"link {i}" + (f" — {nm}" if nm else "") for i, nm in
+                   zip(net.ids, names if names is not None else [""] * net.n)]
+        fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", name="links", showlegend=False,
+                                 marker=dict(size=7, color="rgba(0,0,0,0)"), text=txt,
+                                 hovertemplate="%{text}<extra></extra>" if small else
+                                 "click for detail<extra></extra>"))
     if highlight is not None and 0 <= highlight < net.n:
         x, y = net.segments(np.array([highlight]))
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines+markers", name=f"selected: {net.ids[highlight]}",
-                                   line=dict(color="#00e5ff", width=6), hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"selected: {net.ids[highlight]}",
+                                 line=dict(color="#00e5ff", width=6), hoverinfo="skip"))
     return _map_layout(fig, title, height)
 
 
@@ -140,21 +162,27 @@ def link_detail(ds: xr.Dataset, link: int, variants: list[str]) -> go.Figure:
 
     clock = D.clock_labels(ds)
     lid = str(ds["link"].values[link])
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=("flow (veh/h)", "speed (km/h)", "queue (vehicles)"))
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
+                        subplot_titles=("flow (veh/h)", "speed (km/h; gap = closed)", "queue (vehicles)",
+                                        "capacity factor (1 = full, 0 = closed)"))
     for i, v in enumerate(variants):
         vv = D.variant_view(ds, v).isel(link=link)
         st = _style(i, i == 0 and len(variants) > 1)
-        for r, var, scale in ((1, "link_flow", 1.0), (2, "link_speed", 3.6), (3, "link_queue", 1.0)):
-            if var in vv:
+        for r, var, scale in ((1, "link_flow", 1.0), (2, "link_speed", 3.6), (3, "link_queue", 1.0),
+                              (4, "link_capacity_factor", 1.0)):
+            if var in vv and vv[var].ndim == 1:
                 fig.add_trace(go.Scatter(x=clock, y=np.asarray(vv[var].values, float) * scale, name=v, line=st,
                                          showlegend=r == 1, legendgroup=v), row=r, col=1)
     fig.update_xaxes(type="category", nticks=10)
+    fig.update_yaxes(range=[-0.05, 1.05], row=4, col=1)
     v0 = D.variant_view(ds, variants[0]).isel(link=link)
+    names = D.link_names(ds)
+    if names is not None and names[link]:
+        lid = f"{lid} ({names[link]})"
     info = f"link {lid}: {float(v0['link_length']):.0f} m, free flow {float(v0['link_freeflow_speed']) * 3.6:.0f} km/h"
     if "link_capacity" in v0:
         info += f", capacity {float(v0['link_capacity']):,.0f} veh/h"
-    return _layout(fig, info, 520)
+    return _layout(fig, info, 640)
 
 
 def diff_classes(ratio_a: np.ndarray, ratio_b: np.ndarray) -> np.ndarray:
@@ -164,11 +192,23 @@ def diff_classes(ratio_a: np.ndarray, ratio_b: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- EV
+def station_names(vv: xr.Dataset) -> list[str]:
+    """Distinguishable station labels: the name when names are unique, else "id (name)" (operators repeat)."""
+    ids = [str(s) for s in vv["station"].values]
+    if "station_name" not in vv:
+        return ids
+    nm = [str(s) for s in vv["station_name"].values]
+    if len(set(nm)) == len(nm):
+        return nm
+    return [i if (n in ("", "nan") or n == i) else f"{i} ({n})" for i, n in zip(ids, nm)]
+
+
 def ev_station_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None) -> go.Figure:
     """Stations sized by their mean charging load, coloured by plug occupancy, on the grey network."""
     fig = go.Figure()
     if net is not None:
         fig.add_trace(network_background(net))
+    vv = vv.isel(station=np.flatnonzero(D.station_present(vv)))  # stacking pads other variants' stations
     x = np.asarray(vv["station_x"].values, float) - origin[0]
     y = np.asarray(vv["station_y"].values, float) - origin[1]
     power = np.nan_to_num(np.asarray(vv["station_power"].values, float))
@@ -176,13 +216,13 @@ def ev_station_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, f
     peak_kw = power.max(0) if power.size else mean_kw
     plugs = np.asarray(vv["station_plugs"].values, float)
     occ = np.nan_to_num(np.asarray(vv["station_busy"].values, float)).mean(0) / np.maximum(plugs, 1)
-    names = [str(s) for s in (vv["station_name"].values if "station_name" in vv else vv["station"].values)]
+    names = station_names(vv)
     size = 10 + 40 * np.sqrt(mean_kw / max(mean_kw.max(), 1e-9)) if mean_kw.size else []
     fig.add_trace(go.Scatter(
         x=x, y=y, mode="markers", name="stations (size: mean load)",
         marker=dict(size=size, color=occ * 100, colorscale="YlOrRd", cmin=0, cmax=100, line=dict(width=1, color="#333"),
                     colorbar=dict(title="plugs busy %", thickness=12)),
-        text=[f"{n}<br>{int(p)} plugs<br>mean {m:.1f} kW, peak {pk:.1f} kW<br>busy {o:.0%}"
+        text=[f"{n}<br>{p:.0f} plugs<br>mean {m:.1f} kW, peak {pk:.1f} kW<br>busy {o:.0%}"
               for n, p, m, pk, o in zip(names, plugs, mean_kw, peak_kw, occ)],
         hovertemplate="%{text}<extra></extra>"))
     return _map_layout(fig, title, 480)
@@ -218,10 +258,11 @@ def ev_waits(ds: xr.Dataset, variants: list[str]) -> go.Figure:
 
 def ev_occupancy(ds: xr.Dataset, variant: str) -> go.Figure:
     vv = D.variant_view(ds, variant)
+    vv = vv.isel(station=np.flatnonzero(D.station_present(vv)))
     clock = D.clock_labels(ds)
     busy = np.nan_to_num(np.asarray(vv["station_busy"].values, float))
     queue = np.nan_to_num(np.asarray(vv["station_queue"].values, float))
-    names = [str(s) for s in (vv["station_name"].values if "station_name" in vv else vv["station"].values)]
+    names = station_names(vv)
     fig = go.Figure()
     for j, n in enumerate(names):
         fig.add_trace(go.Scatter(x=clock, y=busy[:, j], stackgroup="busy", name=n, mode="lines"))
@@ -372,27 +413,30 @@ def em_coverage_map(net: D.Network | None, vv: xr.Dataset, ds: xr.Dataset, cell_
     cov = np.asarray(vv["em_zone_coverage"].values, float)
     mean = np.nanmean(cov, 0) if cov.size else np.zeros(0)
     ids = [str(z) for z in vv["zone"].values]
-    xs, ys, txt, val = [], [], [], []
+    cells = []
     for zid, c in zip(ids, mean):
         try:
             col, row = (int(p) for p in zid[1:].split("_"))
         except ValueError:
             continue
-        x0, y0 = col * cell_m, row * cell_m
-        xs += [x0, x0 + cell_m, x0 + cell_m, x0, x0, None]
-        ys += [y0, y0, y0 + cell_m, y0 + cell_m, y0, None]
-        txt.append((x0 + cell_m / 2, y0 + cell_m / 2, zid, c))
-        val.append(c)
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#999", width=0.5), hoverinfo="skip",
-                             showlegend=False))
-    if txt:
-        fig.add_trace(go.Scatter(
-            x=[t[0] for t in txt], y=[t[1] for t in txt], mode="markers+text", name="zone coverage",
-            marker=dict(size=max(12, min(60, 5000 / max(np.sqrt(len(txt)), 1) / 10)), symbol="square", opacity=0.55,
-                        color=[t[3] * 100 for t in txt], colorscale="RdYlGn", cmin=0, cmax=100,
-                        colorbar=dict(title="% in target", thickness=12)),
-            text=[f"{t[3]:.0%}" for t in txt], textfont=dict(size=10),
-            hovertext=[f"zone {t[2]}: {t[3]:.0%} reachable within target" for t in txt], hoverinfo="text"))
+        cells.append((col, row, zid, c))
+    if cells:
+        # one heatmap cell per zone, in metres (cell_m wide): the squares are the zones, whatever the zoom
+        cols = sorted({c[0] for c in cells})
+        rows = sorted({c[1] for c in cells})
+        c0, r0 = cols[0], rows[0]
+        z = np.full((rows[-1] - r0 + 1, cols[-1] - c0 + 1), np.nan)
+        txt = np.full(z.shape, "", object)
+        for col, row, zid, c in cells:
+            z[row - r0, col - c0] = 100 * c if np.isfinite(c) else np.nan
+            txt[row - r0, col - c0] = f"zone {zid}: " + (f"{c:.0%}" if np.isfinite(c) else "no data") + \
+                " reachable within target"
+        fig.add_trace(go.Heatmap(
+            z=z, x0=(c0 + 0.5) * cell_m, dx=cell_m, y0=(r0 + 0.5) * cell_m, dy=cell_m, zmin=0, zmax=100,
+            colorscale="RdYlGn", opacity=0.55, text=txt, hoverinfo="text", name="zone coverage",
+            colorbar=dict(title="% in target", thickness=12)))
+        if net is not None:
+            fig.data = fig.data[::-1]  # roads on top of the cells
     return _map_layout(fig, "coverage: share of each zone reachable within the target (time mean)", 480)
 
 

@@ -74,15 +74,18 @@ def _traffic(path, ds, variants) -> str:
         clock = D.clock_labels(ds)
         # the interval with the most vehicle-metres below free flow (the peak)
         t_peak = int(np.argmin(r0.mean(1))) if r0.size else 0
+        c0 = D.capacity_factor(path, ds, variants[0])[t_peak]
         fig = F.class_map(net, D.link_classes(r0[t_peak], D.SPEED_BINS), D.SPEED_LABELS, F.SPEED_COLORS,
                           f"{variants[0]}: speed as % of free flow at {clock[t_peak]} (slowest interval)",
-                          clickable=False, height=600)
+                          clickable=False, height=600, closed=c0 <= 0, reduced=c0 < 1)
         maps = [_fig_html(fig)]
         for v in variants[1:]:
             cls = F.diff_classes(r0, D.speed_ratio(path, ds, v))
+            cv = D.capacity_factor(path, ds, v).min(0)
             maps.append(_fig_html(F.class_map(net, cls, F.DIFF_LABELS, F.DIFF_COLORS,
                                               f"{v} against {variants[0]}: change in mean speed (% of free flow)",
-                                              clickable=False, height=600)))
+                                              clickable=False, height=600, closed=cv <= 0, reduced=cv < 1,
+                                              closed_label=f"closed in {v} (some of the time)")))
         parts.append("<div class='grid'>" + "".join(maps) + "</div>")
     parts.append("<div class='grid'>" + "".join(_fig_html(f) for f in F.traffic_series(ds, variants, path)) + "</div>")
     return "".join(parts)

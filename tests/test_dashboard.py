@@ -49,11 +49,11 @@ def duo(request, dash_thread_server, tmpdir):
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory):
-    """All four domains on a 6 x 6 grid town, baseline + closure (about 15 s)."""
+    """All four domains on a 6 x 6 grid town, baseline + closure + ev_hub (other stations and venue)."""
     from dashboards.demo import make_demo_results
 
     d = tmp_path_factory.mktemp("results") / "demo_town"
-    make_demo_results(d, variants=("closure",))
+    make_demo_results(d, variants=("closure", "ev_hub"))
     return d
 
 

@@ -48,8 +48,10 @@ def show(ka, kb):
         ra = D.speed_ratio(sa.path, sa.ds, sa.variant)
         rb = D.speed_ratio(sb.path, sb.ds, sb.variant)
         if net is not None and ra.shape[1] == rb.shape[1]:
+            cb = D.capacity_factor(sb.path, sb.ds, sb.variant)
             fig = F.class_map(net, F.diff_classes(ra, rb), F.DIFF_LABELS, F.DIFF_COLORS,
-                              f"B ({vb}) against A ({va}): change in mean speed, % of free flow", clickable=False)
+                              f"B ({vb}) against A ({va}): change in mean speed, % of free flow", clickable=False,
+                              closed=cb.min(0) <= 0, reduced=cb.min(0) < 1, closed_label="closed in B (some of the time)")
             out.append(ui.card("Difference map", g(fig, "compare-map")))
         else:
             out.append(dbc.Alert("The two variants are on different networks: no difference map.", color="info"))

@@ -29,7 +29,9 @@ def setup(key):
     if "crowd" not in sel.domains:
         return ui.not_simulated("crowd"), {"display": "none"}, [], None
     names = [str(v) for v in sel.ds["venue"].values]
-    return None, {}, [{"label": n, "value": i} for i, n in enumerate(names)], 0
+    have = D.venue_present(sel.vv)  # stacked variants with other venues leave this one's rows empty
+    opts = [{"label": n, "value": i} for i, n in enumerate(names) if have[i]]
+    return None, {}, opts, (opts[0]["value"] if opts else None)
 
 
 @callback(Output("crowd-content", "children"), Input("variant", "value"), Input("crowd-venue", "value"))
@@ -37,6 +39,8 @@ def show(key, venue):
     sel, err = ui.load_selection(key)
     if err is not None or "crowd" not in sel.domains or venue is None:
         return None
+    if not (0 <= int(venue) < sel.ds.sizes.get("venue", 0)) or not D.venue_present(sel.vv)[int(venue)]:
+        return None  # a venue of the previous variant: the picker is about to change
     clock = D.clock_labels(sel.ds)
     g = lambda fig, i: dcc.Graph(figure=fig, id=i, config={"displaylogo": False})  # noqa: E731
     return [

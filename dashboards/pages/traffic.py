@@ -80,20 +80,30 @@ def draw(key, t, mode, link, drawn):
     else:
         cls = D.link_classes(D.speed_ratio(sel.path, sel.ds, sel.variant)[t], D.SPEED_BINS)
         labels, colors, what = D.SPEED_LABELS, F.SPEED_COLORS, "speed as % of free flow"
-    title = f"{sel.variant}: {what} at {clock[t]}"
+    capf = D.capacity_factor(sel.path, sel.ds, sel.variant)[t]
+    closed, reduced = capf <= 0.0, (capf > 0.0) & (capf < 1.0)
+    title = f"{sel.variant}: {what} at {clock[t]}" + (f" — {int(closed.sum())} link(s) closed" if closed.any() else "")
     state = [key, mode, link]
     if ctx.triggered_id == "traffic-time" and drawn == state:
         # a time step: send only the colour classes' coordinates and the title (the rest stays in the browser)
         patch = Patch()
         for k in range(len(labels)):
-            idx = np.flatnonzero(cls == k)
+            idx = np.flatnonzero((cls == k) & ~closed)
             x, y = net.segments(idx)
             patch["data"][k]["x"] = x
             patch["data"][k]["y"] = y
             patch["data"][k]["name"] = f"{labels[k]} ({len(idx):,})"
+        for k, mask, lab in ((5, closed, "closed (capacity 0)"), (6, reduced & ~closed, "reduced capacity")):
+            idx = np.flatnonzero(mask)
+            x, y = net.segments(idx)
+            patch["data"][k]["x"] = x
+            patch["data"][k]["y"] = y
+            patch["data"][k]["name"] = f"{lab} ({len(idx):,})"
+            patch["data"][k]["visible"] = True if len(idx) else "legendonly"
         patch["layout"]["title"]["text"] = title
         return patch, clock[t], no_update
-    fig = F.class_map(net, cls, labels, colors, title, highlight=link if isinstance(link, int) else None, height=600)
+    fig = F.class_map(net, cls, labels, colors, title, highlight=link if isinstance(link, int) else None, height=600,
+                      closed=closed, reduced=reduced, names=D.link_names(sel.ds))
     return fig, clock[t], state
 
 
@@ -103,7 +113,7 @@ def pick(click):
         return no_update
     p = click["points"][0]
     # the midpoint layer comes right after the colour classes: its point index is the link index
-    if p.get("curveNumber") != len(D.SPEED_LABELS):
+    if p.get("curveNumber") != D.N_MAP_CLASSES:
         return no_update
     return int(p.get("pointIndex", p.get("pointNumber", 0)))
 
