@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from twin import kpi_format as KF
+
 __all__ = ["ResultsError", "safe_path", "Catalog", "FileEntry", "load", "variant_view", "kpi_list",
            "simulated_domains", "DOMAINS", "DOMAIN_LABELS", "scenario_doc", "Network", "network",
            "SPEED_BINS", "SPEED_LABELS", "VOLUME_BINS", "VOLUME_LABELS", "link_classes", "clock_labels",
@@ -218,18 +220,43 @@ def simulated_domains(ds: xr.Dataset) -> list[str]:
     return have
 
 
+KPI_SUFFIXES = ("_mean", "_std", "_ci95", "_delta_mean", "_delta_ci95")
+
+
+def _scalar(ds_var: xr.Dataset, name: str) -> float:
+    if name not in ds_var:
+        return float("nan")
+    a = np.asarray(ds_var[name].values, float).ravel()
+    return float(a[0]) if a.size == 1 else float("nan")
+
+
 def kpi_list(ds_var: xr.Dataset) -> list[dict]:
-    """KPIs of one variant: name, domain, label, units, better, value."""
+    """KPIs of one variant: name, domain, label, units, better, value; with replications (``kpi_<n>_mean`` ...)
+    value is the mean, ``ci`` its 95% half-width, ``delta_mean``/``delta_ci`` the paired change to the baseline and
+    ``n`` the number of runs; a batch sweep's ``seed`` dim gives mean and ci the same way."""
     out = []
     for n in ds_var.data_vars:
         n = str(n)
-        if not n.startswith("kpi_"):
+        if not n.startswith("kpi_") or any(n.endswith(sfx) and n[: -len(sfx)] in ds_var for sfx in KPI_SUFFIXES):
             continue
         da = ds_var[n]
         dom = da.attrs.get("domain") or n.split("_")[1]
-        out.append({"name": n, "domain": dom, "label": da.attrs.get("long_name", n),
-                    "units": da.attrs.get("units", ""), "better": da.attrs.get("better", "none"),
-                    "value": float(np.asarray(da.values).ravel()[0]) if da.size else float("nan")})
+        rep_dim = next((d for d in ("replication", "seed") if d in da.dims), None)
+        k = {"name": n, "domain": dom, "label": da.attrs.get("long_name", n),
+             "units": da.attrs.get("units", ""), "better": da.attrs.get("better", "none"),
+             "ci": float("nan"), "delta_mean": float("nan"), "delta_ci": float("nan"), "n": 1}
+        if rep_dim:
+            vals = np.asarray(da.values, float).ravel()
+            vals = vals[np.isfinite(vals)]
+            k["n"] = int(vals.size)
+            k["value"] = _scalar(ds_var, f"{n}_mean") if f"{n}_mean" in ds_var else \
+                (float(vals.mean()) if vals.size else float("nan"))
+            k["ci"] = _scalar(ds_var, f"{n}_ci95")
+            k["delta_mean"] = _scalar(ds_var, f"{n}_delta_mean")
+            k["delta_ci"] = _scalar(ds_var, f"{n}_delta_ci95")
+        else:
+            k["value"] = float(np.asarray(da.values).ravel()[0]) if da.size else float("nan")
+        out.append(k)
     return out
 
 
@@ -398,38 +425,30 @@ def flow(path: str | Path, ds: xr.Dataset, variant: str) -> np.ndarray:
                    lambda: np.nan_to_num(np.asarray(variant_view(ds, variant)["link_flow"].values, np.float32)))
 
 
-def judge(better: str, base: float, value: float) -> str:
-    """'better', 'worse' or 'same' for a change from ``base`` to ``value`` given the KPI's ``better`` attr."""
-    if not (np.isfinite(base) and np.isfinite(value)) or abs(value - base) <= 1e-9 * max(1.0, abs(base)):
-        return "same"
-    if better not in ("lower", "higher"):
-        return "same"
-    up = value > base
-    return "better" if up == (better == "higher") else "worse"
+def judge(better: str, base: float, value: float, name: str = "", units: str = "", ci=None) -> str:
+    """'better', 'worse', 'same' or 'unclear' (see :func:`twin.kpi_format.judge`: the one rule for every view)."""
+    return KF.judge(better, base, value, name, units, ci)
 
 
-def fmt_value(x: float, units: str = "") -> str:
-    """A KPI value for people: thousands separators, sensible decimals, % for shares."""
-    if x is None or not np.isfinite(x):
-        return "—"
-    if units == "1" and 0 <= abs(x) <= 1.0 and x != int(x):
-        return f"{x:.1%}"
-    if units == "s" and abs(x) >= 120:
-        return f"{x / 60:,.1f} min"
-    u = "" if units in ("1", "") else f" {units}"
-    if abs(x) >= 100 or x == int(x):
-        return f"{x:,.0f}{u}"
-    return f"{x:,.2f}{u}" if abs(x) < 10 else f"{x:,.1f}{u}"
+def fmt_value(x: float, units: str = "", name: str = "", ref: float | None = None) -> str:
+    """A KPI value for people (:func:`twin.kpi_format.fmt_value`)."""
+    return KF.fmt_value(x, name, units, ref=ref)
 
 
-def fmt_delta(base: float, value: float, units: str = "") -> str:
-    if not (np.isfinite(base) and np.isfinite(value)):
-        return "—"
-    d = value - base
-    if units == "1" and abs(base) <= 1 and abs(value) <= 1 and (base != int(base) or value != int(value)):
-        return f"{d * 100:+.1f} pts"
-    pct = f" ({d / abs(base) * 100:+.1f}%)" if base else ""
-    return f"{d:+,.1f}{pct}" if abs(d) < 100 else f"{d:+,.0f}{pct}"
+def fmt_delta(base: float, value: float, units: str = "", name: str = "", ci=None, n: int | None = None) -> str:
+    """A KPI change in the value's own unit (:func:`twin.kpi_format.fmt_delta`)."""
+    return KF.fmt_delta(base, value, name, units, ci, n)
+
+
+def kpi_change(k: dict, base: dict | None) -> KF.KpiText | None:
+    """Value, change, verdict of KPI ``k`` (from :func:`kpi_list`) against ``base``; with replications the change
+    is the mean paired difference ± its 95% interval (n runs), else a single-run difference."""
+    if base is None:
+        return None
+    if np.isfinite(k.get("delta_mean", np.nan)):
+        return KF.kpi_text(k["name"], k["units"], k["better"], base["value"], base["value"] + k["delta_mean"],
+                           k.get("delta_ci"), k.get("n"))
+    return KF.kpi_text(k["name"], k["units"], k["better"], base["value"], k["value"])
 
 
 def run_attr(ds: xr.Dataset, variant: str, key: str, default=""):

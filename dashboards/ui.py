@@ -110,10 +110,14 @@ def kpi_table(sel_a: "Selection | xr.Dataset", var_a: str, ds_b: xr.Dataset, var
             rows.append(html.Tr(html.Td(D.DOMAIN_LABELS.get(last, last), colSpan=4, className="table-light fw-bold")))
         b = kb.get(n)
         bv = b["value"] if b else float("nan")
-        cls = D.judge(a["better"], a["value"], bv)
-        rows.append(html.Tr([html.Td(a["label"]), html.Td(D.fmt_value(a["value"], a["units"]), className="text-end"),
-                             html.Td(D.fmt_value(bv, a["units"]), className="text-end"),
-                             html.Td(D.fmt_delta(a["value"], bv, a["units"]), className=f"text-end {cls}")]))
+        if b and var_a != "baseline":  # paired intervals are against the baseline only
+            b = {**b, "delta_mean": float("nan")}
+        t = D.kpi_change(b, a) if b else None
+        rows.append(html.Tr([html.Td(a["label"]),
+                             html.Td(D.fmt_value(a["value"], a["units"], n, ref=a["value"]), className="text-end"),
+                             html.Td(D.fmt_value(bv, a["units"], n, ref=a["value"]), className="text-end"),
+                             html.Td([t.delta, " ", html.Small(t.marker)] if t else "—",
+                                     className=f"text-end {t.verdict if t else 'same'}")]))
     head = html.Thead(html.Tr([html.Th("KPI"), html.Th(var_a, className="text-end"), html.Th(var_b, className="text-end"),
                                html.Th("Δ (B − A)", className="text-end")]))
     return dbc.Table([head, html.Tbody(rows)], bordered=False, hover=True, size="sm", className="mb-0")

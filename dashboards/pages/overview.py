@@ -14,16 +14,20 @@ layout = html.Div([html.H2("Overview", className="h4"), html.Div(id="overview-co
 
 def _kpi_card(k: dict, base: dict | None, variant: str):
     delta = html.Span("baseline", className="kpi-delta same")
+    ref = base["value"] if base is not None else None
     if base is not None and variant != "baseline":
-        cls = D.judge(k["better"], base["value"], k["value"])
-        arrow = {"better": "▲ better" if k["value"] > base["value"] else "▼ better",
-                 "worse": "▲ worse" if k["value"] > base["value"] else "▼ worse"}.get(cls, "")
-        delta = html.Span([D.fmt_delta(base["value"], k["value"], k["units"]), " ", html.Small(arrow)],
-                          className=f"kpi-delta {cls}", title=f"baseline {D.fmt_value(base['value'], k['units'])}; "
-                                                             f"{k['better']} is better")
+        t = D.kpi_change(k, base)
+        single = "" if k.get("n", 1) > 1 else " (single run: changes under 2% / 1 pt are grey)"
+        delta = html.Span([t.delta, " ", html.Small(t.marker)], className=f"kpi-delta {t.verdict}",
+                          title=f"baseline {D.fmt_value(base['value'], k['units'], k['name'])}; "
+                                f"{k['better']} is better{single}")
+    value = D.fmt_value(k["value"], k["units"], k["name"], ref=ref)
+    if k.get("n", 1) > 1 and np.isfinite(k.get("ci", np.nan)):
+        value = [value, html.Small(f" ± {D.fmt_value(k['ci'], k['units'], k['name'], ref=ref)} (n={k['n']})",
+                                   className="text-muted")]
     return dbc.Col(dbc.Card(dbc.CardBody([
         html.Div(k["label"], className="kpi-label"),
-        html.Div(D.fmt_value(k["value"], k["units"]), className="kpi-value"),
+        html.Div(value, className="kpi-value"),
         delta]), className="kpi-card h-100", id=f"kpi-{k['name']}"), xs=12, sm=6, md=4, xl=3, className="mb-2")
 
 
@@ -42,7 +46,8 @@ def show(key):
         html.P(str(a.get("scenario_description", "")), className="mb-1"),
         html.P([html.B("This variant: "), desc], className="mb-1", id="variant-description"),
         html.P(f"Deltas are against the baseline{'' if sel.base_vv is not None else ' (no baseline found)'}; "
-               "green is better, red is worse (by each figure's own direction).", className="text-muted small mb-0")])
+               "green is better, red is worse (by each figure's own direction); grey is no clear change "
+               "(a 95% interval that includes 0, or, for a single run, a change under 2% or 1 point).", className="text-muted small mb-0")])
     blocks.append(head)
     for dom in D.DOMAINS:
         label = D.DOMAIN_LABELS[dom]

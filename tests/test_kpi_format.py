@@ -1,0 +1,51 @@
+"""The one KPI formatter (terminal, report, dashboard): units, points, counts, clock times, noise and intervals."""
+from twin import kpi_format as K
+
+
+def test_change_is_in_the_values_own_unit():
+    # 16.5 min against 17.5 min: both shown in minutes, the change too (not "-60" seconds without a unit)
+    assert K.fmt_value(990.0, "kpi_traffic_mean_travel_time", "s", ref=1050.0) == "16.5 min"
+    d = K.fmt_delta(1050.0, 990.0, "kpi_traffic_mean_travel_time", "s")
+    assert d.startswith("-1.0 min"), d
+    assert "(-5.7%)" in d
+    # short durations stay in seconds, long ones in hours
+    assert K.fmt_value(45.0, "kpi_x_wait_s", "s") == "45.0 s"
+    assert K.fmt_value(3 * 3600.0, "kpi_x_time", "s").endswith(" h")
+
+
+def test_shares_in_percent_and_points():
+    assert K.fmt_value(0.023, "kpi_emergency_within_target", "1") == "2.3%"
+    d = K.fmt_delta(0.023, 0.062, "kpi_emergency_within_target", "1")
+    assert d == "+3.9 pts"  # not "+170%"
+
+
+def test_counts_are_integers():
+    assert K.fmt_value(21076.0, "kpi_traffic_trips", "1") == "21,076"
+    assert K.fmt_delta(21076.0, 21000.0, "kpi_traffic_trips", "1").startswith("-76 ")
+
+
+def test_density_person_time_and_missing():
+    assert K.fmt_value(4.25, "kpi_crowd_peak_density", "m-2") == "4.25 persons/m²"
+    assert K.fmt_value(15066.0, "kpi_crowd_person_seconds_above_warn", "s") == "4.2 person-h"
+    assert K.fmt_value(float("nan"), "kpi_x", "s") == "—"
+    assert K.fmt_delta(float("nan"), 3.0, "kpi_x", "s") == "—"
+    assert "nan" not in K.kpi_text("kpi_x", "1", "lower", float("nan"), float("nan")).value
+
+
+def test_clock_times():
+    assert K.clock_time("17:00", 0) == "17:00"
+    assert K.clock_time("17:00", 5400 + 59) == "18:30"
+    assert K.clock_time("23:30", 3600) == "00:30"
+
+
+def test_noise_and_intervals():
+    # single run: a 1% change of a travel time is within noise, a 10% one is judged by the KPI's direction
+    assert K.judge("lower", 100.0, 99.0, "kpi_t", "s") == "same"
+    assert K.judge("lower", 100.0, 90.0, "kpi_t", "s") == "better"
+    assert K.judge("lower", 100.0, 110.0, "kpi_t", "s") == "worse"
+    assert K.judge("higher", 0.50, 0.505, "kpi_x_share", "1") == "same"  # half a point
+    # with replications: an interval that includes 0 is "no clear change", whatever the size
+    assert K.judge("lower", 100.0, 80.0, "kpi_t", "s", ci=25.0) == "unclear"
+    assert K.judge("lower", 100.0, 80.0, "kpi_t", "s", ci=5.0) == "better"
+    t = K.kpi_text("kpi_t", "s", "lower", 100.0, 80.0, ci=25.0, n=5)
+    assert t.verdict == "unclear" and "± 25" in t.delta and "n=5" in t.delta and "no clear change" in t.delta

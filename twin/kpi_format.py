@@ -1,0 +1,197 @@
+"""One way to write a KPI for people: used by the terminal table (twin/cli.py), the report and the dashboard.
+
+A KPI's change is written in the KPI's own unit (the unit its value is shown in), shares as percentages with
+changes in percentage points, counts as integers, densities per m², times of day as clock times. Missing values
+read "—", never "nan". ``judge`` says whether a change is better, worse, within noise ("same") or unclear.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["Kind", "kind", "fmt_value", "fmt_delta", "judge", "clock_time", "unit_label", "NOISE_REL",
+           "NOISE_PTS", "KpiText", "kpi_text"]
+
+# A single run has no interval: changes smaller than this are shown grey ("within noise"). 2% relative / 1 point
+# is the typical seed-to-seed spread of the mean KPIs of the small default runs (tens to hundreds of trips/calls);
+# smaller changes need replications to be told from noise.
+NOISE_REL = 0.02
+NOISE_PTS = 1.0
+MISSING = "—"
+
+_SHARE_WORDS = ("share", "occupancy", "within_target", "demand_met", "coverage", "utilisation", "utilization",
+                "_rate", "fraction")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How a KPI is written: ``what`` in share/count/duration/person_time/density/number, and its display unit."""
+
+    what: str
+    unit: str
+
+
+def kind(name: str, units: str) -> Kind:
+    """The kind of a KPI from its variable name and ``units`` attribute (units '1' covers shares, counts, ratios)."""
+    n = name.lower()
+    u = (units or "").strip()
+    if "person_seconds" in n or "person-s" in u:
+        return Kind("person_time", "person-h")
+    if u in ("1", ""):
+        if any(w in n for w in _SHARE_WORDS):
+            return Kind("share", "%")
+        if any(w in n for w in ("_per_", "ratio", "over_limit", "factor")):
+            return Kind("number", "")
+        return Kind("count", "")
+    if u == "s":
+        return Kind("duration", "s")
+    if u in ("m-2", "1/m2", "m^-2"):
+        return Kind("density", "persons/m²")
+    return Kind("number", u)
+
+
+def _fin(x) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _duration_unit(ref: float) -> tuple[float, str]:
+    """Seconds, minutes or hours chosen by the size of the reference value (the baseline's)."""
+    a = abs(ref) if _fin(ref) else 0.0
+    if a >= 2 * 3600:
+        return 3600.0, "h"
+    if a >= 120:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
+def unit_label(name: str, units: str, ref: float = float("nan")) -> str:
+    """The unit a KPI is shown in (for table headers): e.g. 'min', '%', 'persons/m²', '' for counts."""
+    k = kind(name, units)
+    if k.what == "duration":
+        return _duration_unit(ref)[1]
+    return k.unit
+
+
+def _num(x: float, decimals: int | None = None) -> str:
+    if decimals is None:
+        a = abs(x)
+        decimals = 0 if a >= 100 else (1 if a >= 10 else 2)
+    return f"{x:,.{decimals}f}"
+
+
+def fmt_value(x, name: str, units: str, ref: float | None = None, unit: bool = True) -> str:
+    """A KPI value with its unit; ``ref`` (the baseline value) fixes the time unit so a row uses one unit."""
+    if not _fin(x):
+        return MISSING
+    x = float(x)
+    k = kind(name, units)
+    sfx = lambda s: f" {s}" if unit and s else ""  # noqa: E731
+    if k.what == "share":
+        return f"{x * 100:.1f}" + ("%" if unit else "")
+    if k.what == "count":
+        return f"{x:,.0f}" if x == round(x) else f"{x:,.1f}"
+    if k.what == "person_time":
+        return f"{x / 3600:,.1f}" + sfx("person-h")
+    if k.what == "duration":
+        div, u = _duration_unit(x if ref is None else ref)
+        return _num(x / div, 1 if div > 1 else None) + sfx(u)
+    if k.what == "density":
+        return f"{x:.2f}" + sfx("persons/m²")
+    return _num(x) + sfx(k.unit)
+
+
+def fmt_delta(base, value, name: str, units: str, ci=None, n: int | None = None, pct: bool = True) -> str:
+    """The change ``value − base`` in the KPI's own display unit (points for shares), ± its 95% interval and n
+    when given, and the relative change in brackets for non-shares."""
+    if not (_fin(base) and _fin(value)):
+        return MISSING
+    base, value = float(base), float(value)
+    d = value - base
+    k = kind(name, units)
+    if k.what == "share":
+        s = f"{d * 100:+.1f} pts"
+        if _fin(ci):
+            s = f"{d * 100:+.1f} ± {float(ci) * 100:.1f} pts"
+    elif k.what == "count":
+        s = f"{d:+,.0f}" if d == round(d) and not _fin(ci) else f"{d:+,.1f}"
+        if _fin(ci):
+            s += f" ± {float(ci):,.1f}"
+    else:
+        if k.what == "duration":
+            div, u = _duration_unit(base)
+        elif k.what == "person_time":
+            div, u = 3600.0, "person-h"
+        else:
+            div, u = 1.0, k.unit
+        dec = 1 if div > 1 else None
+        s = f"{'+' if d >= 0 else '-'}{_num(abs(d) / div, dec)}"
+        if _fin(ci):
+            s += f" ± {_num(float(ci) / div, dec)}"
+        if u:
+            s += f" {u}"
+    if pct and k.what != "share" and base:
+        s += f" ({d / abs(base) * 100:+.1f}%)"
+    if n:
+        s += f", n={int(n)}"
+    return s
+
+
+def judge(better: str, base, value, name: str = "", units: str = "", ci=None) -> str:
+    """'better', 'worse', 'same' (no change or within single-run noise) or 'unclear' (interval includes 0)."""
+    if not (_fin(base) and _fin(value)):
+        return "same"
+    base, value = float(base), float(value)
+    d = value - base
+    if _fin(ci):
+        if abs(d) <= float(ci):
+            return "unclear"
+    elif abs(d) <= 1e-9 * max(1.0, abs(base)):
+        return "same"
+    else:  # single run: no interval, a small change is noise
+        k = kind(name, units)
+        if k.what == "share" and abs(d) * 100 < NOISE_PTS:
+            return "same"
+        if k.what != "share" and abs(d) < NOISE_REL * max(abs(base), 1e-12):
+            return "same"
+        if k.what == "count" and abs(d) < 1:
+            return "same"
+    if better not in ("lower", "higher"):
+        return "same"
+    return "better" if (d > 0) == (better == "higher") else "worse"
+
+
+def clock_time(start: str, t_s: float) -> str:
+    """The clock time 'HH:MM' of ``t_s`` seconds after the scenario start 'HH:MM' (wraps at midnight)."""
+    try:
+        h, m = (int(x) for x in str(start).split(":")[:2])
+    except ValueError:
+        h, m = 0, 0
+    if not _fin(t_s):
+        return MISSING
+    s = int(round(h * 3600 + m * 60 + float(t_s))) % 86400
+    return f"{s // 3600:02d}:{(s % 3600) // 60:02d}"
+
+
+@dataclass(frozen=True)
+class KpiText:
+    """A KPI written for people: value, change against the baseline and its verdict (see :func:`judge`)."""
+
+    value: str
+    delta: str
+    verdict: str
+    marker: str
+
+
+def kpi_text(name: str, units: str, better: str, base, value, ci=None, n: int | None = None) -> KpiText:
+    """Value (in the baseline's unit), change and verdict of one KPI; marker ▲/▼ with better/worse words."""
+    v = judge(better, base, value, name, units, ci)
+    delta = fmt_delta(base, value, name, units, ci, n)
+    if v == "unclear":
+        delta += " (no clear change)"
+    marker = {"better": "better", "worse": "worse", "unclear": "no clear change"}.get(v, "")
+    if v in ("better", "worse") and _fin(base) and _fin(value):
+        marker = ("▲ " if float(value) > float(base) else "▼ ") + marker
+    return KpiText(fmt_value(value, name, units, ref=base), delta, v, marker)
