@@ -49,3 +49,57 @@ def test_noise_and_intervals():
     assert K.judge("lower", 100.0, 80.0, "kpi_t", "s", ci=5.0) == "better"
     t = K.kpi_text("kpi_t", "s", "lower", 100.0, 80.0, ci=25.0, n=5)
     assert t.verdict == "unclear" and "± 25" in t.delta and "n=5" in t.delta and "no clear change" in t.delta
+
+
+def _results(n_var: int = 8, reps: int = 1):
+    import numpy as np
+    import xarray as xr
+
+    var = ["baseline"] + [f"a_rather_long_variant_name_{i}" for i in range(n_var - 1)]
+    ds = xr.Dataset(coords={"variant": var})
+    ds["kpi_traffic_mean_travel_time"] = ("variant", np.linspace(990, 1100, n_var),
+                                          {"units": "s", "better": "lower", "domain": "traffic",
+                                           "long_name": "mean trip travel time of the trips completed in the run"})
+    ds["kpi_emergency_within_target"] = ("variant", np.linspace(0.023, 0.06, n_var),
+                                         {"units": "1", "better": "higher", "domain": "emergency",
+                                          "long_name": "share of calls reached within the target"})
+    ds["kpi_traffic_trips"] = ("variant", np.full(n_var, 21076.0),
+                               {"units": "1", "better": "none", "domain": "traffic", "long_name": "trips"})
+    return ds
+
+
+def test_terminal_table_fits_and_has_full_names(capsys):
+    import io
+
+    from twin.cli import print_kpis
+
+    ds = _results()
+    for width in (100, 80):
+        f = io.StringIO()
+        print_kpis(ds, file=f, width=width)
+        text = f.getvalue()
+        assert max(len(line) for line in text.splitlines()) <= width, text
+    assert "a_rather_long_variant_name_6" in text  # full variant names, each in some block
+    assert "share of calls reached within" in text and "target [%]" in text  # full name, wrapped
+    assert "+3.7 pts" in text or "+0.5 pts" in text  # a share's change in points
+    assert "21,076" in text and "21,076.0" not in text
+
+
+def test_terminal_table_csv_and_json():
+    import csv
+    import io
+    import json
+
+    from twin.cli import print_kpis
+
+    ds = _results(3)
+    f = io.StringIO()
+    print_kpis(ds, file=f, fmt="json")
+    rows = json.loads(f.getvalue())
+    assert len(rows) == 3 * 3
+    r = next(r for r in rows if r["kpi"] == "kpi_traffic_mean_travel_time" and r["variant"] != "baseline")
+    assert r["units"] == "s" and abs(r["delta"] - (r["value"] - 990.0)) < 1e-9 and r["verdict"] == "worse"
+    f = io.StringIO()
+    print_kpis(ds, file=f, fmt="csv")
+    rows_csv = list(csv.DictReader(io.StringIO(f.getvalue())))
+    assert len(rows_csv) == 9 and rows_csv[0]["variant"] == "baseline"

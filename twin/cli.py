@@ -73,47 +73,90 @@ class Progress:
         self.bar.close()
 
 
-def print_kpis(ds, file=None) -> None:
-    """Print the KPI table: one row per KPI, one column per variant, Δ% against the baseline.
+_MARK = {"better": "+", "worse": "!", "unclear": "~", "same": "", "baseline": ""}
 
-    With replications the values are means over replications, and a Δ whose paired 95% interval includes 0
-    reads "no clear change"."""
-    from twin.results import kpi_table
+
+def print_kpis(ds, file=None, fmt: str = "text", width: int | None = None) -> None:
+    """Print the KPI table for people (``text``: fits ``width`` = $COLUMNS, default 100) or scripts (``csv``,
+    ``json``: one record per KPI and variant, raw numbers in the KPI's units).
+
+    Text: per-domain blocks, KPIs as rows with their full names and display unit, each variant's value and its
+    change against the baseline together (same unit); "+" better, "!" worse, "~" no clear change (95% interval
+    includes 0); with one run per variant changes under 2% / 1 point are noise and unmarked."""
+    import csv
+    import json
+    import os
+    import textwrap
+
+    from twin import kpi_format as K
 
     file = file or sys.stdout
-    df = kpi_table(ds)
-    if df.empty:
+    rows = K.kpi_rows(ds)
+    if fmt == "json":
+        print(json.dumps(rows, indent=1), file=file)
+        return
+    if fmt == "csv":
+        w = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["kpi"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return
+    if not rows:
         print("(no KPIs)", file=file)
         return
-    variants = [str(v) for v in ds["variant"].values] if "variant" in ds.dims else ["baseline"]
-    n_rep = int(ds.attrs.get("replications", 1) or 1)
-    if n_rep > 1:
-        print(f"mean of {n_rep} replications per variant (common random numbers); Δ: mean paired difference "
-              "± its 95% interval (Student t)", file=file)
-    head = f"{'domain':<10} {'KPI':<38} {'units':<6}" + "".join(f"{v[:16]:>17}" for v in variants) + \
-        "".join(f"{('Δ% ' + v)[:16]:>17}" for v in variants[1:])
-    print(head, file=file)
-    print("-" * len(head), file=file)
-    for _, r in df.iterrows():
-        line = f"{r['domain']:<10} {str(r['kpi'])[:38]:<38} {r['units']:<6}"
-        for v in variants:
-            x = r[v]
-            if x != x:  # NaN: the domain was not simulated in this variant
-                line += f"{'—':>17}"
-            elif abs(x) < 10 and x != int(x):
-                line += f"{x:>17,.3f}"
-            else:
-                line += f"{x:>17,.1f}" if abs(x) < 1e6 else f"{x:>17,.0f}"
-        for v in variants[1:]:
-            d = r[f"Δ% {v}"]
-            clear = r.get(f"clear {v}", True)
-            if d != d:
-                line += f"{'—':>17}"
-            elif clear is False:
-                line += f"{'no clear change':>17}"
-            else:
-                line += f"{d:>+16.1f}%"
-        print(line, file=file)
+    if width is None:
+        try:
+            width = int(os.environ.get("COLUMNS", "100"))
+        except ValueError:
+            width = 100
+    width = max(width, 60)
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    by = {(r["kpi"], r["variant"]): r for r in rows}
+    kpis = list(dict.fromkeys(r["kpi"] for r in rows))
+    n_rep = rows[0]["n"]
+    head = ("mean of %d replications per variant; change: mean paired difference ± 95%% interval. " % n_rep
+            if n_rep > 1 else "one run per variant (no interval): changes under 2% or 1 point are not marked. ") + \
+        "Each variant: value, change against the baseline (same unit). Marks: + better, ! worse" + \
+        (", ~ no clear change" if n_rep > 1 else "") + "."
+    print("\n".join(textwrap.wrap(head, width)), file=file)
+    # cells wide enough for the full variant names (up to 36 characters) and "value change mark"
+    base_w, min_label = max(10, min(16, len(variants[0]))), 30
+    cell_w = max(24, min(36, max(len(v) for v in variants)))
+    per = max(1, (width - base_w - min_label) // (cell_w + 1))
+    others = variants[1:]
+    groups = [others[i:i + per] for i in range(0, len(others), per)] or [[]]
+    for g in groups:
+        label_w = min(60, width - base_w - 1 - len(g) * (cell_w + 1))
+        print(file=file)
+        print(f"{'KPI [unit]':<{label_w}} {variants[0][:base_w]:>{base_w}}" +
+              "".join(f" {v[:cell_w]:>{cell_w}}" for v in g), file=file)
+        print("=" * min(width, label_w + 1 + base_w + len(g) * (cell_w + 1)), file=file)
+        last = None
+        for k in kpis:
+            b = by[(k, variants[0])]
+            if b["domain"] != last:
+                last = b["domain"]
+                print(f"-- {last} " + "-" * max(0, min(width, 40) - len(last) - 4), file=file)
+            ref = b["value"] if b["value"] is not None else float("nan")
+            unit = K.unit_label(k, b["units"], ref)
+            label = b["label"] + (f" [{unit}]" if unit else "")
+            cells = []
+            for v in g:
+                r = by[(k, v)]
+                val = K.fmt_value(r["value"], k, r["units"], ref=ref, unit=False)
+                if r["delta"] is None:
+                    d = ""
+                elif r["delta"] == 0 and r["delta_ci95"] is None:
+                    d = "="
+                else:
+                    d = K.fmt_delta(ref, ref + r["delta"], k, r["units"], r["delta_ci95"], pct=False, unit=False)
+                mark = _MARK.get(r["verdict"], "")
+                cell = f"{val} {d} {mark}".rstrip() if d else val
+                cells.append(f" {cell:>{cell_w}}"[: cell_w + 1] if len(cell) <= cell_w else f" {cell}")
+            lines = textwrap.wrap(label, label_w - 1) or [""]
+            base_val = K.fmt_value(b["value"], k, b["units"], ref=ref, unit=False)
+            print(f"{lines[0]:<{label_w}} {base_val:>{base_w}}" + "".join(cells), file=file)
+            for extra in lines[1:]:
+                print(f"  {extra}", file=file)
 
 
 def cmd_run(args) -> int:
@@ -155,6 +198,10 @@ def cmd_run(args) -> int:
     ds, path = outcome.dataset, outcome.path
     assert path is not None  # run_variants writes when it has results
     out_dir = results_dir(base, args.out)
+    if getattr(args, "format", "text") != "text":  # for scripts: the table alone on stdout, paths on stderr
+        print_kpis(ds, fmt=args.format)
+        print(f"results: {path}", file=sys.stderr)
+        return EXIT_OK if outcome.ok else EXIT_FAIL
     print()
     print_kpis(ds)
     print()
@@ -226,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     r.add_argument("--debug", action="store_true", help="show tracebacks")
+    r.add_argument("--format", choices=("text", "csv", "json"), default="text",
+                   help="KPI table format: text (fits $COLUMNS, default 100), csv or json (for scripts)")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="write a self-contained HTML report from a results file")

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 __all__ = ["Kind", "kind", "fmt_value", "fmt_delta", "judge", "clock_time", "unit_label", "NOISE_REL",
-           "NOISE_PTS", "KpiText", "kpi_text"]
+           "NOISE_PTS", "KpiText", "kpi_text", "kpi_rows"]
 
 # A single run has no interval: changes smaller than this are shown grey ("within noise"). 2% relative / 1 point
 # is the typical seed-to-seed spread of the mean KPIs of the small default runs (tens to hundreds of trips/calls);
@@ -103,7 +103,8 @@ def fmt_value(x, name: str, units: str, ref: float | None = None, unit: bool = T
     return _num(x) + sfx(k.unit)
 
 
-def fmt_delta(base, value, name: str, units: str, ci=None, n: int | None = None, pct: bool = True) -> str:
+def fmt_delta(base, value, name: str, units: str, ci=None, n: int | None = None, pct: bool = True,
+              unit: bool = True) -> str:
     """The change ``value − base`` in the KPI's own display unit (points for shares), ± its 95% interval and n
     when given, and the relative change in brackets for non-shares."""
     if not (_fin(base) and _fin(value)):
@@ -130,7 +131,7 @@ def fmt_delta(base, value, name: str, units: str, ci=None, n: int | None = None,
         s = f"{'+' if d >= 0 else '-'}{_num(abs(d) / div, dec)}"
         if _fin(ci):
             s += f" ± {_num(float(ci) / div, dec)}"
-        if u:
+        if u and unit:
             s += f" {u}"
     if pct and k.what != "share" and base:
         s += f" ({d / abs(base) * 100:+.1f}%)"
@@ -195,3 +196,53 @@ def kpi_text(name: str, units: str, better: str, base, value, ci=None, n: int | 
     if v in ("better", "worse") and _fin(base) and _fin(value):
         marker = ("▲ " if float(value) > float(base) else "▼ ") + marker
     return KpiText(fmt_value(value, name, units, ref=base), delta, v, marker)
+
+
+SUFFIXES = ("_mean", "_std", "_ci95", "_delta_mean", "_delta_ci95")
+
+
+def kpi_rows(ds) -> list[dict]:
+    """One dict per (KPI, variant) of a results dataset, in the file's order, raw numbers in the KPI's units:
+    domain, kpi, label, units, better, variant, value, ci95, delta, delta_ci95, n, verdict (against the baseline,
+    the first variant). With replications values are means and deltas mean paired differences."""
+    import numpy as np
+
+    variants = [str(v) for v in ds["variant"].values] if "variant" in ds.dims else ["baseline"]
+    names = [str(v) for v in ds.data_vars if str(v).startswith("kpi_")
+             and not any(str(v).endswith(x) and str(v)[: -len(x)] in ds for x in SUFFIXES)]
+    n_rep = int(ds.attrs.get("replications", 1) or 1)
+    out = []
+
+    def col(name):
+        if name not in ds:
+            return np.full(len(variants), np.nan)
+        da = ds[name]
+        a = np.asarray(da.values, float)
+        if "variant" not in da.dims:
+            a = np.atleast_1d(a)
+            return np.resize(a.ravel()[:1] if a.size == 1 else a, len(variants))
+        if da.ndim > 1:  # (variant, replication) without _mean: average the runs
+            with np.errstate(all="ignore"):
+                a = np.nanmean(a.reshape(len(variants), -1), 1)
+        return a
+
+    for name in names:
+        da = ds[name]
+        reps = n_rep > 1 and f"{name}_mean" in ds
+        vals = col(f"{name}_mean") if reps else col(name)
+        ci = col(f"{name}_ci95") if reps else np.full(len(variants), np.nan)
+        dmean = col(f"{name}_delta_mean") if reps else vals - vals[0]
+        dci = col(f"{name}_delta_ci95") if reps else np.full(len(variants), np.nan)
+        meta = {"domain": str(da.attrs.get("domain") or name.split("_")[1]), "kpi": name,
+                "label": str(da.attrs.get("long_name", name)), "units": str(da.attrs.get("units", "")),
+                "better": str(da.attrs.get("better", "none"))}
+        for i, v in enumerate(variants):
+            base, val = float(vals[0]), float(vals[i])
+            verdict = "baseline" if i == 0 else judge(meta["better"], base, base + float(dmean[i]), name,
+                                                     meta["units"], float(dci[i]) if reps else None)
+            out.append({**meta, "variant": v, "value": None if not _fin(val) else val,
+                        "ci95": float(ci[i]) if _fin(ci[i]) else None,
+                        "delta": None if i == 0 or not _fin(dmean[i]) else float(dmean[i]),
+                        "delta_ci95": float(dci[i]) if i and _fin(dci[i]) else None,
+                        "n": n_rep, "verdict": verdict})
+    return out
