@@ -333,7 +333,12 @@ def crowd_warnings(vv: xr.Dataset, clock_start_s: float = 0.0, start: str = "00:
             hovertext=[f"{level}: {_hhmm(t0 + st[i])}–{_hhmm(t0 + en[i])}, peak {pk[i]:.2f} /m²" for i in sel],
             hoverinfo="text"))
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title="time of day (h)")
+    if ok.any():  # clock-time ticks (HH:MM), not decimal hours
+        lo, hi = (t0 + np.nanmin(st[ok])) / 3600, (t0 + np.nanmax(np.where(np.isfinite(en), en, st)[ok])) / 3600
+        step = max(1 / 12, round((hi - lo) / 6 * 12) / 12) if hi > lo else 1 / 12
+        ticks = np.arange(np.floor(lo / step) * step, hi + step, step)
+        fig.update_xaxes(tickvals=ticks, ticktext=[_hhmm(x * 3600) for x in ticks])
+    fig.update_xaxes(title="time of day")
     return _layout(fig, "density warnings (bars: start to end, colour: level)", 280)
 
 
