@@ -65,7 +65,8 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
     of its class colour), a "reduced capacity" overlay (0 < factor < 1), and an invisible midpoint layer for
     clicks; trace indices are fixed (``D.N_MAP_CLASSES`` before the midpoints) so a time step can patch them.
 
-    Plain ``scatter`` (SVG), not ``scattergl``: a page or report with many maps never runs out of WebGL contexts."""
+    Lines are plain ``scatter`` (SVG), not ``scattergl``: a report with many maps never runs out of WebGL
+    contexts; only the clickable midpoint layer (dashboard only) is WebGL, one context per map."""
     fig = go.Figure()
     closed = np.zeros(net.n, bool) if closed is None else np.asarray(closed, bool)
     reduced = np.zeros(net.n, bool) if reduced is None else (np.asarray(reduced, bool) & ~closed)
@@ -90,7 +91,7 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
         if small:
             txt = [f"link {i}" + (f" — {nm}" if nm else "") for i, nm in
                    zip(net.ids, names if names is not None else [""] * net.n)]
-        fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", name="links", showlegend=False,
+        fig.add_trace(go.Scattergl(x=mx, y=my, mode="markers", name="links", showlegend=False,
                                  marker=dict(size=7, color="rgba(0,0,0,0)"), text=txt,
                                  hovertemplate="%{text}<extra></extra>" if small else
                                  "click for detail<extra></extra>"))
@@ -203,7 +204,8 @@ def station_names(vv: xr.Dataset) -> list[str]:
     return [i if (n in ("", "nan") or n == i) else f"{i} ({n})" for i, n in zip(ids, nm)]
 
 
-def ev_station_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None) -> go.Figure:
+def ev_station_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None,
+                   new: set[str] | None = None) -> go.Figure:
     """Stations sized by their mean charging load, coloured by plug occupancy, on the grey network."""
     fig = go.Figure()
     if net is not None:
@@ -225,6 +227,12 @@ def ev_station_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, f
         text=[f"{n}<br>{p:.0f} plugs<br>mean {m:.1f} kW, peak {pk:.1f} kW<br>busy {o:.0%}"
               for n, p, m, pk, o in zip(names, plugs, mean_kw, peak_kw, occ)],
         hovertemplate="%{text}<extra></extra>"))
+    ids = [str(s) for s in vv["station"].values]
+    mark = [i for i, sid in enumerate(ids) if new and sid in new]
+    if mark:  # an intervention: stations this variant adds to the baseline's
+        fig.add_trace(go.Scatter(x=x[mark], y=y[mark], mode="markers+text", name="new in this variant",
+                                 marker=dict(size=22, symbol="star-open", color="#2166ac", line=dict(width=2.5)),
+                                 text=[names[i] for i in mark], textposition="top center", hoverinfo="skip"))
     return _map_layout(fig, title, 480)
 
 

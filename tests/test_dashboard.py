@@ -125,7 +125,7 @@ def test_every_page_loads_with_real_content(duo, demo_dir):
 
     goto(duo, "/traffic")
     duo.wait_for_contains_text("#traffic-map .gtitle", "speed as % of free flow", timeout=10)
-    duo.wait_for_element("#traffic-map canvas")
+    duo.wait_for_element("#traffic-map .js-line")
     duo.wait_for_element("#traffic-series-0 .main-svg")
     no_console_errors(duo)
     shot(duo, "traffic")
@@ -168,7 +168,7 @@ def test_every_page_shows_bad_hersfeld(duo, bad_hersfeld_dir):
     assert "Bad Hersfeld" in duo.find_element("#overview-content").text
     no_console_errors(duo)
     shot(duo, "bh_overview")
-    pages = [("/traffic", "#traffic-map canvas"), ("/ev", "#ev-map .main-svg"),
+    pages = [("/traffic", "#traffic-map .js-line"), ("/ev", "#ev-map .main-svg"),
              ("/emergency", "#em-map .main-svg"), ("/compare", "#compare-map .main-svg")]
     for url, sel in pages:
         goto(duo, url)
@@ -181,6 +181,42 @@ def test_every_page_shows_bad_hersfeld(duo, bad_hersfeld_dir):
     shot(duo, "bh_crowd")
 
 
+PAGE_TITLES = [  # (nav link, element whose text names the selected variant, what it must contain)
+    ("#nav-overview", "#overview-content .card-header", "— {v}"),
+    ("#nav-traffic", "#traffic-map .gtitle", "{v}: speed"),
+    ("#nav-ev", "#ev-map .gtitle", "{v}: stations"),
+    ("#nav-crowd", "#crowd-heatmap .gtitle", "{venue}"),
+    ("#nav-emergency", "#em-map .gtitle", "{v}: incidents"),
+]
+
+
+def test_every_page_for_every_variant(duo, demo_dir):
+    """Each page x each variant (the ev_hub variant has another station and another venue than the others):
+    no error card or server error, titles name the selected variant, nothing stale after switching (ev_hub
+    first, then the baseline: the EV page must lose the hub, the crowd page the market)."""
+    start(duo, demo_dir)
+    duo.wait_for_element("#kpis-traffic", timeout=20)
+    venue = {"ev_hub": "market", "baseline": "square", "closure": "square"}
+    for v in ("ev_hub", "baseline", "closure"):
+        duo.find_element("#nav-overview").click()
+        duo.select_dcc_dropdown("#variant", value=v)
+        for nav, sel, want in PAGE_TITLES:
+            duo.find_element(nav).click()
+            duo.wait_for_contains_text(sel, want.format(v=v, venue=venue[v]), timeout=30)
+            assert not duo.driver.find_elements("css selector", ".error-card"), (v, nav)
+            if nav == "#nav-ev":  # the hub's marker only in ev_hub; the station layer has this variant's stations
+                n = duo.driver.execute_script(
+                    "const gd = document.querySelector('#ev-map .js-plotly-plot');"
+                    "return gd.data.find(t => (t.name || '').startsWith('stations')).x.length;")
+                assert n == (3 if v == "ev_hub" else 2), (v, n)
+                legend = duo.find_element("#ev-map .legend").text
+                assert ("new in this variant" in legend) == (v == "ev_hub"), legend
+            if nav == "#nav-traffic" and v == "closure":
+                duo.wait_for_contains_text("#traffic-map .legend", "closed (capacity 0) (2)", timeout=30)
+            shot(duo, f"page{nav.replace('#nav', '')}_{v}")
+        no_console_errors(duo)
+
+
 def test_map_click_shows_link_detail(duo, demo_dir):
     """Clicking a link on the traffic map draws its flow, speed and queue over time."""
     start(duo, demo_dir)
@@ -190,7 +226,7 @@ def test_map_click_shows_link_detail(duo, demo_dir):
     duo.driver.execute_script("""
         const gd = document.querySelector('#traffic-map .js-plotly-plot');
         const tr = gd.data.length - 1;  // the midpoint layer is last unless a link is highlighted
-        gd.emit('plotly_click', {points: [{curveNumber: 5, pointIndex: 7, pointNumber: 7}]});""")
+        gd.emit('plotly_click', {points: [{curveNumber: 7, pointIndex: 7, pointNumber: 7}]});""")
     duo.wait_for_contains_text("#traffic-detail .gtitle", "link ", timeout=10)
     duo.wait_for_contains_text("#traffic-map", "selected:", timeout=10)
     no_console_errors(duo)
@@ -317,7 +353,7 @@ def test_10k_links_render_and_step(duo, tmp_path):
     duo.wait_for_contains_text("#traffic-time-label", ":", timeout=10)
     t_label = time.perf_counter() - t0
     duo.wait_for_contains_text("#traffic-map .gtitle", "free flow", timeout=10)
-    duo.wait_for_element("#traffic-map canvas")
+    duo.wait_for_element("#traffic-map .js-line")
     first = time.perf_counter() - t0
     print(f"label after {t_label:.2f} s")
     label = duo.find_element("#traffic-time-label").text

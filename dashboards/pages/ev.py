@@ -21,10 +21,14 @@ def show(key):
         return ui.not_simulated("ev")
     net = D.network(sel.path, sel.ds)
     origin = D.network_origin(sel.ds) if "node_x" in sel.ds else (0.0, 0.0)
+    new = None
+    if sel.base_vv is not None and sel.variant != "baseline":
+        have = lambda vv: {str(s) for s, ok in zip(vv["station"].values, D.station_present(vv)) if ok}  # noqa: E731
+        new = have(sel.vv) - have(sel.base_vv)
     g = lambda fig, i: dcc.Graph(figure=fig, id=i, config={"displaylogo": False})  # noqa: E731
     return [
         dbc.Row([dbc.Col(ui.card("Stations (size: mean load, colour: plugs busy)",
-                                 g(F.ev_station_map(net, sel.vv, origin), "ev-map")), lg=6),
+                                 g(F.ev_station_map(net, sel.vv, origin, f"{sel.variant}: stations", new), "ev-map")), lg=6),
                  dbc.Col(ui.card("Load against the grid limit", g(F.ev_load(sel.pair, sel.variants), "ev-load")), lg=6)]),
         dbc.Row([dbc.Col(ui.card("Waiting times", g(F.ev_waits(sel.pair, sel.variants), "ev-waits")), lg=6),
                  dbc.Col(ui.card("Occupancy", g(F.ev_occupancy(sel.ds, sel.variant), "ev-occupancy")), lg=6)]),
