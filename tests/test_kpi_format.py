@@ -103,3 +103,29 @@ def test_terminal_table_csv_and_json():
     print_kpis(ds, file=f, fmt="csv")
     rows_csv = list(csv.DictReader(io.StringIO(f.getvalue())))
     assert len(rows_csv) == 9 and rows_csv[0]["variant"] == "baseline"
+
+
+def test_replications_show_intervals_and_no_clear_change():
+    """kpi_<n>_mean/_delta_mean/_delta_ci95: the table marks a change whose interval includes 0 '~'."""
+    import io
+
+    import numpy as np
+
+    from twin.cli import print_kpis
+
+    ds = _results(3).drop_vars(["kpi_emergency_within_target", "kpi_traffic_trips"])
+    n = "kpi_traffic_mean_travel_time"
+    runs = np.array([[1000, 1010, 990], [1100, 1180, 1020], [1001, 1002, 1000]], float)
+    attrs = dict(ds[n].attrs)
+    ds[n] = (("variant", "replication"), runs, attrs)
+    ds[f"{n}_mean"] = ("variant", runs.mean(1), attrs)
+    ds[f"{n}_ci95"] = ("variant", np.array([24.8, 198.7, 2.5]), attrs)
+    ds[f"{n}_delta_mean"] = ("variant", runs.mean(1) - runs[0].mean(), attrs)
+    ds[f"{n}_delta_ci95"] = ("variant", np.array([0.0, 150.0, 1.0]), attrs)  # variant 1: +100 ± 150 s
+    ds.attrs["replications"] = 3
+    rows = [r for r in K.kpi_rows(ds) if r["variant"] != "baseline"]
+    assert [r["verdict"] for r in rows] == ["unclear", "unclear"]  # +1 s ± 1 s: 0 is in the interval too
+    f = io.StringIO()
+    print_kpis(ds, file=f, width=100)
+    text = f.getvalue()
+    assert "± 2.5" in text and "~" in text and "mean of 3 replications" in text
