@@ -207,7 +207,7 @@ def test_every_page_for_every_variant(duo, demo_dir):
             if nav == "#nav-ev":  # the hub's marker only in ev_hub; the station layer has this variant's stations
                 n = duo.driver.execute_script(
                     "const gd = document.querySelector('#ev-map .js-plotly-plot');"
-                    "return gd.data.find(t => (t.name || '').startsWith('stations')).x.length;")
+                    "return gd._fullData.find(t => (t.name || '').startsWith('stations'))._length;")
                 assert n == (3 if v == "ev_hub" else 2), (v, n)
                 legend = duo.find_element("#ev-map .legend").text
                 assert ("new in this variant" in legend) == (v == "ev_hub"), legend
