@@ -248,19 +248,40 @@ def ev_load(ds: xr.Dataset, variants: list[str]) -> go.Figure:
     return fig
 
 
+def _attempt_waits(vv: xr.Dataset, t_end: float) -> np.ndarray:
+    """Wait for a plug (s) of each public charging attempt: to plugging in, else to giving up, else to the end
+    of the run (the same rule as the wait KPIs); sessions already in progress at the start are left out."""
+    req = np.asarray(vv["ev_attempt_request_time"].values, float)
+    plug = np.asarray(vv["ev_attempt_plug_time"].values, float)
+    end = np.asarray(vv["ev_attempt_end_time"].values, float)
+    kind = np.asarray([str(k) for k in vv["ev_attempt_kind"].values]) if "ev_attempt_kind" in vv else None
+    stop = np.where(np.isfinite(plug), plug, np.where(np.isfinite(end), end, t_end))
+    ok = np.isfinite(req) & (kind != "warm" if kind is not None else True)
+    return (stop - req)[ok]
+
+
 def ev_waits(ds: xr.Dataset, variants: list[str]) -> go.Figure:
+    """Distribution of the wait for a plug per charging attempt (per EV when attempts are not recorded)."""
     fig = go.Figure()
+    t_end = float(np.nanmax(ds["time"].values)) if "time" in ds.coords and ds.sizes.get("time") else np.inf
+    total = 0
     for i, v in enumerate(variants):
         vv = D.variant_view(ds, v)
-        w = np.asarray(vv["ev_wait"].values, float)
-        tried = (np.nan_to_num(np.asarray(vv["ev_charges"].values, float)) > 0) | \
-                (np.nan_to_num(np.asarray(vv["ev_abandoned"].values, float)) > 0)
-        w = w[tried & np.isfinite(w)] / 60.0
-        fig.add_trace(go.Histogram(x=w, name=f"{v} ({len(w)} EVs)", opacity=0.6, nbinsx=30,
+        if "ev_attempt_request_time" in vv:
+            w, what = _attempt_waits(vv, t_end) / 60.0, "attempts"
+        else:
+            w = np.asarray(vv["ev_wait"].values, float)
+            tried = (np.nan_to_num(np.asarray(vv["ev_charges"].values, float)) > 0) | \
+                    (np.nan_to_num(np.asarray(vv["ev_abandoned"].values, float)) > 0)
+            w, what = w[tried & np.isfinite(w)] / 60.0, "EVs"
+        total += len(w)
+        fig.add_trace(go.Histogram(x=w, name=f"{v} ({len(w)} {what})", opacity=0.6, nbinsx=30,
                                    marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+    if not total:
+        return empty("no public charging attempts in this run", 320)
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title="total wait for a plug (min), EVs that tried to charge")
-    fig.update_yaxes(title="EVs")
+    fig.update_xaxes(title="wait for a plug (min); given up: to giving up; still queued: to the end of the run")
+    fig.update_yaxes(title="charging attempts")
     return _layout(fig, "waiting-time distribution", 320)
 
 
