@@ -346,7 +346,8 @@ def crowd_warnings(vv: xr.Dataset, clock_start_s: float = 0.0, start: str = "00:
     en = np.asarray(vv["crowd_warning_end"].values, float)
     pk = np.asarray(vv["crowd_warning_peak"].values, float)
     ven = np.asarray(vv["crowd_warning_venue"].values)
-    names = [str(x) for x in vv["venue"].values]
+    # warning venue indices count the run's own venues; a stacked file holds every variant's venues
+    names = [str(x) for x, have in zip(vv["venue"].values, D.venue_present(vv)) if have]
     ok = np.isfinite(st)
     fig = go.Figure()
     colors = {"warn": "#fdae61", "critical": "#d7191c"}
