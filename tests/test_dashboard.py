@@ -168,7 +168,7 @@ def test_every_page_shows_bad_hersfeld(duo, bad_hersfeld_dir):
     assert "Bad Hersfeld" in duo.find_element("#overview-content").text
     no_console_errors(duo)
     shot(duo, "bh_overview")
-    pages = [("/traffic", "#traffic-map .js-line"), ("/ev", "#ev-map .main-svg"),
+    pages = [("/traffic", "#traffic-map canvas"), ("/ev", "#ev-map .main-svg"),
              ("/emergency", "#em-map .main-svg"), ("/compare", "#compare-map .main-svg")]
     for url, sel in pages:
         goto(duo, url)
@@ -353,7 +353,7 @@ def test_10k_links_render_and_step(duo, tmp_path):
     duo.wait_for_contains_text("#traffic-time-label", ":", timeout=10)
     t_label = time.perf_counter() - t0
     duo.wait_for_contains_text("#traffic-map .gtitle", "free flow", timeout=10)
-    duo.wait_for_element("#traffic-map .js-line")
+    duo.wait_for_element("#traffic-map canvas")
     first = time.perf_counter() - t0
     print(f"label after {t_label:.2f} s")
     label = duo.find_element("#traffic-time-label").text
