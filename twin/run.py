@@ -141,13 +141,15 @@ def replication_seeds(seed: int, n: int) -> list[int]:
 
 
 def run_one(sc: Scenario, scenario_dir: str | Path, overrides: RunOverrides | dict | None = None,
-            progress: Callable[[float, float], None] | None = None) -> xr.Dataset:
+            progress: Callable[[float, float], None] | None = None, city=None) -> xr.Dataset:
     """Run one resolved variant on its own city; return its results Dataset (``DomainRunError`` carries the
-    partial results when an external engine fails mid-run)."""
+    partial results when an external engine fails mid-run). ``city``: the variant's city when the caller has
+    already built it (e.g. calibration, whose demand file lives in a temp folder); default: built here."""
     from twin.engine import CityTwin
 
     ov = overrides.as_dict() if isinstance(overrides, RunOverrides) else dict(overrides or {})
-    twin = CityTwin(sc, Path(scenario_dir), city=variant_city(sc, scenario_dir), overrides=ov)
+    city = city if city is not None else variant_city(sc, scenario_dir)
+    twin = CityTwin(sc, Path(scenario_dir), city=city, overrides=ov)
     return twin.run(progress=progress)
 
 

@@ -35,9 +35,10 @@ def write_trips_csv(path: str | Path, city, trips: dict[str, np.ndarray]) -> Pat
 def simulate(scenario, city, trips: dict[str, np.ndarray]) -> xr.Dataset:
     """Run the scenario's traffic (built-in model, no other domains) on exactly ``trips``; return results.
 
-    The single engine call of calibration: re-point it here when the run service arrives.
+    The single engine call of calibration, through the run service (``twin.run.run_one``) on the city already
+    built for the variant (the trips file lives in a temp folder).
     """
-    from twin.engine import CityTwin
+    from twin.run import run_one
 
     traffic = scenario.domain_configs["traffic"]
     if traffic.backend != "meso":
@@ -47,7 +48,7 @@ def simulate(scenario, city, trips: dict[str, np.ndarray]) -> xr.Dataset:
         demand = scenario.demand.model_copy(update={"trips_file": "trips.csv", "od_file": None, "scale": 1.0})
         sc = scenario.model_copy(update={"demand": demand})
         sc._domains = {"traffic": traffic}
-        return CityTwin(sc, tmp, city=city).run()
+        return run_one(sc, tmp, city=city)
 
 
 def simulated_counts(ds: xr.Dataset, links: np.ndarray, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
