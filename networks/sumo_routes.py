@@ -56,6 +56,8 @@ def _flow_departures(el: ET.Element, rng: np.random.Generator) -> np.ndarray | N
                 step = float(period) if period is not None else (3600.0 / float(vph) if vph else 1.0)
                 return begin + step * np.arange(n)
             return begin + (end - begin) * np.arange(n) / max(n, 1)
+        if end is None:  # no end and no number: not expandable
+            return None
         if vph is not None:
             step = 3600.0 / float(vph)
             return np.arange(begin, end, step) if step > 0 else None

@@ -68,7 +68,7 @@ def _set_threads(n: int | None) -> None:
         return
     import numba
 
-    n = max(1, min(int(n), int(numba.config.NUMBA_NUM_THREADS)))
+    n = max(1, min(int(n), int(getattr(numba.config, "NUMBA_NUM_THREADS"))))
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)
 

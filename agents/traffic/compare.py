@@ -170,7 +170,7 @@ def compare_backends(path: str | Path, variant: str = "baseline", quiet: bool = 
     df.attrs["figures"] = {
         "scenario": str(path), "variant": variant, "units": FIGURE_UNITS,
         "models": {"builtin": run_figures(dm, wm), "sumo": run_figures(ds_, ws)},
-        "sumo_options": {"mesosim": bool(base.domain_configs["traffic"].sumo.mesosim)},
+        "sumo_options": {"mesosim": bool(getattr(base.domain_configs["traffic"], "sumo").mesosim)},
         "agreement": {"flow_r": r, "geh5_share": share, "link_hours_compared": pairs,
                       "wall_time_ratio_sumo_over_builtin": ws / wm if wm else float("nan")},
         "complete_sumo": int(ds_.attrs.get("complete", 0))}

@@ -121,7 +121,7 @@ def run_reference(path: str | Path, variant: str, mode: str, out: str | Path) ->
     from twin.scenario import load_scenario
 
     sc = load_scenario(path)[variant]
-    base_opts = sc.domain_configs["traffic"].sumo.model_dump()
+    base_opts = getattr(sc.domain_configs["traffic"], "sumo").model_dump()
     opts = SumoOptions(**{**base_opts, **MODES[mode],
                           "extra_args": list(base_opts["extra_args"]) + MODES[mode].get("extra_args", [])})
     ds, wall = run_backend(path, variant, "sumo", overrides={"sumo": opts})

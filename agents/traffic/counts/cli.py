@@ -166,7 +166,7 @@ def cli_calibrate(args) -> int:
     from agents.traffic.counts.metrics import geh
 
     hours = (counts.end_s - counts.start_s) / 3600.0
-    folds = []
+    folds: list[dict] = []
     if args.folds:
         for f, mask in enumerate(fold_groups(counts, args.folds, args.seed)):
             say(f"fold {f + 1}/{args.folds}")
@@ -182,6 +182,7 @@ def cli_calibrate(args) -> int:
     res = calibrate_demand(sc, city, counts, fit_mask, opts, prior=prior, scenario_dir=sdir, log=log)
     g = geh(res.sim_counts / hours, counts.count / hours)
     fit_share = float(np.mean(g[fit_mask] < 5))
+    hold_share: float | None
     if folds:
         pooled = np.array([x for f in folds for x in f["holdout_geh"]])
         hold_share = float(np.mean(pooled < 5))

@@ -310,6 +310,7 @@ def calibrate_demand(scenario, city, counts: CountSet, fit_mask: np.ndarray, opt
         theta = _fit(P.tocsr(), y_fit, bias, mat, theta, opts)
         x = mat.x0 * np.exp(mat.M @ theta)
         trips = mat.realise(x, rng)
+    assert best is not None  # the loop runs at least once
     _, trips, sim, x_best, ds = best
     return OdmeResult(trips=trips, sim_counts=sim, fit_mask=fit_mask, cells_oz=mat.oz, cells_dz=mat.dz,
                       cells_slice=mat.slice, x_prior=mat.x0, x_fit=_cell_totals(mat, trips), bounds=bounds,

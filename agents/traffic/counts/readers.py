@@ -113,7 +113,7 @@ class _Collector:
         if len(self.errors) < _MAX_ERRORS:
             self.errors.append(f"{where}: {msg}")
 
-    def link(self, where: str, what: str, lid: str) -> int | None:
+    def link(self, where: str, what: str, lid: str | None) -> int | None:
         if lid is None or lid == "":
             self.err(where, f"{what} is missing")
             return None
@@ -221,7 +221,7 @@ def _csv_counts(path: Path, text: str, city, detectors: dict[str, int] | None) -
             link = detectors.get(lid)
             if link is None:
                 col.err(where, f"detector {lid!r} — not in the detector file (detectors: "
-                               f"{', '.join(list(detectors)[:5])}, ...)")
+                               f"{', '.join(list(detectors or {})[:5])}, ...)")
                 continue
             label = city.link_ids[link]
         else:
@@ -247,7 +247,7 @@ def _dfrouter_counts(path: Path, text: str, city, detectors: dict[str, int] | No
         link = detectors.get(did)
         if link is None:
             col.err(where, f"detector {did!r} — not in the detector file (detectors: "
-                           f"{', '.join(list(detectors)[:5])}, ...)")
+                           f"{', '.join(list(detectors or {})[:5])}, ...)")
             continue
         t_min = col.number(where, "Time", r["Time"])
         if t_min is None:
