@@ -83,7 +83,7 @@ def scenario_doc(n: int, trips: int, duration_s: float = DAY_S, start: str = "00
         "demand": {"trips": trips, "model": "gravity", "profile": "weekday"},
         # reroute every 300 s, 10 % of drivers, jam spacing 7.5 m; the SUMO-calibrated junction delays and speed
         # scale are switched off so both tools simulate the same link model on this signal-free grid
-        "traffic": {"backend": "meso", "speed_scale": 1.0, "junction_delay_s": 0.0, "signal_delay_s": 0.0},
+        "traffic": {"backend": "meso", "speed_scale": 1.0},
         "outputs": {"report": False},
     }
 

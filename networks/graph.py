@@ -89,7 +89,9 @@ class CityGraph:
         self.source: str = ""  # where the graph came from (file path or builder)
         # (lon, lat) degrees -> (x, y) metres in this graph's projection; None for synthetic graphs
         self.lonlat_to_xy: Callable[[float, float], tuple[float, float]] | None = None
+        self.sumo_net: str | None = None  # the SUMO .net.xml this graph was read from (source of its junctions)
         self._arrays: LinkArrays | None = None
+        self._junctions: Any = None
         self._node_ids: list[Hashable] = []
         self._node_index: dict[Hashable, int] = {}
         self._link_ids: list[str] = []
@@ -98,8 +100,9 @@ class CityGraph:
 
     # ---- compiled view -------------------------------------------------------------------
     def invalidate(self) -> None:
-        """Drop the compiled view; the next access rebuilds it from ``G``."""
+        """Drop the compiled view and junction model; the next access rebuilds them from ``G``."""
         self._arrays = None
+        self._junctions = None
 
     @property
     def arrays(self) -> LinkArrays:
@@ -135,6 +138,19 @@ class CityGraph:
         ring = np.fromiter((int(d.get("ring", -1)) for *_, d in edges), np.int32, L)
         self._arrays = LinkArrays(N, L, lf, lt, length, speed, lanes, cap, fft,
                                   out_indptr, out_links, in_indptr, in_links, nx_, ny_, sig, ring)
+
+    def junctions(self):
+        """The junction model (:class:`networks.junctions.Junctions`): read from the SUMO network the graph
+        came from, else derived from signals, road classes and geometry. Built once, on first use."""
+        if self._junctions is None:
+            from networks.junctions import graph_junctions, sumo_junctions
+
+            a = self.arrays
+            if self.sumo_net:
+                self._junctions = sumo_junctions(self.sumo_net, self._link_index, a.lanes, a.speed_mps)
+            else:
+                self._junctions = graph_junctions(self)
+        return self._junctions
 
     # ---- ids <-> indices -----------------------------------------------------------------
     @property

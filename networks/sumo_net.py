@@ -57,6 +57,7 @@ def load_sumo_net(path: str | Path, name: str | None = None,
     city = CityGraph(G, name=name or Path(path).name.split(".")[0],
                      crs=net._location["projParameter"] if geo else None)
     city.source = str(path)
+    city.sumo_net = str(path)
     city.lonlat_to_xy = proj
     return city
 

@@ -20,7 +20,7 @@ def _grid_run(backend: str, trips: int):
            "time": {"start": "08:00", "duration_s": 3600, "record_interval_s": 600},
            "demand": {"trips": trips},
            # neutral junction parameters: the test is about congestion, not the calibrated junction delays
-           "traffic": {"backend": backend, "speed_scale": 1.0, "junction_delay_s": 0.0, "signal_delay_s": 0.0},
+           "traffic": {"backend": backend, "speed_scale": 1.0},
            "emergency": {"stations_from_osm": False, "hospitals_from_osm": False,
                          "stations": [{"name": "A", "node": "n0_0", "units": [{"type": "ambulance", "count": 20}]}],
                          "incident_types": {"medical": {"rate_per_day": 2000, "transport_prob": 0.0,

@@ -12,7 +12,7 @@ from conftest import make_twin
 from networks import synthetic
 from networks.routing import shortest_path
 
-NEUTRAL = {"speed_scale": 1.0, "junction_delay_s": 0.0, "signal_delay_s": 0.0, "signal_capacity_factor": 1.0}
+NEUTRAL = {"speed_scale": 1.0, "junctions": False}
 
 
 def _grid_twin(trips=1500, duration=1800, nx=6, seed=3, traffic=None, **kw):
@@ -54,7 +54,7 @@ def _line_twin(n_links=3, length=2000.0, bottleneck_vph=1200.0, lanes=2, duratio
     city = synthetic.line(n_links, length_m=length, lanes=lanes, speed_mps=15.0, capacity_per_lane_vph=1800.0,
                           bottleneck={"index": 1, "capacity_vph": bottleneck_vph})
     tw = make_twin({"city": {"source": "line"}, "time": {"duration_s": duration, "step_s": 1, "record_interval_s": 60},
-                    "traffic": {**NEUTRAL, "reroute_share": 0.0, "stuck_time_s": 3600}}, city=city)
+                    "traffic": {**NEUTRAL, "reroute_share": 0.0, "gridlock_time_s": 3600}}, city=city)
     tw.setup()
     return tw, city
 

@@ -1,8 +1,8 @@
 """Calibrate the built-in model's junction parameters against one SUMO run of the same scenario.
 
 ``python -m agents.traffic.calibrate scenarios/bologna.yaml`` runs SUMO once (cached in a netCDF file), then
-the built-in model over a small grid of (signal_capacity_factor, signal_delay_s, junction_delay_s,
-speed_scale), and prints each candidate's gaps: mean travel time, completed trips, and the share of
+the built-in model over a small grid of its physical junction parameters (saturation flow, HBS critical
+gap and follow-up time, speed scale), and prints each candidate's gaps: mean travel time, completed trips, and the share of
 link-hours with GEH < 5. The best candidate minimises |Δ mean travel time| + |Δ completed| + (1 - GEH share).
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from agents.traffic.compare import kpi_value, flow_agreement, run_backend
 __all__ = ["calibrate", "GRID"]
 
 GRID = {
-    "signal_capacity_factor": [0.45, 0.6],
-    "signal_delay_s": [0.0, 10.0, 20.0],
-    "junction_delay_s": [0.0, 3.0, 6.0],
-    "speed_scale": [0.8, 0.9, 1.0],
+    "saturation_flow_vph": [1700.0, 1800.0, 1900.0],
+    "critical_gap_s": [5.9, 6.4],
+    "follow_up_s": [3.0, 3.5],
+    "speed_scale": [0.9, 1.0],
 }
 
 

@@ -68,8 +68,8 @@ class SumoOptions(BaseModel):
 class TrafficConfig(BaseModel):
     """Traffic back-end and its parameters.
 
-    The junction defaults (speed_scale 0.8, signal_capacity_factor 0.45, signal_delay_s 20, junction_delay_s 4)
-    are calibrated against SUMO on Bad Hersfeld and Bologna (``python -m agents.traffic.calibrate``; docs/sumo.md).
+    The built-in model's junction parameters are physical (saturation flow, HBS follow-up time and critical
+    gap, SUMO's time-to-teleport), not calibrated factors: see docs/traffic_model.md.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -81,12 +81,16 @@ class TrafficConfig(BaseModel):
     reroute_interval_s: float = Field(300.0, ge=10, le=86400, description="How often link times are refreshed for routing (s).")
     reroute_share: float = Field(0.1, ge=0.0, le=1.0, description="Share of en-route drivers who take the new best route at each refresh.")
     jam_spacing_m: float = Field(7.5, ge=4.0, le=20.0, description="Road length one queued vehicle takes (m): sets storage.")
-    capacity_scale: float = Field(1.0, gt=0.0, le=5.0, description="Multiplies every link's outflow capacity.")
-    speed_scale: float = Field(0.8, gt=0.0, le=2.0, description="Multiplies free-flow speeds (drivers below the limit < 1).")
-    signal_capacity_factor: float = Field(0.45, gt=0.0, le=1.0, description="Capacity share of links ending at a traffic light (green share).")
-    signal_delay_s: float = Field(20.0, ge=0.0, le=120.0, description="Mean extra delay at the end of a signalised link (s).")
-    junction_delay_s: float = Field(4.0, ge=0.0, le=60.0, description="Extra delay at the end of links into unsignalised junctions with several entries (s).")
-    stuck_time_s: float = Field(60.0, ge=1.0, le=3600.0, description="A vehicle this long past its free-flow exit time that finds the next link full teleports along its route to the next link with room (breaks gridlock, as SUMO's time-to-teleport; counted in KPIs).")
+    capacity_scale: float = Field(1.0, gt=0.0, le=5.0, description="Multiplies every link's and movement's capacity.")
+    speed_scale: float = Field(1.0, gt=0.0, le=2.0, description="Multiplies free-flow speeds (drivers below the limit < 1).")
+    junctions: bool = Field(True, description="Junction model: per-movement capacities (signals, give-way), turn times, turn queues. false: links limit only by their own capacity.")
+    saturation_flow_vph: float = Field(1800.0, ge=600.0, le=2600.0, description="Saturation flow of one lane through a junction (veh/h): priority movements, and signals times their green share.")
+    follow_up_s: float = Field(3.5, ge=1.5, le=8.0, description="HBS follow-up time t_f of a stream that gives way (s).")
+    follow_up_right_s: float = Field(3.0, ge=1.5, le=8.0, description="Follow-up time of a right turn that gives way (s).")
+    critical_gap_s: float = Field(6.4, ge=2.0, le=12.0, description="HBS critical gap t_g (s): capacity of a minor stream = 3600/t_f exp(-q_p (t_g - t_f/2)/3600).")
+    flow_window_s: float = Field(120.0, ge=10.0, le=3600.0, description="Averaging time of the conflicting flows a minor stream sees (s).")
+    keep_clear: bool = Field(False, description="SUMO's keep-clear rule on links shorter than two vehicles (junction areas): a vehicle enters one only if the link after it has room.")
+    gridlock_time_s: float = Field(300.0, ge=1.0, le=86400.0, description="SUMO's time-to-teleport: the first vehicle of a queue standing still this long jumps along its route to the next link with room (counted as gridlock_resolutions; its wait stays in its travel time).")
     priority_queue_factor: float = Field(0.2, ge=0.0, le=1.0, description="Share of a queue's delay that priority vehicles still suffer.")
     sync_interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="Longest the kernel runs between syncs with the clock (s).")
     closures: list[Closure] = Field(default_factory=list, description="Links closed or narrowed during the run.")

@@ -26,8 +26,8 @@ def traffic_dataset(city, *, fft_s: np.ndarray, capacity_vph: np.ndarray, rec_t:
                     series: dict[str, Any], trips: dict[str, Any]) -> xr.Dataset:
     """Assemble the traffic Dataset.
 
-    ``series`` (one row per record time): flow (veh/h), speed (m/s), vehicles, queue, capf as (time, link)
-    arrays, and running, completed, waiting as (time,) arrays; ``queue_long_name`` may describe the queue.
+    ``series`` (one row per record time): flow (veh/h), speed (m/s, NaN while closed), vehicles, queue, capf,
+    optional junction_delay (s) as (time, link) arrays, and running, completed, waiting as (time,) arrays; ``queue_long_name`` may describe the queue.
     ``trips``: origin, destination, depart, arrive (NaN unless arrived), status, freeflow_time, distance,
     links, kind; optional ``*_long_name`` overrides for freeflow_time, distance, links.
     """
@@ -36,11 +36,16 @@ def traffic_dataset(city, *, fft_s: np.ndarray, capacity_vph: np.ndarray, rec_t:
     if len(rec_t):
         data.update({
             "link_flow": (("time", "link"), series["flow"], _a("h-1", "vehicles leaving the link per hour")),
-            "link_speed": (("time", "link"), series["speed"], _a("m s-1", "space-mean speed on the link")),
+            "link_speed": (("time", "link"), series["speed"],
+                           _a("m s-1", "space-mean speed of the vehicles that left the link (NaN while closed)")),
             "link_vehicles": (("time", "link"), series["vehicles"], _a("1", "mean vehicles on the link")),
             "link_queue": (("time", "link"), series["queue"],
                            _a("1", series.get("queue_long_name", "vehicles queued at the link end"))),
             "link_capacity_factor": (("time", "link"), series["capf"], _a("1", "capacity factor in force")),
+            **({"link_junction_delay": (("time", "link"), series["junction_delay"],
+                                        _a("s", "mean delay at the link's end junction per vehicle leaving: turn, "
+                                                "signal, give-way and queue (NaN if none left)"))}
+               if "junction_delay" in series else {}),
             "net_running": (("time",), np.asarray(series["running"], np.int64), _a("1", "vehicles on the network")),
             "net_completed": (("time",), np.asarray(series["completed"], np.int64), _a("1", "trips completed so far")),
             "net_waiting": (("time",), np.asarray(series["waiting"], np.int64),
@@ -75,8 +80,14 @@ def traffic_dataset(city, *, fft_s: np.ndarray, capacity_vph: np.ndarray, rec_t:
 
 
 def traffic_kpis(*, status: np.ndarray, depart: np.ndarray, arrive: np.ndarray, freeflow_time: np.ndarray,
-                 distance_m: np.ndarray, now_s: float, pending_due: int, teleports: int) -> dict[str, KPI]:
-    """The traffic KPIs from the trip table (times s, distances m) at the end of a run."""
+                 distance_m: np.ndarray, now_s: float, pending_due: int, gridlock_resolutions: int | None = None,
+                 teleports: int | None = None) -> dict[str, KPI]:
+    """The traffic KPIs from the trip table (times s, distances m) at the end of a run.
+
+    ``gridlock_resolutions``: vehicles moved on by the gridlock rule (SUMO: its teleports; ``teleports`` is
+    accepted as the same count).
+    """
+    gridlocks = gridlock_resolutions if gridlock_resolutions is not None else (teleports or 0)
     arrived = status == ARRIVED
     started = np.isin(status, (ARRIVED, RUNNING, STRANDED))
     end = np.where(np.isnan(arrive), now_s, arrive)
@@ -95,6 +106,7 @@ def traffic_kpis(*, status: np.ndarray, depart: np.ndarray, arrive: np.ndarray, 
         "mean_travel_time": KPI(float(tt.mean()) if len(tt) else nan, "s", "mean trip travel time", "lower"),
         "p90_travel_time": KPI(float(np.percentile(tt, 90)) if len(tt) else nan, "s",
                                "90th-percentile travel time", "lower"),
-        "teleports": KPI(float(teleports), "1", "vehicles teleported out of gridlock", "lower"),
+        "gridlock_resolutions": KPI(float(gridlocks), "1", "vehicles moved on after standing first in a queue "
+                                    "for the gridlock time (SUMO: teleports)", "lower"),
         "mean_delay": KPI(float(delay.mean()) if len(delay) else nan, "s", "mean delay over free-flow time", "lower"),
     }

@@ -1,0 +1,391 @@
+"""Junction model of a city graph: the movements (in-link -> out-link) at each node, as flat arrays for kernels.
+
+Each movement carries what limits it at the junction: the in-lanes that serve it (count and bit mask, so a
+queue for one direction need not block another where lanes allow), its control class (priority, yield,
+stop, all-way stop, zipper, signal), the effective green share and cycle of a signal, the time a turn takes
+beyond cruising (the internal lane and the braking/accelerating it implies), and the higher-ranked
+movements it must give way to (for gap-acceptance capacity). From a SUMO network everything is read from
+the file (connections, their ``state``, the junction ``request`` response bits, ``tlLogic`` programs,
+internal lanes); OpenStreetMap and synthetic cities get the same derived from signals, road classes and
+geometry. Nothing here knows about traffic models: ``agents.traffic`` turns these into capacities.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+try:  # lxml parses large networks several times faster; the standard library does the same job
+    from lxml import etree as ET
+except ImportError:  # pragma: no cover
+    import xml.etree.ElementTree as ET  # type: ignore[no-redef]
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+__all__ = ["Junctions", "PRIORITY", "YIELD", "STOP", "ALLWAY", "ZIPPER", "SIGNAL",
+           "sumo_junctions", "graph_junctions", "read_tls_programs", "apply_tls_programs", "green_shares",
+           "turn_loss_s"]
+
+# movement control classes
+PRIORITY, YIELD, STOP, ALLWAY, ZIPPER, SIGNAL = 0, 1, 2, 3, 4, 5
+_STATE_CLASS = {"M": PRIORITY, "m": YIELD, "=": YIELD, "s": STOP, "w": ALLWAY, "Z": ZIPPER,
+                "O": PRIORITY, "o": YIELD}
+
+LOST_TIME_PER_GREEN_S = 4.0  # HCM: start-up lost time + clearance lost time per green interval (s)
+COMFORT_DECEL_MPS2 = 4.5  # SUMO passenger default decel (m/s²)
+ACCEL_MPS2 = 2.6  # SUMO passenger default accel (m/s²)
+LATERAL_ACCEL_MPS2 = 5.5  # netconvert --junctions.limit-turn-speed: turn speed = sqrt(a_lat * radius)
+
+
+@dataclass
+class Junctions:
+    """Movements grouped by in-link (CSR): movements of link ``l`` are ``mv_ptr[l]:mv_ptr[l+1]``.
+
+    Per movement: ``mv_out`` out-link index; ``mv_lanes`` in-lanes serving it; ``mv_lanemask`` bit mask of
+    those lanes (bit 0 = rightmost); ``mv_class`` control class; ``mv_green`` effective green share
+    (1 where unsignalised); ``mv_cycle`` signal cycle (s, 0 where unsignalised); ``mv_turn_s`` time the
+    turn costs beyond cruising through (s); ``mv_len_m`` the internal lane driven (m); ``mv_tl`` / ``mv_tl_index`` its traffic light and the signal link
+    indices of its lane connections (for re-reading programs; "" / [] where unsignalised); ``mv_dir`` 0 straight, 1 left, -1 right, 2 turnaround;
+    ``mv_permissive`` a signalised movement that is only ever green as 'g' (gives way to its conflicts).
+    Conflicts (CSR ``cf_ptr``/``cf_mv``): movements this one gives way to. ``link_lanemask`` is the full lane mask of each in-link.
+    """
+
+    mv_ptr: np.ndarray  # int64[L+1]
+    mv_out: np.ndarray  # int32[M]
+    mv_lanes: np.ndarray  # float64[M]
+    mv_lanemask: np.ndarray  # int64[M]
+    mv_class: np.ndarray  # int8[M]
+    mv_green: np.ndarray  # float64[M]
+    mv_cycle: np.ndarray  # float64[M]
+    mv_turn_s: np.ndarray  # float64[M]
+    mv_len_m: np.ndarray  # float64[M]: internal lane length (m) driven through the junction, 0 if inside the links
+    mv_dir: np.ndarray  # int8[M]: 0 straight, 1 left, -1 right, 2 turnaround
+    mv_permissive: np.ndarray  # bool[M]: signalised and never protected (green only as 'g': gives way)
+    cf_ptr: np.ndarray  # int64[M+1]
+    cf_mv: np.ndarray  # int32[K]
+    link_lanemask: np.ndarray  # int64[L]
+    mv_tl: list[str]
+    mv_tl_index: list[list[int]]  # signal link indices of the movement's lane connections
+
+    @property
+    def n_movements(self) -> int:
+        return int(self.mv_out.shape[0])
+
+    def movement(self, l_in: int, l_out: int) -> int:
+        """Index of the movement ``l_in -> l_out``, -1 if there is none."""
+        for m in range(int(self.mv_ptr[l_in]), int(self.mv_ptr[l_in + 1])):
+            if self.mv_out[m] == l_out:
+                return m
+        return -1
+
+
+def turn_loss_s(v_in: float, v_turn: float, v_out: float, turn_len_m: float = 0.0) -> float:
+    """Seconds a junction costs beyond cruising the links: braking v_in -> v_turn, speeding up again, and
+    driving its internal lane.
+
+    Braking at b from v to u loses (v-u)²/(2bv) against cruising at v; accelerating at a from u to w loses
+    (w-u)²/(2aw). ``turn_len_m`` is the internal lane (SUMO's ``via``: not part of either link's length),
+    driven at the turn speed.
+    """
+    u = max(min(v_turn, v_in, v_out), 0.5)
+    loss = (v_in - u) ** 2 / (2 * COMFORT_DECEL_MPS2 * v_in) if v_in > u else 0.0
+    loss += (v_out - u) ** 2 / (2 * ACCEL_MPS2 * v_out) if v_out > u else 0.0
+    if turn_len_m > 0:
+        loss += turn_len_m / u
+    return loss
+
+
+def _open(path: str | Path):
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def green_shares(phases: list[tuple[float, str]], lost_s: float = LOST_TIME_PER_GREEN_S) -> tuple[np.ndarray, float]:
+    """Effective green share per signal link index of one program, and its cycle (s).
+
+    Effective green = green (G/g) + yellow - ``lost_s`` per green interval (HCM), over the cycle.
+    A link green in every phase has share 1 (no loss).
+    """
+    if not phases:
+        return np.zeros(0), 0.0
+    cycle = float(sum(d for d, _ in phases))
+    n = max(len(s) for _, s in phases)
+    out = np.zeros(n)
+    for k in range(n):
+        st = [s[k] if k < len(s) else "r" for _, s in phases]
+        green = [c in "Gg" for c in st]
+        if all(green):
+            out[k] = 1.0
+            continue
+        g = sum(d for (d, _), c in zip(phases, st) if c in "Ggy")
+        starts = sum(1 for i in range(len(st)) if green[i] and not green[i - 1] and st[i - 1] != "y")
+        out[k] = max(0.0, g - lost_s * max(starts, 1)) / cycle if cycle > 0 else 0.0
+    return out, cycle
+
+
+def read_tls_programs(paths: Iterable[str | Path]) -> dict[str, tuple[float, list[tuple[float, str]]]]:
+    """Signal programs of SUMO net/additional files: {tl id: (offset, [(duration s, state), ...])}; the last wins."""
+    progs: dict[str, tuple[float, list[tuple[float, str]]]] = {}
+    for path in paths:
+        cur = None
+        with _open(path) as f:
+            for ev, el in ET.iterparse(f, events=("start", "end")):
+                if ev == "start" and el.tag == "tlLogic":
+                    cur = (el.get("id", ""), float(el.get("offset", 0) or 0), [])
+                elif ev == "end" and el.tag == "phase" and cur is not None:
+                    cur[2].append((float(el.get("duration", 0)), el.get("state", "")))
+                elif ev == "end" and el.tag == "tlLogic" and cur is not None:
+                    progs[cur[0]] = (cur[1], cur[2])
+                    cur = None
+                    el.clear()
+    return progs
+
+
+def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple[float, str]]]]) -> None:
+    """Set green shares and cycles of signalised movements from ``programs`` (in place).
+
+    A movement green only as 'g' (permissive: gives way while green) keeps its conflicts and yields.
+    """
+    shares = {tl: green_shares(ph) for tl, (_, ph) in programs.items()}
+    for m, tl in enumerate(j.mv_tl):
+        if not tl or tl not in shares:
+            continue
+        g, cyc = shares[tl]
+        ks = [k for k in j.mv_tl_index[m] if 0 <= k < len(g)]
+        if ks:  # lanes of one movement may have their own signal indices: mean green over them
+            gm = float(np.mean(g[ks]))
+            j.mv_green[m] = gm
+            j.mv_cycle[m] = cyc if gm < 1.0 else 0.0
+            j.mv_permissive[m] = not any(k < len(st) and st[k] == "G" for k in ks for _, st in programs[tl][1])
+
+
+def _build(L: int, rows: list[tuple], conflicts: dict[int, set[tuple[int, int]]], link_lanemask: np.ndarray
+           ) -> Junctions:
+    """Pack movement rows (l_in, l_out, lanes, mask, cls, green, cycle, turn_s, tl, tl_index, dir[, len_m]) into CSR."""
+    rows = sorted(rows, key=lambda r: (r[0], r[1]))
+    M = len(rows)
+    mv_in = np.array([r[0] for r in rows], np.int64)
+    j = Junctions(
+        mv_ptr=np.searchsorted(mv_in, np.arange(L + 1)).astype(np.int64),
+        mv_out=np.array([r[1] for r in rows], np.int32),
+        mv_lanes=np.array([r[2] for r in rows], np.float64),
+        mv_lanemask=np.array([r[3] for r in rows], np.int64),
+        mv_class=np.array([r[4] for r in rows], np.int8),
+        mv_green=np.array([r[5] for r in rows], np.float64),
+        mv_cycle=np.array([r[6] for r in rows], np.float64),
+        mv_turn_s=np.array([r[7] for r in rows], np.float64),
+        mv_len_m=np.array([r[11] if len(r) > 11 else 0.0 for r in rows], np.float64),
+        mv_dir=np.array([r[10] for r in rows], np.int8), mv_permissive=np.zeros(M, np.bool_),
+        cf_ptr=np.zeros(M + 1, np.int64), cf_mv=np.zeros(0, np.int32),
+        link_lanemask=link_lanemask.astype(np.int64),
+        mv_tl=[r[8] for r in rows], mv_tl_index=[r[9] for r in rows])
+    index = {(r[0], r[1]): m for m, r in enumerate(rows)}
+    cf: list[int] = []
+    for m, r in enumerate(rows):
+        foes = sorted({index[p] for p in conflicts.get((r[0], r[1]), set()) if p in index and index[p] != m})
+        cf.extend(foes)
+        j.cf_ptr[m + 1] = len(cf)
+    j.cf_mv = np.array(cf, np.int32)
+    return j
+
+
+def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.ndarray,
+                   link_speed: np.ndarray) -> Junctions:
+    """Movements of the city links ``link_index`` (SUMO edge id -> link) from a SUMO .net.xml(.gz).
+
+    Reads connections (lanes, state, via internal lane, signal link index), junction request response bits
+    (who gives way to whom) and the file's own signal programs.
+    """
+    L = len(link_index)
+    internal: dict[str, tuple[float, float]] = {}  # internal lane id -> (length m, speed m/s)
+    lane_ok: dict[str, bool] = {}  # normal lane id -> allows passenger cars
+    junc_inc: dict[str, list[str]] = {}  # junction id -> incLanes
+    junc_resp: dict[str, dict[int, str]] = {}
+    junc_type: dict[str, str] = {}
+    conns: list[dict] = []
+    cur_edge, cur_func, cur_j = None, None, None
+    with _open(path) as f:
+        for ev, el in ET.iterparse(f, events=("start", "end")):
+            tag = el.tag
+            if ev == "start":
+                if tag == "edge":
+                    cur_edge, cur_func = el.get("id"), el.get("function", "")
+                elif tag == "junction":
+                    cur_j = el.get("id")
+                    junc_inc[cur_j] = (el.get("incLanes") or "").split()
+                    junc_resp[cur_j] = {}
+                    junc_type[cur_j] = el.get("type", "")
+                continue
+            if tag == "lane" and cur_edge is not None:
+                if cur_func == "internal":
+                    internal[el.get("id")] = (float(el.get("length", 0)), float(el.get("speed", 13.9)))
+                else:
+                    allow, disallow = el.get("allow"), el.get("disallow")
+                    ok = True
+                    if allow is not None:
+                        ok = any(c in ("passenger", "all", "private") for c in allow.split())
+                    if disallow is not None and any(c in ("passenger", "all", "private") for c in disallow.split()):
+                        ok = False
+                    lane_ok[el.get("id")] = ok
+            elif tag == "edge":
+                cur_edge = None
+                el.clear()
+            elif tag == "request" and cur_j is not None:
+                junc_resp[cur_j][int(el.get("index"))] = el.get("response", "")
+            elif tag == "junction":
+                cur_j = None
+                el.clear()
+            elif tag == "connection":
+                fr = el.get("from", "")
+                if not fr.startswith(":"):
+                    conns.append(dict(el.attrib))
+                el.clear()
+    # request index of each connection: incLanes order, then each lane's connections in file order
+    by_lane: dict[str, list[dict]] = {}
+    for c in conns:
+        by_lane.setdefault(f"{c['from']}_{c['fromLane']}", []).append(c)
+    rows_of: dict[tuple[int, int], list] = {}
+    conn_key: dict[tuple[str, int], tuple[int, int] | None] = {}
+    conn_resp: list[tuple[tuple[int, int], str, str]] = []
+    for jid, inc in junc_inc.items():
+        idx = 0
+        for lane in inc:
+            for c in by_lane.get(lane, []):
+                if c["to"].startswith(":"):
+                    continue  # to a walking area / crossing
+                li, lo = link_index.get(c["from"]), link_index.get(c["to"])
+                key = (li, lo) if li is not None and lo is not None and lane_ok.get(lane, True) else None
+                conn_key[(jid, idx)] = key
+                if key is not None:
+                    conn_resp.append((key, jid, junc_resp[jid].get(idx, "")))
+                    rows_of.setdefault(key, []).append(c)
+                idx += 1
+    conflicts: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    for key, jid, resp in conn_resp:
+        n = len(resp)
+        for b in range(n):
+            if resp[n - 1 - b] == "1":
+                foe = conn_key.get((jid, b))
+                if foe is not None and foe != key:
+                    conflicts.setdefault(key, set()).add(foe)
+    link_lanemask = np.zeros(L, np.int64)
+    rows = []
+    for (li, lo), cs in rows_of.items():
+        lanes = sorted({int(c["fromLane"]) for c in cs})
+        mask = 0
+        for ln in lanes:
+            mask |= 1 << min(ln, 62)
+        link_lanemask[li] |= mask
+        states = [c.get("state", "M") for c in cs]
+        tl = next((c.get("tl", "") for c in cs if c.get("tl")), "")
+        tl_index = [int(c["linkIndex"]) for c in cs if c.get("tl") and c.get("linkIndex") is not None]
+        if tl:
+            cls = SIGNAL
+        else:
+            cls = max((_STATE_CLASS.get(s, PRIORITY) for s in states),
+                      key=lambda k: (PRIORITY, ZIPPER, YIELD, ALLWAY, STOP).index(k) if k != SIGNAL else 0)
+        vin, vout = float(link_speed[li]), float(link_speed[lo])
+        turn, ilen = [], []
+        for c in cs:
+            via = c.get("via")
+            if via and via in internal:
+                ln_m, sp = internal[via]
+                turn.append(turn_loss_s(vin, sp, vout, ln_m))
+                ilen.append(ln_m)
+        turn_s = float(np.mean(turn)) if turn else 0.0
+        if cls == STOP:
+            turn_s += turn_loss_s(vin, 0.0, vout)  # a full stop
+        d = (cs[0].get("dir") or "s").lower()
+        mdir = 1 if d == "l" else -1 if d == "r" else 2 if d == "t" else 0
+        rows.append((li, lo, float(len(lanes)), mask, cls, 1.0, 0.0, turn_s, tl, tl_index, mdir,
+                     float(np.mean(ilen)) if ilen else 0.0))
+    # links with no connection at all (dead ends, turnarounds) keep an empty movement list
+    for li in range(L):
+        if link_lanemask[li] == 0:
+            link_lanemask[li] = (1 << int(max(link_lanes[li], 1))) - 1
+    j = _build(L, rows, conflicts, link_lanemask)
+    apply_tls_programs(j, read_tls_programs([path]))
+    return j
+
+
+_CLASS_RANK = {"motorway": 9, "trunk": 8, "primary": 7, "secondary": 6, "tertiary": 5, "unclassified": 3,
+               "residential": 2, "living_street": 1, "service": 1, "arterial": 7}
+
+
+def _rank(road_class: str) -> int:
+    rc = (road_class or "").split("|")[0].replace("highway.", "")
+    base = rc.replace("_link", "")
+    return _CLASS_RANK.get(base, 3) - (1 if rc.endswith("_link") else 0)
+
+
+def _turn_angle(a, l_in: int, l_out: int) -> float:
+    """Turn angle in degrees (-180..180, left positive) from in-link to out-link, from node coordinates."""
+    x0, y0 = a.node_x[a.link_from[l_in]], a.node_y[a.link_from[l_in]]
+    x1, y1 = a.node_x[a.link_to[l_in]], a.node_y[a.link_to[l_in]]
+    x2, y2 = a.node_x[a.link_to[l_out]], a.node_y[a.link_to[l_out]]
+    h1, h2 = math.atan2(y1 - y0, x1 - x0), math.atan2(y2 - y1, x2 - x1)
+    d = math.degrees(h2 - h1)
+    return (d + 180.0) % 360.0 - 180.0 if np.isfinite(d) else 0.0
+
+
+def graph_junctions(city, signal_cycle_s: float = 90.0) -> Junctions:
+    """Movements derived from the graph (OpenStreetMap, synthetic): signals, road classes and geometry.
+
+    Signalised node: each approach direction gets one of two phases (fixed ``signal_cycle_s``), i.e. green
+    share (cycle - 2 x lost time) / 2 with 3+ approaches, (cycle - lost) / cycle x 0.7 with 2 (a crossing).
+    Unsignalised: approaches on the highest road class have priority; the others give way to their movements
+    (where all are equal, all have priority and the node model shares the room downstream). A roundabout entry gives way to the ring. U-turns only where there is no other way on.
+    Turns cost the braking to a turn speed sqrt(a_lat x r) (r 10 m right, 20 m left) and back.
+    """
+    a = city.arrays
+    L = a.n_links
+    ring = a.link_ring if a.link_ring is not None else np.full(L, -1)
+    rank = np.array([_rank(str(city.link_attr(i).get("road_class", ""))) for i in range(L)], np.int32)
+    rows = []
+    conflicts: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    link_lanemask = ((np.int64(1) << np.maximum(a.lanes, 1).astype(np.int64)) - 1).astype(np.int64)
+    for v in range(a.n_nodes):
+        ins = a.in_links[a.in_indptr[v]:a.in_indptr[v + 1]]
+        outs = a.out_links[a.out_indptr[v]:a.out_indptr[v + 1]]
+        if len(ins) == 0 or len(outs) == 0:
+            continue
+        approaches = {int(a.link_from[i]) for i in ins}
+        sig = bool(a.node_signal[v]) and len(ins) > 1
+        if sig:
+            green = ((signal_cycle_s - 2 * LOST_TIME_PER_GREEN_S) / 2 if len(approaches) >= 3
+                     else 0.7 * (signal_cycle_s - LOST_TIME_PER_GREEN_S)) / signal_cycle_s
+        on_ring = [i for i in ins if ring[i] >= 0]
+        top = max(int(rank[i]) for i in ins)
+        major = {int(i) for i in ins if rank[i] == top}  # equal classes: all priority, shared by the node model
+        if on_ring:
+            major = set(int(i) for i in on_ring)
+        node_rows = []
+        for li in ins:
+            li = int(li)
+            cand = [int(o) for o in outs if a.link_to[o] != a.link_from[li]] or [int(o) for o in outs]
+            nl = int(max(a.lanes[li], 1))
+            for lo in cand:
+                ang = _turn_angle(a, li, lo)
+                mask = int(link_lanemask[li])
+                if nl > 1 and ang > 45:
+                    mask = 1 << (nl - 1)  # left turn: leftmost lane
+                elif nl > 1 and ang < -45:
+                    mask = 1  # right turn: rightmost lane
+                lanes = float(bin(mask).count("1"))
+                radius = 10.0 if ang < -45 else 20.0
+                vin, vout = float(a.speed_mps[li]), float(a.speed_mps[lo])
+                vt = math.sqrt(LATERAL_ACCEL_MPS2 * radius) if abs(ang) > 45 else vin
+                turn_s = turn_loss_s(vin, vt, vout) if abs(ang) > 45 else 0.0
+                if sig:
+                    cls, g, cyc = SIGNAL, green, signal_cycle_s
+                else:
+                    cls, g, cyc = (PRIORITY if li in major else YIELD), 1.0, 0.0
+                mdir = 2 if abs(ang) > 150 else 1 if ang > 45 else -1 if ang < -45 else 0
+                node_rows.append((li, lo, lanes, mask, cls, g, cyc, turn_s, "", [], mdir))
+        for r in node_rows:
+            if r[4] == YIELD:
+                conflicts[(r[0], r[1])] = {(q[0], q[1]) for q in node_rows if q[0] in major and q[0] != r[0]}
+        rows.extend(node_rows)
+    return _build(L, rows, conflicts, link_lanemask)

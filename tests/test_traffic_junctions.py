@@ -1,0 +1,228 @@
+"""The built-in model's junction model: signal and give-way capacities, merges, gridlock, closures.
+
+Each test builds a small network, feeds it above capacity and measures discharge against the formula the
+model claims to follow (green share x saturation flow; HBS gap acceptance; merge shares by capacity).
+"""
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from conftest import make_twin
+from networks import junctions as J
+from networks.graph import CityGraph
+
+SAT = 1800.0  # veh/h/lane, the config default
+
+
+def _city(nodes: dict, links: list, signal: tuple = ()) -> CityGraph:
+    """nodes {id: (x, y)}; links [(u, v, lanes, road_class, capacity_vph)]; straight links, 13.89 m/s."""
+    G = nx.MultiDiGraph()
+    for n, (x, y) in nodes.items():
+        G.add_node(n, x=float(x), y=float(y), lon=np.nan, lat=np.nan, signal=n in signal)
+    for u, v, lanes, rc, cap in links:
+        (xu, yu), (xv, yv) = nodes[u], nodes[v]
+        G.add_edge(u, v, id=f"{u}>{v}", length_m=math.hypot(xv - xu, yv - yu), lanes=lanes, speed_mps=13.89,
+                   capacity_vph=float(cap), road_class=rc)
+    city = CityGraph(G, name="t")
+    city.source = "test"
+    return city
+
+
+def _twin(city, duration=3600, traffic=None):
+    tw = make_twin({"city": {"source": "line"}, "time": {"duration_s": duration, "step_s": 1, "record_interval_s": duration},
+                    "traffic": {"reroute_share": 0.0, **(traffic or {})}}, city=city)
+    tw.setup()
+    return tw
+
+
+def _exits_between(tw, link: int, t0: float, t1: float) -> int:
+    """Vehicles leaving ``link`` in (t0, t1] (runs the clock to t1; records come only at the end)."""
+    T = tw.traffic
+    tw.env.run(until=t0)
+    T._catch_up()
+    T.cnt_exit[:] = 0
+    tw.env.run(until=t1)
+    T._catch_up()
+    return int(T.cnt_exit[link])
+
+
+def _uniform(tw, o, d, rate_vph, t0, t1):
+    n = int((t1 - t0) * rate_vph / 3600.0)
+    c = tw.city
+    tw.traffic.add_trips(np.full(n, c.node_index(o), np.int32), np.full(n, c.node_index(d), np.int32),
+                         t0 + np.arange(n) * 3600.0 / rate_vph)
+
+
+def test_green_shares_from_a_signal_program():
+    """Effective green = green + yellow - 4 s lost per green interval, over the cycle; always green = 1."""
+    g, cycle = J.green_shares([(30.0, "Gr"), (3.0, "yr"), (2.0, "rr"), (50.0, "rG"), (5.0, "ry")])
+    assert cycle == 90.0
+    assert g[0] == pytest.approx((30 + 3 - 4) / 90)
+    assert g[1] == pytest.approx((50 + 5 - 4) / 90)
+    g, _ = J.green_shares([(10.0, "GG"), (10.0, "Gr")])
+    assert g[0] == 1.0
+
+
+def test_signalised_approach_discharges_at_green_share_times_saturation_flow():
+    """An oversaturated two-lane approach to a signal with green share 0.4 passes 0.4 x 1800 x 2 veh/h (±5%)."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (800, 0), "s": (400, -400)},
+                 [("a", "b", 2, "primary", 3600), ("b", "c", 2, "primary", 3600), ("s", "b", 1, "primary", 1800)],
+                 signal=("b",))
+    j = city.junctions()
+    m = j.movement(city.link_index("a>b"), city.link_index("b>c"))
+    assert j.mv_class[m] == J.SIGNAL
+    j.mv_green[m] = 0.4
+    j.mv_cycle[m] = 90.0
+    tw = _twin(city)
+    _uniform(tw, "a", "c", 2500.0, 0.0, 3000.0)
+    n = _exits_between(tw, city.link_index("a>b"), 900.0, 2700.0)
+    assert n * 2.0 == pytest.approx(0.4 * SAT * 2, rel=0.05)  # veh/h over 1800 s
+    # and the queue is real: the approach holds vehicles
+    assert tw.traffic.q_count[city.link_index("a>b")] > 20
+
+
+def _t_junction():
+    # major road w -> j -> e (primary), minor road s -> j -> e (residential) merging into it
+    return _city({"w": (0, 0), "j": (600, 0), "e": (1200, 0), "s": (600, -600)},
+                 [("w", "j", 1, "primary", 1800), ("j", "e", 2, "primary", 3600), ("s", "j", 1, "residential", 1800)])
+
+
+@pytest.mark.parametrize("q_major", [0.0, 400.0, 800.0])
+def test_minor_stream_capacity_falls_with_major_flow_as_hbs_says(q_major):
+    """Minor stream capacity = 3600/t_f exp(-q_p/3600 (t_g - t_f/2)) veh/h (a right turn: t_f 3.0 s; t_g 6.4 s), ±8%."""
+    city = _t_junction()
+    j = city.junctions()
+    m = j.movement(city.link_index("s>j"), city.link_index("j>e"))
+    assert j.mv_class[m] == J.YIELD and j.mv_dir[m] == -1  # s -> j -> e turns right
+    assert j.movement(city.link_index("w>j"), city.link_index("j>e")) in j.cf_mv[j.cf_ptr[m]:j.cf_ptr[m + 1]]
+    tw = _twin(city)
+    if q_major:
+        _uniform(tw, "w", "e", q_major, 0.0, 3400.0)
+    _uniform(tw, "s", "e", 1500.0, 0.0, 3400.0)
+    n = _exits_between(tw, city.link_index("s>j"), 1000.0, 3000.0)
+    expected = 3600.0 / 3.0 * math.exp(-q_major / 3600.0 * (6.4 - 3.0 / 2))
+    assert n * 1.8 == pytest.approx(expected, rel=0.08)
+
+
+def test_merge_shares_downstream_supply_in_proportion_to_capacity():
+    """Two priority approaches (1800 and 900 veh/h) into a 600 veh/h bottleneck get 2:1 of it (±10%)."""
+    city = _city({"a": (0, 300), "b": (0, -300), "j": (400, 0), "c": (800, 0), "d": (1600, 0)},
+                 [("a", "j", 1, "primary", 1800), ("b", "j", 1, "primary", 900), ("j", "c", 1, "primary", 600),
+                  ("c", "d", 1, "primary", 1800)])
+    tw = _twin(city, traffic={"junctions": False})
+    _uniform(tw, "a", "d", 1500.0, 0.0, 3400.0)
+    _uniform(tw, "b", "d", 800.0, 0.0, 3400.0)
+    T = tw.traffic
+    tw.env.run(until=1200)
+    T._catch_up()
+    T.cnt_exit[:] = 0
+    tw.env.run(until=3000)
+    T._catch_up()
+    na, nb = T.cnt_exit[city.link_index("a>j")], T.cnt_exit[city.link_index("b>j")]
+    assert (na + nb) * 2.0 == pytest.approx(600.0, rel=0.05)  # the bottleneck is full
+    assert na / nb == pytest.approx(2.0, rel=0.10)
+
+
+def _ring_city():
+    # a one-way square block with a long approach: fills to gridlock when everybody circles it
+    pts = {"a": (0, 0), "b": (60, 0), "c": (60, 60), "d": (0, 60), "x": (-600, 0)}
+    return _city(pts, [("a", "b", 1, "residential", 1800), ("b", "c", 1, "residential", 1800),
+                       ("c", "d", 1, "residential", 1800), ("d", "a", 1, "residential", 1800),
+                       ("x", "a", 1, "residential", 1800), ("a", "x", 1, "residential", 1800)])
+
+
+@pytest.mark.parametrize("gridlock_s", [300.0, 86400.0])
+def test_no_vehicle_lost_in_a_gridlock(gridlock_s):
+    """Cars circling a block lock it; every car is always in exactly one state, with or without the gridlock rule."""
+    city = _ring_city()
+    tw = _twin(city, duration=2400, traffic={"gridlock_time_s": gridlock_s})
+    c = city.node_index
+    n = 200
+    # from each corner to the corner before it: three sides of the block each
+    o = np.array([c(k) for k in "abcd"] * (n // 4), np.int32)
+    d = np.array([c(k) for k in "dabc"] * (n // 4), np.int32)
+    tw.traffic.add_trips(o, d, np.arange(n) * 0.5)
+    T = tw.traffic
+    for t in range(60, 2400, 60):
+        tw.env.run(until=t)
+        T._catch_up()
+        k = T.counts()
+        assert k["total"] == (k["arrived"] + k["running"] + k["pending_due"] + k["pending_future"]
+                              + k["unroutable"] + k["stranded"])
+        assert k["in_queues"] + k["priority_running"] == k["running"]
+    kp = T.kpis()
+    assert kp["trips_completed"].value < n  # it does lock
+    if gridlock_s < 2400:
+        assert kp["gridlock_resolutions"].value > 0  # the rule moves heads on, one per gridlock time ...
+        assert kp["trips_completed"].value >= kp["gridlock_resolutions"].value  # ... and they finish
+    else:
+        assert kp["gridlock_resolutions"].value == 0
+
+
+def test_gridlock_rule_moves_only_the_first_vehicle_after_it_stood_still():
+    """Resolutions never come before gridlock_time_s of standing, and the waited time stays in travel time."""
+    city = _ring_city()
+    tw = _twin(city, duration=2400, traffic={"gridlock_time_s": 300.0})
+    c = city.node_index
+    n = 200
+    tw.traffic.add_trips(np.array([c(k) for k in "abcd"] * (n // 4), np.int32),
+                         np.array([c(k) for k in "dabc"] * (n // 4), np.int32), np.arange(n) * 0.5)
+    T = tw.traffic
+    tw.env.run(until=2400)
+    T._catch_up()
+    assert T.kpis()["gridlock_resolutions"].value > 0
+    done = T.v_status[:n] == 0
+    tt = (T.v_arrive[:n] - T.v_depart[:n])[done]
+    assert tt.max() > 300.0  # the moved vehicles stood 300 s first and keep that time
+    assert np.all(tt >= T.v_fft[:n][done] - 1e-6)
+
+
+def test_closed_link_carries_nothing_and_reports_no_speed():
+    """A link closed from the start has zero flow and NaN speed (not free-flow) in every record."""
+    doc = {"seed": 5, "city": {"source": "grid", "grid": {"nx": 5, "ny": 5, "spacing_m": 150}, "zone_cell_m": 300},
+           "time": {"duration_s": 1800, "step_s": 1, "record_interval_s": 300},
+           "demand": {"trips": 3000, "model": "uniform"},
+           "traffic": {"closures": [{"link": "n2_2>n3_2", "start_s": 0}]}}
+    ds = make_twin(doc).run()
+    sel = ds.sel(link="n2_2>n3_2")
+    assert np.all(sel["link_flow"].values == 0)
+    assert np.all(np.isnan(sel["link_speed"].values))
+    open_link = ds.sel(link="n1_2>n2_2")
+    assert np.all(np.isfinite(open_link["link_speed"].values))
+    ff = ds["link_length"] / ds["link_freeflow_speed"]
+    assert float(ff.sel(link="n1_2>n2_2")) == pytest.approx(150.0 / 13.89, rel=1e-6)  # free flow means free flow
+
+
+def test_junction_model_is_reproducible_bit_for_bit():
+    """Same scenario and seed give identical results with the junction model on (signals and give-way)."""
+    doc = {"seed": 9, "city": {"source": "radial", "radial": {"rings": 3, "spokes": 6}, "zone_cell_m": 500},
+           "time": {"duration_s": 1500, "step_s": 1, "record_interval_s": 300},
+           "demand": {"trips": 2500, "end_s": 1000}}
+    a, b = make_twin(doc).run(), make_twin(doc).run()
+    for ds in (a, b):
+        ds.attrs = {k: v for k, v in ds.attrs.items() if k not in ("created", "wall_time_s")}
+    assert a.identical(b)
+    assert float(a["kpi_traffic_trips_completed"]) > 1000
+
+
+def test_routing_queries_work_on_the_built_in_model():
+    """route(), travel_time_s() and times_to() answer on meso (issue 14: an array shadowed _costs())."""
+    doc = {"seed": 2, "city": {"source": "grid", "grid": {"nx": 4, "ny": 4, "spacing_m": 200}, "zone_cell_m": 400},
+           "time": {"duration_s": 600, "step_s": 1, "record_interval_s": 300}, "demand": {"trips": 200}}
+    tw = make_twin(doc)
+    tw.setup()
+    tw.env.run(until=300)
+    T = tw.traffic
+    path = T.route("n0_0", "n3_3")
+    assert len(path) == 6
+    tt = T.travel_time_s("n0_0", "n3_3")
+    assert tt >= 6 * 200.0 / 13.89
+    free = T.travel_time_s("n0_0", "n3_3", congested=False)
+    assert free <= tt + 1e-9
+    times = T.times_to("n3_3")
+    assert times[tw.city.node_index("n0_0")] == pytest.approx(tt)
+    assert times[tw.city.node_index("n3_3")] == 0.0
