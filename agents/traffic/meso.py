@@ -67,6 +67,16 @@ class MesoTraffic(Domain, TrafficBackend):
             cap = np.full(self.L, 1e9)
             storage = np.maximum(storage, 10_000).astype(np.int32)
         self._setup_junctions(twin, cap)
+        if len(self.mv_delay) and not self.freeflow:
+            # MATSim's floor counts the whole time a vehicle holds the link: its free-flow time plus the longest
+            # fixed delay of its end junction (turn on the internal lane, signal's uniform delay). In SUMO a
+            # turning vehicle stands on the junction's internal lane, outside the link; without this a short
+            # link with an 8 s turn holds 2 vehicles and passes 2 / 8 s, and chains of them lock junction
+            # clusters (Bad Hersfeld baseline: 2,177 gridlock resolutions -> see docs/traffic_model.md)
+            has = np.diff(self.mv_ptr) > 0
+            dmax = np.maximum.reduceat(np.append(self.mv_delay, 0.0), self.mv_ptr[:-1])
+            dmax = np.where(has, dmax, 0.0)
+            storage = np.maximum(storage, np.floor((self.fft + dmax) * cap + 1e-9)).astype(np.int32)
         self.cap_rate = cap.astype(_F)
         self.storage = storage
         self.qcap = storage  # ring-buffer size per link: never more vehicles than fit
@@ -164,7 +174,7 @@ class MesoTraffic(Domain, TrafficBackend):
             for m in range(len(tl)):
                 feeds.setdefault(int(j.mv_out[m]), set()).add(tl[m])
             for m in np.flatnonzero(webster > 0):
-                if feeds.get(int(mv_in[m])) == {tl[m]}:
+                if tl[m] and feeds.get(int(mv_in[m])) == {tl[m]}:  # graph-derived signals have no controller id
                     webster[m] = 0.0
             self.mv_delay = (j.mv_turn_s + webster).astype(_F)
             # who gives way: unsignalised yield/stop/all-way streams, and permissive (never protected) greens

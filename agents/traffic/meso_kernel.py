@@ -80,79 +80,80 @@ def find_movement(mv_ptr, mv_out, l, b):
     return -1
 
 
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def _next_movement(v, b, pos, V, T, M):
+@njit(cache=True, inline="always")
+def _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out):
     """Movement ``v`` will take at the end of link ``b`` (its route position ``pos``): -1 if it ends there."""
-    if pos + 1 >= V.rlen[v]:
+    if pos + 1 >= v_rlen[v]:
         return -1
-    return find_movement(M.ptr, M.out, b, T.route_buf[V.rstart[v] + pos + 1])
+    return find_movement(mv_ptr, mv_out, b, route_buf[v_rstart[v] + pos + 1])
 
 
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def _enter(v, b, m, te, tlo, L, V, M):
+@njit(cache=True, inline="always")
+def _enter(v, b, m, te, tlo, q_buf, q_off, qcap, q_head, q_count, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay):
     """Append ``v`` to link ``b`` at ``te``, heading for movement ``m``; among vehicles that entered in this
     same step keep the queue ordered by exit time (their order within a step is an artefact of processing)."""
-    k = L.q_count[b]
-    L.q_count[b] += 1
-    V.link[v] = b
-    V.enter[v] = te
-    V.mv[v] = m
-    V.exit[v] = te + L.fft[b] / V.sf[v] + (M.delay[m] if m >= 0 else 0.0)
-    off = L.q_off[b]
-    qc = L.qcap[b]
-    h = L.q_head[b]
+    k = q_count[b]
+    q_count[b] += 1
+    v_link[v] = b
+    v_enter[v] = te
+    v_mv[v] = m
+    v_exit[v] = te + fft[b] / v_sf[v] + (mv_delay[m] if m >= 0 else 0.0)
+    off = q_off[b]
+    qc = qcap[b]
+    h = q_head[b]
     while k > 0:
-        prev = L.q_buf[off + (h + k - 1) % qc]
-        if V.enter[prev] <= tlo or V.exit[prev] <= V.exit[v]:
+        prev = q_buf[off + (h + k - 1) % qc]
+        if v_enter[prev] <= tlo or v_exit[prev] <= v_exit[v]:
             break
-        L.q_buf[off + (h + k) % qc] = prev
+        q_buf[off + (h + k) % qc] = prev
         k -= 1
-    L.q_buf[off + (h + k) % qc] = v
+    q_buf[off + (h + k) % qc] = v
 
 
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def _remove_at(l, k, L):
+@njit(cache=True, inline="always")
+def _remove_at(l, k, q_buf, q_off, qcap, q_head, q_count):
     """Take the ``k``-th vehicle (0 = head) out of link ``l``'s queue, keeping the others in order."""
-    off = L.q_off[l]
-    qc = L.qcap[l]
-    h = L.q_head[l]
+    off = q_off[l]
+    qc = qcap[l]
+    h = q_head[l]
     for i in range(k, 0, -1):
-        L.q_buf[off + (h + i) % qc] = L.q_buf[off + (h + i - 1) % qc]
-    L.q_head[l] = (h + 1) % qc
-    L.q_count[l] -= 1
+        q_buf[off + (h + i) % qc] = q_buf[off + (h + i - 1) % qc]
+    q_head[l] = (h + 1) % qc
+    q_count[l] -= 1
 
 
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def _leave(l, k, v, te, L, V, M):
+@njit(cache=True, inline="always")
+def _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow,
+           lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len):
     """Take vehicle ``v`` (queue position ``k``) off link ``l`` at ``te``: capacity used, exit, distance, time booked."""
-    _remove_at(l, k, L)
-    L.acc[l] -= 1.0
-    L.cnt_exit[l] += 1
-    L.sum_tt[l] += te - V.enter[v]
-    m = V.mv[v]
-    jd = te - V.exit[v] if te > V.exit[v] else 0.0
+    _remove_at(l, k, q_buf, q_off, qcap, q_head, q_count)
+    acc[l] -= 1.0
+    cnt_exit[l] += 1
+    sum_tt[l] += te - v_enter[v]
+    m = v_mv[v]
+    jd = te - v_exit[v] if te > v_exit[v] else 0.0
     if m >= 0:
-        jd += M.delay[m]
-        V.dist[v] += M.len[m]  # the junction's internal lane (SUMO networks)
-    L.sum_jd[l] += jd
-    L.q_lastexit[l] = te
-    dtf = te - L.t_flow[l]
-    L.flow[l] = (L.flow[l] * np.exp(-dtf / 120.0) if dtf > 0 else L.flow[l]) + 1.0 / 120.0
+        jd += mv_delay[m]
+        v_dist[v] += mv_len[m]  # the junction's internal lane (SUMO networks)
+    sum_jd[l] += jd
+    q_lastexit[l] = te
+    dtf = te - lt_flow[l]
+    lflow[l] = (lflow[l] * np.exp(-dtf / 120.0) if dtf > 0 else lflow[l]) + 1.0 / 120.0
     if dtf > 0:
-        L.t_flow[l] = te
-    V.dist[v] += L.length[l]
-    V.fft[v] += L.fft[l]
+        lt_flow[l] = te
+    v_dist[v] += length[l]
+    v_fft[v] += fft[l]
 
 
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def _finish(v, te, status, V, T):
+@njit(cache=True, inline="always")
+def _finish(v, te, status, v_status, v_arrive, v_link, v_watch, watch_out, watch_n):
     """End ``v``'s trip at ``te`` with ``status``; report it if someone waits on its arrival event."""
-    V.status[v] = status
-    V.arrive[v] = te
-    V.link[v] = -1
-    if V.watch[v]:
-        T.watch_out[T.watch_n[0]] = v
-        T.watch_n[0] += 1
+    v_status[v] = status
+    v_arrive[v] = te
+    v_link[v] = -1
+    if v_watch[v]:
+        watch_out[watch_n[0]] = v
+        watch_n[0] += 1
 
 
 @njit(cache=True)
@@ -209,154 +210,49 @@ def _reroute(v, cur_link, from_node, v_dest, dest_slot, nh, link_to, route_buf, 
     return 1
 
 
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def _decayed_flow(M, m, t, tau):
+@njit(cache=True, inline="always")
+def _decayed_flow(m, t, tau, mv_flow, mv_tflow):
     """Movement ``m``'s recent flow (veh/s) at ``t``: an exponential moving average with time constant ``tau``."""
-    dtf = t - M.t_flow[m]
-    return M.flow[m] * np.exp(-dtf / tau) if dtf > 0 else M.flow[m]
+    dtf = t - mv_tflow[m]
+    return mv_flow[m] * np.exp(-dtf / tau) if dtf > 0 else mv_flow[m]
 
 
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def movement_rate(M, m, t, f, tau):
+@njit(cache=True)
+def movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg):
     """Capacity (veh/s) of movement ``m`` at ``t`` with the link's capacity factor ``f``.
 
     Priority/zipper: saturation flow x lanes; signal: that x effective green share; a stream that gives way
-    (yield, stop, all-way, permissive green): HBS gap acceptance, lanes / t_f x exp(-q_p (t_g - t_f/2)),
+    (yield, stop, all-way, permissive green): HBS gap acceptance, 1 / t_f x exp(-q_p (t_g - t_f/2)),
     q_p the live flow of the movements it gives way to, capped by the former.
     """
-    rate = M.rate[m] * f
-    if M.cf_ptr[m + 1] > M.cf_ptr[m]:
+    rate = mv_rate[m] * f
+    if cf_ptr[m + 1] > cf_ptr[m]:
         qp = 0.0
-        for k in range(M.cf_ptr[m], M.cf_ptr[m + 1]):
-            qp += _decayed_flow(M, M.cf_mv[k], t, tau)
-        tf = M.t_f[m]
-        gap = f / tf * np.exp(-qp * (M.t_g[m] - 0.5 * tf))
+        for k in range(cf_ptr[m], cf_ptr[m + 1]):
+            qp += _decayed_flow(cf_mv[k], t, tau, mv_flow, mv_tflow)
+        tf = mv_tf[m]
+        gap = f / tf * np.exp(-qp * (mv_tg[m] - 0.5 * tf))
         if gap < rate:
             rate = gap
     return rate
 
 
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def _movement_ready(M, m, t, dt, f, tau):
+@njit(cache=True, inline="always")
+def _movement_ready(m, t, dt, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc):
     """Top up movement ``m``'s capacity account to ``t``; True if a whole vehicle may pass now."""
-    rate = movement_rate(M, m, t, f, tau)
-    a = M.acc[m] + rate * (t - M.t_acc[m])
+    rate = movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg)
+    a = mv_acc[m] + rate * (t - mv_tacc[m])
     cmax = rate * dt + 1.0
-    M.acc[m] = a if a < cmax else cmax
-    M.t_acc[m] = t
-    return M.acc[m] >= 1.0 - 1e-9
+    mv_acc[m] = a if a < cmax else cmax
+    mv_tacc[m] = t
+    return mv_acc[m] >= 1.0 - 1e-9
 
 
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def _movement_take(M, m, t, tau):
-    M.acc[m] -= 1.0
-    M.flow[m] = _decayed_flow(M, m, t, tau) + 1.0 / tau
-    M.t_flow[m] = t
-
-
-@njit(cache=True, inline="always")  # inlined: no per-call cost of passing the array tuples
-def _serve_link(l, t, tlo, dt, L, M, V, T, n_nodes, gridlock_s, tau):
-    """Let the vehicles at the end of link ``l`` leave as capacity, movements and room downstream allow.
-
-    Returns the kernel flags (NEED_ROUTE_SPACE when a reroute found the route buffer full).
-    """
-    flags = 0
-    f = L.cap_factor[l]
-    fo = f if f > 0.0 else 1.0  # a closed link still drains the vehicles already on it
-    c = L.cap_rate[l] * fo * dt
-    cmax = c + 1.0  # carry at most one vehicle's worth: a fractional rate keeps its remainder
-    a = L.acc[l] + c
-    L.acc[l] = a if a < cmax else cmax
-    full = L.lanemask[l]
-    blocked = np.int64(0)
-    k = 0
-    scanned = 0
-    while k < L.q_count[l] and scanned < MAX_SCAN:
-        if L.acc[l] < 1.0 - 1e-9:  # tolerance: 6 x (1/6) may sum to 0.99999
-            break
-        v = L.q_buf[L.q_off[l] + (L.q_head[l] + k) % L.qcap[l]]
-        if V.exit[v] > t:
-            break
-        scanned += 1
-        m = V.mv[v]
-        mask = M.lanemask[m] if m >= 0 else full
-        if (mask & ~blocked) == 0:  # every lane it may use is held by a blocked vehicle ahead
-            k += 1
-            continue
-        te = V.exit[v] if V.exit[v] > tlo else t
-        pos = V.rpos[v] + 1
-        if pos >= V.rlen[v]:  # leaves the network: arrived
-            _leave(l, k, v, te, L, V, M)
-            _finish(v, te, ARRIVED, V, T)
-            continue
-        b = T.route_buf[V.rstart[v] + pos]
-        if L.cap_factor[b] <= 0.0:  # next link closed: re-route from here
-            r = _reroute(v, l, L.link_to[l], V.dest, T.dest_slot, T.nh, L.link_to, T.route_buf, T.route_used,
-                         V.rstart, V.rlen, V.rpos, n_nodes)
-            if r < 0:
-                flags |= NEED_ROUTE_SPACE
-                break
-            if r == 0 or V.rlen[v] < 2:  # no way on: the vehicle is stranded here
-                _leave(l, k, v, te, L, V, M)
-                _finish(v, te, STRANDED, V, T)
-                continue
-            pos = 1
-            b = T.route_buf[V.rstart[v] + 1]
-            m = find_movement(M.ptr, M.out, l, b)
-            V.mv[v] = m
-            mask = M.lanemask[m] if m >= 0 else full
-            if L.cap_factor[b] <= 0.0:
-                blocked |= mask
-                k += 1
-                continue
-        room = L.q_count[b] < L.storage[b] and ring_allows(l, b, L.link_ring, L.ring_ptr, L.ring_links,
-                                                           L.ring_cap, L.q_count)
-        if room and L.keep_clear[b] and pos + 1 < V.rlen[v]:  # SUMO's keep-clear: do not stop inside a junction
-            c2 = T.route_buf[V.rstart[v] + pos + 1]
-            room = L.q_count[c2] < L.storage[c2]
-        ok = room
-        if ok and m >= 0:
-            ok = _movement_ready(M, m, t, dt, fo, tau)
-        if not ok:
-            # SUMO's gridlock rule: the first vehicle of the queue, standing still for gridlock_s, jumps along
-            # its route to the next link with room, taking the free-flow time of the links it skips.
-            stand0 = V.exit[v] if V.exit[v] > L.q_lastexit[l] else L.q_lastexit[l]
-            if k == 0 and t - stand0 >= gridlock_s:
-                p2 = pos
-                skip_len = 0.0
-                skip_fft = 0.0
-                found = -1
-                while p2 < V.rlen[v] and p2 - pos < 30:
-                    c2 = T.route_buf[V.rstart[v] + p2]
-                    if p2 > pos and L.cap_factor[c2] > 0.0 and L.q_count[c2] < L.storage[c2]:
-                        found = p2
-                        break
-                    skip_len += L.length[c2]
-                    skip_fft += L.fft[c2] / V.sf[v]
-                    p2 += 1
-                if found >= 0 or p2 >= V.rlen[v]:
-                    _leave(l, k, v, te, L, V, M)
-                    V.dist[v] += skip_len
-                    V.fft[v] += skip_fft
-                    T.gridlocks[0] += 1
-                    if found < 0:  # jumped to the end of its route
-                        _finish(v, te + skip_fft, ARRIVED, V, T)
-                        continue
-                    V.rpos[v] = found
-                    b2 = T.route_buf[V.rstart[v] + found]
-                    _enter(v, b2, _next_movement(v, b2, found, V, T, M), te + skip_fft, tlo, L, V, M)
-                    continue
-            blocked |= mask
-            if (blocked & full) == full:
-                break
-            k += 1
-            continue
-        if m >= 0:
-            _movement_take(M, m, t, tau)
-        _leave(l, k, v, te, L, V, M)
-        V.rpos[v] = pos
-        _enter(v, b, _next_movement(v, b, pos, V, T, M), te, tlo, L, V, M)
-    return flags
+@njit(cache=True, inline="always")
+def _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow):
+    mv_acc[m] -= 1.0
+    mv_flow[m] = _decayed_flow(m, t, tau, mv_flow, mv_tflow) + 1.0 / tau
+    mv_tflow[m] = t
 
 
 @njit(cache=True)
@@ -369,23 +265,28 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
     departure or a forced reroute was deferred for lack of route-buffer space; the caller grows the
     buffer and calls again. Deferred actions simply happen a step later, deterministically.
     """
-    nL = L.link_to.shape[0]
-    n_nodes = T.nh.shape[1]
-    n_dep = T.dep_order.shape[0]
-    N = L.in_ptr.shape[0] - 1
+    # every array as a local, unpacked once: numba increfs each member of a named tuple whenever the tuple is
+    # bound to a new name (an inlined call, an assignment), 76 atomic increfs per helper call in the hot loop
+    (link_to, length, fft, cap_rate, storage, qcap, q_off, cap_factor, acc, q_buf, q_head, q_count, q_lastexit,
+     l_lanemask, link_ring, ring_ptr, ring_links, ring_cap, in_ptr, in_links, wait_head, wait_tail, wl_links, wl_n,
+     in_wl, cnt_exit, sum_tt, occ, sum_jd, lflow, lt_flow, keep_clear) = L
+    (mv_ptr, mv_out, mv_lanemask, mv_cls, mv_rate, mv_delay, mv_tf, mv_tg, cf_ptr, cf_mv, mv_acc, mv_tacc, mv_flow,
+     mv_tflow, mv_len) = M
+    (v_dest, v_status, v_link, v_enter, v_exit, v_depart, v_arrive, v_dist, v_fft, v_rstart, v_rlen, v_rpos, v_next,
+     v_sf, v_prio, v_watch, v_orig, v_mv) = V
+    (route_buf, route_used, dest_slot, nh, dep_order, dep_ptr, prio_ids, prio_n, watch_out, watch_n, gridlocks) = T
+    nL = link_to.shape[0]
+    n_nodes = nh.shape[1]
+    n_dep = dep_order.shape[0]
+    N = in_ptr.shape[0] - 1
     maxdeg = 1
     for n in range(N):
-        d = L.in_ptr[n + 1] - L.in_ptr[n]
+        d = in_ptr[n + 1] - in_ptr[n]
         if d > maxdeg:
             maxdeg = d
     order = np.empty(maxdeg, np.int64)
     keys = np.empty(maxdeg)
     flags = 0
-    # arrays of the hot node loop as locals (one reference each, not one per access)
-    in_ptr, in_links, q_count, acc, cap_rate, cap_factor = L.in_ptr, L.in_links, L.q_count, L.acc, L.cap_rate, \
-        L.cap_factor
-    lflow, lt_flow, occ = L.flow, L.t_flow, L.occ
-    q_buf, q_off, q_head, qcap, v_exit = L.q_buf, L.q_off, L.q_head, L.qcap, V.exit
     for s in range(n_steps):
         t = t0 + (s + 1) * dt
         tlo = t - dt
@@ -406,14 +307,15 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     cm = cap_rate[l] * dt + 1.0
                     acc[l] = a if a < cm else cm
                     continue
-                if v_exit[q_buf[q_off[l] + q_head[l]]] > t:
-                    # nobody due at the end of this link: only its capacity account moves (as _serve_link
-                    # would do before finding its head in transit); skipping it here keeps the hot loop on
-                    # local arrays, a several-fold saving on busy networks (most links have no one due)
-                    fo = cap_factor[l] if cap_factor[l] > 0.0 else 1.0
-                    c = cap_rate[l] * fo * dt
-                    a = acc[l] + c
-                    acc[l] = a if a < c + 1.0 else c + 1.0
+                # top up the capacity account (a closed link still drains the vehicles already on it); carry
+                # at most one vehicle's worth, so a fractional rate keeps its remainder
+                fo = cap_factor[l] if cap_factor[l] > 0.0 else 1.0
+                c = cap_rate[l] * fo * dt
+                a = acc[l] + c
+                acc[l] = a if a < c + 1.0 else c + 1.0
+                if v_exit[q_buf[q_off[l] + q_head[l]]] > t or acc[l] < 1.0 - 1e-9:
+                    # nobody due at the end of this link, or no capacity left this step: nobody can leave, and
+                    # skipping it here keeps the hot loop on local arrays (most links have no one due)
                     continue
                 # the in-link whose recent outflow is lowest relative to its capacity goes first: over time
                 # each saturated in-link gets downstream room in proportion to its capacity (Tampere et al.
@@ -432,118 +334,211 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                 order[j] = l
                 cnt += 1
             for i in range(cnt):
-                flags |= _serve_link(order[i], t, tlo, dt, L, M, V, T, n_nodes, gridlock_s, tau)
+                l = order[i]
+                # --- serve link l: let the vehicles at its end leave as capacity, movements and room allow
+                f = cap_factor[l]
+                fo = f if f > 0.0 else 1.0  # a closed link still drains the vehicles already on it
+                # (its capacity account was topped up for this step by the caller)
+                full = l_lanemask[l]
+                blocked = np.int64(0)
+                k = 0
+                scanned = 0
+                while k < q_count[l] and scanned < MAX_SCAN:
+                    if acc[l] < 1.0 - 1e-9:  # tolerance: 6 x (1/6) may sum to 0.99999
+                        break
+                    v = q_buf[q_off[l] + (q_head[l] + k) % qcap[l]]
+                    if v_exit[v] > t:
+                        break
+                    scanned += 1
+                    m = v_mv[v]
+                    mask = mv_lanemask[m] if m >= 0 else full
+                    if (mask & ~blocked) == 0:  # every lane it may use is held by a blocked vehicle ahead
+                        k += 1
+                        continue
+                    te = v_exit[v] if v_exit[v] > tlo else t
+                    pos = v_rpos[v] + 1
+                    if pos >= v_rlen[v]:  # leaves the network: arrived
+                        _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                        _finish(v, te, ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
+                        continue
+                    b = route_buf[v_rstart[v] + pos]
+                    if cap_factor[b] <= 0.0:  # next link closed: re-route from here
+                        r = _reroute(v, l, link_to[l], v_dest, dest_slot, nh, link_to, route_buf, route_used,
+                                     v_rstart, v_rlen, v_rpos, n_nodes)
+                        if r < 0:
+                            flags |= NEED_ROUTE_SPACE
+                            break
+                        if r == 0 or v_rlen[v] < 2:  # no way on: the vehicle is stranded here
+                            _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                            _finish(v, te, STRANDED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
+                            continue
+                        pos = 1
+                        b = route_buf[v_rstart[v] + 1]
+                        m = find_movement(mv_ptr, mv_out, l, b)
+                        v_mv[v] = m
+                        mask = mv_lanemask[m] if m >= 0 else full
+                        if cap_factor[b] <= 0.0:
+                            blocked |= mask
+                            k += 1
+                            continue
+                    room = q_count[b] < storage[b] and ring_allows(l, b, link_ring, ring_ptr, ring_links,
+                                                                       ring_cap, q_count)
+                    if room and keep_clear[b] and pos + 1 < v_rlen[v]:  # SUMO's keep-clear: do not stop inside a junction
+                        c2 = route_buf[v_rstart[v] + pos + 1]
+                        room = q_count[c2] < storage[c2]
+                    ok = room
+                    if ok and m >= 0:
+                        ok = _movement_ready(m, t, dt, fo, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc)
+                    if not ok:
+                        # SUMO's gridlock rule: the first vehicle of the queue, standing still for gridlock_s, jumps along
+                        # its route to the next link with room, taking the free-flow time of the links it skips.
+                        stand0 = v_exit[v] if v_exit[v] > q_lastexit[l] else q_lastexit[l]
+                        if k == 0 and t - stand0 >= gridlock_s:
+                            p2 = pos
+                            skip_len = 0.0
+                            skip_fft = 0.0
+                            found = -1
+                            while p2 < v_rlen[v] and p2 - pos < 30:
+                                c2 = route_buf[v_rstart[v] + p2]
+                                if p2 > pos and cap_factor[c2] > 0.0 and q_count[c2] < storage[c2]:
+                                    found = p2
+                                    break
+                                skip_len += length[c2]
+                                skip_fft += fft[c2] / v_sf[v]
+                                p2 += 1
+                            if found >= 0 or p2 >= v_rlen[v]:
+                                _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                                v_dist[v] += skip_len
+                                v_fft[v] += skip_fft
+                                gridlocks[0] += 1
+                                if found < 0:  # jumped to the end of its route
+                                    _finish(v, te + skip_fft, ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
+                                    continue
+                                v_rpos[v] = found
+                                b2 = route_buf[v_rstart[v] + found]
+                                _enter(v, b2, _next_movement(v, b2, found, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te + skip_fft, tlo, q_buf, q_off, qcap, q_head, q_count, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
+                                continue
+                        blocked |= mask
+                        if (blocked & full) == full:
+                            break
+                        k += 1
+                        continue
+                    if m >= 0:
+                        _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow)
+                    _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                    v_rpos[v] = pos
+                    _enter(v, b, _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
         # --- 2. priority vehicles (outside the queues, no capacity taken) -----------------------
         i = 0
-        while i < T.prio_n[0]:
-            v = T.prio_ids[i]
-            if V.exit[v] > t:
+        while i < prio_n[0]:
+            v = prio_ids[i]
+            if v_exit[v] > t:
                 i += 1
                 continue
-            te = V.exit[v] if V.exit[v] > tlo else t
-            l = V.link[v]
-            pos = V.rpos[v] + 1
-            done = pos >= V.rlen[v]
+            te = v_exit[v] if v_exit[v] > tlo else t
+            l = v_link[v]
+            pos = v_rpos[v] + 1
+            done = pos >= v_rlen[v]
             b = -1
             if not done:
-                b = T.route_buf[V.rstart[v] + pos]
-                if L.cap_factor[b] <= 0.0:
-                    r = _reroute(v, l, L.link_to[l], V.dest, T.dest_slot, T.nh, L.link_to, T.route_buf,
-                                 T.route_used, V.rstart, V.rlen, V.rpos, n_nodes)
+                b = route_buf[v_rstart[v] + pos]
+                if cap_factor[b] <= 0.0:
+                    r = _reroute(v, l, link_to[l], v_dest, dest_slot, nh, link_to, route_buf,
+                                 route_used, v_rstart, v_rlen, v_rpos, n_nodes)
                     if r < 0:
                         flags |= NEED_ROUTE_SPACE
                         i += 1
                         continue
-                    if r == 0 or V.rlen[v] < 2:
+                    if r == 0 or v_rlen[v] < 2:
                         done = True
-                        V.status[v] = STRANDED
+                        v_status[v] = STRANDED
                     else:
                         pos = 1
-                        b = T.route_buf[V.rstart[v] + 1]
-            V.dist[v] += L.length[l]
-            V.fft[v] += L.fft[l]
+                        b = route_buf[v_rstart[v] + 1]
+            v_dist[v] += length[l]
+            v_fft[v] += fft[l]
             if done:
-                _finish(v, te, STRANDED if V.status[v] == STRANDED else ARRIVED, V, T)
-                T.prio_n[0] -= 1
-                T.prio_ids[i] = T.prio_ids[T.prio_n[0]]
+                _finish(v, te, STRANDED if v_status[v] == STRANDED else ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
+                prio_n[0] -= 1
+                prio_ids[i] = prio_ids[prio_n[0]]
                 continue
-            V.rpos[v] = pos
-            V.link[v] = b
-            V.enter[v] = te
-            rate = L.cap_rate[b] * L.cap_factor[b]
-            wq = waiting_count(b, te, L.q_buf, L.q_off, L.q_head, L.q_count, L.qcap, V.exit)
-            m = _next_movement(v, b, pos, V, T, M)
-            jd = M.delay[m] if m >= 0 else 0.0
-            V.exit[v] = te + L.fft[b] / V.sf[v] + prio_queue_factor * (wq / rate + jd)
+            v_rpos[v] = pos
+            v_link[v] = b
+            v_enter[v] = te
+            rate = cap_rate[b] * cap_factor[b]
+            wq = waiting_count(b, te, q_buf, q_off, q_head, q_count, qcap, v_exit)
+            m = _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out)
+            jd = mv_delay[m] if m >= 0 else 0.0
+            v_exit[v] = te + fft[b] / v_sf[v] + prio_queue_factor * (wq / rate + jd)
             i += 1
         # --- 3. departures due in this step: route, then queue at the first link ----------------
-        while T.dep_ptr[0] < n_dep:
-            v = T.dep_order[T.dep_ptr[0]]
-            if V.depart[v] > t:
+        while dep_ptr[0] < n_dep:
+            v = dep_order[dep_ptr[0]]
+            if v_depart[v] > t:
                 break
-            o = V.orig[v]
-            d = V.dest[v]
+            o = v_orig[v]
+            d = v_dest[v]
             if o == d:
-                T.dep_ptr[0] += 1
-                _finish(v, V.depart[v], ARRIVED, V, T)
+                dep_ptr[0] += 1
+                _finish(v, v_depart[v], ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                 continue
-            if T.route_used[0] + n_nodes > T.route_buf.shape[0]:
+            if route_used[0] + n_nodes > route_buf.shape[0]:
                 flags |= NEED_ROUTE_SPACE
                 break
-            T.dep_ptr[0] += 1
-            row = T.dest_slot[d]
+            dep_ptr[0] += 1
+            row = dest_slot[d]
             n = -1
             if row >= 0:
-                n = follow_path(row, o, d, T.nh, L.link_to, T.route_buf, T.route_used[0], n_nodes)
+                n = follow_path(row, o, d, nh, link_to, route_buf, route_used[0], n_nodes)
             if n <= 0:
-                V.status[v] = UNROUTABLE
-                if V.watch[v]:
-                    T.watch_out[T.watch_n[0]] = v
-                    T.watch_n[0] += 1
+                v_status[v] = UNROUTABLE
+                if v_watch[v]:
+                    watch_out[watch_n[0]] = v
+                    watch_n[0] += 1
                 continue
-            V.rstart[v] = T.route_used[0]
-            V.rlen[v] = n
-            V.rpos[v] = 0
-            T.route_used[0] += n
-            b = T.route_buf[V.rstart[v]]
-            if V.prio[v]:
-                te = V.depart[v] if V.depart[v] > tlo else t
-                V.status[v] = RUNNING
-                V.link[v] = b
-                V.enter[v] = te
-                rate = L.cap_rate[b] * max(L.cap_factor[b], 1e-9)
-                wq = waiting_count(b, te, L.q_buf, L.q_off, L.q_head, L.q_count, L.qcap, V.exit)
-                m = _next_movement(v, b, 0, V, T, M)
-                jd = M.delay[m] if m >= 0 else 0.0
-                V.exit[v] = te + L.fft[b] / V.sf[v] + prio_queue_factor * (wq / rate + jd)
-                T.prio_ids[T.prio_n[0]] = v
-                T.prio_n[0] += 1
+            v_rstart[v] = route_used[0]
+            v_rlen[v] = n
+            v_rpos[v] = 0
+            route_used[0] += n
+            b = route_buf[v_rstart[v]]
+            if v_prio[v]:
+                te = v_depart[v] if v_depart[v] > tlo else t
+                v_status[v] = RUNNING
+                v_link[v] = b
+                v_enter[v] = te
+                rate = cap_rate[b] * max(cap_factor[b], 1e-9)
+                wq = waiting_count(b, te, q_buf, q_off, q_head, q_count, qcap, v_exit)
+                m = _next_movement(v, b, 0, v_rlen, v_rstart, route_buf, mv_ptr, mv_out)
+                jd = mv_delay[m] if m >= 0 else 0.0
+                v_exit[v] = te + fft[b] / v_sf[v] + prio_queue_factor * (wq / rate + jd)
+                prio_ids[prio_n[0]] = v
+                prio_n[0] += 1
                 continue
-            V.next[v] = -1
-            if L.wait_head[b] < 0:
-                L.wait_head[b] = v
+            v_next[v] = -1
+            if wait_head[b] < 0:
+                wait_head[b] = v
             else:
-                V.next[L.wait_tail[b]] = v
-            L.wait_tail[b] = v
-            if not L.in_wl[b]:
-                L.in_wl[b] = True
-                L.wl_links[L.wl_n[0]] = b
-                L.wl_n[0] += 1
+                v_next[wait_tail[b]] = v
+            wait_tail[b] = v
+            if not in_wl[b]:
+                in_wl[b] = True
+                wl_links[wl_n[0]] = b
+                wl_n[0] += 1
         # --- 4. waiting vehicles enter their first link where there is room ---------------------
         i = 0
-        while i < L.wl_n[0]:
-            b = L.wl_links[i]
-            while (L.wait_head[b] >= 0 and L.q_count[b] < L.storage[b] and L.cap_factor[b] > 0.0
-                   and ring_allows(-1, b, L.link_ring, L.ring_ptr, L.ring_links, L.ring_cap, L.q_count)):
-                v = L.wait_head[b]
-                L.wait_head[b] = V.next[v]
-                te = V.depart[v] if V.depart[v] > tlo else t
-                V.status[v] = RUNNING
-                _enter(v, b, _next_movement(v, b, 0, V, T, M), te, tlo, L, V, M)
-            if L.wait_head[b] < 0:
-                L.in_wl[b] = False
-                L.wl_n[0] -= 1
-                L.wl_links[i] = L.wl_links[L.wl_n[0]]
+        while i < wl_n[0]:
+            b = wl_links[i]
+            while (wait_head[b] >= 0 and q_count[b] < storage[b] and cap_factor[b] > 0.0
+                   and ring_allows(-1, b, link_ring, ring_ptr, ring_links, ring_cap, q_count)):
+                v = wait_head[b]
+                wait_head[b] = v_next[v]
+                te = v_depart[v] if v_depart[v] > tlo else t
+                v_status[v] = RUNNING
+                _enter(v, b, _next_movement(v, b, 0, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
+            if wait_head[b] < 0:
+                in_wl[b] = False
+                wl_n[0] -= 1
+                wl_links[i] = wl_links[wl_n[0]]
                 continue
             i += 1
         # --- 5. occupancy integral (vehicle-seconds per link) ------------------------------------
