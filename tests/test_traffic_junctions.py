@@ -85,27 +85,24 @@ def test_signalised_approach_discharges_at_green_share_times_saturation_flow():
     assert tw.traffic.q_count[city.link_index("a>b")] > 20
 
 
-def test_short_link_before_a_signal_still_passes_green_share_times_saturation_flow():
-    """A 6 m approach (two vehicles of road) to a signal with green share 0.4 still passes 0.4 x 1800 veh/h.
+def test_short_link_before_a_slow_turn_still_passes_its_demand():
+    """A 6 m link (two vehicles of road) whose movement takes 16 s on the junction's internal lane passes 1500 veh/h.
 
-    Its vehicles hold it for the signal's uniform delay (90 x 0.6^2 / 2 = 16 s): with room for two it would pass
-    2 / 16.6 s = 434 veh/h. The storage floor counts that delay (free-flow time + junction delay) x capacity,
-    as SUMO keeps a waiting turn on the junction's internal lane; this is what unlocked Bad Hersfeld's centre.
+    Its vehicles hold it for the turn time: with room for two it would pass 2 / 16.4 s = 439 veh/h. The storage
+    floor counts (free-flow time + turn time) x capacity, as SUMO keeps a turning vehicle on the junction's
+    internal lane, outside the link; this is what unlocked Bad Hersfeld's centre.
     """
-    city = _city({"z": (-400, 0), "a": (0, 0), "b": (6, 0), "c": (406, 0), "s": (6, -400)},
-                 [("z", "a", 1, "primary", 1800), ("a", "b", 1, "primary", 1800), ("b", "c", 1, "primary", 1800),
-                  ("s", "b", 1, "primary", 1800)], signal=("b",))
+    city = _city({"z": (-400, 0), "a": (0, 0), "b": (6, 0), "c": (406, 0)},
+                 [("z", "a", 1, "primary", 1800), ("a", "b", 1, "primary", 1800), ("b", "c", 1, "primary", 1800)])
     j = city.junctions()
     m = j.movement(city.link_index("a>b"), city.link_index("b>c"))
-    assert j.mv_class[m] == J.SIGNAL
-    j.mv_green[m] = 0.4
-    j.mv_cycle[m] = 90.0
+    j.mv_turn_s[m] = 16.0
     tw = _twin(city)
     ab = city.link_index("a>b")
-    assert tw.traffic.mv_delay[m] == pytest.approx(90.0 * 0.6 ** 2 / 2, rel=0.2)  # Webster + turn (straight: 0)
+    assert tw.traffic.mv_delay[m] == pytest.approx(16.0)
     _uniform(tw, "z", "c", 1500.0, 0.0, 3000.0)
     n = _exits_between(tw, ab, 900.0, 2700.0)
-    assert n * 2.0 == pytest.approx(0.4 * SAT, rel=0.05)  # veh/h over 1800 s
+    assert n * 2.0 == pytest.approx(1500.0, rel=0.05)  # veh/h over 1800 s
 
 
 def _t_junction():

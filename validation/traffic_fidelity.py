@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -224,18 +225,23 @@ def main(argv: list[str] | None = None) -> int:
         base = load_scenario(ROOT / CITIES[c][0])["baseline"]
         graphs[c] = build_city(base.city, (ROOT / CITIES[c][0]).parent, base.name)
 
+    read_lock = threading.Lock()  # HDF5 is not thread-safe: two threads reading cached runs crashed libhdf5
+
     def one(job):
         c, v, m = job
         t = time.perf_counter()
-        if args.cached_only:
-            key = reference_key(ROOT / CITIES[c][0], v, m, graphs[c])
-            cache = Path(args.cache_dir) if args.cache_dir else ROOT / "results" / ".cache" / "sumo_reference"
-            nc = cache / f"{Path(CITIES[c][0]).stem}.{v}.{m}.{key}.nc"
-            if not nc.exists():
-                print(f"  {c} {v} SUMO {m}: not in the cache (--cached-only)", file=sys.stderr, flush=True)
-                return job, SumoReference(None, float("nan"), False, key, "not in the cache (--cached-only)")
-        ref = sumo_reference(ROOT / CITIES[c][0], v, m, city=graphs[c], cache_dir=args.cache_dir,
-                             use_cache=not args.no_cache)
+        key = reference_key(ROOT / CITIES[c][0], v, m, graphs[c])
+        cache = Path(args.cache_dir) if args.cache_dir else ROOT / "results" / ".cache" / "sumo_reference"
+        nc = cache / f"{Path(CITIES[c][0]).stem}.{v}.{m}.{key}.nc"
+        if args.cached_only and not nc.exists():
+            print(f"  {c} {v} SUMO {m}: not in the cache (--cached-only)", file=sys.stderr, flush=True)
+            return job, SumoReference(None, float("nan"), False, key, "not in the cache (--cached-only)")
+        if nc.exists() and not args.no_cache:
+            with read_lock:
+                ref = sumo_reference(ROOT / CITIES[c][0], v, m, city=graphs[c], cache_dir=args.cache_dir)
+        else:
+            ref = sumo_reference(ROOT / CITIES[c][0], v, m, city=graphs[c], cache_dir=args.cache_dir,
+                                 use_cache=not args.no_cache)
         how = "cached" if ref.cached else ("FAILED: " + ref.error if ref.ds is None else "ran")
         print(f"  {c} {v} SUMO {m}: {how} ({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
         return job, ref
