@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover
     import xml.etree.ElementTree as ET  # type: ignore[no-redef]
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -129,7 +129,7 @@ def read_tls_programs(paths: Iterable[str | Path]) -> dict[str, tuple[float, lis
     """Signal programs of SUMO net/additional files: {tl id: (offset, [(duration s, state), ...])}; the last wins."""
     progs: dict[str, tuple[float, list[tuple[float, str]]]] = {}
     for path in paths:
-        cur = None
+        cur: Any = None  # (id, cycle s, phases) of the tlLogic being read
         with _open(path) as f:
             for ev, el in ET.iterparse(f, events=("start", "end")):
                 if ev == "start" and el.tag == "tlLogic":
@@ -161,7 +161,7 @@ def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple
             j.mv_permissive[m] = not any(k < len(st) and st[k] == "G" for k in ks for _, st in programs[tl][1])
 
 
-def _build(L: int, rows: list[tuple], conflicts: dict[int, set[tuple[int, int]]], link_lanemask: np.ndarray
+def _build(L: int, rows: list[tuple], conflicts: dict[tuple[int, int], set[tuple[int, int]]], link_lanemask: np.ndarray
            ) -> Junctions:
     """Pack movement rows (l_in, l_out, lanes, mask, cls, green, cycle, turn_s, tl, tl_index, dir[, len_m]) into CSR."""
     rows = sorted(rows, key=lambda r: (r[0], r[1]))
@@ -361,7 +361,7 @@ def graph_junctions(city, signal_cycle_s: float = 90.0) -> Junctions:
         major = {int(i) for i in ins if rank[i] == top}  # equal classes: all priority, shared by the node model
         if on_ring:
             major = set(int(i) for i in on_ring)
-        node_rows = []
+        node_rows: list[tuple] = []
         for li in ins:
             li = int(li)
             cand = [int(o) for o in outs if a.link_to[o] != a.link_from[li]] or [int(o) for o in outs]

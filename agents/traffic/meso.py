@@ -174,9 +174,9 @@ class MesoTraffic(Domain, TrafficBackend):
             feeds: dict[int, set] = {}
             for m in range(len(tl)):
                 feeds.setdefault(int(j.mv_out[m]), set()).add(tl[m])
-            for m in np.flatnonzero(webster > 0):
-                if tl[m] and feeds.get(int(mv_in[m])) == {tl[m]}:  # graph-derived signals have no controller id
-                    webster[m] = 0.0
+            for ms in np.flatnonzero(webster > 0):
+                if tl[ms] and feeds.get(int(mv_in[ms])) == {tl[ms]}:  # graph-derived signals have no controller id
+                    webster[ms] = 0.0
             self.mv_delay = (j.mv_turn_s + webster).astype(_F)
             self.mv_turn = j.mv_turn_s.astype(_F)  # the part spent on the junction's internal lane (storage floor)
             # who gives way: unsignalised yield/stop/all-way streams, and permissive (never protected) greens
