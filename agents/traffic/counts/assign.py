@@ -10,6 +10,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 import xarray as xr
 from numba import njit
@@ -73,6 +75,14 @@ def link_times_by_slice(ds: xr.Dataset, bounds: np.ndarray) -> np.ndarray:
     sp = ds["link_speed"].values.astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         tt = np.where(sp > 0.01, length[None, :] / sp, np.nan)
+    if "link_junction_delay" in ds:
+        # routing sees no turn time (agents/traffic/meso.py): take the fixed part of each link's junction delay, its
+        # least recorded value, off the observed time so trips are assigned on the costs the simulator routes on
+        jd = ds["link_junction_delay"].values.astype(float)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fixed = np.nanmin(jd, axis=0)
+        tt = tt - np.where(np.isfinite(fixed), np.maximum(fixed, 0.0), 0.0)[None, :]
     tt = np.fmax(tt, fft[None, :])  # nan (no vehicle) -> free flow
     out = np.empty((len(bounds) - 1, len(length)))
     for k in range(len(bounds) - 1):
