@@ -58,7 +58,7 @@ def ours(n: int, steps: int, threads: int | None = None, forced: int | None = No
             "threads_chosen": sim.threads.last_choice}
 
 
-LOADED_ROUNDS = 6
+LOADED_ROUNDS = 4
 
 
 def loaded(n: int = 10_000, steps: int = 200, rounds: int = LOADED_ROUNDS) -> dict:
