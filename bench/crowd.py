@@ -6,7 +6,8 @@ of steps and we time the stepping only. JuPedSim (an optional bench dependency: 
 jupedsim shapely deprecated wrapt``) runs its collision-free speed model, single-threaded (it has no
 threads). Ours runs as users get it (the thread picker: one thread below 1,000 agents, above that whichever of
 one and all allowed threads measured faster lately) and, for a like-for-like figure, pinned to one thread.
-Then the 10k run again while a busy loop keeps one core busy: the picker against one thread and two forced.
+Then the 10k run again while a busy loop keeps one core busy: the picker against one thread and two forced,
+interleaved in rounds (median of the paired ratios).
 Ends with one JSON line: value = our agent-steps/s (default threads) over JuPedSim's at 10k agents.
 
 Run: .venv/bin/python bench/crowd.py
@@ -57,21 +58,31 @@ def ours(n: int, steps: int, threads: int | None = None, forced: int | None = No
             "threads_chosen": sim.threads.last_choice}
 
 
-def loaded(n: int = 10_000, steps: int = 200) -> dict:
+LOADED_ROUNDS = 4
+
+
+def loaded(n: int = 10_000, steps: int = 200, rounds: int = LOADED_ROUNDS) -> dict:
     """The same 10k-agent run while another process keeps one core busy (a spinning Python loop started and
-    stopped here): the picker against one thread and against two forced threads, interleaved twice."""
+    stopped here): the picker against one thread and against two forced threads, interleaved ``rounds`` times
+    (the order rotating each round). Returns the mean rates and each round's picker / one-thread and two /
+    one-thread ratios: on a shared machine single runs swing by 30%, paired ratios much less."""
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(1.0)
         res: dict[str, list[float]] = {"picker": [], "one": [], "two": []}
-        for _ in range(2):
-            res["one"].append(ours(n, steps, threads=1)["agent_steps_per_s"])
-            res["two"].append(ours(n, steps, forced=2)["agent_steps_per_s"])
-            res["picker"].append(ours(n, steps)["agent_steps_per_s"])
+        runs = {"one": lambda: ours(n, steps, threads=1), "two": lambda: ours(n, steps, forced=2),
+                "picker": lambda: ours(n, steps)}
+        order = list(runs)
+        for r in range(rounds):
+            for k in order[r % 3:] + order[: r % 3]:
+                res[k].append(runs[k]()["agent_steps_per_s"])
     finally:
         busy.kill()
         busy.wait()
-    return {k: float(np.mean(v)) for k, v in res.items()}
+    out: dict = {k: float(np.mean(v)) for k, v in res.items()}
+    out["picker_ratios"] = [p / o for p, o in zip(res["picker"], res["one"])]
+    out["two_ratios"] = [t / o for t, o in zip(res["two"], res["one"])]
+    return out
 
 
 def jupedsim_run(sim0, g, steps: int) -> dict | None:
@@ -146,10 +157,12 @@ def main() -> None:
         load2 = os.getloadavg()[0]
     except OSError:
         load2 = float("nan")
-    print(f"\nWith a busy loop on one core (10k agents, agent-steps/s, mean of 2; load average {load2:.1f}): "
-          f"picker {lo['picker']:,.0f}, one thread {lo['one']:,.0f}, two threads forced {lo['two']:,.0f}; "
-          f"picker / one thread = {lo['picker'] / lo['one']:.2f}, two forced / one thread = "
-          f"{lo['two'] / lo['one']:.2f}")
+    pr, tr = np.array(lo["picker_ratios"]), np.array(lo["two_ratios"])
+    print(f"\nWith a busy loop on one core (10k agents, 200 steps, agent-steps/s, mean of {pr.size} interleaved "
+          f"rounds; load average {load2:.1f}): picker {lo['picker']:,.0f}, one thread {lo['one']:,.0f}, two threads "
+          f"forced {lo['two']:,.0f}; picker / one thread per round: median {np.median(pr):.2f} (range "
+          f"{pr.min():.2f}-{pr.max():.2f}); two forced / one thread: median {np.median(tr):.2f} (range "
+          f"{tr.min():.2f}-{tr.max():.2f})")
     r10, j10, ratio10, _, ratio10_1 = out[10_000]
     r100 = out[100_000][0]
     print(f"\n10k agents: {ratio10:.1f}x JuPedSim (goal >= 10x), {ratio10_1:.1f}x on one thread; 100k agents: "
@@ -165,8 +178,9 @@ def main() -> None:
                       "realtime_factor_100k_one_thread": round(out[100_000][3]["realtime_factor"], 3),
                       "threads": numba.config.NUMBA_NUM_THREADS,
                       "dt_s": DT, "jupedsim": has_jps, "load_avg": round(load, 1),
-                      "loaded_picker_over_one_thread": round(lo["picker"] / lo["one"], 2),
-                      "loaded_two_forced_over_one_thread": round(lo["two"] / lo["one"], 2)}))
+                      "loaded_picker_over_one_thread_median": round(float(np.median(pr)), 2),
+                      "loaded_picker_over_one_thread_range": [round(float(pr.min()), 2), round(float(pr.max()), 2)],
+                      "loaded_two_forced_over_one_thread_median": round(float(np.median(tr)), 2)}))
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ class ModelConfig(_Strict):
     """Collision-free speed model parameters (defaults calibrated: see docs/crowd.md)."""
 
     radius_m: float = Field(0.205, ge=0.1, le=0.4, description="Half the length an agent takes along its path (m).")
-    time_gap_s: float = Field(0.5, ge=0.1, le=3.0, description="Time gap T: speed = gap / T (s).")
+    time_gap_s: float = Field(0.6, ge=0.1, le=3.0, description="Time gap T: speed = gap / T (s).")
     a_ped: float = Field(8.0, ge=0.0, le=50.0, description="Neighbour repulsion strength (1).")
     d_ped_m: float = Field(0.1, ge=0.01, le=1.0, description="Neighbour repulsion range (m).")
     a_wall: float = Field(5.0, ge=0.0, le=50.0, description="Wall repulsion strength (1).")
@@ -169,6 +169,12 @@ class ModelConfig(_Strict):
                                                                     "only within this of one's path (m).")
     noise_speed_mps: float = Field(1.5, ge=0.0, le=4.0, description="The direction noise fades out as a walker's "
                                                                    "speed rises to this (m/s); 0 = at any speed.")
+    zipper_width_m: float = Field(0.3, ge=0.1, le=1.0, description="Zipper: a walker ahead in one's lane (same "
+                                  "way, moving, parallel) holds one up only within this of one's path (m).")
+    zipper_speed_mps: float = Field(0.3, ge=0.0, le=2.0, description="Zipper: ... when it moves at least this fast "
+                                                                    "(m/s); 0 = off.")
+    zipper_angle_deg: float = Field(10.0, ge=0.0, le=180.0, description="Zipper: ... and its desired direction is "
+                                                                       "within this angle of one's own (degrees).")
     speed_mean_mps: float = Field(1.34, ge=0.3, le=2.5, description="Mean free walking speed (m/s), Weidmann.")
     speed_sd_mps: float = Field(0.26, ge=0.0, le=1.0, description="Its standard deviation (m/s).")
 
@@ -179,7 +185,8 @@ class ModelConfig(_Strict):
                            max_speed_mps=self.max_speed_mps, noise=self.noise, lateral_m=self.lateral_m,
                            creep_mps=self.creep_mps, anticipation_s=self.anticipation_s, a_side=self.a_side,
                            side_bias_m=self.side_bias_m, oncoming_width_m=self.oncoming_width_m,
-                           noise_speed_mps=self.noise_speed_mps)
+                           noise_speed_mps=self.noise_speed_mps, zipper_width_m=self.zipper_width_m,
+                           zipper_speed_mps=self.zipper_speed_mps, zipper_angle_deg=self.zipper_angle_deg)
 
 
 class CrowdConfig(_Strict):

@@ -218,10 +218,10 @@ def lane_order(c: Corridor, band_m: float = 0.3, reach_m: float = 2.0) -> float:
 
 def corridor_fd(density: float, length: float = 16.0, width: float = 4.0, warmup_s: float = 20.0,
                 measure_s: float = 20.0, seed: int = 1, params: ModelParams = ModelParams(), dt: float = 0.05,
-                v0: float = 1.34) -> float:
+                v0: float = 1.34, speed_sd: float = 0.0) -> float:
     """Mean speed (m/s) of everyone in a one-way periodic corridor at a global density (persons/m²) after a
-    warm-up (all desired speeds ``v0``)."""
-    c = periodic_corridor(density, length, width, 1.0, v0, 0.0, seed=seed, params=params, dt=dt)
+    warm-up (desired speeds N(``v0``, ``speed_sd``) m/s; sd 0: all ``v0``)."""
+    c = periodic_corridor(density, length, width, 1.0, v0, speed_sd, seed=seed, params=params, dt=dt)
     c.sim.step(warmup_s)
     r = measure(c.sim, [MeasurementArea(0.0, length, 0.0, width)], measure_s, c.heading, sample_s=1.0)[0]
     return r.speed

@@ -62,6 +62,10 @@ class KernelParams(NamedTuple):
     noise_v: float  # the noise fades out as one's last speed rises to this (0: noise at any speed)
     w_onc: float  # an oncoming walker holds one up when its centre is within this of one's path
     onc_lateral: float  # 1: an oncoming walker ahead repels only sideways; 0: radially like everyone else
+    w_zip: float  # a same-way neighbour walking at least v_zip holds one up only within this of one's path
+    v_zip: float  # (the zipper of a moving queue: staggered lanes closer than the body width); v_zip 0: off
+    c_zip: float  # ... and whose desired direction is within acos(c_zip) of one's own (parallel lanes, not a
+    # crowd converging on a door)
 
 
 NOISE_BITS = 12  # the random direction term takes one of 2^12 evenly spaced angles
@@ -222,7 +226,7 @@ def _gap_ahead(dx, dy, d, ex, ey, l, wl):
 
 @njit(cache=True, inline="always")
 def _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, wl, phi, order, fid, f, e0x, e0y,
-             e0xs, e0ys, wlo):
+             e0xs, e0ys, wlo, vxs, vys, wzip, vzip2, czip):
     """Gaps (m) to the nearest agent ahead along (ex, ey) within ``wl`` sideways, among all neighbours and
     among those not behind in the navigation field: a full scan of the neighbour cells (the fallback when an
     agent has more close neighbours than the kernel's buffer holds)."""
@@ -240,7 +244,9 @@ def _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, w
                 dy = ys[k] - yi
                 d = np.sqrt(dx * dx + dy * dy)
                 onc = fid[order[k]] != f and e0x * e0xs[k] + e0y * e0ys[k] < 0.0
-                gap = _gap_ahead(dx, dy, d, ex, ey, l, wlo if onc else wl)
+                zip_ = vzip2 > 0.0 and vxs[k] * vxs[k] + vys[k] * vys[k] >= vzip2 and \
+                    e0x * e0xs[k] + e0y * e0ys[k] >= czip
+                gap = _gap_ahead(dx, dy, d, ex, ey, l, wlo if onc else (wzip if zip_ else wl))
                 sp = min(sp, gap)
                 if not (fid[order[k]] == f and phi[k] > phi[kk]):
                     spp = min(spp, gap)
@@ -283,6 +289,9 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
     d_side = par.d_side
     side_bias = par.side_bias
     noise_v = par.noise_v
+    wzip = par.w_zip
+    vzip2 = par.v_zip * par.v_zip
+    czip = par.c_zip
     wlo = par.w_onc  # oncoming walkers hold one up only when bodies would nearly touch (same-way ones: within
     # the body width, so two do not squeeze through a door side by side)
     ny, nx = walkable.shape
@@ -303,6 +312,7 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
         bd = np.empty(nbuf)
         bbehind = np.empty(nbuf, np.bool_)
         bonc = np.empty(nbuf, np.bool_)
+        bw = np.empty(nbuf)
         for kk in range(ch * CHUNK, min(m, (ch + 1) * CHUNK)):
             i = order[kk]
             xi, yi = xs[kk], ys[kk]
@@ -349,6 +359,16 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
                             bd[nb] = d
                             bbehind[nb] = fid[order[k]] == f and phi[k] > phi[kk]
                             bonc[nb] = onc
+                            # the width within which this neighbour, if ahead, holds one up: an oncoming walker
+                            # only core to core, a same-way one walking on (a moving queue zips into staggered
+                            # lanes) within w_zip, anyone else within the body width
+                            if onc:
+                                bw[nb] = wlo
+                            elif vzip2 > 0.0 and vxs[k] * vxs[k] + vys[k] * vys[k] >= vzip2 and \
+                                    e0x * e0xs[k] + e0y * e0ys[k] >= czip:
+                                bw[nb] = wzip
+                            else:
+                                bw[nb] = wl
                             nb += 1
                         else:
                             overflow = True
@@ -408,12 +428,12 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
             # headway gap to the nearest agent ahead along e (within one length sideways)
             if overflow:
                 sp, spp = _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, wl, phi, order,
-                                   fid, f, e0x, e0y, e0xs, e0ys, wlo)
+                                   fid, f, e0x, e0y, e0xs, e0ys, wlo, vxs, vys, wzip, vzip2, czip)
             else:
                 sp = 1e9
                 spp = 1e9
                 for q in range(nb):
-                    gap = _gap_ahead(bdx[q], bdy[q], bd[q], ex, ey, l, wlo if bonc[q] else wl)
+                    gap = _gap_ahead(bdx[q], bdy[q], bd[q], ex, ey, l, bw[q])
                     sp = min(sp, gap)
                     if not bbehind[q]:
                         spp = min(spp, gap)

@@ -25,7 +25,7 @@ class ModelParams:
     """Collision-free speed model parameters (JuPedSim's repulsion defaults; time gap and length calibrated)."""
 
     radius_m: float = 0.205  # l = 2 r: the length an agent occupies along its path
-    time_gap_s: float = 0.5  # T: speed = gap / T
+    time_gap_s: float = 0.6  # T: speed = gap / T
     a_ped: float = 8.0  # neighbour repulsion strength
     d_ped_m: float = 0.1  # neighbour repulsion range
     a_wall: float = 5.0  # wall repulsion strength
@@ -44,6 +44,13 @@ class ModelParams:
     oncoming_width_m: float = 0.3  # an oncoming walker holds one up only within this of one's path (shoulders
     # turned: the hard core), a same-way one within lateral_m
     oncoming_sideways: bool = True  # an oncoming walker ahead repels only sideways, not back
+    # the zipper (staggered lanes closer than the body width, Hoogendoorn & Daamen 2005): a walker ahead going
+    # one's way, moving at >= zipper_speed_mps with a desired direction within zipper_angle_deg of one's own (a
+    # lane, not a crowd converging on a door), holds one up only within zipper_width_m of one's path
+    zipper_width_m: float = 0.3
+    zipper_speed_mps: float = 0.3  # 0: off
+    zipper_angle_deg: float = 10.0
+    field_clearance_m: float = 0.5  # navigation fields make cells within this of a wall up to 3x slower
     noise_speed_mps: float = 1.5  # the noise fades out as one's last speed rises to this (0: at any speed):
     # it breaks arches where people are held up and leaves walkers in a lane on their line
 
@@ -109,7 +116,8 @@ class VenueSim:
             cutoff=cut, d_min=2 * params.core_radius_m, noise=params.noise, w=params.lateral_m,
             creep=params.creep_mps, t_ant=params.anticipation_s, a_side=params.a_side, d_side=params.d_side_m,
             side_bias=params.side_bias_m, noise_v=params.noise_speed_mps, w_onc=params.oncoming_width_m,
-            onc_lateral=float(params.oncoming_sideways))
+            onc_lateral=float(params.oncoming_sideways), w_zip=params.zipper_width_m, v_zip=params.zipper_speed_mps,
+            c_zip=float(np.cos(np.radians(params.zipper_angle_deg))))
         self.par = KernelParams(*(float(v) for v in self.par))
         self.nbuf = neighbour_buffer(cut, 2 * params.core_radius_m)
         self._ndir = noise_dirs()
@@ -149,7 +157,7 @@ class VenueSim:
 
     # ---- fields -------------------------------------------------------------------------------
     def add_field(self, name: str, targets: np.ndarray | None = None, direction: tuple[float, float] | None = None,
-                  clearance_m: float = 0.5) -> int:
+                  clearance_m: float | None = None) -> int:
         """Add a navigation field toward ``targets`` (bool raster) or a uniform ``direction``; return its id."""
         r = self.raster
         if direction is not None:
@@ -160,7 +168,8 @@ class VenueSim:
             # aim at target cells an agent's core fits into (not the corners of a door's apron): otherwise
             # people beside a door post are led straight at it and wedge the door
             fit = targets & (wall_distance(r.walkable, r.h) >= self.p.wall_clearance_m)
-            T, gx, gy = navigation_field(r.walkable, fit if fit.any() else targets, r.h, clearance_m)
+            T, gx, gy = navigation_field(r.walkable, fit if fit.any() else targets, r.h,
+                                         self.p.field_clearance_m if clearance_m is None else clearance_m)
         self.fT = np.concatenate([self.fT, T[None].astype(np.float32)])
         self.fgx = np.concatenate([self.fgx, gx[None]])
         self.fgy = np.concatenate([self.fgy, gy[None]])

@@ -3,7 +3,8 @@ caller's threads measured faster on this machine lately (results do not depend o
 on any thread count). On a machine that other work keeps busy, two threads can be 2-9x slower than one (a
 parallel step waits for its slowest thread, which the OS has parked); a measured choice never stays there.
 
-The first choice comes from the cores free now (``os.sched_getaffinity`` minus the 1-minute load average);
+The first choice comes from the cores free now (``os.sched_getaffinity`` minus the busier of the 1-minute load
+average and the threads running this instant, from ``/proc/stat``: the load average lags a minute behind);
 after that every call is timed, and the other choice is re-measured on a few sub-steps of a call now and then
 (every ``probe_every`` calls, backing off while it keeps losing), so a wrong pick costs a few sub-steps.
 """
@@ -16,9 +17,23 @@ import numba
 __all__ = ["ThreadPicker", "free_cores"]
 
 
+def running_now() -> int | None:
+    """Threads runnable on the machine this instant, other than the caller (``procs_running`` in /proc/stat,
+    which counts the caller itself); None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"procs_running"):
+                    return max(0, int(line.split()[1]) - 1)
+    except OSError:
+        return None
+    return None
+
+
 def free_cores() -> float:
-    """Cores this process may use that are not busy now: affinity count minus the 1-minute load average
-    (which counts this process's own running threads too), at least 0."""
+    """Cores this process may use that are not busy now: affinity count minus the busier of the 1-minute load
+    average (which counts this process's own running threads too) and the other threads running this instant
+    (the load average lags: a job started a second ago is not in it yet), at least 0."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -26,8 +41,10 @@ def free_cores() -> float:
     try:
         load = os.getloadavg()[0]
     except OSError:
-        return float(cpus)
-    return max(0.0, cpus - load)
+        load = 0.0
+    now = running_now()
+    busy = max(load, float(now) if now is not None else 0.0)
+    return max(0.0, cpus - busy)
 
 
 class ThreadPicker:
