@@ -37,10 +37,24 @@ def cmd_validate(args) -> int:
     from networks.io import summary
 
     base = variants["baseline"]
+    _print_notes(variants, args.file)
     print(f"{args.file}: valid scenario {base.name!r} with variants: {', '.join(variants)}")
     print(f"city: {summary(city)}")
     print(f"domains: {', '.join(base.domain_configs)}")
     return EXIT_OK
+
+
+def _print_notes(variants, path: str) -> None:
+    """Facts about the data that are not errors (e.g. trips outside the demand window), one line each."""
+    from twin.data_checks import data_notes
+    from twin.run import variant_city
+
+    seen = set()
+    for name, sc in variants.items():
+        for note in data_notes(sc, variant_city(sc, Path(path).parent), Path(path).parent):
+            if note not in seen:
+                seen.add(note)
+                print(f"{path}: note: {note}", file=sys.stderr)
 
 
 class Progress:

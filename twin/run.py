@@ -84,25 +84,63 @@ def variant_city(sc: Scenario, scenario_dir: str | Path):
 
 
 def scenario_errors(variants: dict[str, Scenario], scenario_dir: str | Path) -> list[str]:
-    """Every problem of resolved variants that the schema cannot see: a domain without the domain it needs,
-    demand files and domain sections that do not fit the variant's own city. One message per problem."""
+    """Every problem of resolved variants that the schema cannot see: broken data files (``twin.data_checks``,
+    read before anything is built), a domain without the domain it needs, demand files and domain sections
+    that do not fit the variant's own city. One message per problem; a loader that still fails is reported
+    as a message naming the variant's data files, never as a traceback."""
+    from twin.data_checks import scenario_data_errors
     from twin.demand import demand_errors
     from twin.engine import missing_domains
     from twin.scenario import resolve_data_path
 
     base_dir = Path(scenario_dir)
-    msgs: list[str] = []
+
+    def prefix(vname: str) -> str:
+        return "" if vname == BASELINE else f"variants.{vname}."
+
+    msgs = scenario_data_errors(variants, base_dir, prefix)
+    if msgs:  # nothing is built from a broken file
+        return msgs
     for vname, sc in variants.items():
-        pre = "" if vname == BASELINE else f"variants.{vname}."
+        pre = prefix(vname)
         msgs += [f"{pre}{m}" for m in missing_domains(sc.domain_configs)]
-        city = variant_city(sc, base_dir)
-        msgs += [f"{pre}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir),
-                                                          sc.time)]
+        try:
+            city = variant_city(sc, base_dir)
+        except (ScenarioError, ValueError, KeyError, IndexError, TypeError, OSError, EOFError, MemoryError,
+                RecursionError, ArithmeticError, AttributeError) as exc:
+            msgs.append(f"{pre}city: {_city_files(sc)} — the city could not be built: {_short_exc(exc)}")
+            continue
+        try:
+            msgs += [f"{pre}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir),
+                                                              sc.time)]
+        except ScenarioError as exc:
+            msgs += [f"{pre}{m}" for m in exc.messages]
+        except (ValueError, KeyError, IndexError, TypeError, OSError, EOFError, MemoryError, ArithmeticError) as exc:
+            msgs.append(f"{pre}demand: {_demand_files(sc)} — could not be read: {_short_exc(exc)}")
         for dname, cfg in sc.domain_configs.items():
             check = getattr(cfg, "city_errors", None)
             if check is not None:
-                msgs += [f"{pre}{dname}.{m}" for m in check(city)]
+                try:
+                    msgs += [f"{pre}{dname}.{m}" for m in check(city)]
+                except (ValueError, KeyError, IndexError, TypeError, OSError, ArithmeticError) as exc:
+                    msgs.append(f"{pre}{dname}: {_short_exc(exc)}")
     return list(dict.fromkeys(msgs))
+
+
+def _short_exc(exc: BaseException) -> str:
+    """``Type: message`` in one line of at most 200 characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return (text if len(text) <= 200 else text[:197] + "...") if isinstance(exc, ScenarioError) else \
+        f"{type(exc).__name__}: {text[:180]}"
+
+
+def _city_files(sc: Scenario) -> str:
+    files = [Path(f).name for f in (sc.city.path, sc.city.pois, sc.city.buildings) if f]
+    return ", ".join(files) or f"source {sc.city.source}"
+
+
+def _demand_files(sc: Scenario) -> str:
+    return ", ".join(Path(f).name for f in (sc.demand.od_file, sc.demand.trips_file) if f) or "generated trips"
 
 
 def load_variants(scenario_path: str | Path, variants: Iterable[str] | None = None,
