@@ -1,6 +1,7 @@
 """Command-line face of CityTwin (``run_scenario.py``): validate, run, report, dashboard and planning tools.
 
-Exit codes: 0 success, 1 a run failed, 2 bad input (scenario or arguments). Bad input writes nothing.
+Exit codes: 0 success, 1 a run failed, 2 bad input (scenario, data files or arguments), 130 interrupted (Ctrl+C;
+finished variants are kept). Bad input writes nothing (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _err(msg: str) -> None:
@@ -355,9 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        _err("interrupted; results written so far are kept")
-        return EXIT_FAIL
+    except KeyboardInterrupt:  # every finished variant is already on disk (twin.run writes after each one)
+        _err("interrupted; the variants that finished are kept in the results file")
+        return EXIT_INTERRUPTED
 
 
 def planning_inputs(path: str, domain: str, add: int):

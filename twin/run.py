@@ -18,6 +18,7 @@ dashboard's what-if all call it. What it guarantees:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -250,7 +251,6 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
     import xarray as xr
 
     from twin.domain import DomainRunError
-    from twin.results import add_replications, stack_variants, write_atomic
 
     log = log or (lambda msg: None)
     scenario_path = Path(scenario_path)
@@ -263,6 +263,19 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
     jobs = [(v, r, sc, s) for v, sc in resolved.items() for r, s in enumerate(replication_seeds(sc.seed, n_rep))]
     results: dict[tuple[str, int], Any] = {}
     outcome = RunOutcome(path=None, dataset=None)
+    target = results_dir(base, out) / f"{base.name}.nc"
+    if write:
+        check_writable(target, scenario_path)
+    partial_run = variants is not None  # --variant: the file's other variants are kept
+
+    def save(final: bool) -> Path | None:
+        """Write what has finished so far (merged with the file's other variants); None if nothing has."""
+        ds_now = _stack(resolved, results, n_rep)
+        if ds_now is None:
+            return None
+        return write_results(ds_now, target, keep_others=partial_run or not final,
+                             only=None if partial_run or not final else list(resolved), log=log)
+
     if workers is not None and workers > 1 and len(jobs) > 1:
         tmp = Path(tempfile.mkdtemp(prefix=".citytwin-runs-", dir=_scratch_dir(base, out)))
         try:
@@ -288,8 +301,8 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
             res = results[(vname, r)]
             if isinstance(res, xr.Dataset):
                 log(f"{label}: done in {float(res.attrs.get('wall_time_s', 0.0)):.1f} s wall")
-    runs: dict[str, xr.Dataset] = {}
-    kpis: dict[str, list[xr.Dataset | None]] = {v: [None] * n_rep for v in resolved}
+            if write and r == n_rep - 1 and (vname, r) != (jobs[-1][0], jobs[-1][1]):
+                save(final=False)  # this variant is safe on disk now: a later failure or Ctrl+C keeps it
     for (vname, r), res in sorted(results.items(), key=lambda kv: (list(resolved).index(kv[0][0]), kv[0][1])):
         if isinstance(res, DomainRunError):
             outcome.partial.append(vname if n_rep == 1 else f"{vname} #{r}")
@@ -301,18 +314,120 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
             continue
         if res is None:
             continue
+        outcome.wall_time_s[vname] = outcome.wall_time_s.get(vname, 0.0) + float(res.attrs.get("wall_time_s", 0.0))
+    outcome.dataset = _stack(resolved, results, n_rep)
+    if outcome.dataset is None:
+        return outcome
+    if write:
+        outcome.path = save(final=True)
+    return outcome
+
+
+def _stack(resolved: dict[str, Scenario], results: dict[tuple[str, int], Any], n_rep: int) -> xr.Dataset | None:
+    """The results file's Dataset from the runs finished so far (failed runs left out; None if none)."""
+    from twin.domain import DomainRunError
+    from twin.results import add_replications, stack_variants
+
+    runs: dict[str, Any] = {}
+    kpis: dict[str, list[Any]] = {v: [None] * n_rep for v in resolved}
+    for (vname, r), res in sorted(results.items(), key=lambda kv: (list(resolved).index(kv[0][0]), kv[0][1])):
+        if isinstance(res, DomainRunError):
+            res = res.dataset
+        elif isinstance(res, BaseException) or res is None:
+            continue
         kpis[vname][r] = res
         runs.setdefault(vname, res)  # the variant's full results: replication 0 (or the first that ran)
-        outcome.wall_time_s[vname] = outcome.wall_time_s.get(vname, 0.0) + float(res.attrs.get("wall_time_s", 0.0))
     if not runs:
-        return outcome
+        return None
     ds = stack_variants({v: runs[v] for v in resolved if v in runs})
-    ds = add_replications(ds, {v: kpis[v] for v in resolved if v in runs},
-                          {v: replication_seeds(sc.seed, n_rep) for v, sc in resolved.items() if v in runs})
-    outcome.dataset = ds
-    if write:
-        outcome.path = write_atomic(ds, results_dir(base, out) / f"{base.name}.nc")
-    return outcome
+    return add_replications(ds, {v: kpis[v] for v in resolved if v in runs},
+                            {v: replication_seeds(sc.seed, n_rep) for v, sc in resolved.items() if v in runs})
+
+
+def check_writable(target: Path, scenario_path: str | Path) -> None:
+    """Refuse (ScenarioError, exit 2) a results folder that cannot be written, before anything runs: a file in
+    the way, no write permission, or under 50 MB free."""
+    d = target.parent
+    probe = d
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    problem = None
+    if not probe.is_dir():
+        problem = f"{_shown_path(probe)} is a file, not a folder"
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        problem = f"no permission to write in {_shown_path(probe)}"
+    elif target.exists() and not os.access(target, os.W_OK) and not os.access(d, os.W_OK):
+        problem = f"{target.name} exists and cannot be replaced"
+    else:
+        free = shutil.disk_usage(probe).free
+        if free < 50e6:
+            problem = f"only {free / 1e6:.0f} MB free on the disk of {_shown_path(probe)} (need 50 MB)"
+    if problem:
+        raise ScenarioError(scenario_path, [f"results folder {_shown_path(d)}: {problem} — choose another with "
+                                            "--out (or outputs.dir)"])
+
+
+def _shown_path(p: Path) -> str:
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def write_results(ds: xr.Dataset, target: Path, keep_others: bool = True, only: list[str] | None = None,
+                  log: Callable[[str], None] = lambda m: None) -> Path:
+    """Write a stacked results Dataset to ``target`` atomically. With ``keep_others`` the variants of an
+    existing file at ``target`` that ``ds`` does not hold are kept (merged after them) when the file comes from
+    the same scenario (equal baseline ``scenario_hash`` and replications); ``only`` limits the kept ones to
+    those names. A file from another scenario version is replaced; an unreadable one is left alone and the
+    results go to ``<name>.<date>.nc`` beside it."""
+    import time as _time
+
+    import xarray as xr
+
+    from twin.results import write_atomic
+
+    if keep_others and target.exists():
+        try:
+            with xr.open_dataset(target, engine="netcdf4") as old:
+                old = old.load()
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: keep it, write beside it
+            alt = target.with_name(f"{target.stem}.{_time.strftime('%Y%m%d-%H%M%S')}.nc")
+            log(f"run note: {target.name} could not be read ({type(exc).__name__}); kept as it is, results "
+                f"written to {alt.name}")
+            return write_atomic(ds, alt)
+        ds = _merge_results(ds, old, only)
+    return write_atomic(ds, target)
+
+
+def _merge_results(new: xr.Dataset, old: xr.Dataset, only: list[str] | None) -> xr.Dataset:
+    """``new`` plus the variants of ``old`` that it lacks (same scenario only), in the old file's order."""
+    import xarray as xr
+
+    if "variant" not in old.dims or "run_scenario_hash" not in old:
+        return new
+    old_names = [str(v) for v in old["variant"].values]
+    new_names = [str(v) for v in new["variant"].values]
+    same = (old_names and old_names[0] == BASELINE and new_names[0] == BASELINE
+            and str(old["run_scenario_hash"].values[0]) == str(new["run_scenario_hash"].values[0])
+            and old.attrs.get("replications") == new.attrs.get("replications"))
+    keep = [v for v in old_names if v not in new_names and (only is None or v in only)]
+    if not same or not keep:
+        return new
+    import numpy as np
+
+    new = new.assign_coords(variant=np.array(new_names, dtype=object))  # one dtype for both indexes
+    old = old.assign_coords(variant=np.array(old_names, dtype=object))
+    both = xr.concat([new, old.sel(variant=keep)], dim="variant", join="outer", data_vars="minimal",
+                     coords="minimal", compat="override", combine_attrs="override")
+    order = [v for v in old_names if v in new_names or v in keep] + [v for v in new_names if v not in old_names]
+    both = both.sel(variant=order)
+    runs = {**json.loads(old.attrs.get("runs", "{}")), **json.loads(new.attrs.get("runs", "{}"))}
+    both.attrs = dict(new.attrs)
+    both.attrs["variants"] = json.dumps(order)
+    both.attrs["runs"] = json.dumps({v: runs[v] for v in order if v in runs}, default=str)
+    both.attrs["complete"] = int(int(new.attrs.get("complete", 1)) and int(old.attrs.get("complete", 1)))
+    return both
 
 
 def _with_seed(sc: Scenario, seed: int) -> Scenario:
