@@ -15,6 +15,32 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line (``<prog>: error: ...``), exit 2, like a bad scenario key."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def bounded_int(lo: int, hi: int):
+    """An argparse type: an integer from ``lo`` to ``hi`` (the message says what is allowed)."""
+    def parse(text: str) -> int:
+        t = text.strip()
+        if len(t) > 30 or not t.lstrip("+-").isdigit():
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} — a whole number from {lo:,} to {hi:,}")
+        v = int(t)
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{t} — allowed {lo:,} to {hi:,}")
+        return v
+
+    parse.__name__ = "integer"
+    return parse
+
+
+MAX_WORKERS = 256
+
+
 def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
 
@@ -239,8 +265,18 @@ def cmd_report(args) -> int:
     if not src.is_file():
         _err(f"{src}: results file not found")
         return EXIT_BAD_INPUT
+    with open(src, "rb") as fh:
+        magic = fh.read(8)
+    if not (magic.startswith(b"\x89HDF\r\n\x1a\n") or magic[:3] == b"CDF"):
+        _err(f"{src}: not a netCDF results file (written by run_scenario.py run) — give the .nc file")
+        return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else src.with_name("report.html")
-    print(f"report: {write_report(src, out)}")
+    try:
+        print(f"report: {write_report(src, out)}")
+    except (OSError, KeyError, ValueError) as exc:
+        _err(f"{src}: cannot make a report from this file — {type(exc).__name__}: {str(exc)[:160]} "
+             "(is it a CityTwin results file?)")
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 
@@ -266,7 +302,9 @@ def _delegate(module: str, func: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run_scenario.py", description="CityTwin: run what-if scenarios of a city.")
+    from twin.scenario import MAX_SEED
+
+    p = OneLineParser(prog="run_scenario.py", description="CityTwin: run what-if scenarios of a city.")
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="check a scenario file (and its city) without running it")
@@ -279,10 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     from twin.registry import traffic_backend_names  # the choices are the registered back-ends
 
     r.add_argument("--backend", choices=traffic_backend_names(), help="override traffic.backend")
-    r.add_argument("--seed", type=int, help="override the scenario seed")
-    r.add_argument("--replications", type=int, default=None,
+    r.add_argument("--seed", type=bounded_int(0, MAX_SEED), help="override the scenario seed (0 to 2**63-1)")
+    r.add_argument("--replications", type=bounded_int(1, 1000), default=None,
                    help="runs per variant with common random numbers (default: the file's replications, else 1)")
-    r.add_argument("--workers", type=int, default=None,
+    r.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=None,
                    help="local worker processes for the runs (default: this process, one run at a time)")
     r.add_argument("--out", help="results folder (default: the scenario's outputs.dir)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -300,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dashboard", help="serve the what-if dashboard (reads results files only)")
     d.add_argument("results_dir", nargs="?", default="results")
     d.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    d.add_argument("--port", type=int, default=8050)
+    d.add_argument("--port", type=bounded_int(1, 65535), default=8050)
     d.add_argument("--no-whatif", action="store_true", help="turn the what-if page off (no runs from the web)")
     d.add_argument("--allow-host", action="append", metavar="NAME",
                    help="another Host name the server answers to (e.g. the proxy's name); repeatable")
@@ -317,29 +355,30 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a parameter sweep / replications in parallel")
     s.add_argument("file")
     s.add_argument("--param", action="append", default=[], help="key.path=v1,v2,... (repeatable)")
-    s.add_argument("--seeds", type=int, default=None, help="replications per parameter set (default: the file's, else 1)")
-    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
+    s.add_argument("--seeds", type=bounded_int(1, 100_000), default=None, help="replications per parameter set (default: the file's, else 1)")
+    s.add_argument("--workers", type=bounded_int(0, MAX_WORKERS), default=None,
+                   help="local worker processes (default: cores; 0: this process)")
     s.add_argument("--dask", default=None, help="address of a dask.distributed scheduler")
     s.add_argument("--design", choices=["grid", "random", "latin"], default=None, help="default: the file's, else grid")
     s.add_argument("--keep", choices=["kpis", "series", "all"], default=None, help="what each run keeps on disk")
-    s.add_argument("--batch-seed", type=int, default=None, help="seed all replication seeds derive from")
-    s.add_argument("--dask-workers", type=int, default=None, help="workers of a LocalCluster (--dask local)")
+    s.add_argument("--batch-seed", type=bounded_int(0, MAX_SEED), default=None, help="seed all replication seeds derive from")
+    s.add_argument("--dask-workers", type=bounded_int(1, MAX_WORKERS), default=None, help="workers of a LocalCluster (--dask local)")
     s.add_argument("--no-retry", action="store_true", help="do not retry runs that failed before")
-    s.add_argument("--samples", type=int, default=None, help="parameter sets for random/latin designs")
+    s.add_argument("--samples", type=bounded_int(1, 1_000_000), default=None, help="parameter sets for random/latin designs")
     s.add_argument("--out", default=None)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_delegate("twin.batch_cli", "cli_sweep"))
 
     sc = sub.add_parser("suggest-chargers", help="propose K charging sites from simulated unmet demand")
     sc.add_argument("file")
-    sc.add_argument("--add", type=int, default=3)
+    sc.add_argument("--add", type=bounded_int(1, 1000), default=3)
     sc.add_argument("--run", action="store_true", help="also run the suggestion as a variant")
     sc.add_argument("--quiet", action="store_true")
     sc.set_defaults(func=_delegate("agents.ev.cli", "cli_suggest_chargers"))
 
     ss = sub.add_parser("suggest-stations", help="propose K emergency station sites maximising coverage")
     ss.add_argument("file")
-    ss.add_argument("--add", type=int, default=1)
+    ss.add_argument("--add", type=bounded_int(1, 1000), default=1)
     ss.add_argument("--run", action="store_true", help="also run the suggestion as a variant")
     ss.add_argument("--quiet", action="store_true")
     ss.set_defaults(func=_delegate("agents.emergency.cli", "cli_suggest_stations"))
