@@ -65,3 +65,41 @@ def test_scenario_values_yaml_allows_but_a_scenario_never_means(tmp_path, capsys
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_estimate_refuses_what_does_not_fit_before_building(tmp_path, capsys, monkeypatch):
+    """400 M trips (the old schema maximum, which used 8 GB in 49 s) are refused from the keys, with the figure
+    and the key to change; --force skips the guard; the estimate grows with the keys it names."""
+    import twin.run as run
+    from twin.estimate import estimate
+    from twin.scenario import load_scenario
+
+    doc = {**TINY, "demand": {"trips": 20_000_000, "scale": 20}}
+    p = tmp_path / "big.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    monkeypatch.setattr(run, "variant_city", lambda *a: pytest.fail("built a city before refusing"))
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "demand.trips: needs about 12" in err and "400,000,000 car trips" in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1
+    sc = load_scenario(p)["baseline"]
+    small = load_scenario(_write(tmp_path, {**TINY, "demand": {"trips": 1000}}))["baseline"]
+    assert estimate(sc, tmp_path).memory_bytes > 1000 * estimate(small, tmp_path).memory_bytes / 2
+
+
+def test_force_skips_the_memory_guard(tmp_path, monkeypatch):
+    import twin.estimate as est
+    from twin.run import load_variants
+    from twin.scenario import ScenarioError
+
+    p = _write(tmp_path, {**TINY, "demand": {"trips": 1000}})
+    monkeypatch.setattr(est, "available_memory_bytes", lambda: 1e3)  # a machine with 1 kB free
+    with pytest.raises(ScenarioError, match="more than the 0 MB free"):
+        load_variants(p)
+    assert "baseline" in load_variants(p, force=True)  # --force: no estimate, the normal checks still run
+
+
+def _write(tmp_path, doc):
+    p = tmp_path / f"s{len(list(tmp_path.iterdir()))}.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p

@@ -45,11 +45,11 @@ def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
 
 
-def _load(path: str):
+def _load(path: str, force: bool = False):
     """Validate a scenario file against every variant's own city (the run service); raise ScenarioError."""
     from twin.run import BASELINE, load_variants, variant_city
 
-    variants = load_variants(path)
+    variants = load_variants(path, force=force)
     return variants, variant_city(variants[BASELINE], Path(path).parent)
 
 
@@ -57,7 +57,7 @@ def cmd_validate(args) -> int:
     from twin.scenario import ScenarioError
 
     try:
-        variants, city = _load(args.file)
+        variants, city = _load(args.file, args.force)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -65,6 +65,7 @@ def cmd_validate(args) -> int:
 
     base = variants["baseline"]
     _print_notes(variants, args.file)
+    _print_estimate(variants, args.file, base.replications)
     print(f"{args.file}: valid scenario {base.name!r} with variants: {', '.join(variants)}")
     print(f"city: {summary(city)}")
     print(f"domains: {', '.join(base.domain_configs)}")
@@ -82,6 +83,15 @@ def _print_notes(variants, path: str) -> None:
             if note not in seen:
                 seen.add(note)
                 print(f"{path}: note: {note}", file=sys.stderr)
+
+
+def _print_estimate(variants, path: str, runs: int) -> None:
+    """The memory/time estimate (twin.estimate) when the run will be long."""
+    from twin.estimate import estimate_errors
+
+    _, notes = estimate_errors(variants, Path(path).parent, runs, free_bytes=float("inf"))
+    for n in notes:
+        print(f"{path}: note: {n}", file=sys.stderr)
 
 
 class Progress:
@@ -206,12 +216,15 @@ def cmd_run(args) -> int:
 
     overrides = RunOverrides(backend=args.backend, seed=args.seed)
     try:
-        variants = load_variants(args.file, args.variant, overrides)
+        variants = load_variants(args.file, args.variant, overrides, force=args.force)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     base = variants[BASELINE]
     n_rep = args.replications or base.replications
+    if not args.quiet:
+        _print_notes(variants, args.file)
+        _print_estimate(variants, args.file, n_rep)
     if not args.quiet:
         city = variant_city(base, Path(args.file).parent)
         print(f"CityTwin: {base.name} — {base.description.strip()[:200]}", file=sys.stderr)
@@ -230,7 +243,7 @@ def cmd_run(args) -> int:
 
     try:
         outcome = run_variants(args.file, args.variant, args.out, overrides, replications=args.replications,
-                               workers=args.workers, progress=bar, log=log, debug=args.debug)
+                               workers=args.workers, progress=bar, log=log, debug=args.debug, force=args.force)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -309,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a scenario file (and its city) without running it")
     v.add_argument("file")
+    v.add_argument("--force", action="store_true", help="check even when the memory estimate exceeds free memory")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run", help="run a scenario's baseline and variants; print KPIs; write results and report")
@@ -326,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     r.add_argument("--debug", action="store_true", help="show tracebacks")
+    r.add_argument("--force", action="store_true",
+                   help="run even when the memory estimate exceeds the free memory (docs/reliability.md)")
     r.add_argument("--format", choices=("text", "csv", "json"), default="text",
                    help="KPI table format: text (fits $COLUMNS, default 100), csv or json (for scripts)")
     r.set_defaults(func=cmd_run)

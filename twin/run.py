@@ -146,10 +146,11 @@ def _demand_files(sc: Scenario) -> str:
 
 def load_variants(scenario_path: str | Path, variants: Iterable[str] | None = None,
                   overrides: RunOverrides | None = None, extra_variants: dict[str, dict] | None = None,
-                  check_city: bool = True) -> dict[str, Scenario]:
+                  check_city: bool = True, force: bool = False) -> dict[str, Scenario]:
     """Load and validate a scenario file; keep the baseline and the named ``variants`` (all when None);
     add ``extra_variants`` (name -> override mapping, e.g. a planner's suggestion); apply ``overrides``.
-    Raises :class:`ScenarioError` listing every problem (nothing has run)."""
+    Before any city is built, a variant whose memory estimate exceeds the free memory is refused
+    (``twin.estimate``; ``force`` skips that). Raises :class:`ScenarioError` listing every problem (nothing has run)."""
     doc = load_document(scenario_path)
     if extra_variants:
         have: dict = doc["variants"] if isinstance(doc.get("variants"), dict) else {}
@@ -163,6 +164,12 @@ def load_variants(scenario_path: str | Path, variants: Iterable[str] | None = No
                                                 f"{', '.join(resolved)}" for u in unknown])
         resolved = {k: v for k, v in resolved.items() if k == BASELINE or k in wanted}
     resolved = {k: apply_overrides(v, overrides) for k, v in resolved.items()}
+    if check_city and not force:
+        from twin.estimate import estimate_errors
+
+        too_big, _ = estimate_errors(resolved, Path(scenario_path).parent, resolved[BASELINE].replications)
+        if too_big:
+            raise ScenarioError(scenario_path, too_big)
     if check_city:
         msgs = scenario_errors(resolved, Path(scenario_path).parent)
         if msgs:
@@ -241,7 +248,7 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
                  overrides: RunOverrides | None = None, *, extra_variants: dict[str, dict] | None = None,
                  replications: int | None = None, workers: int | None = None, write: bool = True,
                  progress: Callable[[str, Scenario], Any] | None = None,
-                 log: Callable[[str], None] | None = None, debug: bool = False) -> RunOutcome:
+                 log: Callable[[str], None] | None = None, debug: bool = False, force: bool = False) -> RunOutcome:
     """Validate, run every variant (each on its own city, ``replications`` times), stack and write the results.
 
     ``progress(name, scenario)`` may return a callable ``(t_s, duration_s)`` (with an optional ``close()``)
@@ -254,7 +261,7 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
 
     log = log or (lambda msg: None)
     scenario_path = Path(scenario_path)
-    resolved = load_variants(scenario_path, variants, overrides, extra_variants)
+    resolved = load_variants(scenario_path, variants, overrides, extra_variants, force=force)
     base = resolved[BASELINE]
     n_rep = int(replications if replications is not None else base.replications)
     if n_rep < 1:

@@ -42,8 +42,8 @@ class _Strict(BaseModel):
 
 
 class GridSpec(_Strict):
-    nx: int = Field(10, ge=2, le=1000, description="Nodes along x.")
-    ny: int = Field(10, ge=2, le=1000, description="Nodes along y.")
+    nx: int = Field(10, ge=2, le=500, description="Nodes along x (500x500: 1 M links, ~1.4 GB).")
+    ny: int = Field(10, ge=2, le=500, description="Nodes along y.")
     spacing_m: float = Field(200.0, gt=10, le=5000, description="Distance between neighbouring nodes (m).")
     lanes: int = Field(1, ge=1, le=8)
     speed_mps: float = Field(13.89, gt=0, le=50)
