@@ -333,6 +333,10 @@ def run_plan(plan: Plan, workers: int | None = None, dask: str | None = None, *,
     workers = workers if workers is not None else ex.workers
     context = context or ex.context
     plan.runs_dir.mkdir(parents=True, exist_ok=True)
+    from twin.atomic import remove_stale_temps
+
+    remove_stale_temps(plan.runs_dir)  # temp files of runs killed mid-write (kill -9, power cut)
+    remove_stale_temps(plan.out_dir)
     todo, seen, skipped = [], set(), 0
     for t in plan.tasks:
         if t.key in seen:
