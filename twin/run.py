@@ -219,8 +219,11 @@ def _task_doc(sc: Scenario, seed: int) -> dict:
 
 
 def _run_in_processes(jobs: list[tuple[str, int, Scenario, int]], scenario_path: Path, overrides: dict,
-                      workers: int, tmp: Path, log: Callable[[str], None]) -> dict[tuple[str, int], Any]:
-    """Run (variant, replication) jobs on local worker processes (twin.batch_exec); return datasets or errors."""
+                      workers: int, tmp: Path, log: Callable[[str], None],
+                      out: dict[tuple[str, int], Any] | None = None,
+                      on_done: Callable[[str], None] | None = None) -> dict[tuple[str, int], Any]:
+    """Run (variant, replication) jobs on local worker processes (twin.batch_exec); return datasets or errors
+    (filled into ``out`` as they finish; ``on_done(variant)`` after each)."""
     import xarray as xr
 
     from twin.batch_exec import RunTask, run_local
@@ -232,7 +235,7 @@ def _run_in_processes(jobs: list[tuple[str, int, Scenario, int]], scenario_path:
                              out_path=str(tmp / f"run_{key}.nc"), error_path=str(tmp / f"run_{key}.error.json"),
                              keep="all", variant=i, seed_index=r, seed=seed, overrides=overrides))
         by_key[key] = (vname, r)
-    out: dict[tuple[str, int], Any] = {}
+    out = {} if out is None else out
     for st in run_local(tasks, workers):
         vname, r = by_key[st["key"]]
         if st["status"] == "ok":
@@ -241,6 +244,8 @@ def _run_in_processes(jobs: list[tuple[str, int, Scenario, int]], scenario_path:
             log(f"{vname} replication {r}: done in {st.get('run_s', 0.0):.1f} s wall (pid {st.get('pid')})")
         else:
             out[(vname, r)] = RuntimeError(st.get("error", "failed"))
+        if on_done is not None:
+            on_done(vname)
     return out
 
 
@@ -285,8 +290,12 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
 
     if workers is not None and workers > 1 and len(jobs) > 1:
         tmp = Path(tempfile.mkdtemp(prefix=".citytwin-runs-", dir=_scratch_dir(base, out)))
+        def variant_done(vname: str) -> None:  # all its replications in: safe on disk now
+            if write and all((vname, r) in results for r in range(n_rep)) and len(results) < len(jobs):
+                save(final=False)
+
         try:
-            results = _run_in_processes(jobs, scenario_path, ov, min(workers, len(jobs)), tmp, log)
+            _run_in_processes(jobs, scenario_path, ov, min(workers, len(jobs)), tmp, log, results, variant_done)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     else:
