@@ -92,7 +92,7 @@ def traffic_kpis(*, status: np.ndarray, depart: np.ndarray, arrive: np.ndarray, 
                                 "trips unroutable or stranded", "lower"),
         # trips = completed + running + unroutable + this (e.g. crowd leavers departing after the end)
         "trips_after_end": KPI(float(int((status == PENDING).sum()) - pending_due), "1",
-                               "trips departing after the end (not simulated)", "none"),
+                               "trips departing after the end of the run", "none"),
         "vehicle_km": KPI(float(distance_m.sum() / 1000.0), "km", "vehicle-kilometres driven", "none"),
         "vehicle_hours": KPI(float((end - depart)[started].sum() / 3600.0), "h", "vehicle-hours on the road", "lower"),
         "mean_travel_time": KPI(float(tt.mean()) if len(tt) else nan, "s", "mean trip travel time", "lower"),
