@@ -1,20 +1,64 @@
-"""The one atomic file writer: write to a temp file beside the target, make it readable (0644), rename.
+"""The one atomic file writer: write to a temp file beside the target, fsync, make it readable (0644), rename.
 
 Every file CityTwin writes for others to read (results netCDF, batch run/error JSON, HTML reports) goes
 through :func:`write_atomic_with`, so a crash never leaves a half-written file and no file is left 0600
 (``mkstemp`` creates private files).
+
+Ctrl+C never hangs a write: in the main thread the writer runs in a helper thread (signals reach only the
+main thread, so a library's file lock, e.g. xarray's netCDF lock, is never left half-taken); on Ctrl+C the
+main thread waits at most :data:`INTERRUPT_GRACE_S` for the helper, removes the temp file and re-raises
+``KeyboardInterrupt``: the previous file stays as it was. Temp names carry the writer's pid, so
+:func:`remove_stale_temps` can delete those of dead writers (``kill -9``) when a run or sweep resumes.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["write_atomic_with", "write_text_atomic", "write_json_atomic", "FILE_MODE"]
+__all__ = ["write_atomic_with", "write_text_atomic", "write_json_atomic", "remove_stale_temps", "FILE_MODE",
+           "INTERRUPT_GRACE_S"]
 
 FILE_MODE = 0o644
+INTERRUPT_GRACE_S = 5.0  # how long Ctrl+C waits for a write in progress before giving it up
+_TEMP = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
+
+
+def _run_guarded(write: Callable[[str], None], tmp: str) -> None:
+    """``write(tmp)``; in the main thread on a helper thread, so Ctrl+C interrupts the wait, not the writer."""
+    if threading.current_thread() is not threading.main_thread():
+        write(tmp)
+        return
+    err: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            write(tmp)
+        except BaseException as exc:  # handed to the main thread
+            err.append(exc)
+
+    th = threading.Thread(target=target, name="citytwin-atomic-write", daemon=True)
+    th.start()
+    try:
+        while th.is_alive():
+            th.join(0.05)
+    except KeyboardInterrupt:
+        th.join(INTERRUPT_GRACE_S)  # let the library finish and release its locks; never wait forever
+        raise
+    if err:
+        raise err[0]
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_atomic_with(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -22,10 +66,11 @@ def write_atomic_with(path: str | Path, write: Callable[[str], None]) -> Path:
     ``path``. On any error the temp file is removed and the error re-raised; the target is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        write(tmp)
+        _run_guarded(write, tmp)
+        _fsync(tmp)
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
@@ -46,3 +91,31 @@ def write_text_atomic(text: str, path: str | Path) -> Path:
 def write_json_atomic(obj: Any, path: str | Path) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically (non-JSON values as ``str``)."""
     return write_text_atomic(json.dumps(obj, indent=1, default=str), path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Delete temp files of :func:`write_atomic_with` left in ``folder`` by writers that no longer run
+    (killed with ``kill -9`` or a power cut); return the paths removed. Temps of live writers are kept."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in (folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
+        m = _TEMP.match(p.name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed

@@ -66,7 +66,13 @@ def parse_param(spec: str) -> tuple[str, list[Any] | Range]:
         d = {"min": lo, "max": hi}
         if m.group(3):
             d["num"] = int(m.group(3))
-        return key, Range.model_validate(d)
+        try:
+            return key, Range.model_validate(d)
+        except ValidationError as err:
+            why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'range'}: {e['msg'].removeprefix('Value error, ')}"
+                            for e in err.errors())
+            raise ValueError(f"--param {key}={rhs[:60]}: {why} — write min..max[:num] with finite min <= max "
+                             "and num from 1 to 10,000") from None
     vals = [yaml.safe_load(x.strip()) if x.strip() else "" for x in rhs.split(",")]
     return key, vals
 
@@ -327,6 +333,10 @@ def run_plan(plan: Plan, workers: int | None = None, dask: str | None = None, *,
     workers = workers if workers is not None else ex.workers
     context = context or ex.context
     plan.runs_dir.mkdir(parents=True, exist_ok=True)
+    from twin.atomic import remove_stale_temps
+
+    remove_stale_temps(plan.runs_dir)  # temp files of runs killed mid-write (kill -9, power cut)
+    remove_stale_temps(plan.out_dir)
     todo, seen, skipped = [], set(), 0
     for t in plan.tasks:
         if t.key in seen:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["cli_sweep", "build_parser", "main"]
 
-EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _opt(args, name, default=None):
@@ -71,7 +71,7 @@ def cli_sweep(args) -> int:
         info = run_plan(plan, workers, dask, progress=not quiet)
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; run the same command again to resume", file=sys.stderr)
-        return EXIT_FAIL
+        return EXIT_INTERRUPTED
     except OSError as exc:  # e.g. a dask scheduler that cannot be reached
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL

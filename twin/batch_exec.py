@@ -145,8 +145,37 @@ def run_serial(tasks: Iterable[RunTask], tracker: "Tracker | None" = None) -> It
         tracker.set_running(0)
 
 
-def _init_worker(path0: list[str]) -> None:
-    """Worker start: one core per run (numba/BLAS threads 1), the parent's import path, warm imports."""
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this worker when the sweep's parent dies (even by ``kill -9``): Linux ``PR_SET_PDEATHSIG`` sends
+    SIGTERM at once; a watchdog thread polling the parent pid every second covers other systems (and the
+    parent dying before the prctl call)."""
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(1.0)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="citytwin-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(path0: list[str], parent_pid: int | None = None) -> None:
+    """Worker start: exit with the parent, one core per run (numba/BLAS threads 1), the parent's import path,
+    warm imports."""
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     for p in reversed(path0):
@@ -160,7 +189,9 @@ def run_local(tasks: list[RunTask], workers: int, context: str = "spawn",
     """Run the tasks on ``workers`` local processes (``spawn``/``forkserver``), reusing each worker.
 
     At most ``2 * workers`` runs are queued at a time, so an interrupt loses little. If a worker dies
-    (segfault, out of memory), the runs in flight are recorded as failed and a fresh pool takes the rest.
+    (segfault, out of memory), the runs that were in flight are retried one at a time, each in a fresh worker,
+    so only the run that kills its worker is recorded as failed; a fresh pool takes the rest. Workers exit
+    when this process dies (:func:`_exit_with_parent`).
     """
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -170,9 +201,29 @@ def run_local(tasks: list[RunTask], workers: int, context: str = "spawn",
         raise ValueError(f"context {context!r}: use 'spawn' or 'forkserver' (fork is unsafe after numba/threads)")
     queue = list(tasks)[::-1]
     path0 = [p for p in sys.path if p]
-    while queue:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(context),
-                                   initializer=_init_worker, initargs=(path0,))
+    suspects: list[RunTask] = []  # in flight when a worker died: retried one at a time
+
+    def pool_of(n: int):
+        return ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(context),
+                                   initializer=_init_worker, initargs=(path0, os.getpid()))
+
+    while queue or suspects:
+        while suspects:  # alone in its own worker: only the run that kills its worker fails
+            t = suspects.pop()
+            solo = pool_of(1)
+            try:
+                if tracker:
+                    tracker.set_running(1)
+                yield solo.submit(execute_run, t).result()
+            except BrokenProcessPool as exc:
+                yield failure(t, exc, "worker process died while running this run (retried alone)")
+            except Exception as exc:  # pickling errors and the like
+                yield failure(t, exc, "executor")
+            finally:
+                solo.shutdown(wait=True, cancel_futures=True)
+        if not queue:
+            break
+        pool = pool_of(workers)
         inflight: dict = {}
         broken = False
         try:
@@ -193,15 +244,13 @@ def run_local(tasks: list[RunTask], workers: int, context: str = "spawn",
                     t = inflight.pop(f)
                     try:
                         yield f.result()
-                    except BrokenProcessPool as exc:
+                    except BrokenProcessPool:
                         broken = True
-                        yield failure(t, exc, "worker process died while this run was in flight")
+                        suspects.append(t)
                     except Exception as exc:  # pickling errors and the like
                         yield failure(t, exc, "executor")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        if not broken:
-            break
 
 
 def run_dask(tasks: list[RunTask], address: str | None = None, workers: int | None = None,

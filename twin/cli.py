@@ -1,6 +1,7 @@
 """Command-line face of CityTwin (``run_scenario.py``): validate, run, report, dashboard and planning tools.
 
-Exit codes: 0 success, 1 a run failed, 2 bad input (scenario or arguments). Bad input writes nothing.
+Exit codes: 0 success, 1 a run failed, 2 bad input (scenario, data files or arguments), 130 interrupted (Ctrl+C;
+finished variants are kept). Bad input writes nothing (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -11,18 +12,44 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line (``<prog>: error: ...``), exit 2, like a bad scenario key."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def bounded_int(lo: int, hi: int):
+    """An argparse type: an integer from ``lo`` to ``hi`` (the message says what is allowed)."""
+    def parse(text: str) -> int:
+        t = text.strip()
+        if len(t) > 30 or not t.lstrip("+-").isdigit():
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} — a whole number from {lo:,} to {hi:,}")
+        v = int(t)
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{t} — allowed {lo:,} to {hi:,}")
+        return v
+
+    parse.__name__ = "integer"
+    return parse
+
+
+MAX_WORKERS = 256
 
 
 def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
 
 
-def _load(path: str):
+def _load(path: str, force: bool = False):
     """Validate a scenario file against every variant's own city (the run service); raise ScenarioError."""
     from twin.run import BASELINE, load_variants, variant_city
 
-    variants = load_variants(path)
+    variants = load_variants(path, force=force)
     return variants, variant_city(variants[BASELINE], Path(path).parent)
 
 
@@ -30,17 +57,41 @@ def cmd_validate(args) -> int:
     from twin.scenario import ScenarioError
 
     try:
-        variants, city = _load(args.file)
+        variants, city = _load(args.file, args.force)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     from networks.io import summary
 
     base = variants["baseline"]
+    _print_notes(variants, args.file)
+    _print_estimate(variants, args.file, base.replications)
     print(f"{args.file}: valid scenario {base.name!r} with variants: {', '.join(variants)}")
     print(f"city: {summary(city)}")
     print(f"domains: {', '.join(base.domain_configs)}")
     return EXIT_OK
+
+
+def _print_notes(variants, path: str) -> None:
+    """Facts about the data that are not errors (e.g. trips outside the demand window), one line each."""
+    from twin.data_checks import data_notes
+    from twin.run import variant_city
+
+    seen = set()
+    for name, sc in variants.items():
+        for note in data_notes(sc, variant_city(sc, Path(path).parent), Path(path).parent):
+            if note not in seen:
+                seen.add(note)
+                print(f"{path}: note: {note}", file=sys.stderr)
+
+
+def _print_estimate(variants, path: str, runs: int) -> None:
+    """The memory/time estimate (twin.estimate) when the run will be long."""
+    from twin.estimate import estimate_errors
+
+    _, notes = estimate_errors(variants, Path(path).parent, runs, free_bytes=float("inf"))
+    for n in notes:
+        print(f"{path}: note: {n}", file=sys.stderr)
 
 
 class Progress:
@@ -165,12 +216,15 @@ def cmd_run(args) -> int:
 
     overrides = RunOverrides(backend=args.backend, seed=args.seed)
     try:
-        variants = load_variants(args.file, args.variant, overrides)
+        variants = load_variants(args.file, args.variant, overrides, force=args.force)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     base = variants[BASELINE]
     n_rep = args.replications or base.replications
+    if not args.quiet:
+        _print_notes(variants, args.file)
+        _print_estimate(variants, args.file, n_rep)
     if not args.quiet:
         city = variant_city(base, Path(args.file).parent)
         print(f"CityTwin: {base.name} — {base.description.strip()[:200]}", file=sys.stderr)
@@ -189,7 +243,7 @@ def cmd_run(args) -> int:
 
     try:
         outcome = run_variants(args.file, args.variant, args.out, overrides, replications=args.replications,
-                               workers=args.workers, progress=bar, log=log, debug=args.debug)
+                               workers=args.workers, progress=bar, log=log, debug=args.debug, force=args.force)
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -224,8 +278,18 @@ def cmd_report(args) -> int:
     if not src.is_file():
         _err(f"{src}: results file not found")
         return EXIT_BAD_INPUT
+    with open(src, "rb") as fh:
+        magic = fh.read(8)
+    if not (magic.startswith(b"\x89HDF\r\n\x1a\n") or magic[:3] == b"CDF"):
+        _err(f"{src}: not a netCDF results file (written by run_scenario.py run) — give the .nc file")
+        return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else src.with_name("report.html")
-    print(f"report: {write_report(src, out)}")
+    try:
+        print(f"report: {write_report(src, out)}")
+    except (OSError, KeyError, ValueError) as exc:
+        _err(f"{src}: cannot make a report from this file — {type(exc).__name__}: {str(exc)[:160]} "
+             "(is it a CityTwin results file?)")
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 
@@ -251,11 +315,14 @@ def _delegate(module: str, func: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run_scenario.py", description="CityTwin: run what-if scenarios of a city.")
+    from twin.scenario import MAX_SEED
+
+    p = OneLineParser(prog="run_scenario.py", description="CityTwin: run what-if scenarios of a city.")
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="check a scenario file (and its city) without running it")
     v.add_argument("file")
+    v.add_argument("--force", action="store_true", help="check even when the memory estimate exceeds free memory")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run", help="run a scenario's baseline and variants; print KPIs; write results and report")
@@ -264,15 +331,17 @@ def build_parser() -> argparse.ArgumentParser:
     from twin.registry import traffic_backend_names  # the choices are the registered back-ends
 
     r.add_argument("--backend", choices=traffic_backend_names(), help="override traffic.backend")
-    r.add_argument("--seed", type=int, help="override the scenario seed")
-    r.add_argument("--replications", type=int, default=None,
+    r.add_argument("--seed", type=bounded_int(0, MAX_SEED), help="override the scenario seed (0 to 2**63-1)")
+    r.add_argument("--replications", type=bounded_int(1, 1000), default=None,
                    help="runs per variant with common random numbers (default: the file's replications, else 1)")
-    r.add_argument("--workers", type=int, default=None,
+    r.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=None,
                    help="local worker processes for the runs (default: this process, one run at a time)")
     r.add_argument("--out", help="results folder (default: the scenario's outputs.dir)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     r.add_argument("--debug", action="store_true", help="show tracebacks")
+    r.add_argument("--force", action="store_true",
+                   help="run even when the memory estimate exceeds the free memory (docs/reliability.md)")
     r.add_argument("--format", choices=("text", "csv", "json"), default="text",
                    help="KPI table format: text (fits $COLUMNS, default 100), csv or json (for scripts)")
     r.set_defaults(func=cmd_run)
@@ -285,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dashboard", help="serve the what-if dashboard (reads results files only)")
     d.add_argument("results_dir", nargs="?", default="results")
     d.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    d.add_argument("--port", type=int, default=8050)
+    d.add_argument("--port", type=bounded_int(1, 65535), default=8050)
     d.add_argument("--no-whatif", action="store_true", help="turn the what-if page off (no runs from the web)")
     d.add_argument("--allow-host", action="append", metavar="NAME",
                    help="another Host name the server answers to (e.g. the proxy's name); repeatable")
@@ -302,29 +371,30 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a parameter sweep / replications in parallel")
     s.add_argument("file")
     s.add_argument("--param", action="append", default=[], help="key.path=v1,v2,... (repeatable)")
-    s.add_argument("--seeds", type=int, default=None, help="replications per parameter set (default: the file's, else 1)")
-    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
+    s.add_argument("--seeds", type=bounded_int(1, 100_000), default=None, help="replications per parameter set (default: the file's, else 1)")
+    s.add_argument("--workers", type=bounded_int(0, MAX_WORKERS), default=None,
+                   help="local worker processes (default: cores; 0: this process)")
     s.add_argument("--dask", default=None, help="address of a dask.distributed scheduler")
     s.add_argument("--design", choices=["grid", "random", "latin"], default=None, help="default: the file's, else grid")
     s.add_argument("--keep", choices=["kpis", "series", "all"], default=None, help="what each run keeps on disk")
-    s.add_argument("--batch-seed", type=int, default=None, help="seed all replication seeds derive from")
-    s.add_argument("--dask-workers", type=int, default=None, help="workers of a LocalCluster (--dask local)")
+    s.add_argument("--batch-seed", type=bounded_int(0, MAX_SEED), default=None, help="seed all replication seeds derive from")
+    s.add_argument("--dask-workers", type=bounded_int(1, MAX_WORKERS), default=None, help="workers of a LocalCluster (--dask local)")
     s.add_argument("--no-retry", action="store_true", help="do not retry runs that failed before")
-    s.add_argument("--samples", type=int, default=None, help="parameter sets for random/latin designs")
+    s.add_argument("--samples", type=bounded_int(1, 1_000_000), default=None, help="parameter sets for random/latin designs")
     s.add_argument("--out", default=None)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_delegate("twin.batch_cli", "cli_sweep"))
 
     sc = sub.add_parser("suggest-chargers", help="propose K charging sites from simulated unmet demand")
     sc.add_argument("file")
-    sc.add_argument("--add", type=int, default=3)
+    sc.add_argument("--add", type=bounded_int(1, 1000), default=3)
     sc.add_argument("--run", action="store_true", help="also run the suggestion as a variant")
     sc.add_argument("--quiet", action="store_true")
     sc.set_defaults(func=_delegate("agents.ev.cli", "cli_suggest_chargers"))
 
     ss = sub.add_parser("suggest-stations", help="propose K emergency station sites maximising coverage")
     ss.add_argument("file")
-    ss.add_argument("--add", type=int, default=1)
+    ss.add_argument("--add", type=bounded_int(1, 1000), default=1)
     ss.add_argument("--run", action="store_true", help="also run the suggestion as a variant")
     ss.add_argument("--quiet", action="store_true")
     ss.set_defaults(func=_delegate("agents.emergency.cli", "cli_suggest_stations"))
@@ -341,9 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        _err("interrupted; results written so far are kept")
-        return EXIT_FAIL
+    except KeyboardInterrupt:  # every finished variant is already on disk (twin.run writes after each one)
+        _err("interrupted; the variants that finished are kept in the results file")
+        return EXIT_INTERRUPTED
 
 
 def planning_inputs(path: str, domain: str, add: int):

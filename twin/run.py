@@ -18,6 +18,7 @@ dashboard's what-if all call it. What it guarantees:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -84,33 +85,72 @@ def variant_city(sc: Scenario, scenario_dir: str | Path):
 
 
 def scenario_errors(variants: dict[str, Scenario], scenario_dir: str | Path) -> list[str]:
-    """Every problem of resolved variants that the schema cannot see: a domain without the domain it needs,
-    demand files and domain sections that do not fit the variant's own city. One message per problem."""
+    """Every problem of resolved variants that the schema cannot see: broken data files (``twin.data_checks``,
+    read before anything is built), a domain without the domain it needs, demand files and domain sections
+    that do not fit the variant's own city. One message per problem; a loader that still fails is reported
+    as a message naming the variant's data files, never as a traceback."""
+    from twin.data_checks import scenario_data_errors
     from twin.demand import demand_errors
     from twin.engine import missing_domains
     from twin.scenario import resolve_data_path
 
     base_dir = Path(scenario_dir)
-    msgs: list[str] = []
+
+    def prefix(vname: str) -> str:
+        return "" if vname == BASELINE else f"variants.{vname}."
+
+    msgs = scenario_data_errors(variants, base_dir, prefix)
+    if msgs:  # nothing is built from a broken file
+        return msgs
     for vname, sc in variants.items():
-        pre = "" if vname == BASELINE else f"variants.{vname}."
+        pre = prefix(vname)
         msgs += [f"{pre}{m}" for m in missing_domains(sc.domain_configs)]
-        city = variant_city(sc, base_dir)
-        msgs += [f"{pre}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir),
-                                                          sc.time)]
+        try:
+            city = variant_city(sc, base_dir)
+        except (ScenarioError, ValueError, KeyError, IndexError, TypeError, OSError, EOFError, MemoryError,
+                RecursionError, ArithmeticError, AttributeError) as exc:
+            msgs.append(f"{pre}city: {_city_files(sc)} — the city could not be built: {_short_exc(exc)}")
+            continue
+        try:
+            msgs += [f"{pre}{m}" for m in demand_errors(sc.demand, city, lambda p: resolve_data_path(p, base_dir),
+                                                              sc.time)]
+        except ScenarioError as exc:
+            msgs += [f"{pre}{m}" for m in exc.messages]
+        except (ValueError, KeyError, IndexError, TypeError, OSError, EOFError, MemoryError, ArithmeticError) as exc:
+            msgs.append(f"{pre}demand: {_demand_files(sc)} — could not be read: {_short_exc(exc)}")
         for dname, cfg in sc.domain_configs.items():
             check = getattr(cfg, "city_errors", None)
             if check is not None:
-                msgs += [f"{pre}{dname}.{m}" for m in check(city)]
+                try:
+                    msgs += [f"{pre}{dname}.{m}" for m in check(city)]
+                except (ValueError, KeyError, IndexError, TypeError, OSError, ArithmeticError) as exc:
+                    msgs.append(f"{pre}{dname}: {_short_exc(exc)}")
     return list(dict.fromkeys(msgs))
+
+
+def _short_exc(exc: BaseException) -> str:
+    """``Type: message`` in one line of at most 200 characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return (text if len(text) <= 200 else text[:197] + "...") if isinstance(exc, ScenarioError) else \
+        f"{type(exc).__name__}: {text[:180]}"
+
+
+def _city_files(sc: Scenario) -> str:
+    files = [Path(f).name for f in (sc.city.path, sc.city.pois, sc.city.buildings) if f]
+    return ", ".join(files) or f"source {sc.city.source}"
+
+
+def _demand_files(sc: Scenario) -> str:
+    return ", ".join(Path(f).name for f in (sc.demand.od_file, sc.demand.trips_file) if f) or "generated trips"
 
 
 def load_variants(scenario_path: str | Path, variants: Iterable[str] | None = None,
                   overrides: RunOverrides | None = None, extra_variants: dict[str, dict] | None = None,
-                  check_city: bool = True) -> dict[str, Scenario]:
+                  check_city: bool = True, force: bool = False) -> dict[str, Scenario]:
     """Load and validate a scenario file; keep the baseline and the named ``variants`` (all when None);
     add ``extra_variants`` (name -> override mapping, e.g. a planner's suggestion); apply ``overrides``.
-    Raises :class:`ScenarioError` listing every problem (nothing has run)."""
+    Before any city is built, a variant whose memory estimate exceeds the free memory is refused
+    (``twin.estimate``; ``force`` skips that). Raises :class:`ScenarioError` listing every problem (nothing has run)."""
     doc = load_document(scenario_path)
     if extra_variants:
         have: dict = doc["variants"] if isinstance(doc.get("variants"), dict) else {}
@@ -124,6 +164,12 @@ def load_variants(scenario_path: str | Path, variants: Iterable[str] | None = No
                                                 f"{', '.join(resolved)}" for u in unknown])
         resolved = {k: v for k, v in resolved.items() if k == BASELINE or k in wanted}
     resolved = {k: apply_overrides(v, overrides) for k, v in resolved.items()}
+    if check_city and not force:
+        from twin.estimate import estimate_errors
+
+        too_big, _ = estimate_errors(resolved, Path(scenario_path).parent, resolved[BASELINE].replications)
+        if too_big:
+            raise ScenarioError(scenario_path, too_big)
     if check_city:
         msgs = scenario_errors(resolved, Path(scenario_path).parent)
         if msgs:
@@ -173,8 +219,11 @@ def _task_doc(sc: Scenario, seed: int) -> dict:
 
 
 def _run_in_processes(jobs: list[tuple[str, int, Scenario, int]], scenario_path: Path, overrides: dict,
-                      workers: int, tmp: Path, log: Callable[[str], None]) -> dict[tuple[str, int], Any]:
-    """Run (variant, replication) jobs on local worker processes (twin.batch_exec); return datasets or errors."""
+                      workers: int, tmp: Path, log: Callable[[str], None],
+                      out: dict[tuple[str, int], Any] | None = None,
+                      on_done: Callable[[str], None] | None = None) -> dict[tuple[str, int], Any]:
+    """Run (variant, replication) jobs on local worker processes (twin.batch_exec); return datasets or errors
+    (filled into ``out`` as they finish; ``on_done(variant)`` after each)."""
     import xarray as xr
 
     from twin.batch_exec import RunTask, run_local
@@ -186,7 +235,7 @@ def _run_in_processes(jobs: list[tuple[str, int, Scenario, int]], scenario_path:
                              out_path=str(tmp / f"run_{key}.nc"), error_path=str(tmp / f"run_{key}.error.json"),
                              keep="all", variant=i, seed_index=r, seed=seed, overrides=overrides))
         by_key[key] = (vname, r)
-    out: dict[tuple[str, int], Any] = {}
+    out = {} if out is None else out
     for st in run_local(tasks, workers):
         vname, r = by_key[st["key"]]
         if st["status"] == "ok":
@@ -195,6 +244,8 @@ def _run_in_processes(jobs: list[tuple[str, int, Scenario, int]], scenario_path:
             log(f"{vname} replication {r}: done in {st.get('run_s', 0.0):.1f} s wall (pid {st.get('pid')})")
         else:
             out[(vname, r)] = RuntimeError(st.get("error", "failed"))
+        if on_done is not None:
+            on_done(vname)
     return out
 
 
@@ -202,7 +253,7 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
                  overrides: RunOverrides | None = None, *, extra_variants: dict[str, dict] | None = None,
                  replications: int | None = None, workers: int | None = None, write: bool = True,
                  progress: Callable[[str, Scenario], Any] | None = None,
-                 log: Callable[[str], None] | None = None, debug: bool = False) -> RunOutcome:
+                 log: Callable[[str], None] | None = None, debug: bool = False, force: bool = False) -> RunOutcome:
     """Validate, run every variant (each on its own city, ``replications`` times), stack and write the results.
 
     ``progress(name, scenario)`` may return a callable ``(t_s, duration_s)`` (with an optional ``close()``)
@@ -212,11 +263,10 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
     import xarray as xr
 
     from twin.domain import DomainRunError
-    from twin.results import add_replications, stack_variants, write_atomic
 
     log = log or (lambda msg: None)
     scenario_path = Path(scenario_path)
-    resolved = load_variants(scenario_path, variants, overrides, extra_variants)
+    resolved = load_variants(scenario_path, variants, overrides, extra_variants, force=force)
     base = resolved[BASELINE]
     n_rep = int(replications if replications is not None else base.replications)
     if n_rep < 1:
@@ -225,10 +275,27 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
     jobs = [(v, r, sc, s) for v, sc in resolved.items() for r, s in enumerate(replication_seeds(sc.seed, n_rep))]
     results: dict[tuple[str, int], Any] = {}
     outcome = RunOutcome(path=None, dataset=None)
+    target = results_dir(base, out) / f"{base.name}.nc"
+    if write:
+        check_writable(target, scenario_path)
+    partial_run = variants is not None  # --variant: the file's other variants are kept
+
+    def save(final: bool) -> Path | None:
+        """Write what has finished so far (merged with the file's other variants); None if nothing has."""
+        ds_now = _stack(resolved, results, n_rep)
+        if ds_now is None:
+            return None
+        return write_results(ds_now, target, keep_others=partial_run or not final,
+                             only=None if partial_run or not final else list(resolved), log=log)
+
     if workers is not None and workers > 1 and len(jobs) > 1:
         tmp = Path(tempfile.mkdtemp(prefix=".citytwin-runs-", dir=_scratch_dir(base, out)))
+        def variant_done(vname: str) -> None:  # all its replications in: safe on disk now
+            if write and all((vname, r) in results for r in range(n_rep)) and len(results) < len(jobs):
+                save(final=False)
+
         try:
-            results = _run_in_processes(jobs, scenario_path, ov, min(workers, len(jobs)), tmp, log)
+            _run_in_processes(jobs, scenario_path, ov, min(workers, len(jobs)), tmp, log, results, variant_done)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     else:
@@ -250,8 +317,8 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
             res = results[(vname, r)]
             if isinstance(res, xr.Dataset):
                 log(f"{label}: done in {float(res.attrs.get('wall_time_s', 0.0)):.1f} s wall")
-    runs: dict[str, xr.Dataset] = {}
-    kpis: dict[str, list[xr.Dataset | None]] = {v: [None] * n_rep for v in resolved}
+            if write and r == n_rep - 1 and (vname, r) != (jobs[-1][0], jobs[-1][1]):
+                save(final=False)  # this variant is safe on disk now: a later failure or Ctrl+C keeps it
     for (vname, r), res in sorted(results.items(), key=lambda kv: (list(resolved).index(kv[0][0]), kv[0][1])):
         if isinstance(res, DomainRunError):
             outcome.partial.append(vname if n_rep == 1 else f"{vname} #{r}")
@@ -263,18 +330,120 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
             continue
         if res is None:
             continue
+        outcome.wall_time_s[vname] = outcome.wall_time_s.get(vname, 0.0) + float(res.attrs.get("wall_time_s", 0.0))
+    outcome.dataset = _stack(resolved, results, n_rep)
+    if outcome.dataset is None:
+        return outcome
+    if write:
+        outcome.path = save(final=True)
+    return outcome
+
+
+def _stack(resolved: dict[str, Scenario], results: dict[tuple[str, int], Any], n_rep: int) -> xr.Dataset | None:
+    """The results file's Dataset from the runs finished so far (failed runs left out; None if none)."""
+    from twin.domain import DomainRunError
+    from twin.results import add_replications, stack_variants
+
+    runs: dict[str, Any] = {}
+    kpis: dict[str, list[Any]] = {v: [None] * n_rep for v in resolved}
+    for (vname, r), res in sorted(results.items(), key=lambda kv: (list(resolved).index(kv[0][0]), kv[0][1])):
+        if isinstance(res, DomainRunError):
+            res = res.dataset
+        elif isinstance(res, BaseException) or res is None:
+            continue
         kpis[vname][r] = res
         runs.setdefault(vname, res)  # the variant's full results: replication 0 (or the first that ran)
-        outcome.wall_time_s[vname] = outcome.wall_time_s.get(vname, 0.0) + float(res.attrs.get("wall_time_s", 0.0))
     if not runs:
-        return outcome
+        return None
     ds = stack_variants({v: runs[v] for v in resolved if v in runs})
-    ds = add_replications(ds, {v: kpis[v] for v in resolved if v in runs},
-                          {v: replication_seeds(sc.seed, n_rep) for v, sc in resolved.items() if v in runs})
-    outcome.dataset = ds
-    if write:
-        outcome.path = write_atomic(ds, results_dir(base, out) / f"{base.name}.nc")
-    return outcome
+    return add_replications(ds, {v: kpis[v] for v in resolved if v in runs},
+                            {v: replication_seeds(sc.seed, n_rep) for v, sc in resolved.items() if v in runs})
+
+
+def check_writable(target: Path, scenario_path: str | Path) -> None:
+    """Refuse (ScenarioError, exit 2) a results folder that cannot be written, before anything runs: a file in
+    the way, no write permission, or under 50 MB free."""
+    d = target.parent
+    probe = d
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    problem = None
+    if not probe.is_dir():
+        problem = f"{_shown_path(probe)} is a file, not a folder"
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        problem = f"no permission to write in {_shown_path(probe)}"
+    elif target.exists() and not os.access(target, os.W_OK) and not os.access(d, os.W_OK):
+        problem = f"{target.name} exists and cannot be replaced"
+    else:
+        free = shutil.disk_usage(probe).free
+        if free < 50e6:
+            problem = f"only {free / 1e6:.0f} MB free on the disk of {_shown_path(probe)} (need 50 MB)"
+    if problem:
+        raise ScenarioError(scenario_path, [f"results folder {_shown_path(d)}: {problem} — choose another with "
+                                            "--out (or outputs.dir)"])
+
+
+def _shown_path(p: Path) -> str:
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def write_results(ds: xr.Dataset, target: Path, keep_others: bool = True, only: list[str] | None = None,
+                  log: Callable[[str], None] = lambda m: None) -> Path:
+    """Write a stacked results Dataset to ``target`` atomically. With ``keep_others`` the variants of an
+    existing file at ``target`` that ``ds`` does not hold are kept (merged after them) when the file comes from
+    the same scenario (equal baseline ``scenario_hash`` and replications); ``only`` limits the kept ones to
+    those names. A file from another scenario version is replaced; an unreadable one is left alone and the
+    results go to ``<name>.<date>.nc`` beside it."""
+    import time as _time
+
+    import xarray as xr
+
+    from twin.results import write_atomic
+
+    if keep_others and target.exists():
+        try:
+            with xr.open_dataset(target, engine="netcdf4") as old:
+                old = old.load()
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: keep it, write beside it
+            alt = target.with_name(f"{target.stem}.{_time.strftime('%Y%m%d-%H%M%S')}.nc")
+            log(f"run note: {target.name} could not be read ({type(exc).__name__}); kept as it is, results "
+                f"written to {alt.name}")
+            return write_atomic(ds, alt)
+        ds = _merge_results(ds, old, only)
+    return write_atomic(ds, target)
+
+
+def _merge_results(new: xr.Dataset, old: xr.Dataset, only: list[str] | None) -> xr.Dataset:
+    """``new`` plus the variants of ``old`` that it lacks (same scenario only), in the old file's order."""
+    import xarray as xr
+
+    if "variant" not in old.dims or "run_scenario_hash" not in old:
+        return new
+    old_names = [str(v) for v in old["variant"].values]
+    new_names = [str(v) for v in new["variant"].values]
+    same = (old_names and old_names[0] == BASELINE and new_names[0] == BASELINE
+            and str(old["run_scenario_hash"].values[0]) == str(new["run_scenario_hash"].values[0])
+            and old.attrs.get("replications") == new.attrs.get("replications"))
+    keep = [v for v in old_names if v not in new_names and (only is None or v in only)]
+    if not same or not keep:
+        return new
+    import numpy as np
+
+    new = new.assign_coords(variant=np.array(new_names, dtype=object))  # one dtype for both indexes
+    old = old.assign_coords(variant=np.array(old_names, dtype=object))
+    both = xr.concat([new, old.sel(variant=keep)], dim="variant", join="outer", data_vars="minimal",
+                     coords="minimal", compat="override", combine_attrs="override")
+    order = [v for v in old_names if v in new_names or v in keep] + [v for v in new_names if v not in old_names]
+    both = both.sel(variant=order)
+    runs = {**json.loads(old.attrs.get("runs", "{}")), **json.loads(new.attrs.get("runs", "{}"))}
+    both.attrs = dict(new.attrs)
+    both.attrs["variants"] = json.dumps(order)
+    both.attrs["runs"] = json.dumps({v: runs[v] for v in order if v in runs}, default=str)
+    both.attrs["complete"] = int(int(new.attrs.get("complete", 1)) and int(old.attrs.get("complete", 1)))
+    return both
 
 
 def _with_seed(sc: Scenario, seed: int) -> Scenario:

@@ -24,6 +24,7 @@ __all__ = ["Scenario", "ScenarioError", "CityConfig", "TimeConfig", "DemandConfi
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "baseline"
 MAX_VARIANTS = 200  # each variant deep-copies the baseline: bounded work per file
+MAX_SEED = 2**63 - 1  # int64: written to netCDF as is (derived replication seeds use the whole range)
 
 
 class ScenarioError(Exception):
@@ -41,8 +42,8 @@ class _Strict(BaseModel):
 
 
 class GridSpec(_Strict):
-    nx: int = Field(10, ge=2, le=1000, description="Nodes along x.")
-    ny: int = Field(10, ge=2, le=1000, description="Nodes along y.")
+    nx: int = Field(10, ge=2, le=500, description="Nodes along x (500x500: 1 M links, ~1.4 GB).")
+    ny: int = Field(10, ge=2, le=500, description="Nodes along y.")
     spacing_m: float = Field(200.0, gt=10, le=5000, description="Distance between neighbouring nodes (m).")
     lanes: int = Field(1, ge=1, le=8)
     speed_mps: float = Field(13.89, gt=0, le=50)
@@ -169,7 +170,7 @@ class Scenario(_Strict):
 
     name: str = Field(description="Scenario id: letters, digits, - and _.")
     description: str = ""
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of every random stream (0 to 2**63-1).")
     city: CityConfig
     time: TimeConfig = Field(default_factory=TimeConfig)
     demand: DemandConfig = Field(default_factory=DemandConfig)
@@ -403,7 +404,32 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
         if files is not None:
             msgs += [f"{prefix}{name}.{m}" for m in files(lambda v: resolve_data_path(v, path.parent))]
     sc._domains = domains
+    msgs += [f"{prefix}{m}" for m in nonfinite_fields(sc)]
+    for name, cfg in domains.items():
+        msgs += [f"{prefix}{name}.{m}" for m in nonfinite_fields(cfg)]
     return sc, msgs
+
+
+def nonfinite_fields(model: Any, path: str = "") -> list[str]:
+    """``key: value — must be a finite number`` for every NaN or infinite float in a validated model (pydantic
+    turns "1e400", "nan" and "inf" into floats; no weight, time or count of a scenario may be one)."""
+    import math
+
+    out: list[str] = []
+    if isinstance(model, BaseModel):
+        items: Any = ((k, getattr(model, k, None)) for k in type(model).model_fields)
+    elif isinstance(model, dict):
+        items = model.items()
+    elif isinstance(model, (list, tuple)):
+        items = ((f"[{i}]", v) for i, v in enumerate(model))
+    elif isinstance(model, float) and not math.isfinite(model):
+        return [f"{path}: {model} — must be a finite number"]
+    else:
+        return []
+    for k, v in items:
+        sub = f"{path}{k}" if str(k).startswith("[") else (f"{path}.{k}" if path else str(k))
+        out += nonfinite_fields(v, sub)
+    return out
 
 
 def resolve_variants(doc: dict, path: str | Path) -> dict[str, Scenario]:
