@@ -17,8 +17,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The default run: the headline variants, 3 replications each with common random numbers (every delta gets a
+# 95% interval or "no clear change"), on 2 worker processes with one numba thread each (2 cores, no
+# oversubscription). The festival variant (crowd, ~80 s a run) runs on its own:
+#   .venv/bin/python run_scenario.py run scenarios/bad_hersfeld.yaml --variant festival
+ifeq ($(SCENARIO),scenarios/bad_hersfeld.yaml)
+RUN_ARGS ?= --replications 3 --workers 2 --variant main_road_closed --variant demand_plus_20 --variant ev_llf \
+            --variant ev_2030 --variant new_ambulance_station
+else
+RUN_ARGS ?= --workers 2
+endif
+
 run: $(STAMP)
-	$(PY) run_scenario.py run $(SCENARIO)
+	NUMBA_NUM_THREADS=1 $(PY) run_scenario.py run $(SCENARIO) $(RUN_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q; status=$$?; echo $$status > $(PYTEST_STATUS_FILE); exit $$status

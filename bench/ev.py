@@ -11,6 +11,9 @@
    transformer with per-phase limits, two 80 A pods) at a 30 and a 60 kW transformer, LLF and EDF, side by side
    with this model's own copy of that network (``agents.ev.site.caltech_acn_site``); and ours with a single
    aggregate limit of the same kW, to show what the phase limits cost.
+4. The default scenario (Bad Hersfeld, 16:00-19:00, meso traffic, seed 42, baseline only) beside the real
+   references: AC/DC plug-ins per plug and occupancy over the same clock window from the fitted session classes,
+   public plugs from the Bundesnetzagentur register's density (``agents.ev.reference``).
 Ends with one JSON line; value = ACN-Sim wall time / ours for LLF (target >= 10), energy within 1%.
 """
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from agents.ev import EVConfig, EVDomain  # noqa: E402
 from agents.traffic.standins import PrecomputedTraffic  # noqa: E402
@@ -76,6 +80,18 @@ def assign_plugs(a: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, int]:
     return out, len(free_at)
 
 
+def acn_events(log, plug: np.ndarray, ids: list[str]):
+    """ACN-Sim's event queue for the sessions: session i plugs into EVSE ``ids[plug[i]]`` at its 5-min period,
+    with an ideal battery of its requested energy (the same input both models get)."""
+    from acnportal import acnsim
+
+    p_s = PERIOD_MIN * 60
+    evs = [acnsim.EV(int(log.arrival_s[i] // p_s), int(log.departure_s[i] // p_s), float(log.energy_kwh[i]),
+                     ids[plug[i]], f"s{i}", acnsim.Battery(float(log.energy_kwh[i]), 0, AMPS * VOLT / 1000))
+           for i in range(len(log))]
+    return acnsim.EventQueue([acnsim.PluginEvent(ev.arrival, ev) for ev in evs])
+
+
 def run_acn(log, plug: np.ndarray, n_plugs: int, algo: str) -> tuple[float, float]:
     """ACN-Sim on the same sessions; returns (energy delivered kWh, wall s)."""
     from acnportal import acnsim, algorithms
@@ -85,11 +101,7 @@ def run_acn(log, plug: np.ndarray, n_plugs: int, algo: str) -> tuple[float, floa
     for sid in ids:
         net.register_evse(acnsim.EVSE(sid, max_rate=AMPS), VOLT, 0)
     net.add_constraint(acnsim.Current(ids), LIMIT_KW * 1000 / VOLT, name="site")
-    p_s = PERIOD_MIN * 60
-    evs = [acnsim.EV(int(log.arrival_s[i] // p_s), int(log.departure_s[i] // p_s), float(log.energy_kwh[i]),
-                     ids[plug[i]], f"s{i}", acnsim.Battery(float(log.energy_kwh[i]), 0, AMPS * VOLT / 1000))
-           for i in range(len(log))]
-    queue = acnsim.EventQueue([acnsim.PluginEvent(ev.arrival, ev) for ev in evs])
+    queue = acn_events(log, plug, ids)
     sorts = {"llf": algorithms.least_laxity_first, "edf": algorithms.earliest_deadline_first}
     sched = algorithms.UncontrolledCharging() if algo == "uncontrolled" else algorithms.SortedSchedulingAlgo(sorts[algo])
     sim = acnsim.Simulator(net, sched, queue, datetime(2019, 8, 1), period=PERIOD_MIN, verbose=False)
@@ -112,11 +124,7 @@ def run_acn_phases(log, plug: np.ndarray, algo: str, transformer_kw: float) -> t
 
     net = acnsim.sites.caltech_acn(basic_evse=True, voltage=VOLT, transformer_cap=transformer_kw)
     ids = net.station_ids
-    p_s = PERIOD_MIN * 60
-    evs = [acnsim.EV(int(log.arrival_s[i] // p_s), int(log.departure_s[i] // p_s), float(log.energy_kwh[i]),
-                     ids[plug[i]], f"s{i}", acnsim.Battery(float(log.energy_kwh[i]), 0, AMPS * VOLT / 1000))
-           for i in range(len(log))]
-    queue = acnsim.EventQueue([acnsim.PluginEvent(ev.arrival, ev) for ev in evs])
+    queue = acn_events(log, plug, ids)
     sorts = {"llf": algorithms.least_laxity_first, "edf": algorithms.earliest_deadline_first}
     sim = acnsim.Simulator(net, algorithms.SortedSchedulingAlgo(sorts[algo]), queue, datetime(2019, 8, 1),
                            period=PERIOD_MIN, verbose=False)
@@ -179,6 +187,26 @@ def run_ours(log, n_plugs: int, algo: str, repeats: int = 3) -> tuple[float, flo
     return r.energy_kwh, best, r.events
 
 
+def default_scenario() -> dict:
+    """Part 4: the default scenario's baseline beside the fitted references and the German register."""
+    from agents.ev.reference import comparison_rows
+    from twin.run import load_variants, run_one
+
+    path = ROOT / "scenarios" / "bad_hersfeld.yaml"
+    sc = load_variants(path, variants=[])["baseline"]
+    t = time.perf_counter()
+    ds = run_one(sc, path.parent)
+    wall = time.perf_counter() - t
+    params = json.loads((ROOT / "data" / "ev" / "session_params.json").read_text())
+    pop = float(ds["kpi_emergency_population"]) if "kpi_emergency_population" in ds else None
+    rows = comparison_rows(ds, params, float(sc.time.start_hour), float(sc.time.duration_s), pop)
+    print(f"\n4. Default scenario {path.name}, baseline, seed {sc.seed} ({wall:.0f} s wall): model beside the references")
+    print(f"{'figure':<34} {'model':>8} {'reference':>12}  source")
+    for fig, m, r, src in rows:
+        print(f"{fig:<34} {m:>8} {r:>12}  {src}")
+    return {fig: {"model": m, "reference": r} for fig, m, r, _ in rows}
+
+
 def main() -> None:
     print("EV charging benchmark (bench/ev.py)\n")
     print("1. A day in the city (precomputed free-flow trips, LLF, smart guidance)")
@@ -209,6 +237,7 @@ def main() -> None:
     if not acn_ok:
         print("acnportal is not installed: pip install acnportal (optional bench dependency)")
     phases = three_phase(first_days(log, PHASE_DAYS))
+    town = default_scenario()
     e_acn, e_ours, t_acn, t_ours = rows["llf"]
     ratio = t_acn / t_ours if acn_ok else None
     print(f"\nLLF: {ratio:.1f}x faster than ACN-Sim (target 10x), energy {100 * (e_ours - e_acn) / e_acn:+.4f}% "
@@ -222,7 +251,7 @@ def main() -> None:
            "day_100k_events_per_s": round(days[1]["events_per_s"]), "day_100k_wall_s": round(days[1]["run_s"], 2),
            "traffic": "precomputed free-flow trips",
            "three_phase_max_abs_rel_diff": max(abs(v["rel_diff"]) for v in phases.values()),
-           "three_phase": phases}
+           "three_phase": phases, "default_scenario_vs_reference": town}
     print(json.dumps(out))
 
 

@@ -96,6 +96,14 @@ class EVConfig(_Strict):
     osm_default_plugs: int = Field(2, ge=1, le=50, description="Plugs of an OSM station without socket/capacity tags.")
     osm_default_power_kw: float = Field(22.0, ge=2, le=400, description="Plug power of an OSM station without an output tag (kW).")
     min_plugs: int = Field(1, ge=1, le=200, description="Every station has at least this many plugs (what-if).")
+    town_ac_plugs: int | None = Field(None, ge=0, le=100000, description="Public AC plugs the town has (e.g. from the "
+                                      "national register's density); when the listed stations have fewer, the rest are "
+                                      "added as new sites where the most building floor area lies within walk_m.")
+    town_dc_plugs: int | None = Field(None, ge=0, le=100000, description="Public DC (> 22 kW) plugs the town has; as "
+                                      "town_ac_plugs.")
+    fill_ac_site: tuple[int, float] = Field((2, 22.0), description="Plugs and kW of an added AC site (a typical German "
+                                            "AC charging post: 2 x 22 kW).")
+    fill_dc_site: tuple[int, float] = Field((4, 150.0), description="Plugs and kW of an added DC site.")
     stations: list[StationSpec] = Field(default_factory=list, description="Stations; replaces the OSM ones when given.")
     extra_stations: list[StationSpec] = Field(default_factory=list, description="Stations added to the others (what-if).")
     policy: Literal[POLICIES] = Field("uncontrolled", description="Load management: " + ", ".join(POLICIES) + ".")  # type: ignore[valid-type]
@@ -118,6 +126,9 @@ class EVConfig(_Strict):
         for h, f in self.grid_signal:
             if not (0 <= h < 24) or not (0 <= f <= 10):
                 raise ValueError(f"grid_signal [{h}, {f}]: hour in [0, 24), factor in [0, 10]")
+        for key, (n, kw) in (("fill_ac_site", self.fill_ac_site), ("fill_dc_site", self.fill_dc_site)):
+            if not (1 <= n <= 200) or not (2 <= kw <= 400) or (key == "fill_ac_site") != (kw <= 22.0):
+                raise ValueError(f"{key} [{n}, {kw}]: plugs 1-200, kW 2-22 for AC, 22-400 for DC")
         if self.charge_below_soc >= self.target_soc:
             raise ValueError(f"charge_below_soc ({self.charge_below_soc}) must be below target_soc ({self.target_soc})")
         return self

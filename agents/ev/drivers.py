@@ -37,18 +37,23 @@ class EVDriver(mesa.Agent):
         self.i = i
 
     # ---- decisions -------------------------------------------------------------------------
-    def choose_station(self, at: int, dest: int) -> int:
-        """Station index minimising drive there + expected wait + drive on to ``dest`` (-1 if none reachable)."""
+    def choose_station(self, at: int, dest: int, need_kwh: float = 0.0) -> int:
+        """Station index minimising drive there + expected wait + charging ``need_kwh`` at its plug power + drive
+        on to ``dest`` (``nearest``: drive there only); -1 if none reachable. The charging term is what sends a low
+        EV to a fast (DC) charger rather than holding an AC plug for hours."""
         dom = self.dom
         cfg = dom.config
         to_st, from_st = dom.tables(live=cfg.choice == "smart")
         cost = to_st[:, at] + from_st[:, dest]
         if cfg.choice == "nearest":
             cost = to_st[:, at].copy()
-        elif cfg.choice == "expected_wait":
-            cost = cost + dom.historical_wait_s()
         else:
-            cost = cost + np.array([s.expected_wait_s(extra=s.en_route) for s in dom.stations])
+            charge_s = np.array([need_kwh / max(self.plug_kw(k) * cfg.efficiency, 1e-9) * 3600.0
+                                 for k in range(len(dom.stations))])
+            if cfg.choice == "expected_wait":
+                cost = cost + dom.historical_wait_s() + charge_s
+            else:
+                cost = cost + np.array([s.expected_wait_s(extra=s.en_route) for s in dom.stations]) + charge_s
         if not np.isfinite(cost).any():
             return -1
         return int(np.argmin(cost))
@@ -122,7 +127,7 @@ class EVDriver(mesa.Agent):
         if f.soc[i] < cfg.charge_below_soc:
             if f.tallies["need_node"][i] < 0:
                 f.tallies["need_node"][i] = o
-            s = self.choose_station(o, d)
+            s = self.choose_station(o, d, max(cfg.target_soc - f.soc[i], 0.0) * f.cap_kwh[i])
             if s >= 0:
                 st = dom.stations[s]
                 st.en_route += 1

@@ -11,7 +11,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from agents.ev.config import EVConfig, StationSpec
 
-__all__ = ["station_rows", "osm_station_rows", "times_tables"]
+__all__ = ["station_rows", "osm_station_rows", "fill_rows", "node_weights", "times_tables"]
 
 
 def _kw(value: str) -> float | None:
@@ -56,6 +56,7 @@ def station_rows(city, cfg: EVConfig) -> list[dict]:
     if not rows and cfg.osm_stations:
         rows = osm_station_rows(city, cfg)
     rows += [_spec_row(city, s, len(rows) + k) for k, s in enumerate(cfg.extra_stations)]
+    rows += fill_rows(city, cfg, rows)
     mask = city.largest_component_mask()
     a = city.arrays
     for r in rows:
@@ -70,6 +71,51 @@ def station_rows(city, cfg: EVConfig) -> list[dict]:
     if len(set(ids)) != len(ids):
         raise ValueError(f"ev: station ids are not unique: {ids}")
     return rows
+
+
+def node_weights(city) -> np.ndarray:
+    """Weight of every node: the building floor area (or 1 per node) the city's zones give it, summed."""
+    w = np.zeros(len(city.node_ids))
+    for z in city.zones.values():
+        np.add.at(w, np.asarray(z.nodes, np.int64), np.asarray(z.weights, float))
+    return w if w.sum() > 0 else np.ones(len(city.node_ids))
+
+
+def fill_rows(city, cfg: EVConfig, rows: list[dict]) -> list[dict]:
+    """New sites that bring the town's public plugs up to ``town_ac_plugs`` / ``town_dc_plugs``.
+
+    Greedy maximal covering: each new site goes to the routable node with the most not-yet-covered node weight
+    (building floor area) within ``walk_m``; that weight then counts as covered. Deterministic (no random draws).
+    """
+    mask = city.largest_component_mask()
+    a = city.arrays
+    xy = np.column_stack([a.node_x, a.node_y])
+    w = node_weights(city)
+    covered = np.zeros(len(w), bool)
+    for r in rows:
+        covered |= (xy[:, 0] - r["x"]) ** 2 + (xy[:, 1] - r["y"]) ** 2 <= cfg.walk_m ** 2
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(xy)
+    cand = np.flatnonzero(mask)
+    nbrs = tree.query_ball_point(xy[cand], cfg.walk_m)
+    out: list[dict] = []
+    for kind, total, (n_site, kw) in (("ac", cfg.town_ac_plugs, cfg.fill_ac_site), ("dc", cfg.town_dc_plugs, cfg.fill_dc_site)):
+        have = sum(int(max(r["plugs"], cfg.min_plugs)) for r in rows + out if (r["power_kw"] > 22.0) == (kind == "dc"))
+        missing = max(int(total or 0) - have, 0)
+        k = 0
+        while missing > 0:
+            gain = np.array([w[nb][~covered[nb]].sum() for nb in nbrs])
+            j = int(np.argmax(gain))
+            node = int(cand[j])
+            covered[nbrs[j]] = True
+            plugs = min(n_site, missing)
+            out.append({"id": f"fill_{kind}{k}", "name": f"added {kind.upper()} site {k} (town density)",
+                        "x": float(xy[node, 0]), "y": float(xy[node, 1]), "node": node, "plugs": plugs,
+                        "power_kw": float(kw), "limit_kw": None})
+            missing -= plugs
+            k += 1
+    return out
 
 
 def times_tables(city, link_cost_s: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ def _age_weights(cls: dict, hour: float) -> np.ndarray:
     """lambda(t - u) P(D > u) du on the age grid (sessions per plug), for a start at clock ``hour``."""
     share = np.asarray(cls["hourly_share"], float)
     rate_h = cls["arrivals_per_charger_day"] * share / share.sum()  # arrivals per plug per clock hour
-    lam = rate_h[np.floor((hour - _U_H) % 24.0).astype(int)]
+    lam = rate_h[np.floor((hour - _U_H) % 24.0).astype(int) % 24]  # (-tiny) % 24 can round to 24.0
     mu, sigma = cls["dwell_h"]["mu"], cls["dwell_h"]["sigma"]
     surv = norm.sf((np.log(_U_H) - mu) / sigma)
     return lam * surv * _DU_H
