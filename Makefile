@@ -9,11 +9,20 @@ PYTEST_STATUS_FILE ?= /dev/null
 
 .PHONY: run test lint install bench clean
 
-$(STAMP): pyproject.toml
+RUN_STAMP := $(VENV)/.installed-run
+
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+# `make run` needs only the core (the built-in traffic model); the test extra adds SUMO, pytest and the lint tools
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
 
@@ -28,7 +37,7 @@ else
 RUN_ARGS ?= --workers 2
 endif
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	NUMBA_NUM_THREADS=1 $(PY) run_scenario.py run $(SCENARIO) $(RUN_ARGS)
 
 test: $(STAMP)

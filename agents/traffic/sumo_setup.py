@@ -30,7 +30,7 @@ __all__ = ["SumoNotAvailable", "SUMO_PACKAGES", "check_sumo", "sumo_binary", "Su
            "VTYPES"]
 
 SUMO_PACKAGES = ("eclipse-sumo", "libsumo", "traci", "sumolib")
-_PIP = "pip install eclipse-sumo=={v} libsumo=={v} traci=={v} sumolib=={v}"
+_PIP = "pip install \"citytwin[sumo]\" (or: pip install eclipse-sumo=={v} libsumo=={v} traci=={v} sumolib=={v})"
 
 
 class SumoNotAvailable(RuntimeError):
