@@ -51,7 +51,8 @@ def show(ka, kb):
             cb = D.capacity_factor(sb.path, sb.ds, sb.variant)
             fig = F.class_map(net, F.diff_classes(ra, rb), F.DIFF_LABELS, F.DIFF_COLORS,
                               f"B ({vb}) against A ({va}): change in mean speed, % of free flow", clickable=False,
-                              closed=cb.min(0) <= 0, reduced=cb.min(0) < 1, closed_label="closed in B (some of the time)")
+                              closed=cb.min(0) <= 0, reduced=cb.min(0) < 1, closed_label="closed in B (some of the time)",
+                              severity=F.DIFF_SEVERITY)
             out.append(ui.card("Difference map", g(fig, "compare-map")))
         else:
             out.append(dbc.Alert("The two variants are on different networks: no difference map.", color="info"))
