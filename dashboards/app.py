@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, dcc, html
 
 from dashboards import data as D
 from dashboards import ui
@@ -77,9 +77,7 @@ def create_app(results_dir: str | Path, *, whatif: bool = True, allowed_hosts: s
             cards.insert(0, ui.error_card(f"Results folder {cat.root.name} not found",
                                           "Start the dashboard with an existing folder of results files.", None))
         errs = html.Div(cards, id="file-error-cards") if cards else None
-        value = _default_value(opts, current)
-        # an unchanged variant is not sent again: it would re-run every callback of the page just opened
-        return opts, (no_update if value == current else value), errs
+        return opts, _default_value(opts, current), errs
 
     install_guards(app.server, allowed_hosts if allowed_hosts is not None else allowed_hosts_for("127.0.0.1"),
                    max_body)

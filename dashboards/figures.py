@@ -140,14 +140,15 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
                                  hoverinfo="skip", showlegend=True, visible=True if cnt else "legendonly"))
     if clickable:
         mx, my = net.midpoints()
-        # link ids (and street names) as hover text only for small networks (payload)
+        # hover: the street name and link id (for big networks only where the results carry names: payload)
         txt = None
-        if not big:
-            txt = [f"link {i}" + (f" — {nm}" if nm else "") for i, nm in
-                   zip(net.ids, names if names is not None else [""] * net.n)]
+        named = names is not None and any(names)
+        if named or not big:
+            txt = [(f"{nm} — " if nm else "") + f"link {i}" for i, nm in
+                   zip(net.ids, names if named else [""] * net.n)]
         fig.add_trace((go.Scattergl if gl else go.Scatter)(x=mx, y=my, mode="markers", name="links", showlegend=False,
                                    marker=dict(size=7, color="rgba(0,0,0,0)"), text=txt,
-                                   hovertemplate="%{text}<extra></extra>" if not big else
+                                   hovertemplate="%{text}<extra>click for detail</extra>" if txt is not None else
                                    "click for detail<extra></extra>"))
     if highlight is not None and 0 <= highlight < net.n:
         x, y = net.segments(np.array([highlight]))

@@ -16,6 +16,8 @@ import pytest
 
 import dash.testing  # noqa: E402,F401  (a test dependency: pip install -e ".[test]")
 
+from dashboards.data import N_MAP_CLASSES  # noqa: E402
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not (Path(CHROMIUM).exists() and shutil.which("chromedriver")):
     if os.environ.get("CI"):  # CI installs the browser (.ci/run): missing there is a failure, not a skip
@@ -172,9 +174,14 @@ def test_every_page_shows_bad_hersfeld(duo, bad_hersfeld_dir):
              ("/emergency", "#em-map .main-svg"), ("/compare", "#compare-map .main-svg")]
     for url, sel in pages:
         goto(duo, url)
-        duo.wait_for_element(sel, timeout=15)
+        duo.wait_for_element(sel, timeout=40)  # a full page load of a 4,057-link map on a busy CI box
         no_console_errors(duo)
         shot(duo, "bh" + url.replace("/", "_"))
+        if url == "/traffic":  # street names from the SUMO net's edge names are the map's hover text
+            texts = duo.driver.execute_script(
+                "var g=document.querySelector('#traffic-map .js-plotly-plot');"
+                f"return Array.from(g._fullData[{N_MAP_CLASSES}].text || []);")
+            assert len(texts) == 4057 and sum("straße" in t for t in texts) > 500, texts[:5]
     goto(duo, "/crowd")  # the picker starts on the first variant, the festival: its venue's density map
     duo.wait_for_element("#crowd-heatmap .main-svg", timeout=15)
     no_console_errors(duo)
@@ -396,3 +403,39 @@ def test_speed_10k_links_server(tmp_path):
     assert sum(n for _x, _y, n in lines) == net.n  # the legend still counts every directed link
     print(f"server: first {first:.2f} s, step {step:.3f} s, figure {len(fig) / 1e6:.2f} MB")
     assert first < 30.0 and step < 5.0  # goals 3 s and 0.5 s on an idle machine (printed above)
+
+
+def test_incomparable_runs_are_named_and_not_coloured():
+    """A what-if file that ran another duration or back-end than its baseline is flagged (its deltas are no effect)."""
+    import xarray as xr
+
+    from dashboards import ui
+
+    def ds(t_end, backend):
+        return xr.Dataset(coords={"time": np.arange(300.0, t_end + 1, 300.0)},
+                          attrs={"backend": backend, "clock_start": "07:00"})
+
+    assert ui.incomparable(ds(10800, "meso"), ds(10800, "meso")) is None
+    why = ui.incomparable(ds(10800, "meso"), ds(3600, "sumo"))
+    assert "duration 3 h against 1 h" in why and "back-end meso against sumo" in why
+
+
+def test_whatif_progress_names_each_phase(monkeypatch):
+    """The what-if progress says queued / building / simulating t of T from the first poll (no blank first seconds)."""
+    import sys
+
+    from dashboards import whatif as W
+    from dashboards.app import create_app
+
+    create_app(ROOT / "nonexistent_results_folder")
+    mod = next(m for k, m in list(sys.modules.items()) if k.endswith("pages.whatif"))
+    j = W.Job(id="j1", variant="v1", out_path=Path("x.nc"))
+    monkeypatch.setitem(W._jobs, "j1", j)
+    monkeypatch.setattr(W, "queue_position", lambda _j: 1)
+    texts = []
+    for status, phase, t in (("queued", "", 0), ("running", "building the city, demand and routes", 0),
+                             ("running", "simulating", 5400)):
+        j.status, j.phase, j.sim_t, j.sim_total, j.running_since = status, phase, t, 10800.0, time.time()
+        j.progress = t / 10800
+        texts.append(str(mod.poll(1, "j1", 0)[2]))
+    assert "queued" in texts[0] and "building the city" in texts[1] and "simulating 1:30 h of 3:00 h" in texts[2]

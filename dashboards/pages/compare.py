@@ -40,7 +40,11 @@ def show(ka, kb):
         return err
     pair = ui.pair_dataset(sa.path, sa.variant, sb.path, sb.variant)
     va, vb = [str(v) for v in pair["variant"].values]
-    out = [ui.card(f"KPIs: A = {va}, B = {vb}", ui.kpi_table(pair, va, pair, vb), id="compare-kpis")]
+    why = ui.incomparable(sa.ds, sb.ds)
+    out = [dbc.Alert([html.B("A and B did not run alike "), f"({why}): the differences below are not effects of "
+                      "the change and are not coloured.", ], color="warning", id="compare-incomparable")] if why else []
+    out.append(ui.card(f"KPIs: A = {va}, B = {vb}", ui.kpi_table(pair, va, pair, vb, neutral=bool(why)),
+                       id="compare-kpis"))
     g = lambda fig, i: dcc.Graph(figure=fig, id=i, config={"displaylogo": False, "scrollZoom": True})  # noqa: E731
     doms = set(sa.domains) & set(sb.domains)
     if "traffic" in doms:
