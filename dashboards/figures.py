@@ -27,7 +27,9 @@ pio.templates.default = "plotly_white"
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 380, **kw) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=40, r=10, t=40 if title else 10, b=40),
+    # titles left-aligned: the modebar (top right, on hover) then never covers them
+    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left") if title else None, height=height,
+                      margin=dict(l=40, r=10, t=40 if title else 10, b=40),
                       legend=dict(orientation="h", y=-0.15), **kw)
     return fig
 
