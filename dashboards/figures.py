@@ -333,7 +333,7 @@ def ev_waits(ds: xr.Dataset, variants: list[str]) -> go.Figure:
             w, what = w[tried & np.isfinite(w)] / 60.0, "EVs"
         total += len(w)
         fig.add_trace(go.Histogram(x=w, name=f"{v} ({len(w)} {what})", opacity=0.6, nbinsx=30,
-                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
     if not total:
         return empty("no public charging attempts in this run", 320)
     fig.update_layout(barmode="overlay")
@@ -483,7 +483,7 @@ def em_response_hist(ds: xr.Dataset, variants: list[str]) -> go.Figure:
         r = np.asarray(vv["em_response_time"].values, float) / 60.0
         r = r[np.isfinite(r)]
         fig.add_trace(go.Histogram(x=r, name=f"{v} ({len(r)} reached)", opacity=0.6, nbinsx=30,
-                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
         if "em_target" in vv and tgt is None:
             t = np.asarray(vv["em_target"].values, float)
             t = t[np.isfinite(t)]
@@ -540,7 +540,7 @@ def em_utilisation(ds: xr.Dataset, variants: list[str]) -> go.Figure:
         names = [f"{str(t)} {k}" for k, t in enumerate(vv["em_unit_type"].values)] if "em_unit_type" in vv else \
             [str(k) for k in range(len(u))]
         fig.add_trace(go.Bar(x=names, y=u, name=v,
-                             marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+                             marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
     fig.update_yaxes(title="busy share of duty time (%)", range=[0, 100])
     return _layout(fig, "unit utilisation", 320)
 
