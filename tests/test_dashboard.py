@@ -320,9 +320,9 @@ def synthetic_city(folder: Path) -> Path:
 def test_10k_links_render_and_step(duo, tmp_path):
     """10,000 links x 288 intervals: the traffic map renders and steps through time in the browser.
 
-    The speed goals (3 s first render, 1 s per step) are measured and printed here, not asserted: timings
-    depend on the machine's load and belong to benchmarks; the server-side budget is asserted in
-    test_speed_10k_links_server."""
+    Goals 3 s first render, 1 s a step (printed). Measured on the shared 2-core box at load 10-14 (5-7 runnable
+    processes a core): first 10-13 s, steps 1.4-2.8 s (bench/dashboard.py). The asserts allow that load plus
+    a margin (20 s, 6 s): they catch a regression to the old 25-40 s / 3-9 s, not the load."""
     path = synthetic_city(tmp_path)
     import xarray as xr
 
@@ -348,7 +348,7 @@ def test_10k_links_render_and_step(duo, tmp_path):
         steps.append(time.perf_counter() - t0)
     shot(duo, "traffic_10k")
     print(f"10k links: first render {first:.2f} s, time steps {', '.join(f'{s:.2f}' for s in steps)} s")
-    assert first < 30.0 and max(steps) < 30.0, (first, steps)  # a hang, not the goal: timings depend on load
+    assert first < 20.0 and max(steps) < 6.0, (first, steps)
     no_console_errors(duo)
 
 
