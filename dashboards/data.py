@@ -297,13 +297,15 @@ def clock_labels(ds: xr.Dataset) -> list[str]:
 # ------------------------------------------------------------------------------------------ network
 @dataclass
 class Network:
-    """Link geometry as float32 arrays (straight from node to node)."""
+    """Link geometry as float32 arrays (straight from node to node); ``twin`` is the reverse link of each link
+    (-1 when it is one-way), so a map can draw a two-way street once."""
 
     x0: np.ndarray
     y0: np.ndarray
     x1: np.ndarray
     y1: np.ndarray
     ids: np.ndarray
+    twin: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -320,8 +322,28 @@ class Network:
         y[0::3], y[1::3], y[2::3] = self.y0[idx], self.y1[idx], np.nan
         return x, y
 
-    def midpoints(self) -> tuple[np.ndarray, np.ndarray]:
-        return (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
+    def midpoints(self, offset_m: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+        """Link midpoints moved ``offset_m`` (at most 10% of the link) to the right of the direction of travel, so
+        the two directions of a street are two click targets when zoomed in."""
+        dx, dy = self.x1 - self.x0, self.y1 - self.y0
+        ln = np.hypot(dx, dy)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            k = np.where(ln > 0, np.minimum(offset_m, 0.1 * ln) / ln, 0.0)
+        return ((self.x0 + self.x1) / 2 + k * dy).astype(np.float32), ((self.y0 + self.y1) / 2 - k * dx).astype(np.float32)
+
+
+def reverse_links(frm: np.ndarray, to: np.ndarray) -> np.ndarray:
+    """Index of the link from ``to`` to ``frm`` of each link (-1 if none; the first one of parallel links)."""
+    frm, to = np.asarray(frm, np.int64), np.asarray(to, np.int64)
+    if frm.size == 0:
+        return np.zeros(0, np.int64)
+    m = int(max(frm.max(), to.max())) + 1
+    code = frm * m + to
+    order = np.argsort(code, kind="stable")
+    rev = to * m + frm
+    pos = np.clip(np.searchsorted(code[order], rev), 0, len(code) - 1)
+    twin = order[pos]
+    return np.where((code[twin] == rev) & (frm != to), twin, -1)
 
 
 def network(path: str | Path, ds: xr.Dataset) -> Network | None:
@@ -343,7 +365,7 @@ def network(path: str | Path, ds: xr.Dataset) -> Network | None:
         ox, oy = np.nanmin(nx_), np.nanmin(ny_)
         return Network((nx_[f] - ox).astype(np.float32), (ny_[f] - oy).astype(np.float32),
                        (nx_[t] - ox).astype(np.float32), (ny_[t] - oy).astype(np.float32),
-                       np.asarray([str(x) for x in ds["link"].values]))
+                       np.asarray([str(x) for x in ds["link"].values]), reverse_links(f, t))
 
     return derived(path, "network", build)
 

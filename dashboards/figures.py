@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import xarray as xr
 
 from dashboards import data as D
@@ -19,11 +20,17 @@ DIFF_COLORS = ["#b2182b", "#ef8a62", "#d9d9d9", "#67a9cf", "#2166ac"]
 WIDTHS = [3.2, 2.8, 2.2, 1.8, 1.2]
 VARIANT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 BASE_COLOR = "#555555"
+# the look of every figure, as plotly's default: passing template="plotly_white" per figure re-validates the whole
+# template each time (0.15-0.5 s a figure on the busy box, 5 s for the traffic page's series), the default is applied
+# once and then reused
+pio.templates.default = "plotly_white"
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 380, **kw) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=40, r=10, t=40 if title else 10, b=40),
-                      template="plotly_white", legend=dict(orientation="h", y=-0.15), **kw)
+    # titles left-aligned: the modebar (top right, on hover) then never covers them
+    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left") if title else None, height=height,
+                      margin=dict(l=40, r=10, t=40 if title else 10, b=40),
+                      legend=dict(orientation="h", y=-0.15), **kw)
     return fig
 
 
@@ -54,51 +61,97 @@ def network_background(net: D.Network, color: str = "#c8c8c8", width: float = 1.
 
 CLOSED_STYLE = dict(color="#000000", width=4.5, dash="dot")
 REDUCED_STYLE = dict(color="#7b3294", width=1.6, dash="dash")
+# which class of a two-way street's two directions is drawn (the higher severity): speed classes are worst first
+SPEED_SEVERITY = [4, 3, 2, 1, 0]
+VOLUME_SEVERITY = [0, 1, 2, 3, 4]
+DIFF_SEVERITY = [2, 1, 0, 1, 2]
+BIG_MAP = 3000  # links: above this a map draws thinner lines and no per-link hover text
+
+
+def typed(a: np.ndarray) -> dict:
+    """A float32 array as plotly.js's typed-array spec (base64): a Patch sends 4 bytes a number, not JSON text."""
+    import base64
+
+    return {"dtype": "f4", "bdata": base64.b64encode(np.ascontiguousarray(a, np.float32).tobytes()).decode()}
+
+
+def map_lines(net: D.Network, classes: np.ndarray, n_classes: int, closed: np.ndarray | None = None,
+              reduced: np.ndarray | None = None, severity: list[int] | None = None
+              ) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """(x, y, links) of the map's line traces: ``n_classes`` colour classes, then closed, then reduced capacity.
+
+    A two-way street is drawn once, in the class of its more severe direction (``severity`` per class, default
+    worst first), so the congested direction is never hidden under the free one and the browser draws half the
+    lines; ``links`` still counts directed links. A closed link is drawn only in the closed layer (on top)."""
+    n = net.n
+    closed = np.zeros(n, bool) if closed is None else np.asarray(closed, bool)
+    reduced = np.zeros(n, bool) if reduced is None else (np.asarray(reduced, bool) & ~closed)
+    cls = np.where(closed, -1, np.asarray(classes, np.int64))
+    counts = [int(np.count_nonzero(cls == k)) for k in range(n_classes)]
+    draw = cls.copy()
+    twin = net.twin if net.twin is not None else np.full(n, -1)
+    rep = np.flatnonzero((twin >= 0) & (np.arange(n) < twin))
+    if rep.size:
+        sev = np.asarray(severity if severity is not None else list(range(n_classes))[::-1], np.int64)
+        a, b = cls[rep], cls[twin[rep]]
+        sa = np.where(a >= 0, sev[np.clip(a, 0, None)], -1)
+        sb = np.where(b >= 0, sev[np.clip(b, 0, None)], -1)
+        draw[rep] = np.where(sb > sa, b, a)
+        draw[twin[rep]] = -1
+    out = []
+    for k in range(n_classes):
+        x, y = net.segments(np.flatnonzero(draw == k))
+        out.append((x, y, counts[k]))
+    for mask in (closed, reduced):
+        idx = np.flatnonzero(mask)
+        x, y = net.segments(idx)
+        out.append((x, y, len(idx)))
+    return out
 
 
 def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: list[str], title: str | None = None,
               clickable: bool = True, highlight: int | None = None, height: int = 560,
               hover: np.ndarray | None = None, hover_label: str = "", closed: np.ndarray | None = None,
               reduced: np.ndarray | None = None, closed_label: str = "closed (capacity 0)",
-              names: np.ndarray | None = None, gl: bool | None = None) -> go.Figure:
-    """Links coloured by class (one trace per class), then a "closed" layer (capacity factor 0: drawn instead
-    of its class colour), a "reduced capacity" overlay (0 < factor < 1), and an invisible midpoint layer for
-    clicks; trace indices are fixed (``D.N_MAP_CLASSES`` before the midpoints) so a time step can patch them.
+              names: np.ndarray | None = None, gl: bool | None = None, severity: list[int] | None = None
+              ) -> go.Figure:
+    """Links coloured by class (one trace per class, :func:`map_lines`), then a "closed" layer (capacity factor 0:
+    drawn instead of its class colour), a "reduced capacity" overlay (0 < factor < 1), and an invisible midpoint
+    layer for clicks; trace indices are fixed (``D.N_MAP_CLASSES`` before the midpoints) so a time step can patch
+    them.
 
     Lines are plain ``scatter`` (SVG), not ``scattergl``: a report with many maps never runs out of WebGL
-    contexts. ``gl`` (default: clickable maps of more than 3,000 links, i.e. the dashboard's one traffic map of a
-    big city) draws them with WebGL instead, which a browser draws several times faster at 10,000 links."""
+    contexts. ``gl`` (default: clickable maps of more than ``BIG_MAP`` links, i.e. the dashboard's one traffic map of
+    a big city) draws them with WebGL, thinner, which a browser draws several times faster at 10,000 links."""
     fig = go.Figure()
+    big = net.n > BIG_MAP
     if gl is None:
-        gl = clickable and net.n > 3000
+        gl = clickable and big
     Line = go.Scattergl if gl else go.Scatter  # noqa: N806
-    closed = np.zeros(net.n, bool) if closed is None else np.asarray(closed, bool)
-    reduced = np.zeros(net.n, bool) if reduced is None else (np.asarray(reduced, bool) & ~closed)
+    lines = map_lines(net, classes, len(labels), closed, reduced, severity)
     for k, (lab, col) in enumerate(zip(labels, colors)):
-        idx = np.flatnonzero((classes == k) & ~closed)
-        x, y = net.segments(idx)
-        fig.add_trace(Line(x=x, y=y, mode="lines", name=f"{lab} ({len(idx):,})",
-                           line=dict(color=col, width=WIDTHS[k] if k < len(WIDTHS) else 1.5),
+        x, y, cnt = lines[k]
+        w = WIDTHS[k] if k < len(WIDTHS) else 1.5
+        fig.add_trace(Line(x=x, y=y, mode="lines", name=f"{lab} ({cnt:,})", line=dict(color=col, width=w * (0.7 if big else 1.0)),
                            hoverinfo="skip", legendgroup=str(k)))
     for k in range(len(labels), 5):  # keep the fixed trace layout for shorter class lists
         fig.add_trace(Line(x=[], y=[], mode="lines", showlegend=False, hoverinfo="skip"))
-    for mask, lab, style in ((closed, closed_label, CLOSED_STYLE), (reduced, "reduced capacity", REDUCED_STYLE)):
-        idx = np.flatnonzero(mask)
-        x, y = net.segments(idx)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{lab} ({len(idx):,})", line=style,
-                                 hoverinfo="skip", showlegend=True, visible=True if len(idx) else "legendonly"))
+    for (x, y, cnt), lab, style in zip(lines[len(labels):], (closed_label, "reduced capacity"),
+                                       (CLOSED_STYLE, REDUCED_STYLE)):
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{lab} ({cnt:,})", line=style,
+                                 hoverinfo="skip", showlegend=True, visible=True if cnt else "legendonly"))
     if clickable:
         mx, my = net.midpoints()
-        # link ids (and street names) as hover text only for small networks (payload)
-        small = net.n <= 3000
+        # hover: the street name and link id (for big networks only where the results carry names: payload)
         txt = None
-        if small:
-            txt = [f"link {i}" + (f" — {nm}" if nm else "") for i, nm in
-                   zip(net.ids, names if names is not None else [""] * net.n)]
-        fig.add_trace(go.Scattergl(x=mx, y=my, mode="markers", name="links", showlegend=False,
-                                 marker=dict(size=7, color="rgba(0,0,0,0)"), text=txt,
-                                 hovertemplate="%{text}<extra></extra>" if small else
-                                 "click for detail<extra></extra>"))
+        named = names is not None and any(names)
+        if named or not big:
+            txt = [(f"{nm} — " if nm else "") + f"link {i}" for i, nm in
+                   zip(net.ids, names if named else [""] * net.n)]
+        fig.add_trace((go.Scattergl if gl else go.Scatter)(x=mx, y=my, mode="markers", name="links", showlegend=False,
+                                   marker=dict(size=7, color="rgba(0,0,0,0)"), text=txt,
+                                   hovertemplate="%{text}<extra>click for detail</extra>" if txt is not None else
+                                   "click for detail<extra></extra>"))
     if highlight is not None and 0 <= highlight < net.n:
         x, y = net.segments(np.array([highlight]))
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"selected: {net.ids[highlight]}",
@@ -155,7 +208,7 @@ def traffic_series(ds: xr.Dataset, variants: list[str], path=None) -> list[go.Fi
             with np.errstate(invalid="ignore"):
                 m = (r * w).sum(1) / np.where(w.sum(1) > 0, w.sum(1), np.nan)
             tr.append((v, clock, np.round(100 * m, 1), _style(i, i == 0 and len(variants) > 1)))
-        fig = series(tr, "mean speed (% of free flow, weighted by vehicle-metres)", "%")
+        fig = series(tr, "mean speed (% of free flow)", "% (weighted by vehicle-metres)")
         fig.update_yaxes(range=[0, 105])
         figs.append(fig)
     return figs
@@ -280,7 +333,7 @@ def ev_waits(ds: xr.Dataset, variants: list[str]) -> go.Figure:
             w, what = w[tried & np.isfinite(w)] / 60.0, "EVs"
         total += len(w)
         fig.add_trace(go.Histogram(x=w, name=f"{v} ({len(w)} {what})", opacity=0.6, nbinsx=30,
-                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
     if not total:
         return empty("no public charging attempts in this run", 320)
     fig.update_layout(barmode="overlay")
@@ -430,7 +483,7 @@ def em_response_hist(ds: xr.Dataset, variants: list[str]) -> go.Figure:
         r = np.asarray(vv["em_response_time"].values, float) / 60.0
         r = r[np.isfinite(r)]
         fig.add_trace(go.Histogram(x=r, name=f"{v} ({len(r)} reached)", opacity=0.6, nbinsx=30,
-                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+                                   marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
         if "em_target" in vv and tgt is None:
             t = np.asarray(vv["em_target"].values, float)
             t = t[np.isfinite(t)]
@@ -487,7 +540,7 @@ def em_utilisation(ds: xr.Dataset, variants: list[str]) -> go.Figure:
         names = [f"{str(t)} {k}" for k, t in enumerate(vv["em_unit_type"].values)] if "em_unit_type" in vv else \
             [str(k) for k in range(len(u))]
         fig.add_trace(go.Bar(x=names, y=u, name=v,
-                             marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i]))
+                             marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
     fig.update_yaxes(title="busy share of duty time (%)", range=[0, 100])
     return _layout(fig, "unit utilisation", 320)
 

@@ -185,7 +185,8 @@ def _traffic(path, ds, variants) -> str:
             maps.append(_fig_html(F.class_map(net, cls, F.DIFF_LABELS, F.DIFF_COLORS,
                                               f"{v} against {variants[0]}: change in mean speed (% of free flow)",
                                               clickable=False, height=600, closed=cv <= 0, reduced=cv < 1,
-                                              closed_label=f"closed in {v} (some of the time)")))
+                                              closed_label=f"closed in {v} (some of the time)",
+                                              severity=F.DIFF_SEVERITY)))
         parts.append("<div class='grid'>" + "".join(maps) + "</div>")
     parts.append("<div class='grid'>" + "".join(_fig_html(f) for f in F.traffic_series(ds, variants, path)) + "</div>")
     return "".join(parts)

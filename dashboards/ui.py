@@ -51,6 +51,26 @@ class Selection:
             self.pair = pair_dataset(self.base_path, "baseline", self.path, self.variant)
             self.variants = ["baseline", self.variant]
         self.base_vv = D.variant_view(self.pair, "baseline") if "baseline" in self.variants else None
+        # a variant from another file (a what-if) that did not run like its baseline: no deltas as effects
+        self.incomparable = incomparable(D.load(self.base_path), self.ds) \
+            if self.base_path is not None and self.base_path != self.path else None
+
+
+def incomparable(ds_a: xr.Dataset, ds_b: xr.Dataset) -> str | None:
+    """Why two results files' KPIs cannot be compared as an effect (other duration, clock start or traffic
+    back-end), or None. A what-if run from this page keeps them; files made elsewhere may not."""
+    def span(ds):
+        t = np.asarray(ds["time"].values, float) if "time" in ds.coords and ds.sizes.get("time") else np.zeros(1)
+        return float(t.max())
+
+    why = []
+    if span(ds_a) != span(ds_b):
+        why.append(f"duration {span(ds_a) / 3600:.2g} h against {span(ds_b) / 3600:.2g} h")
+    for key, label in (("backend", "traffic back-end"), ("clock_start", "start time")):
+        a, b = str(ds_a.attrs.get(key, "")), str(ds_b.attrs.get(key, ""))
+        if a != b:
+            why.append(f"{label} {a or '?'} against {b or '?'}")
+    return "; ".join(why) or None
 
 
 def pair_dataset(path_a: Path, var_a: str, path_b: Path, var_b: str) -> xr.Dataset:
@@ -98,8 +118,10 @@ def load_selection(key: str | None):
                                 "error-card")
 
 
-def kpi_table(sel_a: "Selection | xr.Dataset", var_a: str, ds_b: xr.Dataset, var_b: str) -> dbc.Table:
-    """KPIs of A and B side by side with Δ (B − A) coloured by each KPI's ``better``."""
+def kpi_table(sel_a: "Selection | xr.Dataset", var_a: str, ds_b: xr.Dataset, var_b: str,
+              neutral: bool = False) -> dbc.Table:
+    """KPIs of A and B side by side with Δ (B − A) coloured by each KPI's ``better`` (grey, no marker, when
+    ``neutral``: the two runs are not comparable)."""
     ka = {k["name"]: k for k in D.kpi_list(D.variant_view(sel_a, var_a))}
     kb = {k["name"]: k for k in D.kpi_list(D.variant_view(ds_b, var_b))}
     rows = []
@@ -116,8 +138,8 @@ def kpi_table(sel_a: "Selection | xr.Dataset", var_a: str, ds_b: xr.Dataset, var
         rows.append(html.Tr([html.Td(a["label"]),
                              html.Td(D.fmt_value(a["value"], a["units"], n, ref=a["value"]), className="text-end"),
                              html.Td(D.fmt_value(bv, a["units"], n, ref=a["value"]), className="text-end"),
-                             html.Td([t.delta, " ", html.Small(t.marker)] if t else "—",
-                                     className=f"text-end {t.verdict if t else 'same'}")]))
+                             html.Td([t.delta, " ", html.Small("" if neutral else t.marker)] if t else "—",
+                                     className=f"text-end {t.verdict if t and not neutral else 'same'}")]))
     head = html.Thead(html.Tr([html.Th("KPI"), html.Th(var_a, className="text-end"), html.Th(var_b, className="text-end"),
                                html.Th("Δ (B − A)", className="text-end")]))
     return dbc.Table([head, html.Tbody(rows)], bordered=False, hover=True, size="sm", className="mb-0")

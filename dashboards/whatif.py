@@ -337,6 +337,10 @@ class Job:
     status: str = "queued"  # queued, running, done, failed, cancelled
     progress: float = 0.0
     message: str = ""
+    phase: str = ""  # what a running job does now, for the page: "building the city", "simulating", "writing"
+    sim_t: float = 0.0  # simulated seconds so far, of sim_total
+    sim_total: float = 0.0
+    running_since: float | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -431,11 +435,14 @@ def _run(j: Job) -> None:
             if time.monotonic() - t_start > MAX_RUN_WALL_S:
                 raise Cancelled(f"stopped after {MAX_RUN_WALL_S / 60:.0f} min of wall time (the dashboard's limit)")
             j.progress = min(0.99, t / max(total, 1e-9))
+            j.sim_t, j.sim_total, j.phase = float(t), float(total), "simulating"
         if j.cancel.is_set():
             raise Cancelled("cancelled from the page")
+        j.running_since, j.phase = time.time(), "building the city, demand and routes"
         ds = run_one(sc, scen_dir, progress=cb)  # the run service: the variant on its own city
         if j.cancel.is_set():
             raise Cancelled("cancelled from the page")
+        j.phase = "writing the results file"
         with D._io_lock:  # netCDF-C is not thread-safe: no page reads a file while this one is written
             write_atomic(stack_variants({sc.variant: ds}), j.out_path)
         j.progress, j.status = 1.0, "done"

@@ -53,6 +53,7 @@ def load_sumo_net(path: str | Path, name: str | None = None,
                    length_m=float(e.getLength()), lanes=int(lanes), speed_mps=float(e.getSpeed()),
                    capacity_vph=lanes * lane_capacity_vph(road_class, capacity_per_lane_vph, e.getSpeed()),
                    road_class=road_class, shape=[(float(p[0]), float(p[1])) for p in e.getShape()],
+                   name=e.getName() or "",  # the street name (OSM name tag via netconvert), for hover text
                    ring=ring_of.get(e.getID(), -1))  # roundabout number, -1 if none
     city = CityGraph(G, name=name or Path(path).name.split(".")[0],
                      crs=net._location["projParameter"] if geo else None)

@@ -16,6 +16,8 @@ import pytest
 
 import dash.testing  # noqa: E402,F401  (a test dependency: pip install -e ".[test]")
 
+from dashboards.data import N_MAP_CLASSES  # noqa: E402
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not (Path(CHROMIUM).exists() and shutil.which("chromedriver")):
     if os.environ.get("CI"):  # CI installs the browser (.ci/run): missing there is a failure, not a skip
@@ -172,9 +174,14 @@ def test_every_page_shows_bad_hersfeld(duo, bad_hersfeld_dir):
              ("/emergency", "#em-map .main-svg"), ("/compare", "#compare-map .main-svg")]
     for url, sel in pages:
         goto(duo, url)
-        duo.wait_for_element(sel, timeout=15)
+        duo.wait_for_element(sel, timeout=40)  # a full page load of a 4,057-link map on a busy CI box
         no_console_errors(duo)
         shot(duo, "bh" + url.replace("/", "_"))
+        if url == "/traffic":  # street names from the SUMO net's edge names are the map's hover text
+            texts = duo.driver.execute_script(
+                "var g=document.querySelector('#traffic-map .js-plotly-plot');"
+                f"return Array.from(g._fullData[{N_MAP_CLASSES}].text || []);")
+            assert len(texts) == 4057 and sum("straße" in t for t in texts) > 500, texts[:5]
     goto(duo, "/crowd")  # the picker starts on the first variant, the festival: its venue's density map
     duo.wait_for_element("#crowd-heatmap .main-svg", timeout=15)
     no_console_errors(duo)
@@ -304,44 +311,18 @@ def test_domain_not_simulated_says_so(duo, traffic_only_dir):
 
 
 # ------------------------------------------------------------------------------------------ speed
-def synthetic_city(folder: Path, nx: int = 51, ny: int = 51, n_t: int = 288) -> Path:
-    """A 10,200-link grid city with a day of 5-minute intervals (random but plausible traffic)."""
-    import xarray as xr
+def synthetic_city(folder: Path) -> Path:
+    from dashboards.demo import make_synthetic_city
 
-    from twin.results import write_atomic
-
-    xs, ys = np.meshgrid(np.arange(nx) * 150.0, np.arange(ny) * 150.0)
-    node_x, node_y = xs.ravel(), ys.ravel()
-    idx = np.arange(nx * ny).reshape(ny, nx)
-    frm = np.r_[idx[:, :-1].ravel(), idx[:, 1:].ravel(), idx[:-1, :].ravel(), idx[1:, :].ravel()]
-    to = np.r_[idx[:, 1:].ravel(), idx[:, :-1].ravel(), idx[1:, :].ravel(), idx[:-1, :].ravel()]
-    L = len(frm)
-    rng = np.random.default_rng(0)
-    t = 300.0 * np.arange(1, n_t + 1)
-    day = 0.5 + 0.5 * np.sin((t / 86400.0) * 2 * np.pi - np.pi / 2) ** 2
-    load = (day[:, None] * rng.uniform(0.2, 1.2, L)[None, :]).astype(np.float32)
-    ff = np.full(L, 13.89, np.float32)
-    ds = xr.Dataset(
-        {"link_flow": (("time", "link"), 800 * load), "link_speed": (("time", "link"), ff * np.clip(1.2 - load, 0.05, 1)),
-         "link_vehicles": (("time", "link"), 10 * load), "link_queue": (("time", "link"), np.maximum(load - 0.8, 0) * 20),
-         "link_from": ("link", frm), "link_to": ("link", to), "link_length": ("link", np.full(L, 150.0)),
-         "link_freeflow_speed": ("link", ff), "link_capacity": ("link", np.full(L, 1800.0)),
-         "net_running": ("time", (5000 * day).astype(np.int64)), "net_waiting": ("time", np.zeros(n_t, np.int64)),
-         "node_x": ("node", node_x), "node_y": ("node", node_y),
-         "kpi_traffic_mean_travel_time": ((), 300.0, {"units": "s", "long_name": "mean trip travel time",
-                                                      "better": "lower", "domain": "traffic"})},
-        coords={"time": t, "link": np.array([f"l{i}" for i in range(L)], dtype=object),
-                "node": np.array([str(i) for i in range(nx * ny)], dtype=object)},
-        attrs={"scenario_name": "big_city", "clock_start": "00:00", "city": "Synthetic 10k"})
-    return write_atomic(ds, folder / "big_city.nc")
+    return make_synthetic_city(folder)
 
 
 def test_10k_links_render_and_step(duo, tmp_path):
     """10,000 links x 288 intervals: the traffic map renders and steps through time in the browser.
 
-    The speed goals (3 s first render, 1 s per step) are measured and printed here, not asserted: timings
-    depend on the machine's load and belong to benchmarks; the server-side budget is asserted in
-    test_speed_10k_links_server."""
+    Goals 3 s first render, 1 s a step (printed). Measured on the shared 2-core box at load 10-14 (5-7 runnable
+    processes a core): first 10-13 s, steps 1.4-2.8 s (bench/dashboard.py). The asserts allow that load plus
+    a margin (20 s, 6 s): they catch a regression to the old 25-40 s / 3-9 s, not the load."""
     path = synthetic_city(tmp_path)
     import xarray as xr
 
@@ -367,7 +348,7 @@ def test_10k_links_render_and_step(duo, tmp_path):
         steps.append(time.perf_counter() - t0)
     shot(duo, "traffic_10k")
     print(f"10k links: first render {first:.2f} s, time steps {', '.join(f'{s:.2f}' for s in steps)} s")
-    assert first < 30.0 and max(steps) < 30.0, (first, steps)  # a hang, not the goal: timings depend on load
+    assert first < 20.0 and max(steps) < 6.0, (first, steps)
     no_console_errors(duo)
 
 
@@ -406,7 +387,7 @@ def test_speed_10k_links_server(tmp_path):
     mod = next(m for k, m in list(sys.modules.items()) if k.endswith("traffic") and "pages" in k)
     key = "big_city.nc::baseline"
     out = mod.setup(key)
-    mod.series(key)
+    mod.series(None, key, None)
     sel = ui.Selection(key)
     net = D.network(sel.path, sel.ds)
     r = D.speed_ratio(sel.path, sel.ds, "baseline")
@@ -414,8 +395,47 @@ def test_speed_10k_links_server(tmp_path):
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
     cls = D.link_classes(D.speed_ratio(sel.path, sel.ds, "baseline")[out[4] + 1], D.SPEED_BINS)
-    for k in range(5):
-        net.segments(np.flatnonzero(cls == k))
+    lines = F.map_lines(net, cls, 5)
+    [F.typed(a) for x, y, _n in lines for a in (x, y)]
     step = time.perf_counter() - t0
+    # a two-way street is drawn once: the synthetic grid is all two-way, so half the links are drawn
+    assert sum(len(x) for x, _y, _n in lines) == 3 * net.n // 2
+    assert sum(n for _x, _y, n in lines) == net.n  # the legend still counts every directed link
     print(f"server: first {first:.2f} s, step {step:.3f} s, figure {len(fig) / 1e6:.2f} MB")
     assert first < 30.0 and step < 5.0  # goals 3 s and 0.5 s on an idle machine (printed above)
+
+
+def test_incomparable_runs_are_named_and_not_coloured():
+    """A what-if file that ran another duration or back-end than its baseline is flagged (its deltas are no effect)."""
+    import xarray as xr
+
+    from dashboards import ui
+
+    def ds(t_end, backend):
+        return xr.Dataset(coords={"time": np.arange(300.0, t_end + 1, 300.0)},
+                          attrs={"backend": backend, "clock_start": "07:00"})
+
+    assert ui.incomparable(ds(10800, "meso"), ds(10800, "meso")) is None
+    why = ui.incomparable(ds(10800, "meso"), ds(3600, "sumo"))
+    assert "duration 3 h against 1 h" in why and "back-end meso against sumo" in why
+
+
+def test_whatif_progress_names_each_phase(monkeypatch):
+    """The what-if progress says queued / building / simulating t of T from the first poll (no blank first seconds)."""
+    import sys
+
+    from dashboards import whatif as W
+    from dashboards.app import create_app
+
+    create_app(ROOT / "nonexistent_results_folder")
+    mod = next(m for k, m in list(sys.modules.items()) if k.endswith("pages.whatif"))
+    j = W.Job(id="j1", variant="v1", out_path=Path("x.nc"))
+    monkeypatch.setitem(W._jobs, "j1", j)
+    monkeypatch.setattr(W, "queue_position", lambda _j: 1)
+    texts = []
+    for status, phase, t in (("queued", "", 0), ("running", "building the city, demand and routes", 0),
+                             ("running", "simulating", 5400)):
+        j.status, j.phase, j.sim_t, j.sim_total, j.running_since = status, phase, t, 10800.0, time.time()
+        j.progress = t / 10800
+        texts.append(str(mod.poll(1, "j1", 0)[2]))
+    assert "queued" in texts[0] and "building the city" in texts[1] and "simulating 1:30 h of 3:00 h" in texts[2]

@@ -48,7 +48,10 @@ def test_noise_and_intervals():
     assert K.judge("lower", 100.0, 80.0, "kpi_t", "s", ci=25.0) == "unclear"
     assert K.judge("lower", 100.0, 80.0, "kpi_t", "s", ci=5.0) == "better"
     t = K.kpi_text("kpi_t", "s", "lower", 100.0, 80.0, ci=25.0, n=5)
-    assert t.verdict == "unclear" and "± 25" in t.delta and "n=5" in t.delta and "no clear change" in t.delta
+    assert t.verdict == "unclear" and "± 25" in t.delta and "n=5" in t.delta and t.marker == "no clear change"
+    assert "no clear change" not in t.delta  # said once (the marker), not twice
+    # a change far below the display unit keeps 2 significant digits, not "+0.0 min"
+    assert K.kpi_text("kpi_t", "s", "lower", 120.0, 121.0, ci=0.3, n=3).delta.startswith("+0.017 ± 0.005 min")
 
 
 def _results(n_var: int = 8, reps: int = 1):

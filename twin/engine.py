@@ -174,6 +174,10 @@ class Engine:
             node_lat=(("node",), lat, {"units": "degrees_north", "long_name": "node latitude"}),
         )
         ds = ds.assign_coords(node=np.array([str(n) for n in city.node_ids], dtype=object))
+        if "link" in ds.coords and [str(x) for x in ds["link"].values] == city.link_ids:  # street names (SUMO edge name / OSM name tag) for the views
+            names = [str(city.link_attr(i).get("name") or "") for i in range(len(city.link_ids))]
+            if any(names):
+                ds = ds.assign(link_name=(("link",), np.array(names, dtype=object), {"long_name": "street name"}))
         ds = ds.assign(kpi_variables(self.kpis()))
         ds.attrs.update({"seed": int(self.context.seed), "clock_start": self.context.clock_start,
                          "city": city.name, "domains": json.dumps(list(self.domains)),

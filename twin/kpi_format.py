@@ -128,6 +128,10 @@ def fmt_delta(base, value, name: str, units: str, ci=None, n: int | None = None,
         else:
             div, u = 1.0, k.unit
         dec = 1 if div > 1 else None
+        if div > 1:  # a change far below the display unit keeps 2 significant digits (+0.017 min, not +0.0 min)
+            big = max(abs(d), float(ci) if _fin(ci) else 0.0) / div
+            if 0 < big < 1:
+                dec = min(3, max(1, 1 - math.floor(math.log10(big))))
         s = f"{'+' if d >= 0 else '-'}{_num(abs(d) / div, dec)}"
         if _fin(ci):
             s += f" ± {_num(float(ci) / div, dec)}"
@@ -190,8 +194,6 @@ def kpi_text(name: str, units: str, better: str, base, value, ci=None, n: int | 
     """Value (in the baseline's unit), change and verdict of one KPI; marker ▲/▼ with better/worse words."""
     v = judge(better, base, value, name, units, ci)
     delta = fmt_delta(base, value, name, units, ci, n)
-    if v == "unclear":
-        delta += " (no clear change)"
     marker = {"better": "better", "worse": "worse", "unclear": "no clear change"}.get(v, "")
     if v in ("better", "worse") and _fin(base) and _fin(value):
         marker = ("▲ " if float(value) > float(base) else "▼ ") + marker

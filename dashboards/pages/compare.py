@@ -40,7 +40,11 @@ def show(ka, kb):
         return err
     pair = ui.pair_dataset(sa.path, sa.variant, sb.path, sb.variant)
     va, vb = [str(v) for v in pair["variant"].values]
-    out = [ui.card(f"KPIs: A = {va}, B = {vb}", ui.kpi_table(pair, va, pair, vb), id="compare-kpis")]
+    why = ui.incomparable(sa.ds, sb.ds)
+    out = [dbc.Alert([html.B("A and B did not run alike "), f"({why}): the differences below are not effects of "
+                      "the change and are not coloured.", ], color="warning", id="compare-incomparable")] if why else []
+    out.append(ui.card(f"KPIs: A = {va}, B = {vb}", ui.kpi_table(pair, va, pair, vb, neutral=bool(why)),
+                       id="compare-kpis"))
     g = lambda fig, i: dcc.Graph(figure=fig, id=i, config={"displaylogo": False, "scrollZoom": True})  # noqa: E731
     doms = set(sa.domains) & set(sb.domains)
     if "traffic" in doms:
@@ -51,7 +55,8 @@ def show(ka, kb):
             cb = D.capacity_factor(sb.path, sb.ds, sb.variant)
             fig = F.class_map(net, F.diff_classes(ra, rb), F.DIFF_LABELS, F.DIFF_COLORS,
                               f"B ({vb}) against A ({va}): change in mean speed, % of free flow", clickable=False,
-                              closed=cb.min(0) <= 0, reduced=cb.min(0) < 1, closed_label="closed in B (some of the time)")
+                              closed=cb.min(0) <= 0, reduced=cb.min(0) < 1, closed_label="closed in B (some of the time)",
+                              severity=F.DIFF_SEVERITY)
             out.append(ui.card("Difference map", g(fig, "compare-map")))
         else:
             out.append(dbc.Alert("The two variants are on different networks: no difference map.", color="info"))

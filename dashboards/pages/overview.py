@@ -40,6 +40,12 @@ def show(key):
     kp = D.kpi_list(sel.vv)
     base = {k["name"]: k for k in D.kpi_list(sel.base_vv)} if sel.base_vv is not None else {}
     blocks = []
+    if sel.incomparable:  # another duration/back-end than its baseline: no change is an effect
+        base = {}
+        blocks.append(dbc.Alert([html.B("Not comparable with the baseline: "),
+                                 f"{sel.incomparable}. The values are shown without changes; run the what-if "
+                                 "with the baseline's duration and back-end to compare."], color="warning",
+                                id="overview-incomparable"))
     desc = str(D.run_attr(sel.ds, sel.variant, "variant_description", "")) or \
         ("the scenario as written" if sel.variant == "baseline" else "")
     head = ui.card(f"{a.get('scenario_name', '')} — {sel.variant}", [
@@ -48,7 +54,7 @@ def show(key):
         html.P(f"Deltas are against the baseline{'' if sel.base_vv is not None else ' (no baseline found)'}; "
                "green is better, red is worse (by each figure's own direction); grey is no clear change "
                "(a 95% interval that includes 0, or, for a single run, a change under 2% or 1 point).", className="text-muted small mb-0")])
-    blocks.append(head)
+    blocks.insert(0, head)
     for dom in D.DOMAINS:
         label = D.DOMAIN_LABELS[dom]
         if dom not in sel.domains:

@@ -18,7 +18,9 @@ controls = dbc.Row([
     dbc.Col([dbc.Button("▶ play", id="traffic-play", size="sm", color="primary", className="me-1"),
              dbc.Button("step ▸", id="traffic-step", size="sm", color="secondary", outline=True, className="me-2"),
              html.Span(id="traffic-time-label", className="fw-bold")], md="auto"),
-    dbc.Col(dcc.Slider(id="traffic-time", min=0, max=1, step=1, value=0, updatemode="mouseup"), md=True),
+    # value None until `setup` picks the slowest interval: the map is drawn once, not at 0 and then at the peak
+    dbc.Col(dcc.Slider(id="traffic-time", min=0, max=1, step=1, value=None, updatemode="mouseup",
+                       allow_direct_input=False), md=True),  # no raw index box: the clock label says the time
 ], align="center", className="g-2 mb-2")
 
 layout = html.Div([
@@ -34,6 +36,7 @@ layout = html.Div([
     ]),
     dcc.Store(id="traffic-link"),
     dcc.Store(id="traffic-drawn"),
+    dcc.Store(id="traffic-series-for"),
     dcc.Interval(id="traffic-interval", interval=1200, disabled=True),
 ])
 
@@ -55,19 +58,26 @@ def setup(key):
     return None, {}, max(n - 1, 0), marks, peak
 
 
-@callback(Output("traffic-series", "children"), Input("variant", "value"))
-def series(key):
+@callback(Output("traffic-series", "children"), Output("traffic-series-for", "data"), Input("traffic-drawn", "data"),
+          State("variant", "value"), State("traffic-series-for", "data"), prevent_initial_call=True)
+def series(_drawn, key, shown):
+    """The network's KPIs over time, asked for once the map is drawn (the map is what the page opens for)."""
+    if key == shown:
+        return no_update, no_update
     sel, err = ui.load_selection(key)
     if err is not None or "traffic" not in sel.domains:
-        return None
+        return None, key
     figs = D.derived(sel.path, f"series:{sel.variants}", lambda: F.traffic_series(sel.pair, sel.variants, sel.path))
-    return [dcc.Graph(figure=f, id=f"traffic-series-{i}") for i, f in enumerate(figs)]
+    return [dcc.Graph(figure=f, id=f"traffic-series-{i}") for i, f in enumerate(figs)], key
 
 
 @callback(Output("traffic-map", "figure"), Output("traffic-time-label", "children"), Output("traffic-drawn", "data"),
-          Input("variant", "value"), Input("traffic-time", "value"), Input("traffic-mode", "value"),
-          Input("traffic-link", "data"), State("traffic-drawn", "data"))
-def draw(key, t, mode, link, drawn):
+          Input("traffic-time", "value"), Input("traffic-mode", "value"), Input("traffic-link", "data"),
+          State("variant", "value"), State("traffic-drawn", "data"))
+def draw(t, mode, link, key, drawn):
+    """The map at interval ``t``; a new variant reaches here through ``setup`` setting ``t`` (one draw, not two)."""
+    if t is None:
+        return no_update, no_update, no_update
     sel, err = ui.load_selection(key)
     if err is not None or "traffic" not in sel.domains:
         return F.empty("no traffic data"), "", None
@@ -76,34 +86,28 @@ def draw(key, t, mode, link, drawn):
     t = int(min(max(t or 0, 0), len(clock) - 1))
     if mode == "volume":
         cls = D.link_classes(D.flow(sel.path, sel.ds, sel.variant)[t], D.VOLUME_BINS)
-        labels, colors, what = D.VOLUME_LABELS, F.VOLUME_COLORS, "volume"
+        labels, colors, what, sev = D.VOLUME_LABELS, F.VOLUME_COLORS, "volume", F.VOLUME_SEVERITY
     else:
         cls = D.link_classes(D.speed_ratio(sel.path, sel.ds, sel.variant)[t], D.SPEED_BINS)
-        labels, colors, what = D.SPEED_LABELS, F.SPEED_COLORS, "speed as % of free flow"
+        labels, colors, what, sev = D.SPEED_LABELS, F.SPEED_COLORS, "speed as % of free flow", F.SPEED_SEVERITY
     capf = D.capacity_factor(sel.path, sel.ds, sel.variant)[t]
     closed, reduced = capf <= 0.0, (capf > 0.0) & (capf < 1.0)
     title = f"{sel.variant}: {what} at {clock[t]}" + (f" — {int(closed.sum())} link(s) closed" if closed.any() else "")
     state = [key, mode, link]
     if ctx.triggered_id == "traffic-time" and drawn == state:
-        # a time step: send only the colour classes' coordinates and the title (the rest stays in the browser)
+        # a time step: send only the lines' coordinates (float32, base64) and the title; the rest stays in the browser
         patch = Patch()
-        for k in range(len(labels)):
-            idx = np.flatnonzero((cls == k) & ~closed)
-            x, y = net.segments(idx)
-            patch["data"][k]["x"] = x
-            patch["data"][k]["y"] = y
-            patch["data"][k]["name"] = f"{labels[k]} ({len(idx):,})"
-        for k, mask, lab in ((5, closed, "closed (capacity 0)"), (6, reduced & ~closed, "reduced capacity")):
-            idx = np.flatnonzero(mask)
-            x, y = net.segments(idx)
-            patch["data"][k]["x"] = x
-            patch["data"][k]["y"] = y
-            patch["data"][k]["name"] = f"{lab} ({len(idx):,})"
-            patch["data"][k]["visible"] = True if len(idx) else "legendonly"
+        names = [*labels, "closed (capacity 0)", "reduced capacity"]
+        for k, (x, y, cnt) in enumerate(F.map_lines(net, cls, len(labels), closed, reduced, sev)):
+            patch["data"][k]["x"] = F.typed(x)
+            patch["data"][k]["y"] = F.typed(y)
+            patch["data"][k]["name"] = f"{names[k]} ({cnt:,})"
+            if k >= len(labels):
+                patch["data"][k]["visible"] = True if cnt else "legendonly"
         patch["layout"]["title"]["text"] = title
         return patch, clock[t], no_update
     fig = F.class_map(net, cls, labels, colors, title, highlight=link if isinstance(link, int) else None, height=600,
-                      closed=closed, reduced=reduced, names=D.link_names(sel.ds))
+                      closed=closed, reduced=reduced, names=D.link_names(sel.ds), severity=sev)
     return fig, clock[t], state
 
 

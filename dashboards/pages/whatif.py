@@ -4,6 +4,8 @@ The page sends named parameters only (no documents, back-ends or paths: dashboar
 Runs wait in a short queue and run one at a time in a worker thread of the server, polled by a dcc.Interval
 with a progress bar; a cancel button stops the run. ``dashboard --no-whatif`` turns the page off.
 """
+import time
+
 import dash
 import dash_bootstrap_components as dbc
 import numpy as np
@@ -191,6 +193,17 @@ def poll(_n, job_id, version):
         return pct, f"{pct}%", dbc.Alert(f"Cancelled: {j.variant} ({j.message})", color="secondary",
                                          id="wi-cancelled"), True, no_update
     if j.status == "queued":
-        return 0, "", html.Span(f"{j.variant} waits for the run before it (place {W.queue_position(j)} in the "
-                                "queue)"), False, no_update
-    return pct, f"{pct}%", html.Span(f"{j.status} {j.variant}: {pct}% of simulated time"), False, no_update
+        return 0, "queued", html.Span(f"{j.variant} is queued: it waits for the run before it (place "
+                                      f"{W.queue_position(j)} in the queue)", id="wi-queued"), False, no_update
+    waited = f" ({time.time() - j.running_since:.0f} s)" if j.running_since else ""
+    if j.phase == "simulating" and j.sim_total > 0:
+        what = f"simulating {_hm(j.sim_t)} of {_hm(j.sim_total)} ({pct}% of simulated time){waited}"
+    else:
+        what = f"{j.phase or 'starting'} …{waited}"
+    return pct, f"{pct}%" if pct else "", html.Span(f"{j.variant}: {what}", id="wi-running"), False, no_update
+
+
+def _hm(seconds: float) -> str:
+    """Simulated time as h:mm (a run's own clock, from 0)."""
+    m = int(seconds // 60)
+    return f"{m // 60}:{m % 60:02d} h"
