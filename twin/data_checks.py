@@ -10,6 +10,7 @@ Numbers must be finite and within bounds; trips departing outside the demand win
 """
 from __future__ import annotations
 
+from functools import partial
 import csv
 import gzip
 import json
@@ -148,7 +149,7 @@ def xml_problem(path: Path, on_start: Callable[[str, dict], Any] | None = None) 
 
     p.EntityDeclHandler = refuse
     p.UnparsedEntityDeclHandler = refuse
-    p.ExternalEntityRefHandler = refuse
+    p.ExternalEntityRefHandler = refuse  # type: ignore[assignment]
     p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     p.StartElementHandler = start
     empty = True
@@ -312,7 +313,7 @@ def _files(sc: Any) -> list[tuple[str, str, Callable[[Path], None]]]:
     if c.buildings:
         out.append(("city.buildings", c.buildings, _buildings))
     if d.od_file:
-        out.append(("demand.od_file", d.od_file, lambda p, s=d.scale: _od(p, s)))
+        out.append(("demand.od_file", d.od_file, partial(_od, scale=d.scale)))
     if d.trips_file:
         xml = str(d.trips_file).endswith((".xml", ".xml.gz"))
         out.append(("demand.trips_file", d.trips_file, _routes if xml else _trips_csv))
