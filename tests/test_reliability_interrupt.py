@@ -14,7 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 WRITER = """
-import sys, numpy as np, xarray as xr
+import faulthandler, signal, sys, numpy as np, xarray as xr
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for every thread's stack if it hangs
 sys.path.insert(0, {root!r})
 from twin.results import write_atomic
 k = 0
@@ -37,20 +38,32 @@ def test_sigint_during_write_exits_fast_and_keeps_the_previous_file(tmp_path):
     out = tmp_path / "r.nc"
     rng = random.Random(3)
     for attempt in range(3):
-        p = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE, text=True)
+        errf = open(tmp_path / f"stderr{attempt}.txt", "w")  # a file, not a pipe: a full pipe could block
+        p = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE, stderr=errf,
+                             text=True)
         try:
             for _ in range(2):  # the first file is on disk, the second write is running
                 assert p.stdout.readline().startswith("writing")
             time.sleep(rng.random() * 0.2)
             t0 = time.monotonic()
             p.send_signal(signal.SIGINT)
-            rc = p.wait(timeout=10)  # TimeoutExpired here is the old deadlock
+            try:
+                rc = p.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # the old deadlock: fail with every thread's stack
+                p.send_signal(signal.SIGUSR1)
+                time.sleep(1.0)
+                p.kill()
+                p.wait()
+                errf.close()
+                err = (tmp_path / f"stderr{attempt}.txt").read_text()
+                raise AssertionError(f"no exit within 10 s of SIGINT (attempt {attempt}); stacks:\n{err}")
             assert time.monotonic() - t0 < 10
             assert rc == 130
         finally:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+            errf.close()
         with xr.open_dataset(out, engine="netcdf4") as ds:  # a whole file: every value is its version k
             k = int(ds.attrs["k"])
             assert float(ds["x"].min()) == float(ds["x"].max()) == float(k)
