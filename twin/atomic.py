@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import tempfile
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = ["write_atomic_with", "write_text_atomic", "write_json_atomic", "remov
 
 FILE_MODE = 0o644
 INTERRUPT_GRACE_S = 5.0  # how long Ctrl+C waits for a write in progress before giving it up
+_SIGMASK = hasattr(signal, "pthread_sigmask")
 _TEMP = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
 
 
@@ -42,12 +44,20 @@ def _run_guarded(write: Callable[[str], None], tmp: str) -> None:
             err.append(exc)
 
     th = threading.Thread(target=target, name="citytwin-atomic-write", daemon=True)
-    th.start()
     try:
+        # the helper starts (and stays) with SIGINT blocked, so the kernel always delivers Ctrl+C to this thread:
+        # a SIGINT landing on the helper while this thread waited in Thread.start() hung it for good (seen in CI)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if _SIGMASK else None
+        try:
+            th.start()
+        finally:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending Ctrl+C is raised here
         while th.is_alive():
             th.join(0.05)
     except KeyboardInterrupt:
-        th.join(INTERRUPT_GRACE_S)  # let the library finish and release its locks; never wait forever
+        if th.ident is not None:
+            th.join(INTERRUPT_GRACE_S)  # let the library finish and release its locks; never wait forever
         raise
     if err:
         raise err[0]
