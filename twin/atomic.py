@@ -1,4 +1,4 @@
-"""The one atomic file writer: write to a temp file beside the target, fsync, make it readable (0644), rename.
+"""The one atomic file writer: write to a temp file beside the target, make it readable (0644), rename.
 
 Every file CityTwin writes for others to read (results netCDF, batch run/error JSON, HTML reports) goes
 through :func:`write_atomic_with`, so a crash never leaves a half-written file and no file is left 0600
@@ -63,14 +63,6 @@ def _run_guarded(write: Callable[[str], None], tmp: str) -> None:
         raise err[0]
 
 
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic_with(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` to fill a temp file in ``path``'s folder, then chmod 0644 and rename onto
     ``path``. On any error the temp file is removed and the error re-raised; the target is untouched."""
@@ -80,7 +72,8 @@ def write_atomic_with(path: str | Path, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         _run_guarded(write, tmp)
-        _fsync(tmp)
+        # no fsync: under heavy disk IO it blocked Ctrl+C for > 10 s (uninterruptible); the rename alone keeps
+        # the file whole against a crash or kill of this process, not against a power cut
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
