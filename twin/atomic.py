@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import tempfile
@@ -30,34 +31,54 @@ _SIGMASK = hasattr(signal, "pthread_sigmask")
 _TEMP = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
 
 
-def _run_guarded(write: Callable[[str], None], tmp: str) -> None:
-    """``write(tmp)``; in the main thread on a helper thread, so Ctrl+C interrupts the wait, not the writer."""
-    if threading.current_thread() is not threading.main_thread():
-        write(tmp)
-        return
-    err: list[BaseException] = []
+_jobs: "queue.SimpleQueue[tuple[Callable[[], None], threading.Event, list[BaseException]]]" = queue.SimpleQueue()
+_worker: threading.Thread | None = None
+_worker_lock = threading.Lock()
 
-    def target() -> None:
+
+def _serve() -> None:
+    while True:
+        fn, done, err = _jobs.get()
         try:
-            write(tmp)
-        except BaseException as exc:  # handed to the main thread
+            fn()
+        except BaseException as exc:  # handed to the caller
             err.append(exc)
+        finally:
+            done.set()
 
-    th = threading.Thread(target=target, name="citytwin-atomic-write", daemon=True)
-    try:
-        # the helper starts (and stays) with SIGINT blocked, so the kernel always delivers Ctrl+C to this thread:
-        # a SIGINT landing on the helper while this thread waited in Thread.start() hung it for good (seen in CI)
+
+def _ensure_worker() -> None:
+    """Start the one writer thread, with SIGINT blocked (inherited), so the kernel delivers Ctrl+C to the main
+    thread. It is started once, at import, not per write: starting a thread while Ctrl+C arrived hung in
+    ``Thread.start()`` in a fresh-clone test run."""
+    global _worker
+    with _worker_lock:
+        if _worker is not None:
+            return
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if _SIGMASK else None
         try:
+            th = threading.Thread(target=_serve, name="citytwin-atomic-write", daemon=True)
             th.start()
         finally:
             if mask is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending Ctrl+C is raised here
-        while th.is_alive():
-            th.join(0.05)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        _worker = th
+
+
+def _run_guarded(write: Callable[[str], None], tmp: str) -> None:
+    """``write(tmp)``; from the main thread on the writer thread, so Ctrl+C interrupts the wait, not the writer."""
+    if threading.current_thread() is not threading.main_thread():
+        write(tmp)
+        return
+    _ensure_worker()
+    done = threading.Event()
+    err: list[BaseException] = []
+    _jobs.put((lambda: write(tmp), done, err))
+    try:
+        while not done.wait(0.05):
+            pass
     except KeyboardInterrupt:
-        if th.ident is not None:
-            th.join(INTERRUPT_GRACE_S)  # let the library finish and release its locks; never wait forever
+        done.wait(INTERRUPT_GRACE_S)  # let the library finish and release its locks; never wait forever
         raise
     if err:
         raise err[0]
@@ -122,3 +143,7 @@ def remove_stale_temps(folder: str | Path, recursive: bool = False) -> list[Path
             except OSError:
                 pass
     return removed
+
+
+if threading.current_thread() is threading.main_thread():
+    _ensure_worker()
