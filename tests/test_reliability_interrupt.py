@@ -82,3 +82,49 @@ def test_stale_temps_of_dead_writers_are_removed(tmp_path):
     write_text_atomic("ok", tmp_path / "r.txt")
     assert remove_stale_temps(tmp_path) == [stale]
     assert not stale.exists() and live.exists() and (tmp_path / "r.txt").read_text() == "ok"
+
+
+SLOW_WRITER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from twin.atomic import write_atomic_with, write_text_atomic
+write_text_atomic("old", sys.argv[1])
+
+def slow(tmp):
+    with open(tmp, "w") as f:
+        for i in range(600):  # 60 s unless abandoned
+            f.write("new")
+            time.sleep(0.1)
+            if i == 0:
+                print("writing", flush=True)
+
+try:
+    write_atomic_with(sys.argv[1], slow)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_second_sigint_abandons_a_slow_write_and_keeps_the_previous_file(tmp_path):
+    """The first Ctrl+C lets a write finish; a second one gives it up at once, removing its temp file."""
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_WRITER.format(root=str(ROOT)))
+    out = tmp_path / "r.txt"
+    p = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("writing")
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert p.poll() is None  # the first Ctrl+C is deferred: the write goes on
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=10)
+        assert time.monotonic() - t0 < 5 and rc == 130
+        assert "Ctrl+C again to abandon" in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert out.read_text() == "old"
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []

@@ -4,84 +4,62 @@ Every file CityTwin writes for others to read (results netCDF, batch run/error J
 through :func:`write_atomic_with`, so a crash never leaves a half-written file and no file is left 0600
 (``mkstemp`` creates private files).
 
-Ctrl+C never hangs a write: in the main thread the writer runs in a helper thread (signals reach only the
-main thread, so a library's file lock, e.g. xarray's netCDF lock, is never left half-taken); on Ctrl+C the
-main thread waits at most :data:`INTERRUPT_GRACE_S` for the helper, removes the temp file and re-raises
-``KeyboardInterrupt``: the previous file stays as it was. Temp names carry the writer's pid, so
-:func:`remove_stale_temps` can delete those of dead writers (``kill -9``) when a run or sweep resumes.
+Ctrl+C never hangs a write. A ``KeyboardInterrupt`` raised inside a library's write can leave its file lock
+half-taken (xarray's netCDF lock: 5 of 8 such interrupts deadlocked), so in the main thread the first Ctrl+C
+during a write is *deferred*: the write finishes (a results file takes about a second), the file is renamed
+into place, and then ``KeyboardInterrupt`` is raised. A second Ctrl+C abandons the write at once: the temp
+file is removed and the previous file stays as it was. No helper thread is used: threads started or waited on
+as SIGINT arrived hung three fresh-clone test runs (``Thread.start()``, ``os.fsync``). Temp names carry the
+writer's pid, so :func:`remove_stale_temps` can delete those of dead writers (``kill -9``) when a run or sweep
+resumes.
 """
 from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
+import sys
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["write_atomic_with", "write_text_atomic", "write_json_atomic", "remove_stale_temps", "FILE_MODE",
-           "INTERRUPT_GRACE_S"]
+__all__ = ["write_atomic_with", "write_text_atomic", "write_json_atomic", "remove_stale_temps", "FILE_MODE"]
 
 FILE_MODE = 0o644
-INTERRUPT_GRACE_S = 5.0  # how long Ctrl+C waits for a write in progress before giving it up
-_SIGMASK = hasattr(signal, "pthread_sigmask")
 _TEMP = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
 
 
-_jobs: "queue.SimpleQueue[tuple[Callable[[], None], threading.Event, list[BaseException]]]" = queue.SimpleQueue()
-_worker: threading.Thread | None = None
-_worker_lock = threading.Lock()
+class _DeferInterrupt:
+    """Within ``with``: the first SIGINT is recorded (``.hit``) and the code runs on; a second raises
+    ``KeyboardInterrupt`` there. Only in the main thread with Python's own SIGINT handler installed (a host
+    such as a notebook kernel with its own handler keeps it)."""
 
+    def __init__(self, what: str):
+        self.what = what
+        self.hit = 0
+        self._old: Any = None
+        self.active = False
 
-def _serve() -> None:
-    while True:
-        fn, done, err = _jobs.get()
-        try:
-            fn()
-        except BaseException as exc:  # handed to the caller
-            err.append(exc)
-        finally:
-            done.set()
-
-
-def _ensure_worker() -> None:
-    """Start the one writer thread, with SIGINT blocked (inherited), so the kernel delivers Ctrl+C to the main
-    thread. It is started once, at import, not per write: starting a thread while Ctrl+C arrived hung in
-    ``Thread.start()`` in a fresh-clone test run."""
-    global _worker
-    with _worker_lock:
-        if _worker is not None:
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.hit += 1
+        if self.hit == 1:
+            print(f"\nCtrl+C: finishing the write of {self.what} (Ctrl+C again to abandon it)",
+                  file=sys.stderr, flush=True)
             return
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if _SIGMASK else None
-        try:
-            th = threading.Thread(target=_serve, name="citytwin-atomic-write", daemon=True)
-            th.start()
-        finally:
-            if mask is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        _worker = th
+        raise KeyboardInterrupt
 
+    def __enter__(self) -> "_DeferInterrupt":
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._old = signal.signal(signal.SIGINT, self._handler)
+            self.active = True
+        return self
 
-def _run_guarded(write: Callable[[str], None], tmp: str) -> None:
-    """``write(tmp)``; from the main thread on the writer thread, so Ctrl+C interrupts the wait, not the writer."""
-    if threading.current_thread() is not threading.main_thread():
-        write(tmp)
-        return
-    _ensure_worker()
-    done = threading.Event()
-    err: list[BaseException] = []
-    _jobs.put((lambda: write(tmp), done, err))
-    try:
-        while not done.wait(0.05):
-            pass
-    except KeyboardInterrupt:
-        done.wait(INTERRUPT_GRACE_S)  # let the library finish and release its locks; never wait forever
-        raise
-    if err:
-        raise err[0]
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            signal.signal(signal.SIGINT, self._old)
 
 
 def write_atomic_with(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -89,18 +67,22 @@ def write_atomic_with(path: str | Path, write: Callable[[str], None]) -> Path:
     ``path``. On any error the temp file is removed and the error re-raised; the target is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _run_guarded(write, tmp)
-        # no fsync: under heavy disk IO it blocked Ctrl+C for > 10 s (uninterruptible); the rename alone keeps
-        # the file whole against a crash or kill of this process, not against a power cut
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    tmp = ""
+    with _DeferInterrupt(path.name) as guard:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            write(tmp)
+            # no fsync: under heavy disk IO it held Ctrl+C for > 10 s (uninterruptible); the rename alone
+            # keeps the file whole against a crash or kill of this process, not against a power cut
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
+        except BaseException:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    if guard.hit:  # the deferred Ctrl+C, now that the file is whole and in place
+        raise KeyboardInterrupt
     return path
 
 
@@ -144,6 +126,3 @@ def remove_stale_temps(folder: str | Path, recursive: bool = False) -> list[Path
                 pass
     return removed
 
-
-if threading.current_thread() is threading.main_thread():
-    _ensure_worker()

@@ -370,7 +370,7 @@ def check_writable(target: Path, scenario_path: str | Path) -> None:
     problem = None
     if not probe.is_dir():
         problem = f"{_shown_path(probe)} is a file, not a folder"
-    elif not os.access(probe, os.W_OK | os.X_OK):
+    elif not os.access(probe, os.W_OK | os.X_OK) or not _can_create_in(probe):
         problem = f"no permission to write in {_shown_path(probe)}"
     elif target.exists() and not os.access(target, os.W_OK) and not os.access(d, os.W_OK):
         problem = f"{target.name} exists and cannot be replaced"
@@ -381,6 +381,15 @@ def check_writable(target: Path, scenario_path: str | Path) -> None:
     if problem:
         raise ScenarioError(scenario_path, [f"results folder {_shown_path(d)}: {problem} — choose another with "
                                             "--out (or outputs.dir)"])
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder``: ``os.access`` says yes to root on a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def _shown_path(p: Path) -> str:
