@@ -115,3 +115,14 @@ def test_compare_backends_json(tmp_path, capsys):
     assert 0 < b["mean_travel_time_s"] < 600 and 0 < s["mean_travel_time_s"] < 600
     assert b["vehicle_hours"] == pytest.approx(b["mean_travel_time_s"] * 60 / 3600)  # everybody arrived
     assert doc["units"]["vehicle_hours"] == "h" and doc["agreement"]["link_hours_compared"] > 10
+
+
+def test_reference_code_digest_covers_only_the_domains_of_the_run():
+    """Editing the crowd model changes the key of a variant with a venue, not of one without (else every
+    crowd edit would force hour-long SUMO reruns of traffic-only variants)."""
+    from agents.traffic import reference
+
+    base = reference._code_digest([])
+    assert reference._code_digest(["traffic"]) == base
+    assert reference._code_digest(["crowd"]) != base != reference._code_digest(["ev"])
+    assert reference._code_digest(["ev", "crowd"]) == reference._code_digest(["crowd", "ev"])

@@ -6,7 +6,7 @@ trip table, KPIs; attrs ``wall_time_s`` and ``sumo_version``) go to ``<cache_dir
 SHA-256 over everything the SUMO run depends on: the resolved scenario (every domain's configuration and the
 traffic fields SUMO uses, with defaults), the digests of the data files it names, the city's topology (link
 ids and end nodes), the SUMO version, the mode's options, and the source of the code on SUMO's side of the
-run (SUMO back-end, demand, route files, and the domains that drive through traffic). The built-in model's
+run (SUMO back-end, demand, route files, and those domains of the variant that drive through traffic). The built-in model's
 code is not in the key, so the built-in model can be re-run in seconds against cached SUMO runs.
 
 Run one by hand: ``python -m agents.traffic.reference FILE VARIANT MODE OUT.nc``.
@@ -38,7 +38,9 @@ MODES: dict[str, dict] = {
 # the code a SUMO reference run depends on (relative to the project root; globs allowed)
 _CODE = ["agents/traffic/sumo.py", "agents/traffic/sumo_setup.py", "agents/traffic/sumo_io.py",
          "agents/traffic/backend.py", "agents/traffic/reference.py", "twin/demand.py", "twin/engine.py",
-         "networks/sumo_routes.py", "agents/ev/*.py", "agents/emergency/*.py", "agents/crowd/*.py"]
+         "networks/sumo_routes.py"]
+# and the code of each domain that drives through traffic, when the variant enables it
+_DOMAIN_CODE = {"ev": "agents/ev/*.py", "emergency": "agents/emergency/*.py", "crowd": "agents/crowd/*.py"}
 # TrafficConfig fields the SUMO back-end reads (the rest tune the built-in model)
 _SUMO_TRAFFIC_FIELDS = ("enabled", "reroute_interval_s", "reroute_share", "sync_interval_s", "closures", "sumo")
 _KEEP = ("link_flow", "link_speed", "trip_", "kpi_traffic_")
@@ -63,9 +65,11 @@ def _sha_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _code_digest() -> str:
+def _code_digest(domains: list[str] | tuple[str, ...] = tuple(_DOMAIN_CODE)) -> str:
+    """Digest of the code on SUMO's side of a run with ``domains`` enabled (a domain not in the run is left
+    out, so editing the crowd model does not invalidate references of variants without a venue)."""
     h = hashlib.sha256()
-    for pattern in _CODE:
+    for pattern in _CODE + [_DOMAIN_CODE[d] for d in sorted(domains) if d in _DOMAIN_CODE]:
         for p in sorted(ROOT.glob(pattern)):
             h.update(p.relative_to(ROOT).as_posix().encode())
             h.update(p.read_bytes())
@@ -110,7 +114,8 @@ def reference_key(path: str | Path, variant: str, mode: str, city=None) -> str:
            "domains": confs, "mode": mode, "mode_options": MODES[mode],
            "sumo": md.version("eclipse-sumo"),
            "files": {p.name: _sha_file(p) for p in _data_files(sc, base)},
-           "topology": _topology_digest(city) if city is not None else None, "code": _code_digest()}
+           "topology": _topology_digest(city) if city is not None else None,
+           "code": _code_digest(list(sc.domain_configs))}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
