@@ -99,3 +99,17 @@ def test_cli_prints_no_clear_change_and_processes_match(three, tmp_path, capsys)
     with xr.open_dataset(out / "reps" / "reps.nc") as par:
         np.testing.assert_array_equal(par[MTT].values, ds[MTT].sel(variant=["baseline", "same"]).values)
         assert par.attrs["replications"] == 3
+
+
+def test_a_replicated_label_shows_every_runs_population_not_the_first_runs():
+    from twin.results import label_over_runs
+
+    runs = [f"median response (Kaplan-Meier; {n} calls with a target, {c} not reached; {{set}})"
+            for n, c in ((2, 0), (14, 1), (1210, 0))]
+    out = label_over_runs(runs)
+    assert "2–1,210 calls with a target, 0–1 not reached" in out and "ranges over the 3 runs" in out
+    assert "{set}" in out
+    same = ["trips completed (5 h)"] * 3
+    assert label_over_runs(same) == same[0]  # nothing varies: the label is kept as it is
+    odd = label_over_runs(["a 3 b", "a b 4"])
+    assert odd.startswith("a 3 b") and "vary by run" in odd

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from pathlib import Path
 
@@ -87,6 +88,33 @@ def t_ci95(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.nd
     return mean, std, half, n
 
 
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def label_over_runs(labels: list[str]) -> str:
+    """One KPI label for several runs whose labels carry their own counts ("12 calls with a target"): each
+    number that differs between runs becomes its range ("8–14 calls"), so a replicated KPI never shows one
+    run's population as if it were all runs'. Labels of different shape: the first, marked as such."""
+    first = labels[0]
+    def shape(lab: str) -> str:
+        return _NUMBER.sub("{}", lab.replace("{", "{{").replace("}", "}}"))
+    template = shape(first)
+    if any(shape(lab) != template for lab in labels[1:]):
+        return f"{first} [counts of the first run; they vary by run]"
+    slots = [[m.group(0) for m in _NUMBER.finditer(lab)] for lab in labels]
+    parts = []
+    for col in zip(*slots):
+        if len(set(col)) == 1:
+            parts.append(col[0])
+            continue
+        vals = [float(c.replace(",", "")) for c in col]
+        lo, hi = min(vals), max(vals)
+        fmt = (lambda x: f"{x:,.0f}") if all("." not in c for c in col) else (lambda x: f"{x:g}")
+        parts.append(f"{fmt(lo)}–{fmt(hi)}")
+    out = template.format(*parts)
+    return out if all(len(set(c)) == 1 for c in zip(*slots)) else f"{out} [ranges over the {len(labels)} runs]"
+
+
 def add_replications(ds: xr.Dataset, runs: dict[str, list[xr.Dataset | None]],
                      seeds: dict[str, list[int]]) -> xr.Dataset:
     """Add replication statistics to a stacked file (``ds``: one full run per variant, baseline first).
@@ -115,7 +143,10 @@ def add_replications(ds: xr.Dataset, runs: dict[str, list[xr.Dataset | None]],
                 if run is not None and name in run:
                     vals[i, r] = float(run[name].values)
         attrs = dict(ds[name].attrs)
-        label = attrs.get("long_name", name)
+        labels = [str(run[name].attrs.get("long_name", name)) for v in variants for run in runs.get(v, [])
+                  if run is not None and name in run]
+        label = label_over_runs(labels) if labels else attrs.get("long_name", name)
+        attrs["long_name"] = label
         mean, _, half, _ = t_ci95(vals, axis=1)
         dmean, _, dhalf, _ = t_ci95(vals - vals[0:1, :], axis=1)  # paired: replication r shares its seeds
         data[name] = (("variant", "replication"), vals, attrs)
