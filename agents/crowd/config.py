@@ -154,7 +154,7 @@ class ModelConfig(_Strict):
     noise: float = Field(0.3, ge=0.0, le=1.0, description="Reproducible random term added to the walking "
                                                           "direction (1): breaks arches that would clog a door.")
     max_speed_mps: float = Field(2.0, ge=0.5, le=4.0, description="Largest desired walking speed (m/s).")
-    lateral_m: float = Field(0.55, ge=0.2, le=1.0, description="Body width (m): a neighbour whose centre is "
+    lateral_m: float = Field(0.65, ge=0.2, le=1.0, description="Body width (m): a neighbour whose centre is "
                                                              "within this of one's path blocks the way.")
     creep_mps: float = Field(0.4, ge=0.0, le=1.0, description="Speed (m/s) allowed to someone held up only by "
                                                              "people behind them in the field: breaks deadlocks "
@@ -173,7 +173,7 @@ class ModelConfig(_Strict):
                                   "way, moving, parallel) holds one up only within this of one's path (m).")
     zipper_speed_mps: float = Field(0.3, ge=0.0, le=2.0, description="Zipper: ... when it moves at least this fast "
                                                                     "(m/s); 0 = off.")
-    zipper_angle_deg: float = Field(10.0, ge=0.0, le=180.0, description="Zipper: ... and its desired direction is "
+    zipper_angle_deg: float = Field(30.0, ge=0.0, le=180.0, description="Zipper: ... and its desired direction is "
                                                                        "within this angle of one's own (degrees).")
     speed_mean_mps: float = Field(1.34, ge=0.3, le=2.5, description="Mean free walking speed (m/s), Weidmann.")
     speed_sd_mps: float = Field(0.26, ge=0.0, le=1.0, description="Its standard deviation (m/s).")

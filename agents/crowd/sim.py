@@ -34,7 +34,8 @@ class ModelParams:
     wall_clearance_m: float = 0.2  # no centre closer than this to a wall (a body's half width)
     max_speed_mps: float = 2.0  # largest desired speed allowed
     noise: float = 0.3  # magnitude of a reproducible random term added to the direction (breaks clogging arches)
-    lateral_m: float = 0.55  # body width: a neighbour blocks the way when its centre is within this of one's path
+    lateral_m: float = 0.65  # body width: a neighbour (not in one's lane) blocks the way when its centre is within
+    # this of one's path (0.55 m before issue 19's third pass; 0.65 with the lower field clearance keeps doors in band)
     creep_mps: float = 0.4  # speed allowed to one held up only by people behind it in the field (breaks deadlocks)
     # counter-flow (walkers with another goal coming the other way), after Xu, Chraibi & Seyfried 2021:
     anticipation_s: float = 1.0  # oncoming walkers are avoided as if closer by their closing speed x this (s)
@@ -49,8 +50,9 @@ class ModelParams:
     # lane, not a crowd converging on a door), holds one up only within zipper_width_m of one's path
     zipper_width_m: float = 0.3
     zipper_speed_mps: float = 0.3  # 0: off
-    zipper_angle_deg: float = 10.0
-    field_clearance_m: float = 0.5  # navigation fields make cells within this of a wall up to 3x slower
+    zipper_angle_deg: float = 30.0  # 10 before the third pass: lanes entering a neck converge by up to ~30 deg
+    field_clearance_m: float = 0.15  # navigation fields make cells within this of a wall up to 3x slower (0.5 m before
+    # the third pass: in a 1 m neck that steered everyone onto the centre line at 24-57 deg, one file)
     noise_speed_mps: float = 1.5  # the noise fades out as one's last speed rises to this (0: at any speed):
     # it breaks arches where people are held up and leaves walkers in a lane on their line
 
