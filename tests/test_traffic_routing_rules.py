@@ -2,7 +2,7 @@
 
 - Pinned end links: a node-to-node trip departs on the first link and arrives over the last link of its
   free-flow shortest path (the SUMO back-end sends SUMO exactly that edge-to-edge trip).
-- Closing reroute: when a link closes, every driver whose remaining route uses it takes a new route at once
+- Closing reroute (``reroute_on_closure``, off by default): when a link closes, every driver whose remaining route uses it takes a new route at once
   (SUMO's closing rerouter on every edge), instead of all of them turning away at the closed link's approach.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_node_to_node_routing_when_pinning_is_off():
 def test_a_closure_reroutes_every_driver_heading_for_it_at_once():
     """Right after a link closes, no running driver's remaining route uses it (they re-routed from where they
     were, not at its approach), nobody is lost, and the closed link then carries nothing."""
-    tw = _grid(trips=2500, traffic={"closures": [{"link": "n2_2>n3_2", "start_s": 400},
+    tw = _grid(trips=2500, traffic={"reroute_on_closure": True, "closures": [{"link": "n2_2>n3_2", "start_s": 400},
                                                  {"link": "n3_2>n2_2", "start_s": 400}]})
     tw.setup()
     T = tw.traffic
