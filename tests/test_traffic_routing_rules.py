@@ -1,6 +1,6 @@
 """The built-in model's trip-end and closure routing rules, which follow what the SUMO back-end makes SUMO do.
 
-- Pinned end links: a node-to-node trip departs on the first link and arrives over the last link of its
+- Pinned end links (``pin_end_links``, off by default): a node-to-node trip departs on the first link and arrives over the last link of its
   free-flow shortest path (the SUMO back-end sends SUMO exactly that edge-to-edge trip).
 - Closing reroute (``reroute_on_closure``, off by default): when a link closes, every driver whose remaining route uses it takes a new route at once
   (SUMO's closing rerouter on every edge), instead of all of them turning away at the closed link's approach.
@@ -14,12 +14,13 @@ from agents.traffic.sumo_setup import freeflow_od_links
 from conftest import make_twin
 
 
-def _grid(trips=1200, duration=1500, traffic=None, seed=7):
+def _grid(trips=1200, duration=1500, traffic=None, seed=7, pin=True):
     return make_twin({"seed": seed, "city": {"source": "grid", "grid": {"nx": 5, "ny": 5, "spacing_m": 150},
                                              "zone_cell_m": 300},
                       "time": {"duration_s": duration, "step_s": 1, "record_interval_s": 300},
                       "demand": {"trips": trips, "end_s": duration * 0.6},
-                      "traffic": {"reroute_share": 0.1, "reroute_interval_s": 120, **(traffic or {})}})
+                      "traffic": {"reroute_share": 0.1, "reroute_interval_s": 120, "pin_end_links": pin,
+                                  **(traffic or {})}})
 
 
 def test_trips_depart_and_arrive_on_the_links_the_sumo_backend_gives_sumo():
@@ -47,7 +48,7 @@ def test_trips_depart_and_arrive_on_the_links_the_sumo_backend_gives_sumo():
 
 def test_node_to_node_routing_when_pinning_is_off():
     """With ``pin_end_links: false`` no trip has pinned links and trips still arrive."""
-    tw = _grid(traffic={"pin_end_links": False})
+    tw = _grid(pin=False)
     tw.setup()
     tw.env.run(until=1500)
     T = tw.traffic

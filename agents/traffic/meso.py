@@ -412,7 +412,9 @@ class MesoTraffic(Domain, TrafficBackend):
         the vehicle departs on that link and arrives over that one, and routes only in between.
 
         Why: routing from the origin *node* let the built-in model leave by another link than SUMO's vehicles
-        (Bologna: 300 veh/h on a chain of links SUMO never uses). ``pin_end_links: false`` routes node to node.
+        (Bologna: 300 veh/h on a chain of links SUMO never uses). Off by default (``pin_end_links``): the count
+        calibration (agents/traffic/counts/assign.py) still assigns node to node, and with pinning on its synthetic
+        recovery missed the total by 18.5% (test_calibrate).
         """
         dests = d.astype(np.int32)
         if self.config.pin_end_links and not self.freeflow and len(ids):
