@@ -20,9 +20,12 @@ from pathlib import Path
 
 import xarray as xr
 
-from agents.traffic.reference import _KEEP, MODES, ROOT, SumoReference, reference_key
+from agents.traffic.reference import MODES, ROOT, SumoReference, reference_key
 
 __all__ = ["seeded_key", "seeded_reference", "run_seeded"]
+
+# the result variables a reference keeps (as reference.py's own list: that file stays untouched, see above)
+_KEEP = ("link_flow", "link_speed", "trip_", "kpi_traffic_")
 
 
 def seeded_key(path: str | Path, variant: str, mode: str, seed: int, city=None) -> str:
