@@ -126,3 +126,43 @@ def test_reference_code_digest_covers_only_the_domains_of_the_run():
     assert reference._code_digest(["traffic"]) == base
     assert reference._code_digest(["crowd"]) != base != reference._code_digest(["ev"])
     assert reference._code_digest(["ev", "crowd"]) == reference._code_digest(["crowd", "ev"])
+
+
+def test_other_seed_reference_keeps_the_default_key_and_changes_the_run(tmp_path):
+    """A SUMO run with another scenario seed is cached under its own key and file (``seed<N>`` in the name);
+    the default run's key and file are untouched (no reference already computed is invalidated), and SUMO's
+    other seed changes the run (else the noise floor would be zero by construction)."""
+    from agents.traffic.reference_seed import seeded_key, seeded_reference
+
+    scen = tmp_path / "tiny.yaml"
+    scen.write_text(TINY % "")
+    cache = tmp_path / "cache"
+    k0 = reference_key(scen, "baseline", "micro")
+    r0 = sumo_reference(scen, "baseline", "micro", cache_dir=cache, timeout_s=600)
+    r5 = seeded_reference(scen, "baseline", "micro", 5, cache_dir=cache, timeout_s=600)
+    assert r0.ds is not None and r5.ds is not None, r5.error
+    assert r0.key == k0 == reference_key(scen, "baseline", "micro")  # unchanged by the seeded run
+    assert r5.key == seeded_key(scen, "baseline", "micro", 5) != k0 != seeded_key(scen, "baseline", "micro", 6)
+    assert len(list(cache.glob("tiny.baseline.micro.seed5.*.nc"))) == 1
+    assert int(r5.ds.attrs["seed"]) == 5
+    assert seeded_reference(scen, "baseline", "micro", 5, cache_dir=cache).cached
+    assert not np.array_equal(r0.ds["trip_depart"].values, r5.ds["trip_depart"].values)  # demand re-sampled
+    miss = seeded_reference(scen, "baseline", "micro", 7, cache_dir=cache, cached_only=True)
+    assert miss.ds is None and "cached-only" in miss.error
+
+
+def test_noise_floor_compares_each_model_with_its_other_seed():
+    """The noise floor reports SUMO micro's other seed against SUMO micro and the built-in model against itself."""
+    micro = {"baseline": (200, 300, 100, 1000, 1.0, 1.0, 100), "closure": (240, 360, 130, 1000, 1.0, 1.0, 100)}
+    meso = {"baseline": (180, 280, 90, 990, 0.8, 0.9, 20), "closure": (200, 300, 100, 990, 0.8, 0.9, 20)}
+    good = {"baseline": (200, 300, 100, 1000, 0.9, 0.95, 1), "closure": (240, 360, 130, 1000, 0.9, 0.95, 1)}
+    city = _city(good, micro, meso, {"builtin": 30.0, "sumo_micro": 30.0, "sumo_meso_jc": 11.0})
+    city["runs"]["baseline"]["sumo_micro_seed2"] = dict(city["runs"]["baseline"]["sumo_micro"],
+                                                        mean_travel_time_s=220.0, geh5_share=0.6, flow_r=0.9)
+    city["runs"]["baseline"]["builtin_seed2"] = dict(city["runs"]["baseline"]["builtin"], self_geh5_share=0.7,
+                                                     self_flow_r=0.95)
+    city["closure_delta"]["sumo_micro_seed2"] = {"d_vehicle_hours_pct": 45.0, "d_mean_travel_time_pct": 10.0}
+    nf = tf.noise_floor(city)
+    assert nf["sumo_micro"]["mean_travel_time_pct"] == pytest.approx(10.0)
+    assert nf["sumo_micro"]["geh5_share"] == 0.6 and nf["sumo_micro"]["closure_dvh_rel"] == pytest.approx(0.5)
+    assert nf["builtin"]["geh5_share"] == 0.7 and "closure_dvh_pct" not in nf["builtin"]

@@ -14,11 +14,18 @@ GEH < 5 on at least 85% of link-hours (baseline); closure change in vehicle-hour
 of the same sign; on every figure at least as close to SUMO micro as SUMO meso-jc; at least 10x faster than
 SUMO meso-jc (sum of both runs' wall times).
 
+Noise floor: SUMO micro and the built-in model are run again with another scenario seed (the second
+replication seed, ``twin.run.replication_seeds``: SUMO's ``--seed`` and the demand's sampling change), and the
+same figures are computed between the two seeds of one model ("SUMO micro, other seed" against SUMO micro;
+the built-in model against itself). A target tighter than a model's agreement with itself cannot be told apart
+from seed noise. ``--no-other-seed`` skips these runs.
+
 SUMO runs happen in child processes and are cached under ``results/.cache/sumo_reference/`` keyed by their
 exact inputs (``agents/traffic/reference.py``): a run without arguments reuses valid cached SUMO runs and
 says so (their wall times are those measured when they ran); ``--no-cache`` runs SUMO again.
 
-Run: ``.venv/bin/python validation/traffic_fidelity.py [--no-cache | --cached-only] [--cities wildau,bologna] [--jobs 2]``
+Run: ``.venv/bin/python validation/traffic_fidelity.py [--no-cache | --cached-only] [--cities wildau,bologna] [--jobs 2]
+[--no-other-seed]``
 Prints one table per city and ends with one JSON line ``{"validation": "traffic_fidelity", "pass": ..., ...}``.
 """
 from __future__ import annotations
@@ -38,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.traffic.compare import _json_safe, flow_agreement, run_backend, run_figures  # noqa: E402
 from agents.traffic.reference import MODES, SumoReference, reference_key, sumo_reference  # noqa: E402
+from agents.traffic.reference_seed import seeded_file, seeded_key, seeded_reference  # noqa: E402
 
 # city -> (scenario file, closure variant)
 CITIES: dict[str, tuple[str, str]] = {
@@ -46,7 +54,11 @@ CITIES: dict[str, tuple[str, str]] = {
     "wildau": ("scenarios/wildau.yaml", "arterial_closed"),
 }
 MODELS = ("builtin", "sumo_micro", "sumo_meso_jc")
-_MODE = {"sumo_micro": "micro", "sumo_meso_jc": "meso_jc"}
+# the same models with the other seed (noise floor); "SUMO micro, other seed" is compared with SUMO micro
+SEED_MODELS = ("builtin_seed2", "sumo_micro_seed2")
+_LABEL = {"builtin": "built-in", "sumo_micro": "SUMO micro", "sumo_meso_jc": "SUMO meso-jc",
+          "builtin_seed2": "built-in, other seed", "sumo_micro_seed2": "SUMO micro, other seed"}
+_MODE = {"sumo_micro": "micro", "sumo_meso_jc": "meso_jc", "sumo_micro_seed2": "micro_seed2"}
 TARGETS = {"mean_tt_pct": 10.0, "geh5_share": 0.85, "closure_dvh_rel": 0.25, "speedup_vs_meso": 10.0}
 
 # rows of the printed table: (figure key, label, unit, format)
@@ -69,8 +81,18 @@ def _warm_up() -> None:
     run_backend(ROOT / "scenarios" / "wildau.yaml", "gravity_prior", "meso")
 
 
-def run_city(name: str, refs: dict[tuple[str, str], SumoReference]) -> dict:
-    """Built-in runs of one city against its SUMO references; figures, closure deltas and targets."""
+def other_seed(path: Path) -> int:
+    """The noise-floor seed of a scenario: its second replication seed."""
+    from twin.run import replication_seeds
+    from twin.scenario import load_scenario
+
+    return replication_seeds(load_scenario(path)["baseline"].seed, 2)[1]
+
+
+def run_city(name: str, refs: dict[tuple[str, str], SumoReference], seeded: bool = True) -> dict:
+    """Built-in runs of one city against its SUMO references; figures, closure deltas, noise floor, targets.
+
+    ``refs`` also holds the other-seed SUMO micro runs under mode ``micro_seed2`` (when ``seeded``)."""
     from twin.city import build_city
     from twin.scenario import load_scenario
 
@@ -78,11 +100,15 @@ def run_city(name: str, refs: dict[tuple[str, str], SumoReference]) -> dict:
     path = ROOT / path
     base = load_scenario(path)["baseline"]
     city = build_city(base.city, path.parent, base.name)
-    out: dict = {"scenario": str(path.relative_to(ROOT)), "closure_variant": closure, "runs": {}, "errors": []}
+    seed2 = other_seed(path)
+    out: dict = {"scenario": str(path.relative_to(ROOT)), "closure_variant": closure, "runs": {}, "errors": [],
+                 "other_seed": seed2 if seeded else None}
     for variant in ("baseline", closure):
         ds_b, wall_b = run_backend(path, variant, "meso", city)
         runs = {"builtin": (ds_b, wall_b)}
-        for model in ("sumo_micro", "sumo_meso_jc"):
+        if seeded:
+            runs["builtin_seed2"] = run_backend(path, variant, "meso", city, seed=seed2)
+        for model in ("sumo_micro", "sumo_meso_jc") + (("sumo_micro_seed2",) if seeded else ()):
             ref = refs[(name, variant, _MODE[model])]
             if ref.ds is None:
                 out["errors"].append(f"{variant} {model}: {ref.error}")
@@ -95,7 +121,10 @@ def run_city(name: str, refs: dict[tuple[str, str], SumoReference]) -> dict:
             if micro is not None:
                 r, share, pairs = flow_agreement(ds, micro[0])
                 f.update(flow_r=r, geh5_share=share, link_hours=pairs)
-            if model != "builtin":
+            if model == "builtin_seed2":  # the built-in model against itself
+                r2, share2, _ = flow_agreement(ds, runs["builtin"][0])
+                f.update(self_flow_r=r2, self_geh5_share=share2)
+            if not model.startswith("builtin"):
                 ref = refs[(name, variant, _MODE[model])]
                 f.update(cached=ref.cached, sumo_version=str(ref.ds.attrs.get("sumo_version", "")),
                          measured=str(ref.ds.attrs.get("created", "")))
@@ -103,13 +132,36 @@ def run_city(name: str, refs: dict[tuple[str, str], SumoReference]) -> dict:
         out["runs"]["baseline" if variant == "baseline" else "closure"] = figs
     out["closure_delta"] = {}
     b, c = out["runs"]["baseline"], out["runs"]["closure"]
-    for model in MODELS:
+    for model in MODELS + SEED_MODELS:
         if model in b and model in c:
             out["closure_delta"][model] = {
                 "d_vehicle_hours_pct": _pct(c[model]["vehicle_hours"], b[model]["vehicle_hours"]),
                 "d_mean_travel_time_pct": _pct(c[model]["mean_travel_time_s"], b[model]["mean_travel_time_s"])}
+    out["noise_floor"] = noise_floor(out)
     out["targets"] = targets(out)
     out["pass"] = bool(out["targets"]) and all(t["pass"] for t in out["targets"].values()) and not out["errors"]
+    return out
+
+
+def noise_floor(city: dict) -> dict:
+    """Each model against itself with the other seed: the agreement a target cannot ask beyond.
+
+    SUMO micro: the other-seed run against the reference run (mean travel time %, GEH < 5 share and r of
+    link-hours, closure Δ vehicle-hours and its relative difference); built-in: the same between its two seeds."""
+    b, d = city["runs"]["baseline"], city["closure_delta"]
+    out = {}
+    for model, ref, share, r in (("sumo_micro_seed2", "sumo_micro", "geh5_share", "flow_r"),
+                                 ("builtin_seed2", "builtin", "self_geh5_share", "self_flow_r")):
+        if model not in b or ref not in b:
+            continue
+        x, y = b[model], b[ref]
+        e = {"mean_travel_time_pct": _pct(x["mean_travel_time_s"], y["mean_travel_time_s"]),
+             "geh5_share": x.get(share), "flow_r": x.get(r)}
+        if model in d and ref in d:
+            dx, dy = d[model]["d_vehicle_hours_pct"], d[ref]["d_vehicle_hours_pct"]
+            e.update(closure_dvh_pct=dx, closure_dvh_ref_pct=dy,
+                     closure_dvh_rel=abs(dx - dy) / abs(dy) if dy else float("nan"))
+        out[ref] = e
     return out
 
 
@@ -180,6 +232,17 @@ def format_city(name: str, res: dict) -> str:
     lines += ["", "| closure effect | built-in | SUMO micro | SUMO meso-jc |", "|---|---|---|---|"]
     for k, label in (("d_vehicle_hours_pct", "Δ vehicle-hours"), ("d_mean_travel_time_pct", "Δ mean travel time")):
         lines.append(f"| {label} | " + " | ".join(_cell("{:+.1f}%", d.get(m, {}).get(k)) for m in MODELS) + " |")
+    nf = res.get("noise_floor", {})
+    if nf:
+        lines += ["", "| noise floor: a model against itself, other seed | mean travel time | link-hours GEH < 5 | "
+                  "flow r | closure Δ vehicle-hours (other seed / reference seed, difference) |", "|---|---|---|---|---|"]
+        for ref, e in nf.items():
+            clo = (f"{e['closure_dvh_pct']:+.1f}% / {e['closure_dvh_ref_pct']:+.1f}% (off by {e['closure_dvh_rel']:.0%})"
+                   if "closure_dvh_pct" in e and e["closure_dvh_pct"] is not None
+                   and np.isfinite(e["closure_dvh_pct"]) and np.isfinite(e["closure_dvh_rel"]) else "n/a")
+            lines.append(f"| {_LABEL[ref]}, seed {res.get('other_seed')} vs its reference seed | "
+                         f"{_cell('{:+.1f}%', e['mean_travel_time_pct'])} | {_cell('{:.1%}', e['geh5_share'])} | "
+                         f"{_cell('{:.3f}', e['flow_r'])} | {clo} |")
     lines += ["", "| target | value | pass |", "|---|---|---|"]
     for k, t in res["targets"].items():
         v = t["value"]
@@ -205,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cached-only", action="store_true",
                     help="run no SUMO: use valid cached runs, report the missing ones (targets needing them fail)")
     ap.add_argument("--cache-dir", default=None, help="default results/.cache/sumo_reference")
+    ap.add_argument("--no-other-seed", action="store_true",
+                    help="skip the noise-floor runs (SUMO micro and the built-in model with another seed)")
     args = ap.parse_args(argv)
     names = [c.strip() for c in args.cities.split(",") if c.strip()]
     bad = [c for c in names if c not in CITIES]
@@ -213,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     jobs = [(c, v, m) for c in names for v in ("baseline", CITIES[c][1]) for m in MODES]
+    if not args.no_other_seed:
+        jobs += [(c, v, "micro_seed2") for c in names for v in ("baseline", CITIES[c][1])]
     how = "no cache" if args.no_cache else ("cached runs only" if args.cached_only else "reusing valid cached runs")
     print(f"SUMO reference runs: {len(jobs)} ({how})",
           file=sys.stderr, flush=True)
@@ -230,8 +297,22 @@ def main(argv: list[str] | None = None) -> int:
     def one(job):
         c, v, m = job
         t = time.perf_counter()
-        key = reference_key(ROOT / CITIES[c][0], v, m, graphs[c])
         cache = Path(args.cache_dir) if args.cache_dir else ROOT / "results" / ".cache" / "sumo_reference"
+        if m == "micro_seed2":  # the noise-floor run: SUMO micro with the other seed
+            seed2 = other_seed(ROOT / CITIES[c][0])
+            key = seeded_key(ROOT / CITIES[c][0], v, "micro", seed2, graphs[c])
+            nc = seeded_file(cache, ROOT / CITIES[c][0], v, "micro", seed2, key)
+            if nc.exists() and not args.no_cache:
+                with read_lock:
+                    ref = seeded_reference(ROOT / CITIES[c][0], v, "micro", seed2, graphs[c], args.cache_dir)
+            else:
+                ref = seeded_reference(ROOT / CITIES[c][0], v, "micro", seed2, graphs[c], args.cache_dir,
+                                       use_cache=not args.no_cache, cached_only=args.cached_only)
+            print(f"  {c} {v} SUMO micro seed {seed2}: "
+                  f"{'cached' if ref.cached else (ref.error if ref.ds is None else 'ran')} "
+                  f"({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+            return job, ref
+        key = reference_key(ROOT / CITIES[c][0], v, m, graphs[c])
         nc = cache / f"{Path(CITIES[c][0]).stem}.{v}.{m}.{key}.nc"
         if args.cached_only and not nc.exists():
             print(f"  {c} {v} SUMO {m}: not in the cache (--cached-only)", file=sys.stderr, flush=True)
@@ -252,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     _warm_up()
     cities = {}
     for c in names:
-        cities[c] = run_city(c, refs)
+        cities[c] = run_city(c, refs, seeded=not args.no_other_seed)
         print(format_city(c, cities[c]))
         print()
     ok = all(r["pass"] for r in cities.values())

@@ -61,19 +61,22 @@ def flow_agreement(a: xr.Dataset, b: xr.Dataset) -> tuple[float, float, int]:
 
 
 def run_backend(path: str | Path, variant: str, backend: str, city=None, overrides: dict | None = None,
-                progress=None) -> tuple[xr.Dataset, float]:
+                progress=None, seed: int | None = None) -> tuple[xr.Dataset, float]:
     """Run one variant of a scenario file on ``backend`` (``overrides``: TrafficConfig fields); (results, wall s).
 
-    Runs through the run service (``twin.run``): the variant runs on its own city (``city`` is ignored)."""
+    Runs through the run service (``twin.run``): the variant runs on its own city (``city`` is ignored).
+    ``seed``: the scenario seed instead of the file's (as ``run --seed``; None keeps the file's)."""
     from twin.run import RunOverrides, load_variants, run_one
 
     del city
-    sc = load_variants(path, [] if variant == "baseline" else [variant], RunOverrides(backend=backend))[variant]
+    sc = load_variants(path, [] if variant == "baseline" else [variant], RunOverrides(backend=backend, seed=seed))[variant]
     sc2 = sc.model_copy()
     sc2._domains = dict(sc.domain_configs)
     sc2._domains["traffic"] = sc2._domains["traffic"].model_copy(update={"backend": backend, **(overrides or {})})
     t0 = time.perf_counter()
     recorded = {k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v) for k, v in (overrides or {}).items()}
+    if seed is not None:
+        recorded["seed"] = int(seed)
     ds = run_one(sc2, Path(path).parent, {"backend": backend, **recorded}, progress=progress)  # provenance: JSON
     return ds, time.perf_counter() - t0
 

@@ -92,6 +92,8 @@ class TrafficConfig(BaseModel):
     keep_clear: bool = Field(False, description="SUMO's keep-clear rule on links shorter than two vehicles (junction areas): a vehicle enters one only if the link after it has room.")
     gridlock_time_s: float = Field(300.0, ge=1.0, le=86400.0, description="SUMO's time-to-teleport: the first vehicle of a queue standing still this long jumps along its route to the next link with room (counted as gridlock_resolutions; its wait stays in its travel time).")
     priority_queue_factor: float = Field(0.2, ge=0.0, le=1.0, description="Share of a queue's delay that priority vehicles still suffer.")
+    pin_end_links: bool = Field(False, description="Trips depart on the first and arrive over the last link of their free-flow shortest path (as the SUMO back-end sends them to SUMO) and route only in between; false: route node to node (default until the count calibration's assignment walks the same pinned routes).")
+    reroute_on_closure: bool = Field(False, description="When a link closes, every driver whose remaining route uses it re-routes at once (SUMO's closing rerouter); false: each re-routes when it reaches the closed link.")
     sync_interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="Longest the kernel runs between syncs with the clock (s).")
     closures: list[Closure] = Field(default_factory=list, description="Links closed or narrowed during the run.")
     sumo: SumoOptions = Field(default_factory=SumoOptions)

@@ -41,13 +41,13 @@ Links = namedtuple("Links", [
     "link_to", "length", "fft", "cap_rate", "storage", "qcap", "q_off", "cap_factor", "acc", "q_buf", "q_head",
     "q_count", "q_lastexit", "lanemask", "link_ring", "ring_ptr", "ring_links", "ring_cap", "in_ptr", "in_links",
     "wait_head", "wait_tail", "wl_links", "wl_n", "in_wl", "cnt_exit", "sum_tt", "occ", "sum_jd", "flow", "t_flow",
-    "keep_clear"])
+    "keep_clear", "link_from"])
 Moves = namedtuple("Moves", [
     "ptr", "out", "lanemask", "cls", "rate", "delay", "t_f", "t_g", "cf_ptr", "cf_mv", "acc", "t_acc", "flow",
     "t_flow", "len"])
 Vehicles = namedtuple("Vehicles", [
     "dest", "status", "link", "enter", "exit", "depart", "arrive", "dist", "fft", "rstart", "rlen", "rpos", "next",
-    "sf", "prio", "watch", "orig", "mv"])
+    "sf", "prio", "watch", "orig", "mv", "first", "last"])
 Tables = namedtuple("Tables", [
     "route_buf", "route_used", "dest_slot", "nh", "dep_order", "dep_ptr", "prio_ids", "prio_n", "watch_out",
     "watch_n", "gridlocks"])
@@ -186,21 +186,42 @@ def waiting_count(l, t, q_buf, q_off, q_head, q_count, qcap, v_exit):
 
 
 @njit(cache=True)
+def pinned_path(u, e_last, dest, dest_slot, nh, link_to, link_from, cap_factor, route_buf, start, n_nodes):
+    """Write the path from node ``u`` that ends on link ``e_last`` (a trip's pinned last link, as SUMO's trips
+    end on an edge) at ``route_buf[start:]``; where that link is closed or cannot be reached, the plain path
+    to node ``dest``. Returns the number of links written (0 if ``u == dest`` unpinned) or -1 if unreachable."""
+    if e_last >= 0 and cap_factor[e_last] > 0.0:
+        tgt = link_from[e_last]
+        row = dest_slot[tgt]
+        if row >= 0:
+            n = follow_path(row, u, tgt, nh, link_to, route_buf, start, n_nodes)
+            if n >= 0:
+                route_buf[start + n] = e_last
+                return n + 1
+    row = dest_slot[dest]
+    if row < 0:
+        return -1
+    return follow_path(row, u, dest, nh, link_to, route_buf, start, n_nodes)
+
+
+@njit(cache=True)
 def _reroute(v, cur_link, from_node, v_dest, dest_slot, nh, link_to, route_buf, route_used,
-             v_rstart, v_rlen, v_rpos, n_nodes):
-    """Replace the rest of ``v``'s route by the current shortest path from ``from_node``.
+             v_rstart, v_rlen, v_rpos, n_nodes, v_last, link_from, cap_factor):
+    """Replace the rest of ``v``'s route by the current shortest path from ``from_node`` (to its pinned last
+    link ``v_last[v]`` where it has one).
 
     The new route is written as [cur_link, path...] so position 0 is the link the vehicle is on.
     Returns 1 on success, 0 if the destination is unreachable, -1 if the route buffer is too full.
     """
-    if route_used[0] + n_nodes + 1 > route_buf.shape[0]:
+    if route_used[0] + n_nodes + 2 > route_buf.shape[0]:
         return -1
-    row = dest_slot[v_dest[v]]
-    if row < 0:
-        return 0
     start = route_used[0]
     route_buf[start] = cur_link
-    n = follow_path(row, from_node, v_dest[v], nh, link_to, route_buf, start + 1, n_nodes)
+    if cur_link == v_last[v]:  # already on its last link
+        n = 0
+    else:
+        n = pinned_path(from_node, v_last[v], v_dest[v], dest_slot, nh, link_to, link_from, cap_factor,
+                        route_buf, start + 1, n_nodes)
     if n < 0:
         return 0
     route_used[0] = start + 1 + n
@@ -269,11 +290,11 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
     # bound to a new name (an inlined call, an assignment), 76 atomic increfs per helper call in the hot loop
     (link_to, length, fft, cap_rate, storage, qcap, q_off, cap_factor, acc, q_buf, q_head, q_count, q_lastexit,
      l_lanemask, link_ring, ring_ptr, ring_links, ring_cap, in_ptr, in_links, wait_head, wait_tail, wl_links, wl_n,
-     in_wl, cnt_exit, sum_tt, occ, sum_jd, lflow, lt_flow, keep_clear) = L
+     in_wl, cnt_exit, sum_tt, occ, sum_jd, lflow, lt_flow, keep_clear, link_from) = L
     (mv_ptr, mv_out, mv_lanemask, mv_cls, mv_rate, mv_delay, mv_tf, mv_tg, cf_ptr, cf_mv, mv_acc, mv_tacc, mv_flow,
      mv_tflow, mv_len) = M
     (v_dest, v_status, v_link, v_enter, v_exit, v_depart, v_arrive, v_dist, v_fft, v_rstart, v_rlen, v_rpos, v_next,
-     v_sf, v_prio, v_watch, v_orig, v_mv) = V
+     v_sf, v_prio, v_watch, v_orig, v_mv, v_first, v_last) = V
     (route_buf, route_used, dest_slot, nh, dep_order, dep_ptr, prio_ids, prio_n, watch_out, watch_n, gridlocks) = T
     nL = link_to.shape[0]
     n_nodes = nh.shape[1]
@@ -364,7 +385,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     b = route_buf[v_rstart[v] + pos]
                     if cap_factor[b] <= 0.0:  # next link closed: re-route from here
                         r = _reroute(v, l, link_to[l], v_dest, dest_slot, nh, link_to, route_buf, route_used,
-                                     v_rstart, v_rlen, v_rpos, n_nodes)
+                                     v_rstart, v_rlen, v_rpos, n_nodes, v_last, link_from, cap_factor)
                         if r < 0:
                             flags |= NEED_ROUTE_SPACE
                             break
@@ -444,7 +465,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                 b = route_buf[v_rstart[v] + pos]
                 if cap_factor[b] <= 0.0:
                     r = _reroute(v, l, link_to[l], v_dest, dest_slot, nh, link_to, route_buf,
-                                 route_used, v_rstart, v_rlen, v_rpos, n_nodes)
+                                 route_used, v_rstart, v_rlen, v_rpos, n_nodes, v_last, link_from, cap_factor)
                     if r < 0:
                         flags |= NEED_ROUTE_SPACE
                         i += 1
@@ -482,14 +503,23 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                 dep_ptr[0] += 1
                 _finish(v, v_depart[v], ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                 continue
-            if route_used[0] + n_nodes > route_buf.shape[0]:
+            if route_used[0] + n_nodes + 2 > route_buf.shape[0]:
                 flags |= NEED_ROUTE_SPACE
                 break
             dep_ptr[0] += 1
-            row = dest_slot[d]
-            n = -1
-            if row >= 0:
-                n = follow_path(row, o, d, nh, link_to, route_buf, route_used[0], n_nodes)
+            e0 = v_first[v]
+            if e0 >= 0 and cap_factor[e0] > 0.0 and v_last[v] >= 0 and cap_factor[v_last[v]] > 0.0:
+                # SUMO's trips start on an edge: the pinned first link, then on to the pinned last link
+                route_buf[route_used[0]] = e0
+                if e0 == v_last[v]:
+                    n = 1
+                else:
+                    n = pinned_path(link_to[e0], v_last[v], d, dest_slot, nh, link_to, link_from, cap_factor,
+                                    route_buf, route_used[0] + 1, n_nodes)
+                    n = n + 1 if n >= 0 else -1
+            else:
+                n = pinned_path(o, -1, d, dest_slot, nh, link_to, link_from, cap_factor, route_buf, route_used[0],
+                                n_nodes)
             if n <= 0:
                 v_status[v] = UNROUTABLE
                 if v_watch[v]:
@@ -575,7 +605,7 @@ def queue_lengths(t, q_buf, q_off, q_head, q_count, qcap, v_exit):
 
 @njit(cache=True)
 def reroute_share(share, salt, t, ids, v_status, v_link, v_dest, link_to, dest_slot, nh, route_buf, route_used,
-                  v_rstart, v_rlen, v_rpos, n_nodes, mv_ptr, mv_out, v_mv):
+                  v_rstart, v_rlen, v_rpos, n_nodes, mv_ptr, mv_out, v_mv, v_last, link_from, cap_factor):
     """Give a share of running vehicles (chosen by a hash of id and ``salt``) a new route from their link's end.
 
     Returns (rerouted, stopped_for_space). Stops when the route buffer is too full.
@@ -590,12 +620,46 @@ def reroute_share(share, salt, t, ids, v_status, v_link, v_dest, link_to, dest_s
             continue
         l = v_link[v]
         r = _reroute(v, l, link_to[l], v_dest, dest_slot, nh, link_to, route_buf, route_used,
-                     v_rstart, v_rlen, v_rpos, n_nodes)
+                     v_rstart, v_rlen, v_rpos, n_nodes, v_last, link_from, cap_factor)
         if r < 0:
             return done, True
         if r > 0:
             done += 1
             v_mv[v] = find_movement(mv_ptr, mv_out, l, route_buf[v_rstart[v] + 1]) if v_rlen[v] > 1 else -1
+    return done, False
+
+
+@njit(cache=True)
+def reroute_closed(ids, v_status, v_link, v_dest, link_to, dest_slot, nh, route_buf, route_used, v_rstart, v_rlen,
+                   v_rpos, n_nodes, mv_ptr, mv_out, v_mv, v_last, link_from, cap_factor):
+    """Re-route every running vehicle whose remaining route uses a closed link, from its current link's end
+    (SUMO's ``closingReroute`` on every edge: a vehicle re-routes on its next edge, not at the closure).
+
+    Returns (rerouted, stopped_for_space). A vehicle with no way around keeps its route (it re-routes or is
+    stranded at the closed link, as before)."""
+    done = 0
+    for i in range(ids.shape[0]):
+        v = ids[i]
+        if v_status[v] != RUNNING:
+            continue
+        hit = False
+        for p in range(v_rpos[v] + 1, v_rlen[v]):
+            if cap_factor[route_buf[v_rstart[v] + p]] <= 0.0:
+                hit = True
+                break
+        if not hit:
+            continue
+        l = v_link[v]
+        if route_used[0] + n_nodes + 2 > route_buf.shape[0]:
+            return done, True
+        r = _reroute(v, l, link_to[l], v_dest, dest_slot, nh, link_to, route_buf, route_used,
+                     v_rstart, v_rlen, v_rpos, n_nodes, v_last, link_from, cap_factor)
+        if r < 0:
+            return done, True
+        if r == 0:  # no way around: the route is left as it was
+            continue
+        done += 1
+        v_mv[v] = find_movement(mv_ptr, mv_out, l, route_buf[v_rstart[v] + 1]) if v_rlen[v] > 1 else -1
     return done, False
 
 
