@@ -7,8 +7,8 @@
 Cases: the Wildau baseline (real network, counted routes), the Bad Hersfeld baseline (real network, EV and
 emergency on the same clock), a synthetic 16x16 grid peak with 10k trips, and the same grid with a link closed
 mid-run (full table rebuild path). Each data variable and coordinate of the results Dataset is hashed
-(SHA-256 of its raw bytes, dtype and shape; object arrays by their string form); attrs that hold wall time or
-creation time are left out, since they differ between any two runs.
+(SHA-256 of its raw bytes, dtype and shape; object arrays by their string form); attrs that hold wall time,
+creation time, commit or the checkout's folder (and the scenario hash that includes it) are left out.
 """
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ if __package__ in (None, ""):
 from bench._common import ROOT  # noqa: E402
 
 CASES = ("wildau", "bad_hersfeld", "grid", "grid_closure")
-_VOLATILE_ATTRS = {"wall_time_s", "created", "code_version", "git_commit", "code_digest", "host", "python"}
+# differ between any two runs (time, commit) or checkouts (the folder, and the scenario hash that includes it)
+_VOLATILE_ATTRS = {"wall_time_s", "created", "code_version", "git_commit", "code_digest", "host", "python",
+                   "scenario_dir", "scenario_hash"}
 
 
 def _grid_doc(closure: bool) -> dict:
