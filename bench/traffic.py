@@ -427,7 +427,7 @@ def main() -> None:
             r["veh_s_per_s"] = r["veh_s"] / r["run_s"]
             r["trips_per_s"] = r["trips"] / r["run_s"]
         e = eng.get((r.get("ladder"), r.get("case", " ").split(" ", 1)[-1]), {})
-        if r.get("tool", "").startswith("uxsim") and e.get("trips_crc") is not None:
+        if r.get("tool", "").startswith("uxsim") and e.get("trips_crc") is not None and r.get("trips_crc") is not None:
             r["same_trips"] = "yes" if r.get("trips_crc") == e.get("trips_crc") else "NO"
         ph = r.get("phases") or {}
         if ph:
