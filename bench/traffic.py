@@ -346,15 +346,7 @@ def main() -> None:
     print(f"traffic bench: day ladder {[c[0] for c in day_cases]}, peak ladder {[c[0] for c in peak_cases]}; "
           f"machine {info}", flush=True)
 
-    # ---- numba: cold compile (empty cache dir) vs cached first call ------------------------------------------
     comp: dict = {}
-    if not args.no_compile:
-        with tempfile.TemporaryDirectory(prefix="numba-cold-") as tmp:
-            comp = child({"kind": "compile"}, 240, env={"NUMBA_CACHE_DIR": tmp})
-        print(f"numba cold compile: first tiny run {comp.get('first_run_s', float('nan')):.2f} s, second "
-              f"{comp.get('second_run_s', float('nan')):.3f} s (import {comp.get('import_s', float('nan')):.2f} s)"
-              f"{'  ERROR ' + comp['error'] if 'error' in comp else ''}", flush=True)
-
     rows: list[dict] = []
     eng: dict[tuple, dict] = {}
 
@@ -366,52 +358,68 @@ def main() -> None:
         _say(r)
         return r
 
-    # ---- CityTwin: the day ladder (the goal) and the peak ladder (the comparison input) -------------------------
-    for label, trips, n in day_cases:
-        eng[("day", label)] = run_engine("day", label, trips, n)
+    # ---- order: the comparison first (CityTwin and UXsim C++ on the peak ladder), then the goal case (day 1M,
+    # then the smaller days), then what the budget leaves (UXsim day cases and Python engine, 1 thread, compile):
+    # on a loaded machine the budget otherwise ran out before UXsim reached its larger cases
     for label, trips, n in peak_cases:
         eng[("peak", label)] = run_engine("peak", label, trips, n)
-    # one thread: UXsim's C++ engine runs single-threaded by default; numba's routing tables use every core
-    cl, ct, cn = peak_cases[-1]
-    if left() > 200:
-        run_engine("peak", cl, ct, cn, env={"NUMBA_NUM_THREADS": "1"}, tool="citytwin 1 thread")
-
     # ---- UXsim ---------------------------------------------------------------------------------------------------
     skipped: list[str] = []
     ux: dict[str, dict[tuple, dict]] = {"uxsim_cpp": {}, "uxsim_py": {}}
     if have_uxsim:
-        plan = [("uxsim_cpp", True, "peak", c) for c in peak_cases] + [("uxsim_cpp", True, "day", c) for c in day_cases]
+        plan = [("uxsim_cpp", True, "peak", c) for c in peak_cases] + [None] + \
+            [("uxsim_cpp", True, "day", c) for c in day_cases]
         if not args.no_uxsim_python:
             plan += [("uxsim_py", False, "peak", c) for c in peak_cases]
-        rate: dict[str, float] = {}
-        for kind, cpp, ladder, (label, trips, n) in plan:
-            spec = _spec(ladder, label, trips, n)
-            e = eng.get((ladder, label), {})
-            links = 4 * n * (n - 1)
-            veh_s = e.get("veh_s") or trips * 200.0
-            pred, mem = _pred_uxsim(kind, links, spec["duration_s"], veh_s, rate.get(kind), trips)
-            why = None
-            if mem > SKIP_MEM_GB:
-                why = f"predicted {mem:.1f} GB > {SKIP_MEM_GB:g} GB (per-link arrays per time step and per vehicle)"
-            elif pred > SKIP_PREDICTED_S:
-                why = f"predicted {pred:.0f} s > {SKIP_PREDICTED_S:.0f} s"
-            elif pred * 1.5 + 15 > left():
-                why = f"predicted {pred:.0f} s, only {left():.0f} s of the bench budget left"
-            case = f"{ladder} {label}"
-            if why:
-                skipped.append(f"{kind} {case}: {why}")
-                print(f"  skip {kind:10s} {case:>10s} ({why})", flush=True)
-                continue
-            r = child({"kind": "uxsim", **spec, "cpp": cpp}, min(max(3 * pred + 30, 60), left()))
-            r.update(ladder=ladder, case=case, grid=f"{n}x{n}", tool=kind, predicted_s=round(pred, 1),
-                     predicted_mem_gb=round(mem, 2))
-            if "error" in r:
-                skipped.append(f"{kind} {case}: {r['error']}")
-            elif r.get("veh_s") and r.get("run_s") and ladder == "peak":
-                rate[kind] = r["veh_s"] / r["run_s"]
-            ux[kind][(ladder, label)] = r
-            rows.append(r)
-            _say(r)
+    else:
+        plan = [None]
+    rate: dict[str, float] = {}
+    for item in plan:
+        if item is None:  # after the comparison: the goal case (the biggest day) first, then the smaller days
+            for label, trips, n in reversed(day_cases):
+                eng[("day", label)] = run_engine("day", label, trips, n)
+            continue
+        kind, cpp, ladder, (label, trips, n) = item
+        spec = _spec(ladder, label, trips, n)
+        e = eng.get((ladder, label), {})
+        links = 4 * n * (n - 1)
+        veh_s = e.get("veh_s") or trips * 200.0
+        pred, mem = _pred_uxsim(kind, links, spec["duration_s"], veh_s, rate.get(kind), trips)
+        why = None
+        if mem > SKIP_MEM_GB:
+            why = f"predicted {mem:.1f} GB > {SKIP_MEM_GB:g} GB (per-link arrays per time step and per vehicle)"
+        elif pred > SKIP_PREDICTED_S:
+            why = f"predicted {pred:.0f} s > {SKIP_PREDICTED_S:.0f} s"
+        elif pred * 1.5 + 15 > left():
+            why = f"predicted {pred:.0f} s, only {left():.0f} s of the bench budget left"
+        case = f"{ladder} {label}"
+        if why:
+            skipped.append(f"{kind} {case}: {why}")
+            print(f"  skip {kind:10s} {case:>10s} ({why})", flush=True)
+            continue
+        r = child({"kind": "uxsim", **spec, "cpp": cpp}, min(max(3 * pred + 30, 60), left()))
+        r.update(ladder=ladder, case=case, grid=f"{n}x{n}", tool=kind, predicted_s=round(pred, 1),
+                 predicted_mem_gb=round(mem, 2))
+        if "error" in r:
+            skipped.append(f"{kind} {case}: {r['error']}")
+        elif r.get("veh_s") and r.get("run_s") and ladder == "peak":
+            rate[kind] = r["veh_s"] / r["run_s"]
+        ux[kind][(ladder, label)] = r
+        rows.append(r)
+        _say(r)
+
+    # what the budget leaves: CityTwin on one thread (UXsim's C++ engine runs single-threaded), numba's cold compile
+    cl, ct, cn = peak_cases[-1]
+    if left() > 200:
+        run_engine("peak", cl, ct, cn, env={"NUMBA_NUM_THREADS": "1"}, tool="citytwin 1 thread")
+    if not args.no_compile and left() > 150:
+        with tempfile.TemporaryDirectory(prefix="numba-cold-") as tmp:
+            comp = child({"kind": "compile"}, min(240, left()), env={"NUMBA_CACHE_DIR": tmp})
+        print(f"numba cold compile: first tiny run {comp.get('first_run_s', float('nan')):.2f} s, second "
+              f"{comp.get('second_run_s', float('nan')):.3f} s (import {comp.get('import_s', float('nan')):.2f} s)"
+              f"{'  ERROR ' + comp['error'] if 'error' in comp else ''}", flush=True)
+    elif not args.no_compile:
+        print("numba cold compile: skipped (bench budget)")
 
     # ---- table -------------------------------------------------------------------------------------------------
     for r in rows:
@@ -419,7 +427,7 @@ def main() -> None:
             r["veh_s_per_s"] = r["veh_s"] / r["run_s"]
             r["trips_per_s"] = r["trips"] / r["run_s"]
         e = eng.get((r.get("ladder"), r.get("case", " ").split(" ", 1)[-1]), {})
-        if r.get("tool", "").startswith("uxsim") and e.get("trips_crc") is not None:
+        if r.get("tool", "").startswith("uxsim") and e.get("trips_crc") is not None and r.get("trips_crc") is not None:
             r["same_trips"] = "yes" if r.get("trips_crc") == e.get("trips_crc") else "NO"
         ph = r.get("phases") or {}
         if ph:

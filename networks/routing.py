@@ -18,6 +18,9 @@ __all__ = ["dijkstra_to", "dijkstra_from", "next_hop_tables", "route_tables", "u
            "shortest_path", "shortest_time", "link_costs", "reachable_share"]
 
 
+_SERIAL_BELOW = 1_000_000  # destinations x links: below this, threads cost more than they save
+
+
 # ---- binary heap on parallel arrays (keys float64, values int32) -------------------------------
 @njit(cache=True, inline="always")
 def heap_push(keys, vals, size, key, val):
@@ -101,17 +104,35 @@ def dijkstra_from(orig, link_cost, out_indptr, out_links, link_to, n_nodes):
     return _dijkstra(orig, link_cost, out_indptr, out_links, link_to, n_nodes)
 
 
-@njit(cache=True, parallel=True)
-def next_hop_tables(dests, link_cost, in_indptr, in_links, link_from, n_nodes):
-    """Next-hop tables for many destinations: (dist float32[D, N], next_link int32[D, N]); row d is dests[d]."""
-    D = dests.shape[0]
-    dist = np.empty((D, n_nodes), np.float32)
-    nxt = np.empty((D, n_nodes), np.int32)
-    for i in prange(D):
+@njit(cache=True)
+def _next_hop_rows(lo, hi, dests, link_cost, in_indptr, in_links, link_from, n_nodes, dist, nxt):
+    for i in range(lo, hi):
         d, h = _dijkstra(dests[i], link_cost, in_indptr, in_links, link_from, n_nodes)
         for v in range(n_nodes):
             dist[i, v] = d[v]
             nxt[i, v] = h[v]
+
+
+@njit(cache=True, parallel=True)
+def _next_hop_parallel(dests, link_cost, in_indptr, in_links, link_from, n_nodes, dist, nxt):
+    for i in prange(dests.shape[0]):
+        _next_hop_rows(i, i + 1, dests, link_cost, in_indptr, in_links, link_from, n_nodes, dist, nxt)
+
+
+def next_hop_tables(dests: np.ndarray, link_cost: np.ndarray, in_indptr: np.ndarray, in_links: np.ndarray,
+                    link_from: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Next-hop tables for many destinations: (dist float32[D, N], next_link int32[D, N]); row d is dests[d].
+
+    Rows are independent, so the serial kernel (one numba thread, or a small problem) gives the same tables as the
+    threaded one; with one thread the parallel kernel is never compiled (numba's parallel compile costs seconds).
+    """
+    D = dests.shape[0]
+    dist = np.empty((D, n_nodes), np.float32)
+    nxt = np.empty((D, n_nodes), np.int32)
+    if D * link_cost.shape[0] < _SERIAL_BELOW or numba.get_num_threads() == 1:
+        _next_hop_rows(0, D, dests, link_cost, in_indptr, in_links, link_from, n_nodes, dist, nxt)
+    else:
+        _next_hop_parallel(dests, link_cost, in_indptr, in_links, link_from, n_nodes, dist, nxt)
     return dist, nxt
 
 
@@ -229,7 +250,6 @@ def reachable_share(city: CityGraph) -> float:
 
 
 # ---- routing tables that follow changing link costs (the traffic model's time-dependent routing) -------
-_SERIAL_BELOW = 1_000_000  # destinations x links: below this, threads cost more than they save
 
 
 @njit(cache=True)
@@ -256,131 +276,166 @@ def route_tables(dests: np.ndarray, link_cost: np.ndarray, city_arrays) -> tuple
     dist = np.empty((dests.shape[0], a.n_nodes), np.float64)
     nxt = np.empty((dests.shape[0], a.n_nodes), np.int32)
     args = (dests, link_cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes, dist, nxt)
-    if dests.shape[0] * a.n_links < _SERIAL_BELOW:
+    if dests.shape[0] * a.n_links < _SERIAL_BELOW or numba.get_num_threads() == 1:  # 1 thread: never compiled
         _table_rows(0, dests.shape[0], *args)
     else:
         _tables_parallel(*args, 4 * numba.get_num_threads())
     return dist, nxt
 
 
+@njit(cache=True, inline="always")
+def _hpush(keys, vals, size, key, val):
+    """:func:`heap_push` moving a hole instead of swapping: the same comparisons, so the same heap layout."""
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 1
+        if keys[parent] <= key:
+            break
+        keys[i] = keys[parent]
+        vals[i] = vals[parent]
+        i = parent
+    keys[i] = key
+    vals[i] = val
+    return size + 1
+
+
+@njit(cache=True, inline="always")
+def _hpop(keys, vals, size):
+    """:func:`heap_pop` moving a hole instead of swapping: the same comparisons, so the same heap layout."""
+    key, val = keys[0], vals[0]
+    size -= 1
+    lk, lv = keys[size], vals[size]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        child = left
+        if left + 1 < size and keys[left + 1] < keys[left]:
+            child = left + 1
+        if lk <= keys[child]:
+            break
+        keys[i] = keys[child]
+        vals[i] = vals[child]
+        i = child
+    keys[i] = lk
+    vals[i] = lv
+    return key, val, size
+
+
 @njit(cache=True)
-def _update_row(dist, nxt, new_cost, changed, old_cost, in_indptr, in_links, out_indptr, out_links,
-                link_from, link_to, n_nodes, keys, vals, bad, kids_ptr, kids, stack):
+def _update_row(dist, nxt, inc, dec, new_cost, in_indptr, in_links, in_from, in_cost, out_indptr, out_links, out_to,
+                out_cost, link_from, link_to, keys, vals, bad, kidbuf, stack, invalid):
     """Repair one destination's tree after finite cost changes (dynamic shortest paths, Ramalingam-Reps style).
 
-    1. nodes whose tree path uses a link that got dearer are invalidated (their subtree in the reverse tree);
-    2. they are re-seeded from valid neighbours, cheaper links seed shortcuts;
+    1. nodes whose tree path uses a link that got dearer (``inc``) are invalidated (their subtree in the reverse
+       tree, depth-first; a node's children are read from its in-links and pushed in ascending node order);
+    2. they are re-seeded from valid neighbours, links that got cheaper (``dec``) seed shortcuts;
     3. a multi-source Dijkstra from the seeds fixes every label. Distances equal a full recomputation.
+    ``in_from``/``in_cost`` and ``out_to``/``out_cost`` hold the adjacency's far nodes and new costs in CSR order
+    (no indirection through link ids in the inner loops). Every comparison, addition and heap operation happens in
+    the order of the plain algorithm (children lists from a full reverse-tree CSR), so ties resolve the same way.
     """
-    n_bad_roots = 0
-    for k in range(changed.shape[0]):
-        l = changed[k]
-        if new_cost[l] > old_cost[l] and nxt[link_from[l]] == l:
-            n_bad_roots += 1
     size = 0
-    if n_bad_roots > 0:
-        for v in range(n_nodes + 1):  # children lists of the reverse tree (CSR)
-            kids_ptr[v] = 0
-        for w in range(n_nodes):
-            l = nxt[w]
-            if l >= 0:
-                kids_ptr[link_to[l] + 1] += 1
-        for v in range(n_nodes):
-            kids_ptr[v + 1] += kids_ptr[v]
-        for w in range(n_nodes):
-            l = nxt[w]
-            if l >= 0:
-                p = link_to[l]
-                kids[kids_ptr[p]] = w
-                kids_ptr[p] += 1
-        for v in range(n_nodes, 0, -1):
-            kids_ptr[v] = kids_ptr[v - 1]
-        kids_ptr[0] = 0
-        top = 0
-        for k in range(changed.shape[0]):
-            l = changed[k]
-            u = link_from[l]
-            if new_cost[l] > old_cost[l] and nxt[u] == l and not bad[u]:
-                bad[u] = True
-                stack[top] = u
-                top += 1
+    top = 0
+    for k in range(inc.shape[0]):
+        l = inc[k]
+        u = link_from[l]
+        if nxt[u] == l and not bad[u]:
+            bad[u] = True
+            stack[top] = u
+            top += 1
+    if top > 0:
         nb = 0
         while top > 0:
             top -= 1
             u = stack[top]
-            kids[n_nodes + nb] = u  # the tail of ``kids`` lists the invalidated nodes
+            invalid[nb] = u
             nb += 1
-            for j in range(kids_ptr[u], kids_ptr[u + 1]):
-                w = kids[j]
-                if not bad[w]:
-                    bad[w] = True
-                    stack[top] = w
-                    top += 1
+            nk = 0
+            for j in range(in_indptr[u], in_indptr[u + 1]):
+                w = in_from[j]
+                if nxt[w] == in_links[j] and not bad[w]:
+                    i = nk
+                    while i > 0 and kidbuf[i - 1] > w:
+                        kidbuf[i] = kidbuf[i - 1]
+                        i -= 1
+                    kidbuf[i] = w
+                    nk += 1
+            for i in range(nk):
+                w = kidbuf[i]
+                bad[w] = True
+                stack[top] = w
+                top += 1
         for i in range(nb):
-            u = kids[n_nodes + i]
+            u = invalid[i]
             dist[u] = np.inf
             nxt[u] = -1
         for i in range(nb):
-            u = kids[n_nodes + i]
+            u = invalid[i]
+            du = np.inf
             for j in range(out_indptr[u], out_indptr[u + 1]):
-                l = out_links[j]
-                x = link_to[l]
+                x = out_to[j]
                 if not bad[x]:
-                    nd = dist[x] + new_cost[l]
-                    if nd < dist[u]:
-                        dist[u] = nd
-                        nxt[u] = l
-            if dist[u] < np.inf:
-                size = heap_push(keys, vals, size, dist[u], np.int32(u))
+                    nd = dist[x] + out_cost[j]
+                    if nd < du:
+                        du = nd
+                        nxt[u] = out_links[j]
+            dist[u] = du
+            if du < np.inf:
+                size = _hpush(keys, vals, size, du, np.int32(u))
         for i in range(nb):
-            bad[kids[n_nodes + i]] = False
-    for k in range(changed.shape[0]):
-        l = changed[k]
-        if new_cost[l] < old_cost[l]:
-            u, v = link_from[l], link_to[l]
-            nd = dist[v] + new_cost[l]
-            if nd < dist[u]:
-                dist[u] = nd
-                nxt[u] = l
-                size = heap_push(keys, vals, size, nd, np.int32(u))
+            bad[invalid[i]] = False
+    for k in range(dec.shape[0]):
+        l = dec[k]
+        u, v = link_from[l], link_to[l]
+        nd = dist[v] + new_cost[l]
+        if nd < dist[u]:
+            dist[u] = nd
+            nxt[u] = l
+            size = _hpush(keys, vals, size, nd, np.int32(u))
     while size > 0:
-        d, u, size = heap_pop(keys, vals, size)
+        d, u, size = _hpop(keys, vals, size)
         if d > dist[u]:
             continue
         for j in range(in_indptr[u], in_indptr[u + 1]):
-            l = in_links[j]
-            w = link_from[l]
-            nd = d + new_cost[l]
+            w = in_from[j]
+            nd = d + in_cost[j]
             if nd < dist[w]:
                 dist[w] = nd
-                nxt[w] = l
-                size = heap_push(keys, vals, size, nd, np.int32(w))
+                nxt[w] = in_links[j]
+                size = _hpush(keys, vals, size, nd, np.int32(w))
 
 
 @njit(cache=True)
-def _update_rows(lo, hi, dist, nxt, new_cost, changed, old_cost, in_indptr, in_links, out_indptr, out_links,
-                 link_from, link_to, n_nodes):
+def _update_rows(lo, hi, dist, nxt, inc, dec, new_cost, in_indptr, in_links, in_from, in_cost, out_indptr,
+                 out_links, out_to, out_cost, link_from, link_to):
+    n_nodes = dist.shape[1]
     # heap bound: every node is finalised once, so pushes <= seeds (N) + relaxations (L) + shortcuts (changed)
-    cap = n_nodes + 2 * new_cost.shape[0] + changed.shape[0] + 16
+    cap = n_nodes + 2 * new_cost.shape[0] + inc.shape[0] + dec.shape[0] + 16
     keys = np.empty(cap)
     vals = np.empty(cap, np.int32)
     bad = np.zeros(n_nodes, np.bool_)
-    kids_ptr = np.zeros(n_nodes + 1, np.int64)
-    kids = np.empty(2 * n_nodes, np.int32)
+    maxdeg = 1
+    for u in range(n_nodes):
+        if in_indptr[u + 1] - in_indptr[u] > maxdeg:
+            maxdeg = in_indptr[u + 1] - in_indptr[u]
+    kidbuf = np.empty(maxdeg, np.int32)
     stack = np.empty(n_nodes, np.int32)
+    invalid = np.empty(n_nodes, np.int32)
     for i in range(lo, hi):
-        _update_row(dist[i], nxt[i], new_cost, changed, old_cost, in_indptr, in_links, out_indptr, out_links,
-                    link_from, link_to, n_nodes, keys, vals, bad, kids_ptr, kids, stack)
+        _update_row(dist[i], nxt[i], inc, dec, new_cost, in_indptr, in_links, in_from, in_cost, out_indptr,
+                    out_links, out_to, out_cost, link_from, link_to, keys, vals, bad, kidbuf, stack, invalid)
 
 
 @njit(cache=True, parallel=True)
-def _update_parallel(dist, nxt, new_cost, changed, old_cost, in_indptr, in_links, out_indptr, out_links,
-                     link_from, link_to, n_nodes, n_chunks):
+def _update_parallel(dist, nxt, inc, dec, new_cost, in_indptr, in_links, in_from, in_cost, out_indptr, out_links,
+                     out_to, out_cost, link_from, link_to, n_chunks):
     D = dist.shape[0]
     chunk = (D + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
-        _update_rows(t * chunk, min(D, (t + 1) * chunk), dist, nxt, new_cost, changed, old_cost, in_indptr,
-                     in_links, out_indptr, out_links, link_from, link_to, n_nodes)
+        _update_rows(t * chunk, min(D, (t + 1) * chunk), dist, nxt, inc, dec, new_cost, in_indptr, in_links,
+                     in_from, in_cost, out_indptr, out_links, out_to, out_cost, link_from, link_to)
 
 
 def update_route_tables(dist: np.ndarray, nxt: np.ndarray, old_cost: np.ndarray, new_cost: np.ndarray,
@@ -395,9 +450,11 @@ def update_route_tables(dist: np.ndarray, nxt: np.ndarray, old_cost: np.ndarray,
         return int(changed.size)
     if not (np.isfinite(new_cost[changed]).all() and np.isfinite(old_cost[changed]).all()):
         raise ValueError("update_route_tables handles finite cost changes only; rebuild with route_tables")
-    args = (dist, nxt, new_cost, changed, old_cost, a.in_indptr, a.in_links, a.out_indptr, a.out_links,
-            a.link_from, a.link_to, a.n_nodes)
-    if dist.shape[0] * a.n_links < _SERIAL_BELOW:
+    inc = changed[new_cost[changed] > old_cost[changed]]
+    dec = changed[new_cost[changed] < old_cost[changed]]
+    args = (dist, nxt, inc, dec, new_cost, a.in_indptr, a.in_links, a.link_from[a.in_links], new_cost[a.in_links],
+            a.out_indptr, a.out_links, a.link_to[a.out_links], new_cost[a.out_links], a.link_from, a.link_to)
+    if dist.shape[0] * a.n_links < _SERIAL_BELOW or numba.get_num_threads() == 1:
         _update_rows(0, dist.shape[0], *args)
     else:
         _update_parallel(*args, 4 * numba.get_num_threads())
