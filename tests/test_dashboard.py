@@ -396,8 +396,15 @@ def test_speed_10k_links_server(tmp_path):
     t0 = time.perf_counter()
     cls = D.link_classes(D.speed_ratio(sel.path, sel.ds, "baseline")[out[4] + 1], D.SPEED_BINS)
     lines = F.map_lines(net, cls, 5)
-    [F.typed(a) for x, y, _n in lines for a in (x, y)]
+    import json
+
+    from dash import Patch
+
+    none = np.zeros(net.n, bool)
+    patch = json.dumps(F.map_patch(Patch(), net, cls, D.SPEED_LABELS, none, none, F.SPEED_SEVERITY).to_plotly_json())
     step = time.perf_counter() - t0
+    # the step sends the 7 layers' paths: about 25 bytes a drawn link, not the figure
+    assert patch.count('"path"]') == 7 and len(patch) < 40 * net.n, len(patch)
     # a two-way street is drawn once: the synthetic grid is all two-way, so half the links are drawn
     assert sum(len(x) for x, _y, _n in lines) == 3 * net.n // 2
     assert sum(n for _x, _y, n in lines) == net.n  # the legend still counts every directed link
@@ -439,3 +446,20 @@ def test_whatif_progress_names_each_phase(monkeypatch):
         j.progress = t / 10800
         texts.append(str(mod.poll(1, "j1", 0)[2]))
     assert "queued" in texts[0] and "building the city" in texts[1] and "simulating 1:30 h of 3:00 h" in texts[2]
+
+
+def test_variant_survives_reload(duo, demo_dir):
+    """Reloading a page with a variant chosen keeps that variant in the picker and on the page (it was seen blank
+    after a reload)."""
+    start(duo, demo_dir)
+    duo.wait_for_element("#kpis-traffic", timeout=20)
+    duo.select_dcc_dropdown("#variant", value="baseline")
+    duo.wait_for_contains_text("#variant-description", "as written", timeout=10)
+    for path, sel, want in (("/", "#overview-content .card-header", "— baseline"),
+                            ("/traffic", "#traffic-map .gtitle", "baseline: speed")):
+        for _ in range(2):
+            goto(duo, path)
+            duo.driver.refresh()
+            duo.wait_for_contains_text(sel, want, timeout=30)
+            assert duo.find_element("#variant").text.strip().startswith("baseline"), duo.find_element("#variant").text
+    no_console_errors(duo)
