@@ -332,6 +332,7 @@ def ev_station_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, f
         fig.add_trace(go.Scatter(x=x[mark], y=y[mark], mode="markers+text", name="new in this variant",
                                  marker=dict(size=22, symbol="star-open", color="#2166ac", line=dict(width=2.5)),
                                  text=[names[i] for i in mark], textposition="top center", hoverinfo="skip"))
+    fig.update_layout(showlegend=True)  # one trace without the new-station marker: keep the legend
     return _map_layout(fig, title, 480)
 
 
