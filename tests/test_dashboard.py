@@ -463,3 +463,28 @@ def test_variant_survives_reload(duo, demo_dir):
             duo.wait_for_contains_text(sel, want, timeout=30)
             assert duo.find_element("#variant").text.strip().startswith("baseline"), duo.find_element("#variant").text
     no_console_errors(duo)
+
+
+def test_sweep_results_open_with_intervals(duo, tmp_path):
+    """A batch sweep's results file (KPIs along ``seed`` with ``_mean``/``_ci95``, variants numbered, no baseline)
+    opens in the dashboard: each KPI card shows its mean with ± its 95% interval and n."""
+    import xarray as xr
+
+    rng = np.random.default_rng(3)
+    vh = 100 + rng.normal(0, 2, (2, 3))
+    attrs = {"units": "h", "better": "lower", "domain": "traffic", "long_name": "vehicle-hours on the road"}
+    half = 4.303 * vh.std(1, ddof=1) / np.sqrt(3)  # Student t, 2 degrees of freedom
+    ds = xr.Dataset({"kpi_traffic_vehicle_hours": (("variant", "seed"), vh, attrs),
+                     "kpi_traffic_vehicle_hours_mean": (("variant",), vh.mean(1), attrs),
+                     "kpi_traffic_vehicle_hours_ci95": (("variant",), half, {**attrs, "better": "none"}),
+                     "status": (("variant", "seed"), np.full((2, 3), "ok"))},
+                    coords={"variant": [0, 1], "seed": [0, 1, 2]},
+                    attrs={"scenario_name": "sweep_town", "n_seeds": 3})
+    (tmp_path / "sweep").mkdir()
+    ds.to_netcdf(tmp_path / "sweep" / "sweep_town.nc")
+    start(duo, tmp_path / "sweep")
+    duo.wait_for_contains_text("#kpi-kpi_traffic_vehicle_hours", "(n=3)", timeout=30)
+    text = duo.find_element("#kpi-kpi_traffic_vehicle_hours").text
+    assert f"{vh[0].mean():.1f}" in text.replace(",", "") and "±" in text, text
+    assert not duo.driver.find_elements("css selector", ".error-card")
+    shot(duo, "sweep_overview")

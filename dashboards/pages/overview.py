@@ -57,7 +57,8 @@ def show(key):
     blocks.insert(0, head)
     for dom in D.DOMAINS:
         label = D.DOMAIN_LABELS[dom]
-        if dom not in sel.domains:
+        # a batch sweep kept as KPIs only (keep: kpis) has no maps' variables, but its KPIs are the results
+        if dom not in sel.domains and not any(k["domain"] == dom for k in kp):
             blocks.append(dbc.Alert(f"{label}: not simulated in this scenario.", color="warning",
                                     className="py-2 not-simulated", id=f"not-simulated-{dom}"))
             continue
