@@ -84,9 +84,9 @@ def create_app(results_dir: str | Path, *, whatif: bool = True, allowed_hosts: s
         values = [o["value"] for o in opts]
         return opts, _default_value(opts, current if current in values else remembered), errs
 
-    @app.callback(Output("variant-memory", "data"), Input("variant", "value"), prevent_initial_call=True)
-    def remember(value):
-        return value if value else dash.no_update
+    # in the browser (no server round trip): a page loaded right after choosing a variant still finds it
+    app.clientside_callback("function(v) { return v ? v : window.dash_clientside.no_update; }",
+                            Output("variant-memory", "data"), Input("variant", "value"), prevent_initial_call=True)
 
     install_guards(app.server, allowed_hosts if allowed_hosts is not None else allowed_hosts_for("127.0.0.1"),
                    max_body)

@@ -486,5 +486,6 @@ def test_sweep_results_open_with_intervals(duo, tmp_path):
     duo.wait_for_contains_text("#kpi-kpi_traffic_vehicle_hours", "(n=3)", timeout=30)
     text = duo.find_element("#kpi-kpi_traffic_vehicle_hours").text
     assert f"{vh[0].mean():.1f}" in text.replace(",", "") and "±" in text, text
+    assert "no baseline to compare with" in text  # a sweep's variant 0 is not a baseline
     assert not duo.driver.find_elements("css selector", ".error-card")
     shot(duo, "sweep_overview")

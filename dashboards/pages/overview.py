@@ -13,7 +13,8 @@ layout = html.Div([html.H2("Overview", className="h4"), html.Div(id="overview-co
 
 
 def _kpi_card(k: dict, base: dict | None, variant: str):
-    delta = html.Span("baseline", className="kpi-delta same")
+    delta = html.Span("baseline" if variant == "baseline" else "no baseline to compare with",
+                      className="kpi-delta same")
     ref = base["value"] if base is not None else None
     if base is not None and variant != "baseline":
         t = D.kpi_change(k, base)
