@@ -53,20 +53,24 @@ def create_app(results_dir: str | Path, *, whatif: bool = True, allowed_hosts: s
         dbc.Nav([dbc.NavItem(dbc.NavLink(lab, href=p, active="exact", id=f"nav-{lab.split()[0].lower()}"))
                  for p, lab in NAV if whatif or p != "/whatif"], navbar=True, className="me-auto"),
         html.Div([html.Span("variant", className="text-light me-2 small"),
-                  dcc.Dropdown(id="variant", clearable=False, style={"width": "320px"}, persistence=True,
-                               persistence_type="session")],
+                  dcc.Dropdown(id="variant", clearable=False, style={"width": "320px"},
+                               placeholder="loading the results…")],
                  className="d-flex align-items-center"),
     ], fluid=True), color="dark", dark=True, className="mb-3")
     app.layout = html.Div([
         dcc.Location(id="url"),
         dcc.Store(id="catalog-version", data=0),
+        # the chosen variant across reloads: kept here, not by the dropdown's own `persistence`, which raced with
+        # `refresh` setting options and value after a reload (the picker was seen blank)
+        dcc.Store(id="variant-memory", storage_type="session"),
         nav,
         dbc.Container([html.Div(id="file-errors"), dash.page_container], fluid=True),
     ])
 
     @app.callback(Output("variant", "options"), Output("variant", "value"), Output("file-errors", "children"),
-                  Input("catalog-version", "data"), Input("url", "pathname"), State("variant", "value"))
-    def refresh(_version, _path, current):
+                  Input("catalog-version", "data"), Input("url", "pathname"), State("variant", "value"),
+                  State("variant-memory", "data"))
+    def refresh(_version, _path, current, remembered=None):
         cat = ui.catalog()
         entries = cat.entries()
         opts = cat.options()
@@ -77,7 +81,12 @@ def create_app(results_dir: str | Path, *, whatif: bool = True, allowed_hosts: s
             cards.insert(0, ui.error_card(f"Results folder {cat.root.name} not found",
                                           "Start the dashboard with an existing folder of results files.", None))
         errs = html.Div(cards, id="file-error-cards") if cards else None
-        return opts, _default_value(opts, current), errs
+        values = [o["value"] for o in opts]
+        return opts, _default_value(opts, current if current in values else remembered), errs
+
+    # in the browser (no server round trip): a page loaded right after choosing a variant still finds it
+    app.clientside_callback("function(v) { return v ? v : window.dash_clientside.no_update; }",
+                            Output("variant-memory", "data"), Input("variant", "value"), prevent_initial_call=True)
 
     install_guards(app.server, allowed_hosts if allowed_hosts is not None else allowed_hosts_for("127.0.0.1"),
                    max_body)

@@ -1,7 +1,7 @@
 """Plotly figures shared by the Dash app and the static report (maps from the network's own geometry).
 
-Maps are plain SVG scatter (no WebGL context limit): links binned into a few colour classes, one trace per class, each trace one
-None-separated polyline, so a 10,000-link city is five traces whatever the time step.
+Maps are SVG (no WebGL context limit): links binned into a few colour classes, each class one path shape (one
+element in the page), so a 10,000-link city is seven shapes whatever the time step.
 """
 from __future__ import annotations
 
@@ -53,10 +53,41 @@ def _map_layout(fig: go.Figure, title: str | None = None, height: int = 560) -> 
     return fig
 
 
-def network_background(net: D.Network, color: str = "#c8c8c8", width: float = 1.0) -> go.Scatter:
-    x, y = net.segments()
-    return go.Scatter(x=x, y=y, mode="lines", line=dict(color=color, width=width), hoverinfo="skip",
-                        showlegend=False, name="roads")
+def svg_path(x: np.ndarray, y: np.ndarray) -> str:
+    """NaN-separated segment triples (:meth:`D.Network.segments`) as one SVG path string ("M x,y L x,y ...").
+
+    A layout shape with this path is ONE element in the page, where a ``scatter`` line trace with NaN gaps is one
+    SVG element per segment (Bad Hersfeld: 2,250 elements, 1-5 s to draw in Chromium on the busy box; a shape
+    0.2-0.5 s). Coordinates are rounded to 1/10,000 of the map's extent (1 m for a 10 km town)."""
+    x = np.asarray(x, np.float64).reshape(-1, 3)[:, :2]
+    y = np.asarray(y, np.float64).reshape(-1, 3)[:, :2]
+    if not len(x):
+        return ""
+    a = np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], 1)
+    ext = float(np.nanmax(a) - np.nanmin(a)) if np.isfinite(a).any() else 1.0
+    dec = max(0, int(np.ceil(-np.log10(max(ext, 1e-9) / 1e4))))
+    a = a[np.isfinite(a).all(1)]
+    if dec == 0:
+        return ("M%d,%dL%d,%d" * len(a)) % tuple(np.round(a).astype(np.int64).ravel().tolist())
+    f = f"%.{dec}f"
+    return (f"M{f},{f}L{f},{f}" * len(a)) % tuple(a.ravel().tolist())
+
+
+def line_shape(path: str, line: dict, group: str | None = None, layer: str = "below", visible=True) -> dict:
+    """A layout shape drawing ``path`` in data coordinates (no hover, no legend of its own: a legend entry is an
+    empty trace of the same ``legendgroup``, so clicking it hides the shape too)."""
+    shp = dict(type="path", path=path or "M0,0", xref="x", yref="y", line=line, layer=layer, visible=visible,
+               showlegend=False, editable=False)
+    if group is not None:
+        shp["legendgroup"] = group
+    return shp
+
+
+def add_network(fig: go.Figure, net: D.Network, color: str = "#c8c8c8", width: float = 1.0,
+                layer: str = "below") -> go.Figure:
+    """The grey road network under a map's markers, as one path shape (see :func:`svg_path`)."""
+    fig.add_shape(**line_shape(svg_path(*net.segments()), dict(color=color, width=width), layer=layer))
+    return fig
 
 
 CLOSED_STYLE = dict(color="#000000", width=4.5, dash="dot")
@@ -66,13 +97,6 @@ SPEED_SEVERITY = [4, 3, 2, 1, 0]
 VOLUME_SEVERITY = [0, 1, 2, 3, 4]
 DIFF_SEVERITY = [2, 1, 0, 1, 2]
 BIG_MAP = 3000  # links: above this a map draws thinner lines and no per-link hover text
-
-
-def typed(a: np.ndarray) -> dict:
-    """A float32 array as plotly.js's typed-array spec (base64): a Patch sends 4 bytes a number, not JSON text."""
-    import base64
-
-    return {"dtype": "f4", "bdata": base64.b64encode(np.ascontiguousarray(a, np.float32).tobytes()).decode()}
 
 
 def map_lines(net: D.Network, classes: np.ndarray, n_classes: int, closed: np.ndarray | None = None,
@@ -113,33 +137,37 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
               clickable: bool = True, highlight: int | None = None, height: int = 560,
               hover: np.ndarray | None = None, hover_label: str = "", closed: np.ndarray | None = None,
               reduced: np.ndarray | None = None, closed_label: str = "closed (capacity 0)",
-              names: np.ndarray | None = None, gl: bool | None = None, severity: list[int] | None = None
-              ) -> go.Figure:
-    """Links coloured by class (one trace per class, :func:`map_lines`), then a "closed" layer (capacity factor 0:
-    drawn instead of its class colour), a "reduced capacity" overlay (0 < factor < 1), and an invisible midpoint
-    layer for clicks; trace indices are fixed (``D.N_MAP_CLASSES`` before the midpoints) so a time step can patch
-    them.
+              names: np.ndarray | None = None, severity: list[int] | None = None) -> go.Figure:
+    """Links coloured by class (:func:`map_lines`), then a "closed" layer (capacity factor 0: drawn instead of its
+    class colour) and a "reduced capacity" overlay (0 < factor < 1), each one path shape (``layout.shapes[k]``)
+    with its legend entry an empty trace (``data[k]``, same legend group); then, when ``clickable``, the midpoint
+    layer for hover and clicks (``data[D.N_MAP_CLASSES]``): a scatter with ``mode="none"``, which hovers and
+    clicks like markers but adds no element per link to the page. The indices are fixed so a time step can patch
+    them (:func:`map_patch`).
 
-    Lines are plain ``scatter`` (SVG), not ``scattergl``: a report with many maps never runs out of WebGL
-    contexts. ``gl`` (default: clickable maps of more than ``BIG_MAP`` links, i.e. the dashboard's one traffic map of
-    a big city) draws them with WebGL, thinner, which a browser draws several times faster at 10,000 links."""
+    All SVG (no WebGL): a report with many maps never runs out of WebGL contexts, and Chromium draws the
+    10,000-link city's shapes faster than WebGL lines with software rendering."""
     fig = go.Figure()
     big = net.n > BIG_MAP
-    if gl is None:
-        gl = clickable and big
-    Line = go.Scattergl if gl else go.Scatter  # noqa: N806
     lines = map_lines(net, classes, len(labels), closed, reduced, severity)
-    for k, (lab, col) in enumerate(zip(labels, colors)):
-        x, y, cnt = lines[k]
-        w = WIDTHS[k] if k < len(WIDTHS) else 1.5
-        fig.add_trace(Line(x=x, y=y, mode="lines", name=f"{lab} ({cnt:,})", line=dict(color=col, width=w * (0.7 if big else 1.0)),
-                           hoverinfo="skip", legendgroup=str(k)))
-    for k in range(len(labels), 5):  # keep the fixed trace layout for shorter class lists
-        fig.add_trace(Line(x=[], y=[], mode="lines", showlegend=False, hoverinfo="skip"))
-    for (x, y, cnt), lab, style in zip(lines[len(labels):], (closed_label, "reduced capacity"),
-                                       (CLOSED_STYLE, REDUCED_STYLE)):
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{lab} ({cnt:,})", line=style,
-                                 hoverinfo="skip", showlegend=True, visible=True if cnt else "legendonly"))
+    shapes = []
+    for k in range(5):
+        x, y, cnt = lines[k] if k < len(labels) else (np.zeros(0), np.zeros(0), 0)
+        line = dict(color=colors[k] if k < len(colors) else "#999999",
+                    width=(WIDTHS[k] if k < len(WIDTHS) else 1.5) * (0.7 if big else 1.0))
+        if k < len(labels):
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{labels[k]} ({cnt:,})", line=line,
+                                     hoverinfo="skip", legendgroup=f"c{k}"))
+        else:  # keep the fixed trace layout for shorter class lists
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", showlegend=False, hoverinfo="skip"))
+        shapes.append(line_shape(svg_path(x, y), line, f"c{k}"))
+    for j, ((x, y, cnt), lab, style) in enumerate(zip(lines[len(labels):], (closed_label, "reduced capacity"),
+                                                      (CLOSED_STYLE, REDUCED_STYLE))):
+        vis = True if cnt else "legendonly"
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{lab} ({cnt:,})", line=style,
+                                 hoverinfo="skip", showlegend=True, visible=vis, legendgroup=f"c{5 + j}"))
+        shapes.append(line_shape(svg_path(x, y), style, f"c{5 + j}", layer="above", visible=vis))
+    fig.update_layout(shapes=shapes)
     if clickable:
         mx, my = net.midpoints()
         # hover: the street name and link id (for big networks only where the results carry names: payload)
@@ -148,15 +176,29 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
         if named or not big:
             txt = [(f"{nm} — " if nm else "") + f"link {i}" for i, nm in
                    zip(net.ids, names if named else [""] * net.n)]
-        fig.add_trace((go.Scattergl if gl else go.Scatter)(x=mx, y=my, mode="markers", name="links", showlegend=False,
-                                   marker=dict(size=7, color="rgba(0,0,0,0)"), text=txt,
-                                   hovertemplate="%{text}<extra>click for detail</extra>" if txt is not None else
-                                   "click for detail<extra></extra>"))
+        fig.add_trace(go.Scatter(x=mx, y=my, mode="none", name="links", showlegend=False, text=txt,
+                                 hovertemplate="%{text}<extra>click for detail</extra>" if txt is not None else
+                                 "click for detail<extra></extra>"))
     if highlight is not None and 0 <= highlight < net.n:
         x, y = net.segments(np.array([highlight]))
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"selected: {net.ids[highlight]}",
                                  line=dict(color="#00e5ff", width=6), hoverinfo="skip"))
     return _map_layout(fig, title, height)
+
+
+def map_patch(patch, net: D.Network, classes: np.ndarray, labels: list[str], closed: np.ndarray,
+              reduced: np.ndarray, severity: list[int] | None, closed_label: str = "closed (capacity 0)"):
+    """Fill a dash ``Patch`` of a :func:`class_map` figure for new classes: only the shapes' paths, the legend
+    counts and the closed/reduced layers' visibility change (a time step sends ~25 bytes a drawn link)."""
+    names = [*labels, closed_label, "reduced capacity"]
+    for k, (x, y, cnt) in enumerate(map_lines(net, classes, len(labels), closed, reduced, severity)):
+        patch["layout"]["shapes"][k]["path"] = svg_path(x, y) or "M0,0"
+        patch["data"][k]["name"] = f"{names[k]} ({cnt:,})"
+        if k >= len(labels):
+            vis = True if cnt else "legendonly"
+            patch["data"][k]["visible"] = vis
+            patch["layout"]["shapes"][k]["visible"] = vis
+    return patch
 
 
 def _clock_axis(fig: go.Figure, clock: list[str], n: int | None = None) -> None:
@@ -266,7 +308,7 @@ def ev_station_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, f
     """Stations sized by their mean charging load, coloured by plug occupancy, on the grey network."""
     fig = go.Figure()
     if net is not None:
-        fig.add_trace(network_background(net))
+        add_network(fig, net)
     vv = vv.isel(station=np.flatnonzero(D.station_present(vv)))  # stacking pads other variants' stations
     x = np.asarray(vv["station_x"].values, float) - origin[0]
     y = np.asarray(vv["station_y"].values, float) - origin[1]
@@ -290,6 +332,7 @@ def ev_station_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, f
         fig.add_trace(go.Scatter(x=x[mark], y=y[mark], mode="markers+text", name="new in this variant",
                                  marker=dict(size=22, symbol="star-open", color="#2166ac", line=dict(width=2.5)),
                                  text=[names[i] for i in mark], textposition="top center", hoverinfo="skip"))
+    fig.update_layout(showlegend=True)  # one trace without the new-station marker: keep the legend
     return _map_layout(fig, title, 480)
 
 
@@ -445,7 +488,7 @@ def crowd_peak(ds: xr.Dataset, variants: list[str], venue: int) -> go.Figure:
 def em_incident_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None) -> go.Figure:
     fig = go.Figure()
     if net is not None:
-        fig.add_trace(network_background(net))
+        add_network(fig, net)
     x = np.asarray(vv["em_incident_x"].values, float) - origin[0]
     y = np.asarray(vv["em_incident_y"].values, float) - origin[1]
     r = np.asarray(vv["em_response_time"].values, float) / 60.0
@@ -501,7 +544,7 @@ def em_coverage_map(net: D.Network | None, vv: xr.Dataset, ds: xr.Dataset, cell_
     """Zones (grid cells 'z<col>_<row>' of ``cell_m``) coloured by the time-mean share reachable in target."""
     fig = go.Figure()
     if net is not None:
-        fig.add_trace(network_background(net, "#bbbbbb", 0.8))
+        add_network(fig, net, "#bbbbbb", 0.8, layer="above")
     cov = np.asarray(vv["em_zone_coverage"].values, float)
     mean = np.nanmean(cov, 0) if cov.size else np.zeros(0)
     ids = [str(z) for z in vv["zone"].values]
@@ -527,8 +570,6 @@ def em_coverage_map(net: D.Network | None, vv: xr.Dataset, ds: xr.Dataset, cell_
             z=z, x0=(c0 + 0.5) * cell_m, dx=cell_m, y0=(r0 + 0.5) * cell_m, dy=cell_m, zmin=0, zmax=100,
             colorscale="RdYlGn", opacity=0.55, text=txt, hoverinfo="text", name="zone coverage",
             colorbar=dict(title="% in target", thickness=12)))
-        if net is not None:
-            fig.data = fig.data[::-1]  # roads on top of the cells
     return _map_layout(fig, "coverage: share of each zone reachable within the target (time mean)", 480)
 
 

@@ -118,7 +118,7 @@ def goto(duo, path: str):
 def test_every_page_loads_with_real_content(duo, demo_dir):
     """Overview, traffic, EV, crowd, emergency and compare render their content without console errors."""
     start(duo, demo_dir)
-    duo.wait_for_element("#kpis-traffic", timeout=10)
+    duo.wait_for_element("#kpis-traffic", timeout=30)
     for dom in ("ev", "crowd", "emergency"):
         duo.wait_for_element(f"#kpis-{dom}")
     assert "Demo Town" in duo.find_element("#overview-content").text
@@ -126,27 +126,27 @@ def test_every_page_loads_with_real_content(duo, demo_dir):
     shot(duo, "overview")
 
     goto(duo, "/traffic")
-    duo.wait_for_contains_text("#traffic-map .gtitle", "speed as % of free flow", timeout=10)
-    duo.wait_for_element("#traffic-map .js-line")
+    duo.wait_for_contains_text("#traffic-map .gtitle", "speed as % of free flow", timeout=30)
+    duo.wait_for_element("#traffic-map .shapelayer path")
     duo.wait_for_element("#traffic-series-0 .main-svg")
     no_console_errors(duo)
     shot(duo, "traffic")
 
     goto(duo, "/ev")
-    duo.wait_for_element("#ev-map .main-svg", timeout=10)
+    duo.wait_for_element("#ev-map .main-svg", timeout=30)
     duo.wait_for_contains_text("#ev-load .gtitle", "grid limit")
     duo.wait_for_element("#ev-occupancy .main-svg")
     no_console_errors(duo)
     shot(duo, "ev")
 
     goto(duo, "/crowd")
-    duo.wait_for_element("#crowd-heatmap .main-svg", timeout=10)
+    duo.wait_for_element("#crowd-heatmap .main-svg", timeout=30)
     duo.wait_for_contains_text("#crowd-warnings .gtitle", "warnings")
     no_console_errors(duo)
     shot(duo, "crowd")
 
     goto(duo, "/emergency")
-    duo.wait_for_element("#em-map .main-svg", timeout=10)
+    duo.wait_for_element("#em-map .main-svg", timeout=30)
     duo.wait_for_contains_text("#em-hist .gtitle", "target")
     duo.wait_for_element("#em-coverage .main-svg")
     duo.wait_for_element("#em-utilisation .main-svg")
@@ -154,7 +154,7 @@ def test_every_page_loads_with_real_content(duo, demo_dir):
     shot(duo, "emergency")
 
     goto(duo, "/compare")
-    duo.wait_for_contains_text("#compare-kpis", "Δ (B − A)", timeout=10)
+    duo.wait_for_contains_text("#compare-kpis", "Δ (B − A)", timeout=30)
     duo.wait_for_contains_text("#compare-map .gtitle", "change in mean speed")
     no_console_errors(duo)
     shot(duo, "compare")
@@ -164,13 +164,13 @@ def test_every_page_shows_bad_hersfeld(duo, bad_hersfeld_dir):
     """The real town: every page renders its content (map of Bad Hersfeld's 4,057 links, its chargers, the
     festival venue, its ambulance stations) without console errors; screenshots bh_*.png."""
     start(duo, bad_hersfeld_dir)
-    duo.wait_for_element("#kpis-traffic", timeout=15)
+    duo.wait_for_element("#kpis-traffic", timeout=30)
     for dom in ("ev", "emergency", "crowd"):
         duo.wait_for_element(f"#kpis-{dom}")
     assert "Bad Hersfeld" in duo.find_element("#overview-content").text
     no_console_errors(duo)
     shot(duo, "bh_overview")
-    pages = [("/traffic", "#traffic-map canvas"), ("/ev", "#ev-map .main-svg"),
+    pages = [("/traffic", "#traffic-map .shapelayer path"), ("/ev", "#ev-map .main-svg"),
              ("/emergency", "#em-map .main-svg"), ("/compare", "#compare-map .main-svg")]
     for url, sel in pages:
         goto(duo, url)
@@ -183,7 +183,7 @@ def test_every_page_shows_bad_hersfeld(duo, bad_hersfeld_dir):
                 f"return Array.from(g._fullData[{N_MAP_CLASSES}].text || []);")
             assert len(texts) == 4057 and sum("straße" in t for t in texts) > 500, texts[:5]
     goto(duo, "/crowd")  # the picker starts on the first variant, the festival: its venue's density map
-    duo.wait_for_element("#crowd-heatmap .main-svg", timeout=15)
+    duo.wait_for_element("#crowd-heatmap .main-svg", timeout=30)
     no_console_errors(duo)
     shot(duo, "bh_crowd")
 
@@ -228,25 +228,25 @@ def test_map_click_shows_link_detail(duo, demo_dir):
     """Clicking a link on the traffic map draws its flow, speed and queue over time."""
     start(duo, demo_dir)
     goto(duo, "/traffic")
-    duo.wait_for_contains_text("#traffic-map .gtitle", "free flow", timeout=10)
+    duo.wait_for_contains_text("#traffic-map .gtitle", "free flow", timeout=30)
     # click through the plotly API (a canvas click needs pixel coordinates): emit a click on link 7
     duo.driver.execute_script("""
         const gd = document.querySelector('#traffic-map .js-plotly-plot');
         const tr = gd.data.length - 1;  // the midpoint layer is last unless a link is highlighted
         gd.emit('plotly_click', {points: [{curveNumber: 7, pointIndex: 7, pointNumber: 7}]});""")
-    duo.wait_for_contains_text("#traffic-detail .gtitle", "link ", timeout=10)
-    duo.wait_for_contains_text("#traffic-map", "selected:", timeout=10)
+    duo.wait_for_contains_text("#traffic-detail .gtitle", "link ", timeout=30)
+    duo.wait_for_contains_text("#traffic-map", "selected:", timeout=30)
     no_console_errors(duo)
 
 
 def test_variant_picker_changes_kpi_cards(duo, demo_dir):
     """Choosing the baseline instead of the closure changes the KPI cards and the description."""
     start(duo, demo_dir)
-    duo.wait_for_contains_text("#variant-description", "closed", timeout=10)
+    duo.wait_for_contains_text("#variant-description", "closed", timeout=30)
     before = duo.find_element("#kpi-kpi_traffic_vehicle_hours").text
     assert "better" in before or "worse" in before or "+0" in before
     duo.select_dcc_dropdown("#variant", value="baseline")
-    duo.wait_for_contains_text("#variant-description", "as written", timeout=10)
+    duo.wait_for_contains_text("#variant-description", "as written", timeout=30)
     after = duo.find_element("#kpi-kpi_traffic_vehicle_hours").text
     assert after != before and "baseline" in after
     no_console_errors(duo)
@@ -258,12 +258,12 @@ def test_whatif_run_completes_and_appears(duo, demo_dir, tmp_path):
     shutil.copytree(demo_dir, folder)
     start(duo, folder)
     goto(duo, "/whatif")
-    duo.wait_for_contains_text("#wi-source", "demo_town.nc", timeout=10)
+    duo.wait_for_contains_text("#wi-source", "demo_town.nc", timeout=30)
     scale = duo.find_element("#wi-demand-scale")
     scale.clear()
     scale.send_keys("50")
     duo.find_element("#wi-run").click()
-    duo.wait_for_contains_text("#wi-demand-scale-feedback", "must be between 0 and 2", timeout=15)
+    duo.wait_for_contains_text("#wi-demand-scale-feedback", "must be between 0 and 2", timeout=30)
     shot(duo, "whatif_invalid")
     scale.clear()
     scale.send_keys("1.3")
@@ -276,7 +276,7 @@ def test_whatif_run_completes_and_appears(duo, demo_dir, tmp_path):
     assert (folder / "demo_town__busier.nc").is_file()
     duo.select_dcc_dropdown("#variant", value="busier (what-if)")
     goto(duo, "/")
-    duo.wait_for_contains_text("#variant-description", "what-if from the dashboard", timeout=10)
+    duo.wait_for_contains_text("#variant-description", "what-if from the dashboard", timeout=30)
     assert "%)" in duo.find_element("#kpi-kpi_traffic_trips").text  # a delta against the main file's baseline
     no_console_errors(duo)
 
@@ -290,22 +290,22 @@ def test_bad_files_show_error_cards_and_app_keeps_running(duo, demo_dir, tmp_pat
     (folder / "broken.nc").write_bytes(b"CDF\x01 this is not a netCDF file at all" * 10)
     xr.Dataset({"a": ("x", np.arange(3.0))}).to_netcdf(folder / "foreign.nc")
     start(duo, folder)
-    duo.wait_for_contains_text("#file-error-cards", "broken.nc", timeout=10)
+    duo.wait_for_contains_text("#file-error-cards", "broken.nc", timeout=30)
     assert "foreign.nc" in duo.find_element("#file-error-cards").text
     assert "not a CityTwin results file" in duo.find_element("#file-error-cards").text
     duo.wait_for_element("#kpis-traffic")
     shot(duo, "error_cards")
     goto(duo, "/traffic")
-    duo.wait_for_contains_text("#traffic-map .gtitle", "free flow", timeout=10)
+    duo.wait_for_contains_text("#traffic-map .gtitle", "free flow", timeout=30)
 
 
 def test_domain_not_simulated_says_so(duo, traffic_only_dir):
     """A traffic-only results file: the EV, crowd and emergency pages say plainly they were not simulated."""
     start(duo, traffic_only_dir)
-    duo.wait_for_element("#not-simulated-ev", timeout=10)
+    duo.wait_for_element("#not-simulated-ev", timeout=30)
     for page, dom in (("/ev", "ev"), ("/crowd", "crowd"), ("/emergency", "emergency")):
         goto(duo, page)
-        duo.wait_for_contains_text(f"#not-simulated-{dom}", "was not simulated", timeout=10)
+        duo.wait_for_contains_text(f"#not-simulated-{dom}", "was not simulated", timeout=30)
     shot(duo, "not_simulated_ev")
     no_console_errors(duo)
 
@@ -320,21 +320,21 @@ def synthetic_city(folder: Path) -> Path:
 def test_10k_links_render_and_step(duo, tmp_path):
     """10,000 links x 288 intervals: the traffic map renders and steps through time in the browser.
 
-    Goals 3 s first render, 1 s a step (printed). Measured on the shared 2-core box at load 10-14 (5-7 runnable
-    processes a core): first 10-13 s, steps 1.4-2.8 s (bench/dashboard.py). The asserts allow that load plus
-    a margin (20 s, 6 s): they catch a regression to the old 25-40 s / 3-9 s, not the load."""
+    Goals 3 s first render, 1 s a step (printed). Measured on the shared 2-core box at load 10-13 with the map's
+    links as path shapes: first 13.3 s (4.7 s of it server), steps 1.2-1.9 s (bench/dashboard.py). The asserts
+    allow that load plus a margin (20 s, 4 s): they catch a regression to the old 25-40 s / 3-9 s, not the load."""
     path = synthetic_city(tmp_path)
     import xarray as xr
 
     assert xr.open_dataset(path).sizes["link"] >= 10_000
     start(duo, tmp_path)
-    duo.wait_for_element("#kpis-traffic", timeout=10)  # the app is open (overview)
+    duo.wait_for_element("#kpis-traffic", timeout=30)  # the app is open (overview)
     t0 = time.perf_counter()
     duo.find_element("#nav-traffic").click()
-    duo.wait_for_contains_text("#traffic-time-label", ":", timeout=10)
+    duo.wait_for_contains_text("#traffic-time-label", ":", timeout=30)
     t_label = time.perf_counter() - t0
-    duo.wait_for_contains_text("#traffic-map .gtitle", "free flow", timeout=10)
-    duo.wait_for_element("#traffic-map canvas")
+    duo.wait_for_contains_text("#traffic-map .gtitle", "free flow", timeout=30)
+    duo.wait_for_element("#traffic-map .shapelayer path")
     first = time.perf_counter() - t0
     print(f"label after {t_label:.2f} s")
     label = duo.find_element("#traffic-time-label").text
@@ -348,7 +348,7 @@ def test_10k_links_render_and_step(duo, tmp_path):
         steps.append(time.perf_counter() - t0)
     shot(duo, "traffic_10k")
     print(f"10k links: first render {first:.2f} s, time steps {', '.join(f'{s:.2f}' for s in steps)} s")
-    assert first < 20.0 and max(steps) < 6.0, (first, steps)
+    assert first < 20.0 and max(steps) < 4.0, (first, steps)
     no_console_errors(duo)
 
 
@@ -396,8 +396,15 @@ def test_speed_10k_links_server(tmp_path):
     t0 = time.perf_counter()
     cls = D.link_classes(D.speed_ratio(sel.path, sel.ds, "baseline")[out[4] + 1], D.SPEED_BINS)
     lines = F.map_lines(net, cls, 5)
-    [F.typed(a) for x, y, _n in lines for a in (x, y)]
+    import json
+
+    from dash import Patch
+
+    none = np.zeros(net.n, bool)
+    patch = json.dumps(F.map_patch(Patch(), net, cls, D.SPEED_LABELS, none, none, F.SPEED_SEVERITY).to_plotly_json())
     step = time.perf_counter() - t0
+    # the step sends the 7 layers' paths: about 25 bytes a drawn link, not the figure
+    assert patch.count('"path"]') == 7 and len(patch) < 40 * net.n, len(patch)
     # a two-way street is drawn once: the synthetic grid is all two-way, so half the links are drawn
     assert sum(len(x) for x, _y, _n in lines) == 3 * net.n // 2
     assert sum(n for _x, _y, n in lines) == net.n  # the legend still counts every directed link
@@ -439,3 +446,46 @@ def test_whatif_progress_names_each_phase(monkeypatch):
         j.progress = t / 10800
         texts.append(str(mod.poll(1, "j1", 0)[2]))
     assert "queued" in texts[0] and "building the city" in texts[1] and "simulating 1:30 h of 3:00 h" in texts[2]
+
+
+def test_variant_survives_reload(duo, demo_dir):
+    """Reloading a page with a variant chosen keeps that variant in the picker and on the page (it was seen blank
+    after a reload)."""
+    start(duo, demo_dir)
+    duo.wait_for_element("#kpis-traffic", timeout=20)
+    duo.select_dcc_dropdown("#variant", value="baseline")
+    duo.wait_for_contains_text("#variant-description", "as written", timeout=30)
+    for path, sel, want in (("/", "#overview-content .card-header", "— baseline"),
+                            ("/traffic", "#traffic-map .gtitle", "baseline: speed")):
+        for _ in range(2):
+            goto(duo, path)
+            duo.driver.refresh()
+            duo.wait_for_contains_text(sel, want, timeout=30)
+            assert duo.find_element("#variant").text.strip().startswith("baseline"), duo.find_element("#variant").text
+    no_console_errors(duo)
+
+
+def test_sweep_results_open_with_intervals(duo, tmp_path):
+    """A batch sweep's results file (KPIs along ``seed`` with ``_mean``/``_ci95``, variants numbered, no baseline)
+    opens in the dashboard: each KPI card shows its mean with ± its 95% interval and n."""
+    import xarray as xr
+
+    rng = np.random.default_rng(3)
+    vh = 100 + rng.normal(0, 2, (2, 3))
+    attrs = {"units": "h", "better": "lower", "domain": "traffic", "long_name": "vehicle-hours on the road"}
+    half = 4.303 * vh.std(1, ddof=1) / np.sqrt(3)  # Student t, 2 degrees of freedom
+    ds = xr.Dataset({"kpi_traffic_vehicle_hours": (("variant", "seed"), vh, attrs),
+                     "kpi_traffic_vehicle_hours_mean": (("variant",), vh.mean(1), attrs),
+                     "kpi_traffic_vehicle_hours_ci95": (("variant",), half, {**attrs, "better": "none"}),
+                     "status": (("variant", "seed"), np.full((2, 3), "ok"))},
+                    coords={"variant": [0, 1], "seed": [0, 1, 2]},
+                    attrs={"scenario_name": "sweep_town", "n_seeds": 3})
+    (tmp_path / "sweep").mkdir()
+    ds.to_netcdf(tmp_path / "sweep" / "sweep_town.nc")
+    start(duo, tmp_path / "sweep")
+    duo.wait_for_contains_text("#kpi-kpi_traffic_vehicle_hours", "(n=3)", timeout=30)
+    text = duo.find_element("#kpi-kpi_traffic_vehicle_hours").text
+    assert f"{vh[0].mean():.1f}" in text.replace(",", "") and "±" in text, text
+    assert "no baseline to compare with" in text  # a sweep's variant 0 is not a baseline
+    assert not duo.driver.find_elements("css selector", ".error-card")
+    shot(duo, "sweep_overview")

@@ -13,7 +13,8 @@ layout = html.Div([html.H2("Overview", className="h4"), html.Div(id="overview-co
 
 
 def _kpi_card(k: dict, base: dict | None, variant: str):
-    delta = html.Span("baseline", className="kpi-delta same")
+    delta = html.Span("baseline" if variant == "baseline" else "no baseline to compare with",
+                      className="kpi-delta same")
     ref = base["value"] if base is not None else None
     if base is not None and variant != "baseline":
         t = D.kpi_change(k, base)
@@ -57,7 +58,8 @@ def show(key):
     blocks.insert(0, head)
     for dom in D.DOMAINS:
         label = D.DOMAIN_LABELS[dom]
-        if dom not in sel.domains:
+        # a batch sweep kept as KPIs only (keep: kpis) has no maps' variables, but its KPIs are the results
+        if dom not in sel.domains and not any(k["domain"] == dom for k in kp):
             blocks.append(dbc.Alert(f"{label}: not simulated in this scenario.", color="warning",
                                     className="py-2 not-simulated", id=f"not-simulated-{dom}"))
             continue

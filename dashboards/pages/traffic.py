@@ -95,15 +95,8 @@ def draw(t, mode, link, key, drawn):
     title = f"{sel.variant}: {what} at {clock[t]}" + (f" — {int(closed.sum())} link(s) closed" if closed.any() else "")
     state = [key, mode, link]
     if ctx.triggered_id == "traffic-time" and drawn == state:
-        # a time step: send only the lines' coordinates (float32, base64) and the title; the rest stays in the browser
-        patch = Patch()
-        names = [*labels, "closed (capacity 0)", "reduced capacity"]
-        for k, (x, y, cnt) in enumerate(F.map_lines(net, cls, len(labels), closed, reduced, sev)):
-            patch["data"][k]["x"] = F.typed(x)
-            patch["data"][k]["y"] = F.typed(y)
-            patch["data"][k]["name"] = f"{names[k]} ({cnt:,})"
-            if k >= len(labels):
-                patch["data"][k]["visible"] = True if cnt else "legendonly"
+        # a time step: send only the shapes' paths, the legend counts and the title; the rest stays in the browser
+        patch = F.map_patch(Patch(), net, cls, labels, closed, reduced, sev)
         patch["layout"]["title"]["text"] = title
         return patch, clock[t], no_update
     fig = F.class_map(net, cls, labels, colors, title, highlight=link if isinstance(link, int) else None, height=600,
