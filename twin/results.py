@@ -181,6 +181,12 @@ def _encodable(ds: xr.Dataset) -> xr.Dataset:
         var = ds[name]
         if var.dtype == object:
             ds[name] = var.astype(str)
+        enc = ds[name].encoding.get("dtype")
+        if (enc is not None and np.dtype(enc).kind in "iub" and var.dtype.kind == "f"
+                and bool(np.isnan(var.values).any())):
+            # an integer variable read back from a file, then padded with NaN when variants of different sizes
+            # were stacked: written as integers, the NaNs would become arbitrary numbers
+            del ds[name].encoding["dtype"]
         for k, v in list(var.attrs.items()):
             if isinstance(v, (bool, np.bool_)):
                 ds[name].attrs[k] = int(v)
