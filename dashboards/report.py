@@ -88,8 +88,8 @@ def _cell(r: dict, ref: float) -> tuple[str, str]:
     val = KF.fmt_value(r["value"], r["kpi"], r["units"], ref=ref)
     if r["delta"] is None:
         return val, "same"
-    d = KF.fmt_delta(ref, ref + r["delta"], r["kpi"], r["units"], r["delta_ci95"],
-                     r["n"] if r["n"] > 1 else None)
+    n = min(r["n"], r.get("n_pairs", r["n"]))  # pairs where both the variant and the baseline have a value
+    d = KF.fmt_delta(ref, ref + r["delta"], r["kpi"], r["units"], r["delta_ci95"], n if r["n"] > 1 else None)
     v = r["verdict"]
     word = {"better": "better", "worse": "worse", "unclear": "no clear change"}.get(v, "")
     return (f"{html.escape(val)}<br><small class='{v}'>{html.escape(d)}" +

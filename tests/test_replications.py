@@ -113,3 +113,30 @@ def test_a_replicated_label_shows_every_runs_population_not_the_first_runs():
     assert label_over_runs(same) == same[0]  # nothing varies: the label is kept as it is
     odd = label_over_runs(["a 3 b", "a b 4"])
     assert odd.startswith("a 3 b") and "vary by run" in odd
+
+
+def test_a_change_over_fewer_pairs_than_replications_says_so(capsys):
+    """A KPI missing in some runs (no call of a type in one replication): the variant means are over the runs with
+    a value, the change over the pairs where both have one; the table shows that n, so 14.8 → 6.8 with a change
+    of +0.5 is not read as a contradiction."""
+    import xarray as xr
+
+    from twin.cli import print_kpis
+    from twin.kpi_format import kpi_rows
+    from twin.results import add_replications
+
+    name = "kpi_emergency_response_p90_s"
+    base = xr.Dataset({name: ("variant", [0.0, 0.0])}, coords={"variant": ["baseline", "closed"]})
+    base[name].attrs = {"units": "s", "long_name": "90th percentile response", "better": "lower",
+                        "domain": "emergency"}
+
+    def run(x):
+        return xr.Dataset({name: xr.DataArray(x, attrs=base[name].attrs)})
+
+    runs = {"baseline": [run(800.0), run(900.0), run(950.0)], "closed": [run(400.0), run(float("nan")), run(960.0)]}
+    ds = add_replications(base, runs, {"baseline": [1, 2, 3], "closed": [1, 2, 3]})
+    rows = {r["variant"]: r for r in kpi_rows(ds)}
+    assert rows["closed"]["n"] == 3 and rows["closed"]["n_pairs"] == 2 and rows["baseline"]["n_pairs"] == 3
+    print_kpis(ds, width=100)
+    out = capsys.readouterr().out
+    assert "n=2" in out and "n=3" not in out

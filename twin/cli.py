@@ -199,7 +199,11 @@ def print_kpis(ds, file=None, fmt: str = "text", width: int | None = None) -> No
                 elif r["delta"] == 0 and r["delta_ci95"] is None:
                     d = "="
                 else:
-                    d = K.fmt_delta(ref, ref + r["delta"], k, r["units"], r["delta_ci95"], pct=False, unit=False)
+                    # the values are means over each variant's runs with a value; the change is over the pairs
+                    # where both have one: say how many when that is fewer than the replications
+                    few = r.get("n_pairs", r["n"]) < r["n"]
+                    d = K.fmt_delta(ref, ref + r["delta"], k, r["units"], r["delta_ci95"],
+                                    r["n_pairs"] if few else None, pct=False, unit=False)
                 mark = _MARK.get(r["verdict"], "")
                 cell = f"{val} {d} {mark}".rstrip() if d else val
                 cells.append(f" {cell:>{cell_w}}"[: cell_w + 1] if len(cell) <= cell_w else f" {cell}")

@@ -238,6 +238,10 @@ def kpi_rows(ds) -> list[dict]:
         meta = {"domain": str(da.attrs.get("domain") or name.split("_")[1]), "kpi": name,
                 "label": str(da.attrs.get("long_name", name)), "units": str(da.attrs.get("units", "")),
                 "better": str(da.attrs.get("better", "none"))}
+        pairs = np.full(len(variants), n_rep)
+        if reps and da.ndim == 2 and da.shape[0] == len(variants):  # (variant, replication)
+            fin = np.isfinite(np.asarray(da.values, float))
+            pairs = (fin & fin[0:1]).sum(axis=1)  # replications where both the variant and the baseline have a value
         for i, v in enumerate(variants):
             base, val = float(vals[0]), float(vals[i])
             verdict = "baseline" if i == 0 else judge(meta["better"], base, base + float(dmean[i]), name,
@@ -246,5 +250,5 @@ def kpi_rows(ds) -> list[dict]:
                         "ci95": float(ci[i]) if _fin(ci[i]) else None,
                         "delta": None if i == 0 or not _fin(dmean[i]) else float(dmean[i]),
                         "delta_ci95": float(dci[i]) if i and _fin(dci[i]) else None,
-                        "n": n_rep, "verdict": verdict})
+                        "n": n_rep, "n_pairs": int(pairs[i]), "verdict": verdict})
     return out
