@@ -205,12 +205,15 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     junc_resp: dict[str, dict[int, str]] = {}
     junc_type: dict[str, str] = {}
     conns: list[dict] = []
-    cur_edge, cur_func, cur_j = None, None, None
+    progs: dict[str, tuple[float, list[tuple[float, str]]]] = {}  # the file's signal programs (one pass)
+    cur_edge, cur_func, cur_j, cur_tl = None, None, None, None
     with _open(path) as f:
         for ev, el in ET.iterparse(f, events=("start", "end")):
             tag = el.tag
             if ev == "start":
-                if tag == "edge":
+                if tag == "tlLogic":
+                    cur_tl = (el.get("id", ""), float(el.get("offset", 0) or 0), [])
+                elif tag == "edge":
                     cur_edge, cur_func = el.get("id"), el.get("function", "")
                 elif tag == "junction":
                     cur_j = el.get("id")
@@ -241,6 +244,12 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
                 fr = el.get("from", "")
                 if not fr.startswith(":"):
                     conns.append(dict(el.attrib))
+                el.clear()
+            elif tag == "phase" and cur_tl is not None:
+                cur_tl[2].append((float(el.get("duration", 0)), el.get("state", "")))
+            elif tag == "tlLogic" and cur_tl is not None:
+                progs[cur_tl[0]] = (cur_tl[1], cur_tl[2])
+                cur_tl = None
                 el.clear()
     # request index of each connection: incLanes order, then each lane's connections in file order
     by_lane: dict[str, list[dict]] = {}
@@ -306,7 +315,7 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
         if link_lanemask[li] == 0:
             link_lanemask[li] = (1 << int(max(link_lanes[li], 1))) - 1
     j = _build(L, rows, conflicts, link_lanemask)
-    apply_tls_programs(j, read_tls_programs([path]))
+    apply_tls_programs(j, progs)  # as read_tls_programs([path]), without parsing the file a second time
     return j
 
 
