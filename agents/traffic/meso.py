@@ -97,7 +97,7 @@ class MesoTraffic(Domain, TrafficBackend):
                                     minlength=max(n_rings, 1)).astype(np.int64)
         self.cap_factor = np.ones(self.L, _F)
         self.acc = np.ones(self.L, _F)
-        self.q_lastexit = np.zeros(self.L, _F)
+        self.q_headt = np.zeros(self.L, _F)  # when each link's head vehicle became head (s)
         self.link_flow_ema = np.zeros(self.L, _F)
         # links shorter than two vehicles are part of their junction: enter only if the link after has room
         self.keep_clear = (self.length < 2 * c.jam_spacing_m) & bool(c.keep_clear) & ~self.freeflow
@@ -237,7 +237,7 @@ class MesoTraffic(Domain, TrafficBackend):
         if self.__dict__.get("_in64") is None or self._in64[0] is not a:
             self.__dict__["_in64"] = (a, a.in_indptr.astype(np.int64), a.in_links.astype(np.int64))
         Lt = K.Links(self.link_to, self.length, self.fft, self.cap_rate, self.storage, self.qcap, self.q_off,
-                     self.cap_factor, self.acc, self.q_buf, self.q_head, self.q_count, self.q_lastexit,
+                     self.cap_factor, self.acc, self.q_buf, self.q_head, self.q_count, self.q_headt,
                      self.link_lanemask, self.link_ring, self.ring_ptr, self.ring_links, self.ring_cap,
                      self._in64[1], self._in64[2], self.wait_head, self.wait_tail,
                      self.wl_links, self.wl_n, self.in_wl, self.cnt_exit, self.sum_tt, self.occ, self.sum_jd,

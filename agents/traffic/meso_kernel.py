@@ -39,7 +39,7 @@ _PRIORITY, _YIELD, _STOP, _ALLWAY, _ZIPPER, _SIGNAL = 0, 1, 2, 3, 4, 5
 # Named groups of the kernel's arrays (numba takes named tuples of arrays as one argument).
 Links = namedtuple("Links", [
     "link_to", "length", "fft", "cap_rate", "storage", "qcap", "q_off", "cap_factor", "acc", "q_buf", "q_head",
-    "q_count", "q_lastexit", "lanemask", "link_ring", "ring_ptr", "ring_links", "ring_cap", "in_ptr", "in_links",
+    "q_count", "q_headt", "lanemask", "link_ring", "ring_ptr", "ring_links", "ring_cap", "in_ptr", "in_links",
     "wait_head", "wait_tail", "wl_links", "wl_n", "in_wl", "cnt_exit", "sum_tt", "occ", "sum_jd", "flow", "t_flow",
     "keep_clear", "link_from"])
 Moves = namedtuple("Moves", [
@@ -89,9 +89,11 @@ def _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out):
 
 
 @njit(cache=True, inline="always")
-def _enter(v, b, m, te, tlo, q_buf, q_off, qcap, q_head, q_count, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay):
+def _enter(v, b, m, te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf,
+           mv_delay):
     """Append ``v`` to link ``b`` at ``te``, heading for movement ``m``; among vehicles that entered in this
-    same step keep the queue ordered by exit time (their order within a step is an artefact of processing)."""
+    same step keep the queue ordered by exit time (their order within a step is an artefact of processing).
+    A vehicle that becomes the link's head sets ``q_headt[b]`` (when the head's standing time starts)."""
     k = q_count[b]
     q_count[b] += 1
     v_link[v] = b
@@ -108,6 +110,8 @@ def _enter(v, b, m, te, tlo, q_buf, q_off, qcap, q_head, q_count, fft, v_link, v
         q_buf[off + (h + k) % qc] = prev
         k -= 1
     q_buf[off + (h + k) % qc] = v
+    if k == 0:
+        q_headt[b] = te
 
 
 @njit(cache=True, inline="always")
@@ -123,9 +127,12 @@ def _remove_at(l, k, q_buf, q_off, qcap, q_head, q_count):
 
 
 @njit(cache=True, inline="always")
-def _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow,
+def _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow,
            lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len):
-    """Take vehicle ``v`` (queue position ``k``) off link ``l`` at ``te``: capacity used, exit, distance, time booked."""
+    """Take vehicle ``v`` (queue position ``k``) off link ``l`` at ``te``: capacity used, exit, distance, time booked.
+    When the head leaves, the next vehicle becomes head at ``te`` (``q_headt``); a vehicle overtaking a blocked
+    head on another lane (turn queues) does not restart the head's standing time, as SUMO counts each vehicle's
+    own waiting time."""
     _remove_at(l, k, q_buf, q_off, qcap, q_head, q_count)
     acc[l] -= 1.0
     cnt_exit[l] += 1
@@ -136,7 +143,8 @@ def _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_
         jd += mv_delay[m]
         v_dist[v] += mv_len[m]  # the junction's internal lane (SUMO networks)
     sum_jd[l] += jd
-    q_lastexit[l] = te
+    if k == 0:
+        q_headt[l] = te
     dtf = te - lt_flow[l]
     lflow[l] = (lflow[l] * np.exp(-dtf / 120.0) if dtf > 0 else lflow[l]) + 1.0 / 120.0
     if dtf > 0:
@@ -288,7 +296,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
     """
     # every array as a local, unpacked once: numba increfs each member of a named tuple whenever the tuple is
     # bound to a new name (an inlined call, an assignment), 76 atomic increfs per helper call in the hot loop
-    (link_to, length, fft, cap_rate, storage, qcap, q_off, cap_factor, acc, q_buf, q_head, q_count, q_lastexit,
+    (link_to, length, fft, cap_rate, storage, qcap, q_off, cap_factor, acc, q_buf, q_head, q_count, q_headt,
      l_lanemask, link_ring, ring_ptr, ring_links, ring_cap, in_ptr, in_links, wait_head, wait_tail, wl_links, wl_n,
      in_wl, cnt_exit, sum_tt, occ, sum_jd, lflow, lt_flow, keep_clear, link_from) = L
     (mv_ptr, mv_out, mv_lanemask, mv_cls, mv_rate, mv_delay, mv_tf, mv_tg, cf_ptr, cf_mv, mv_acc, mv_tacc, mv_flow,
@@ -379,7 +387,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     te = v_exit[v] if v_exit[v] > tlo else t
                     pos = v_rpos[v] + 1
                     if pos >= v_rlen[v]:  # leaves the network: arrived
-                        _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                        _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
                         _finish(v, te, ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                         continue
                     b = route_buf[v_rstart[v] + pos]
@@ -390,7 +398,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                             flags |= NEED_ROUTE_SPACE
                             break
                         if r == 0 or v_rlen[v] < 2:  # no way on: the vehicle is stranded here
-                            _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                            _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
                             _finish(v, te, STRANDED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                             continue
                         pos = 1
@@ -413,7 +421,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     if not ok:
                         # SUMO's gridlock rule: the first vehicle of the queue, standing still for gridlock_s, jumps along
                         # its route to the next link with room, taking the free-flow time of the links it skips.
-                        stand0 = v_exit[v] if v_exit[v] > q_lastexit[l] else q_lastexit[l]
+                        stand0 = v_exit[v] if v_exit[v] > q_headt[l] else q_headt[l]  # since it stood first at the line
                         if k == 0 and t - stand0 >= gridlock_s:
                             p2 = pos
                             skip_len = 0.0
@@ -428,7 +436,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                                 skip_fft += fft[c2] / v_sf[v]
                                 p2 += 1
                             if found >= 0 or p2 >= v_rlen[v]:
-                                _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                                _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
                                 v_dist[v] += skip_len
                                 v_fft[v] += skip_fft
                                 gridlocks[0] += 1
@@ -437,7 +445,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                                     continue
                                 v_rpos[v] = found
                                 b2 = route_buf[v_rstart[v] + found]
-                                _enter(v, b2, _next_movement(v, b2, found, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te + skip_fft, tlo, q_buf, q_off, qcap, q_head, q_count, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
+                                _enter(v, b2, _next_movement(v, b2, found, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te + skip_fft, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
                                 continue
                         blocked |= mask
                         if (blocked & full) == full:
@@ -446,9 +454,9 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         continue
                     if m >= 0:
                         _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow)
-                    _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_lastexit, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                    _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
                     v_rpos[v] = pos
-                    _enter(v, b, _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
+                    _enter(v, b, _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
         # --- 2. priority vehicles (outside the queues, no capacity taken) -----------------------
         i = 0
         while i < prio_n[0]:
@@ -564,7 +572,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                 wait_head[b] = v_next[v]
                 te = v_depart[v] if v_depart[v] > tlo else t
                 v_status[v] = RUNNING
-                _enter(v, b, _next_movement(v, b, 0, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
+                _enter(v, b, _next_movement(v, b, 0, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
             if wait_head[b] < 0:
                 in_wl[b] = False
                 wl_n[0] -= 1
