@@ -55,7 +55,7 @@ class ModelParams:
     # the third pass: in a 1 m neck that steered everyone onto the centre line at 24-57 deg, one file)
     reaction_time_s: float = 0.2  # the walking direction turns towards the computed one with this reaction time
     # (Xu, Chraibi & Seyfried 2021, eq. 7, as in JuPedSim's anticipation velocity model; 0: at once; issue 19's
-    # fourth pass: two-way 0.45 -> 0.51 m/s at 2.1 /m², necks +5%, doors and Weidmann unchanged)
+    # fourth pass: two-way 0.45 -> 0.51 m/s at 2.1 /m², necks +1-7%, doors and Weidmann unchanged)
     noise_speed_mps: float = 1.5  # the noise fades out as one's last speed rises to this (0: at any speed):
     # it breaks arches where people are held up and leaves walkers in a lane on their line
 
