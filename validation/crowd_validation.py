@@ -17,8 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.crowd.experiments import (MeasurementArea, bottleneck_flow, bottleneck_room, corridor_fd,  # noqa: E402
-                                      lane_order, measure, neck_bottleneck, periodic_corridor, rimea1, rimea9,
-                                      run_egress, weidmann_speed)
+                                      lane_order, line_crossing_times, measure, neck_bottleneck, periodic_corridor,
+                                      rimea1, rimea9, run_egress, weidmann_speed)
 
 # FZJ corridor experiments (Forschungszentrum Jülich, trajectories in its pedestrian data archive; Voronoi
 # density and speed). Bidirectional, 3.6 m corridor: Zhang, Klingsch, Schadschneider & Seyfried 2012, "Ordering
@@ -96,7 +96,8 @@ def main() -> int:
           f"{p.a_side} (range {p.d_side_m} m, keep right unless {p.side_bias_m} m right already), oncoming width "
           f"{p.oncoming_width_m} m, oncoming repel sideways {p.oncoming_sideways}; zipper: a walker ahead in one's lane (moving >= "
           f"{p.zipper_speed_mps} m/s, heading within {p.zipper_angle_deg:.0f} deg) holds one up within "
-          f"{p.zipper_width_m} m; field wall clearance {p.field_clearance_m} m; dt 0.05 s\n")
+          f"{p.zipper_width_m} m; field wall clearance {p.field_clearance_m} m; reaction time {p.reaction_time_s} s; "
+          f"dt 0.05 s\n")
     ok = {}
     t1 = rimea1(1.33)
     ok["RiMEA 1"] = 26 <= t1 <= 34
@@ -240,6 +241,24 @@ def main() -> int:
                   f"{np.mean([r.evacuation_time_s for r in rs]):.1f} |")
     ok["neck bottlenecks 1.6-2.2 /(m·s)"] = neck_ok
     print()
+
+    print("## Walking on past the line (not a check: the diagnosis of the necks; the same room, with an open area "
+          "4 m deep beyond the door or neck whose far wall is the exit; flow counted where people cross the door "
+          "line or the neck's end, 2 seeds)\n")
+    print("| width (m) | neck length (m) | specific flow, leavers vanish at the line (1/(m s)) | specific flow, "
+          "walking on (1/(m s)) |\n|---|---|---|---|")
+    for w, nl in ((1.0, 0.0), (2.0, 0.0), (1.0, 3.0), (2.0, 3.0)):
+        van, won = [], []
+        for s_ in (1, 2):
+            van.append(run_egress(neck_bottleneck(w, nl, n=200, seed=s_)[0], 400.0).flow())
+            t = line_crossing_times(neck_bottleneck(w, nl, n=200, seed=s_, walk_on_m=4.0)[0], 10.0 + nl, 400.0)
+            a, b = int(0.1 * t.size), int(0.9 * t.size) - 1
+            won.append((b - a) / max(t[b] - t[a], 1e-9))
+        print(f"| {w:.1f} | {nl:.1f} | {np.mean(van) / w:.2f} | {np.mean(won) / w:.2f} |")
+    r_ = np.linspace(0.3, 5.3, 5001)
+    cap = float(np.max(r_ * weidmann_speed(r_)))
+    print(f"\nWeidmann's capacity: {cap:.2f} /(m·s) (at 1.75 /m²); the ±20% the Weidmann check allows caps a "
+          f"stationary one-way flow at {1.2 * cap:.2f} /(m·s), below the 1.6-2.2 band of the necks.\n")
 
     print(f"(validation wall time {time.perf_counter() - t0:.0f} s)\n")
     for k, v in ok.items():

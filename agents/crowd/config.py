@@ -175,6 +175,8 @@ class ModelConfig(_Strict):
                                                                     "(m/s); 0 = off.")
     zipper_angle_deg: float = Field(30.0, ge=0.0, le=180.0, description="Zipper: ... and its desired direction is "
                                                                        "within this angle of one's own (degrees).")
+    reaction_time_s: float = Field(0.2, ge=0.0, le=1.0, description="The walking direction turns towards the "
+                                   "computed one with this reaction time (s); 0 = at once.")
     speed_mean_mps: float = Field(1.34, ge=0.3, le=2.5, description="Mean free walking speed (m/s), Weidmann.")
     speed_sd_mps: float = Field(0.26, ge=0.0, le=1.0, description="Its standard deviation (m/s).")
 
@@ -186,7 +188,8 @@ class ModelConfig(_Strict):
                            creep_mps=self.creep_mps, anticipation_s=self.anticipation_s, a_side=self.a_side,
                            side_bias_m=self.side_bias_m, oncoming_width_m=self.oncoming_width_m,
                            noise_speed_mps=self.noise_speed_mps, zipper_width_m=self.zipper_width_m,
-                           zipper_speed_mps=self.zipper_speed_mps, zipper_angle_deg=self.zipper_angle_deg)
+                           zipper_speed_mps=self.zipper_speed_mps, zipper_angle_deg=self.zipper_angle_deg,
+                           reaction_time_s=self.reaction_time_s)
 
 
 class CrowdConfig(_Strict):

@@ -16,7 +16,8 @@ from agents.crowd.sim import ModelParams, VenueSim
 
 __all__ = ["weidmann_speed", "lattice_points", "corridor_fd", "bottleneck_flow", "rimea1", "rimea9",
            "room_with_exit", "bottleneck_room", "run_egress", "EgressResult", "Corridor", "periodic_corridor",
-           "MeasurementArea", "AreaResult", "measure", "lane_order", "neck_bottleneck", "start_lattice"]
+           "MeasurementArea", "AreaResult", "measure", "lane_order", "neck_bottleneck", "start_lattice",
+           "line_crossing_times"]
 
 
 def weidmann_speed(rho):
@@ -276,18 +277,34 @@ def bottleneck_flow(width: float, n: int = 200, room: tuple[float, float] = (10.
 
 
 def neck_bottleneck(width: float, neck_length: float, n: int = 200, room: tuple[float, float] = (10.0, 10.0),
-                    seed: int = 1, params: ModelParams = ModelParams(), dt: float = 0.05) -> tuple[VenueSim,
-                                                                                           VenueGeometry]:
+                    seed: int = 1, params: ModelParams = ModelParams(), dt: float = 0.05,
+                    walk_on_m: float = 0.0) -> tuple[VenueSim, VenueGeometry]:
     """A room with a neck: a corridor ``width`` m wide and ``neck_length`` m long leaving the middle of its east
-    wall, open at its far end (the exit is the whole end), ``n`` people placed inside (egress state, not yet
-    stepped). ``neck_length`` 0 is a door in the wall (:func:`bottleneck_room`). Seyfried et al. 2009 and
-    Kretz et al. 2006 used necks of 0.4-4 m."""
-    if neck_length <= 0:
+    wall, ``n`` people placed inside (egress state, not yet stepped). ``walk_on_m`` 0: the neck's far end is the
+    exit (people leave as they reach it; ``neck_length`` 0 is a door in the wall, :func:`bottleneck_room`).
+    ``walk_on_m`` > 0: beyond the neck's end (or the door) lies an open area that deep and as wide as the room,
+    whose far wall is the exit, so people walk on past the neck as in the experiments (measure the flow with
+    :func:`line_crossing_times` at x = room length + ``neck_length``). Seyfried et al. 2009 and Kretz et al.
+    2006 used necks of 0.4-4 m."""
+    if neck_length <= 0 and walk_on_m <= 0:
         return bottleneck_room(width, n, room, seed, params, dt)
     L, W = room
     a, b = W / 2 - width / 2, W / 2 + width / 2
-    g = VenueGeometry.build([(0, 0), (L, 0), (L, a), (L + neck_length, a), (L + neck_length, b), (L, b), (L, W),
-                             (0, W)], exits=[("exit", (L + neck_length, W / 2), width)])
+    X = L + max(neck_length, 0.0)
+    walls: list = []
+    if walk_on_m <= 0:
+        poly = [(0, 0), (L, 0), (L, a), (X, a), (X, b), (L, b), (L, W), (0, W)]
+        exit_ = ("exit", (X, W / 2), width)
+    elif neck_length > 0:
+        D = X + walk_on_m
+        poly = [(0, 0), (L, 0), (L, a), (X, a), (X, 0), (D, 0), (D, W), (X, W), (X, b), (L, b), (L, W), (0, W)]
+        exit_ = ("exit", (D, W / 2), W)
+    else:  # a door in a thin wall between the room and the open area
+        D = X + walk_on_m
+        poly = [(0, 0), (D, 0), (D, W), (0, W)]
+        walls = [[(L, 0), (L, a)], [(L, b), (L, W)]]
+        exit_ = ("exit", (D, W / 2), W)
+    g = VenueGeometry.build(poly, walls=walls, exits=[exit_])
     sim = VenueSim(rasterise(g, 0.1), params, dt, seed=seed)
     f = sim.add_exit_field()
     rng = np.random.default_rng(seed)
@@ -299,6 +316,22 @@ def neck_bottleneck(width: float, neck_length: float, n: int = 200, room: tuple[
     pick = rng.choice(px.size, n, replace=False)
     sim.add_agents(px[pick], py[pick], desired_speeds(rng, n), f, state=EGRESS)
     return sim, g
+
+
+def line_crossing_times(sim: VenueSim, x_line: float, t_max: float, sample_s: float = 0.1) -> np.ndarray:
+    """Step ``sim`` (sample by sample, ``sample_s`` s) until every agent has crossed the line x = ``x_line`` m
+    eastwards (or left the venue) or ``t_max`` s; returns the sorted crossing times (s), end of the sample in
+    which each agent first crossed. For flows measured at a line people walk on past (RiMEA / FZJ style)."""
+    n = sim.n
+    t_cross = np.full(n, np.nan)
+    while sim.t < t_max and np.isnan(t_cross).any():
+        x0 = sim.x[:n].copy()
+        act0 = sim.active[:n].copy()
+        sim.step(sample_s)
+        hit = act0 & np.isnan(t_cross) & (x0 < x_line) & ((sim.x[:n] >= x_line) | ~sim.active[:n])
+        t_cross[hit] = sim.t
+        t_cross[np.isnan(t_cross) & ~sim.active[:n]] = sim.t  # left without being seen crossing (not expected)
+    return np.sort(t_cross[np.isfinite(t_cross)])
 
 
 def rimea1(v0: float = 1.33, params: ModelParams = ModelParams(), dt: float = 0.05) -> float:

@@ -66,6 +66,8 @@ class KernelParams(NamedTuple):
     v_zip: float  # (the zipper of a moving queue: staggered lanes closer than the body width); v_zip 0: off
     c_zip: float  # ... and whose desired direction is within acos(c_zip) of one's own (parallel lanes, not a
     # crowd converging on a door)
+    t_react: float  # reaction time (s): the walking direction turns towards the computed one at rate 1/t_react
+    # (Xu et al. 2021, eq. 7); 0: at once
 
 
 NOISE_BITS = 12  # the random direction term takes one of 2^12 evenly spaced angles
@@ -273,7 +275,7 @@ CHUNK = 64  # agents per parallel work item (each item allocates its own neighbo
 @njit(cache=True, parallel=True, fastmath=True)
 def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, nr,
              fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step_id,
-             nbuf, phi, wtab, ndir, vx, vy, e0xs, e0ys, vxs, vys):
+             nbuf, phi, wtab, ndir, vx, vy, e0xs, e0ys, vxs, vys, ox, oy):
     """Proposed moves of every active agent, written in sorted-slot order (``xn[k]`` is agent ``order[k]``).
 
     One pass over the cells within ``nr`` cells sums the repulsion and keeps the neighbours within the cut-off in
@@ -292,6 +294,7 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
     wzip = par.w_zip
     vzip2 = par.v_zip * par.v_zip
     czip = par.c_zip
+    t_react = par.t_react
     wlo = par.w_onc  # oncoming walkers hold one up only when bodies would nearly touch (same-way ones: within
     # the body width, so two do not squeeze through a door side by side)
     ny, nx = walkable.shape
@@ -425,6 +428,20 @@ def _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, n
                 continue
             ex /= nrm
             ey /= nrm
+            if t_react > 0.0:
+                # turn towards the computed direction with a reaction time (at once when the computed and the
+                # present direction lie on opposite sides of the desired one's normal, as in JuPedSim)
+                oxi, oyi = ox[i], oy[i]
+                if oxi * oxi + oyi * oyi > 0.0 and (e0x * ex + e0y * ey) * (e0x * oxi + e0y * oyi) >= 0.0:
+                    ex = oxi + (ex - oxi) * min(dt / t_react, 1.0)
+                    ey = oyi + (ey - oyi) * min(dt / t_react, 1.0)
+                    nrm = np.sqrt(ex * ex + ey * ey)
+                    if nrm < 1e-9:
+                        continue
+                    ex /= nrm
+                    ey /= nrm
+                ox[i] = ex
+                oy[i] = ey
             # headway gap to the nearest agent ahead along e (within one length sideways)
             if overflow:
                 sp, spp = _headway(xs, ys, xi, yi, kk, ex, ey, cxi, cyi, ncx, ncy, nr, start, lx, l, wl, phi, order,
@@ -526,7 +543,7 @@ def neighbour_buffer(cutoff: float, dmin: float) -> int:
 @njit(cache=True)
 def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0, ry0, h, walkable, exit_id,
               cx0, cy0, cs, ncx, ncy, nr, nrc, wstart, widx, segs, par, exit_count, exit_time, exit_of, speed, seed, step0,
-              nbuf, ndir, vx, vy):
+              nbuf, ndir, vx, vy, ox, oy):
     """Advance ``nsteps`` sub-steps of ``par.dt`` s from time ``t0``; egress agents reaching an exit apron
     become inactive (``exit_count[k] += 1``, ``exit_time[i]``, ``exit_of[i]``). Returns undone moves."""
     n = x.shape[0]
@@ -550,7 +567,7 @@ def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0,
         m = order.shape[0]
         _propose(x, y, v0, state, fid, stop, start, order, cell, xs, ys, ncx, ncy, nr, fT, fgx, fgy, rx0, ry0,
                  h, walkable, wstart, widx, segs, par, xn, yn, moved, speed, seed, step0 + step, nbuf, phi, wtab, ndir,
-                 vx, vy, e0xs, e0ys, vxs, vys)
+                 vx, vy, e0xs, e0ys, vxs, vys, ox, oy)
         while True:  # each pass undoes at least one move or ends: terminates
             _conflicts(xn, yn, moved, start, order, cell, ncx, ncy, nrc, lx, dmin, flag)
             cnt = 0
