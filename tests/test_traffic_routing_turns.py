@@ -153,3 +153,19 @@ def test_pinned_count_incidence_equals_the_pinned_routes_driven():
                              np.array([0.0, 1e9]), np.arange(L), np.full(L, -1), np.zeros(L), np.full(L, 1e12),
                              pin_end_links=False)
     assert not np.array_equal(np.bincount(ob2, minlength=L), driven)
+
+
+def test_sumo_like_routing_is_the_default_on_sumo_networks_only():
+    """Null options resolve to SUMO's routing rules on a SUMO network and to the fast node tables elsewhere;
+    explicit values win."""
+    from types import SimpleNamespace
+
+    from agents.traffic.config import TrafficConfig
+
+    sumo, grid = SimpleNamespace(sumo_net="x.net.xml"), SimpleNamespace(sumo_net=None)
+    c = TrafficConfig()
+    assert tuple(c.routing_for(sumo)) == (True, True, 60.0, 90.0, 0.92)
+    assert tuple(c.routing_for(grid)) == (False, False, 300.0, 0.0, 1.0)
+    c2 = TrafficConfig(turn_costs=False, pin_end_links=False, speed_scale=1.0, reroute_interval_s=120)
+    assert tuple(c2.routing_for(sumo)) == (False, False, 120.0, 0.0, 1.0)
+    assert TrafficConfig(reroute_interval_s=30).routing_for(sumo).route_refresh_s == 30.0

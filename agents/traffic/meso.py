@@ -56,11 +56,12 @@ class MesoTraffic(Domain, TrafficBackend):
         c = self.config
         a = twin.city.arrays
         self.city = twin.city
+        self.rr = c.routing_for(twin.city)  # routing options, automatic defaults resolved for this network
         self.dt = float(c.step_s or twin.step_s)
         self.L, self.N = a.n_links, a.n_nodes
         self.link_to, self.link_from = a.link_to, a.link_from
         self.length = a.length_m.astype(_F)
-        speed = a.speed_mps * c.speed_scale
+        speed = a.speed_mps * self.rr.speed_scale
         self.fft = self.length / np.maximum(speed, 0.1)
         cap = a.capacity_vph / 3600.0 * c.capacity_scale
         # storage with MATSim's floor: a link holds at least what it passes in its free-flow time, and what it
@@ -133,7 +134,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self.gridlocks = np.zeros(1, np.int64)
         self.watched_active = np.zeros(0, np.int32)
         # routing tables: one row per destination node (turn-based: per destination node or pinned last link)
-        self.turn = bool(c.turn_costs) and not self.freeflow and len(self.mv_out) > 0
+        self.turn = self.rr.turn_costs and not self.freeflow and len(self.mv_out) > 0
         W = self.L + self.N if self.turn else self.N
         self.dest_slot = np.full(self.N + self.L + 1 if self.turn else self.N, -1, np.int32)
         self.dests = np.zeros(0, np.int64)
@@ -153,8 +154,8 @@ class MesoTraffic(Domain, TrafficBackend):
         self.step_counter = 0
         self.duration = float(twin.duration_s)
         self.next_reroute = float(c.reroute_interval_s)
-        self.next_table = float(c.route_refresh_s or c.reroute_interval_s)
-        self.next_sample = float(c.route_sample_s) if c.route_cost_tau_s > 0 else np.inf
+        self.next_table = self.rr.route_refresh_s
+        self.next_sample = float(c.route_sample_s) if self.rr.route_cost_tau_s > 0 else np.inf
         self._waiting = False
         self._rec_last = 0.0
         self._link_costs = self.fft + self._route_jdelay
@@ -328,7 +329,7 @@ class MesoTraffic(Domain, TrafficBackend):
                 if due_share:
                     self.next_reroute += c.reroute_interval_s
                 while self.next_table <= env.now + 1e-9:
-                    self.next_table += c.route_refresh_s or c.reroute_interval_s
+                    self.next_table += self.rr.route_refresh_s
 
     def _poke(self) -> None:
         """Wake the clock process so it re-plans its next sync (e.g. a new watched vehicle)."""
@@ -412,7 +413,7 @@ class MesoTraffic(Domain, TrafficBackend):
         ``adaptation-steps`` 180 x 1 s: mean age 90 s). A link that closes is inf at once; one that opens starts
         from its current cost."""
         link, mv = self._raw_costs()
-        tau = float(self.config.route_cost_tau_s)
+        tau = self.rr.route_cost_tau_s
         w = 1.0 - np.exp(-max(self.t - self._ema_t, 0.0) / tau) if tau > 0 else 1.0
         self._ema_t = self.t
         self._ema_link = _ema(self._ema_link, link, w)
@@ -483,7 +484,7 @@ class MesoTraffic(Domain, TrafficBackend):
                 need = self.dests
             else:
                 pend = self.dep_order[int(self.dep_ptr[0]):]
-                horizon = self.t + (self.config.route_refresh_s or self.config.reroute_interval_s) + self.dt
+                horizon = self.t + self.rr.route_refresh_s + self.dt
                 pend = pend[self.v_depart[pend] <= horizon]
                 need = self._vehicle_targets(pend)
                 if share > 0 and n:
@@ -549,12 +550,11 @@ class MesoTraffic(Domain, TrafficBackend):
         the vehicle departs on that link and arrives over that one, and routes only in between.
 
         Why: routing from the origin *node* let the built-in model leave by another link than SUMO's vehicles
-        (Bologna: 300 veh/h on a chain of links SUMO never uses). Off by default (``pin_end_links``): the count
-        calibration (agents/traffic/counts/assign.py) still assigns node to node, and with pinning on its synthetic
-        recovery missed the total by 18.5% (test_calibrate).
+        (Bologna: 300 veh/h on a chain of links SUMO never uses). On by default on SUMO networks only
+        (``pin_end_links`` null, ``TrafficConfig.routing_for``); the count calibration walks the same pinned routes.
         """
         dests = d.astype(np.int32)
-        if self.config.pin_end_links and not self.freeflow and len(ids):
+        if self.rr.pin_end_links and not self.freeflow and len(ids):
             from agents.traffic.sumo_setup import freeflow_od_links
 
             cost = np.where(self.cap_factor > 0, self.fft, np.inf)

@@ -272,7 +272,8 @@ def calibrate_demand(scenario, city, counts: CountSet, fit_mask: np.ndarray, opt
     history = []
     prior_sim = None
     tc = scenario.domain_configs["traffic"]  # the assignment walks the routes the simulator's trips drive
-    pin = {"pin_end_links": bool(tc.pin_end_links), "speed_scale": float(tc.speed_scale)}
+    rr = tc.routing_for(city)
+    pin = {"pin_end_links": rr.pin_end_links, "speed_scale": rr.speed_scale}
     for it in range(opts.iterations + 1):
         ds = simulate(scenario, city, trips)
         sim = simulated_counts(ds, counts.link, s_run, e_run)
