@@ -15,6 +15,7 @@ from numba import njit, prange
 from networks.graph import CityGraph
 
 __all__ = ["dijkstra_to", "dijkstra_from", "next_hop_tables", "route_tables", "update_route_tables", "path_links", "path_from_next_hop",
+           "movement_graph", "turn_route_tables",
            "shortest_path", "shortest_time", "link_costs", "reachable_share"]
 
 
@@ -459,3 +460,136 @@ def update_route_tables(dist: np.ndarray, nxt: np.ndarray, old_cost: np.ndarray,
     else:
         _update_parallel(*args, 4 * numba.get_num_threads())
     return int(changed.size)
+
+
+# ---- turn-based routing tables: shortest paths over movements (in-link -> out-link), each with its own cost ----
+# SUMO's router sees a junction's internal lanes: a turn costs what that connection costs, not what the link's
+# other movements cost. These tables route on the line graph (one label per link), so a movement with a larger
+# delay is avoided where an equal path exists, and only turns the junction model allows are taken.
+
+
+def movement_graph(city_arrays, mv_ptr: np.ndarray, mv_out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predecessors of each link in the line graph, as CSR: (pred_ptr int64[L+1], pred_link int32[E], pred_mv
+    int64[E]); entry j says link ``pred_link[j]`` may continue onto the link through movement ``pred_mv[j]``.
+
+    A link with movements in the junction model continues only through them; a link without any (no junction
+    model, or a dead end the network left unconnected) continues onto every out-link of its end node
+    (``pred_mv`` -1: no movement cost), as node-to-node routing does."""
+    a = city_arrays
+    L = a.n_links
+    mv_ptr = np.asarray(mv_ptr, np.int64)
+    n_mv = np.diff(mv_ptr)
+    frm, to, mv = [], [], []
+    if len(mv_out):
+        frm.append(np.repeat(np.arange(L, dtype=np.int64), n_mv))
+        to.append(np.asarray(mv_out, np.int64))
+        mv.append(np.arange(len(mv_out), dtype=np.int64))
+    bare = np.flatnonzero(n_mv == 0)
+    if len(bare):
+        node = a.link_to[bare]
+        deg = a.out_indptr[node + 1] - a.out_indptr[node]
+        frm.append(np.repeat(bare.astype(np.int64), deg))
+        starts = np.repeat(a.out_indptr[node], deg)
+        offs = np.arange(int(deg.sum())) - np.repeat(np.cumsum(deg) - deg, deg)
+        to.append(a.out_links[starts + offs].astype(np.int64))
+        mv.append(np.full(int(deg.sum()), -1, np.int64))
+    frm_a = np.concatenate(frm) if frm else np.zeros(0, np.int64)
+    to_a = np.concatenate(to) if to else np.zeros(0, np.int64)
+    mv_a = np.concatenate(mv) if mv else np.zeros(0, np.int64)
+    order = np.lexsort((frm_a, to_a))  # grouped by successor, then by predecessor: a fixed order
+    ptr = np.zeros(L + 1, np.int64)
+    np.cumsum(np.bincount(to_a, minlength=L), out=ptr[1:])
+    return ptr, frm_a[order].astype(np.int32), mv_a[order]
+
+
+@njit(cache=True)
+def _turn_row(target, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, link_to, out_indptr, out_links,
+              dist, nxt, keys, vals):
+    """One target's labels: ``dist[l]`` least cost from the end of link l (its movement included) to the target,
+    ``nxt[l]`` the link to take after l; columns ``L + u`` hold the best first link from node u.
+
+    A target < ``n_nodes`` is a node (every link into it arrives); ``n_nodes + e`` is link e (a trip's pinned last
+    link: it arrives at the end of e)."""
+    L = link_cost.shape[0]
+    for i in range(L + n_nodes):
+        dist[i] = np.inf
+        nxt[i] = -1
+    size = 0
+    if target < n_nodes:
+        for l in range(L):
+            if link_to[l] == target:  # a vehicle on it has arrived (closed or not: it is already on it)
+                dist[l] = 0.0
+                size = _hpush(keys, vals, size, 0.0, np.int32(l))
+    else:
+        e = target - n_nodes
+        dist[e] = 0.0
+        size = _hpush(keys, vals, size, 0.0, np.int32(e))
+    while size > 0:
+        d, b, size = _hpop(keys, vals, size)
+        if d > dist[b]:
+            continue
+        base = d + link_cost[b]
+        if base == np.inf:  # closed: nobody enters it (labels of closed links stay valid for vehicles on them)
+            continue
+        for j in range(pred_ptr[b], pred_ptr[b + 1]):
+            a = pred_link[j]
+            m = pred_mv[j]
+            nd = base + (mv_cost[m] if m >= 0 else 0.0)
+            if nd < dist[a]:
+                dist[a] = nd
+                nxt[a] = b
+                size = _hpush(keys, vals, size, nd, np.int32(a))
+    for u in range(n_nodes):
+        if u == target:
+            dist[L + u] = 0.0
+            continue
+        best = np.inf
+        for k in range(out_indptr[u], out_indptr[u + 1]):
+            b = out_links[k]
+            c = link_cost[b] + dist[b]
+            if c < best:
+                best = c
+                nxt[L + u] = b
+        dist[L + u] = best
+
+
+@njit(cache=True)
+def _turn_rows(lo, hi, targets, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, link_to, out_indptr,
+               out_links, dist, nxt):
+    cap = pred_link.shape[0] + link_cost.shape[0] + 16  # pushes <= seeds + relaxations
+    keys = np.empty(cap)
+    vals = np.empty(cap, np.int32)
+    for i in range(lo, hi):
+        _turn_row(targets[i], n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, link_to, out_indptr,
+                  out_links, dist[i], nxt[i], keys, vals)
+
+
+@njit(cache=True, parallel=True)
+def _turn_parallel(targets, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, link_to, out_indptr,
+                   out_links, dist, nxt, n_chunks):
+    D = targets.shape[0]
+    chunk = (D + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _turn_rows(t * chunk, min(D, (t + 1) * chunk), targets, n_nodes, link_cost, mv_cost, pred_ptr, pred_link,
+                   pred_mv, link_to, out_indptr, out_links, dist, nxt)
+
+
+def turn_route_tables(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.ndarray, graph, city_arrays,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Turn-based tables towards each target (node u, or ``n_nodes + e`` for link e): (dist float64[D, L+N],
+    next_link int32[D, L+N]). ``link_cost`` (s, inf = closed) per link, ``mv_cost`` (s) per movement, ``graph``
+    from :func:`movement_graph`. Column l < L: the link after l; column L + u: the first link from node u."""
+    a = city_arrays
+    targets = np.asarray(targets, np.int64)
+    W = a.n_links + a.n_nodes
+    dist = np.empty((targets.shape[0], W), np.float64)
+    nxt = np.empty((targets.shape[0], W), np.int32)
+    pred_ptr, pred_link, pred_mv = graph
+    mvc = np.ascontiguousarray(mv_cost, np.float64) if len(mv_cost) else np.zeros(1)
+    args = (targets, a.n_nodes, np.ascontiguousarray(link_cost, np.float64), mvc, pred_ptr, pred_link, pred_mv,
+            a.link_to, a.out_indptr, a.out_links, dist, nxt)
+    if targets.shape[0] * max(len(pred_link), 1) < _SERIAL_BELOW or numba.get_num_threads() == 1:
+        _turn_rows(0, targets.shape[0], *args)
+    else:
+        _turn_parallel(*args, 4 * numba.get_num_threads())
+    return dist, nxt

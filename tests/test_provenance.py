@@ -35,7 +35,7 @@ def test_equal_resolved_configurations_hash_the_same(tmp_path):
     h = _hash(tmp_path, traffic={})
     assert _hash(tmp_path) == h
     assert _hash(tmp_path, traffic={"speed_scale": default}) == h
-    assert _hash(tmp_path, traffic={"speed_scale": default * 0.5}) != h
+    assert _hash(tmp_path, traffic={"speed_scale": (default or 1.0) * 0.5}) != h  # null default: automatic
     assert _hash(tmp_path, traffic={}, description="words only") == h  # describes, does not change the run
     assert _hash(tmp_path, traffic={"backend": "freeflow"}) != h
 

@@ -1,6 +1,6 @@
 """The built-in model's trip-end and closure routing rules, which follow what the SUMO back-end makes SUMO do.
 
-- Pinned end links (``pin_end_links``, off by default): a node-to-node trip departs on the first link and arrives over the last link of its
+- Pinned end links (``pin_end_links``, on by default on SUMO networks only): a node-to-node trip departs on the first link and arrives over the last link of its
   free-flow shortest path (the SUMO back-end sends SUMO exactly that edge-to-edge trip).
 - Closing reroute (``reroute_on_closure``, off by default): when a link closes, every driver whose remaining route uses it takes a new route at once
   (SUMO's closing rerouter on every edge), instead of all of them turning away at the closed link's approach.

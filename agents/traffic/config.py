@@ -1,14 +1,29 @@
 """The scenario's ``traffic:`` section: which back-end, routing and calibration parameters, closures."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.traffic.sumo_options import additional_file_errors, normalise_extra_args
 from twin.registry import traffic_backend_names  # the allowed back-end names come from the registry
 
-__all__ = ["Closure", "SumoOptions", "TrafficConfig"]
+__all__ = ["Closure", "RoutingRules", "SumoOptions", "TrafficConfig"]
+
+# on a SUMO network, what SUMO micro's drivers and router do (measured, docs/traffic_model.md "Routing (session 6)")
+SUMO_SPEED_SCALE = 0.92  # SUMO micro's link times on free links are 7-10% (q10-q25) over the speed-limit time
+SUMO_ROUTE_REFRESH_S = 60.0  # SUMO routes each departure on current times; tables follow them every minute
+SUMO_COST_TAU_S = 90.0  # rerouting device: mean of 180 one-second speed samples (mean age 90 s)
+
+
+class RoutingRules(NamedTuple):
+    """The built-in model's routing and free-speed options with their automatic defaults resolved for a city."""
+
+    turn_costs: bool
+    pin_end_links: bool
+    route_refresh_s: float
+    route_cost_tau_s: float
+    speed_scale: float
 
 
 class Closure(BaseModel):
@@ -82,7 +97,7 @@ class TrafficConfig(BaseModel):
     reroute_share: float = Field(0.1, ge=0.0, le=1.0, description="Share of en-route drivers who take the new best route at each refresh.")
     jam_spacing_m: float = Field(7.5, ge=4.0, le=20.0, description="Road length one queued vehicle takes (m): sets storage.")
     capacity_scale: float = Field(1.0, gt=0.0, le=5.0, description="Multiplies every link's and movement's capacity.")
-    speed_scale: float = Field(1.0, gt=0.0, le=2.0, description="Multiplies free-flow speeds (drivers below the limit < 1).")
+    speed_scale: float | None = Field(None, gt=0.0, le=2.0, description="Multiplies free-flow speeds (drivers below the limit < 1); null: 0.92 on a SUMO network (SUMO micro's drivers' measured free speed, docs/traffic_model.md), 1.0 otherwise.")
     junctions: bool = Field(True, description="Junction model: per-movement capacities (signals, give-way), turn times, turn queues. false: links limit only by their own capacity.")
     saturation_flow_vph: float = Field(1800.0, ge=600.0, le=2600.0, description="Saturation flow of one lane through a junction (veh/h): priority movements, and signals times their green share.")
     follow_up_s: float = Field(3.5, ge=1.5, le=8.0, description="HBS follow-up time t_f of a stream that gives way (s).")
@@ -92,11 +107,30 @@ class TrafficConfig(BaseModel):
     keep_clear: bool = Field(False, description="SUMO's keep-clear rule on links shorter than two vehicles (junction areas): a vehicle enters one only if the link after it has room.")
     gridlock_time_s: float = Field(300.0, ge=1.0, le=86400.0, description="SUMO's time-to-teleport: the first vehicle of a queue standing still this long jumps along its route to the next link with room (counted as gridlock_resolutions; its wait stays in its travel time).")
     priority_queue_factor: float = Field(0.2, ge=0.0, le=1.0, description="Share of a queue's delay that priority vehicles still suffer.")
-    pin_end_links: bool = Field(False, description="Trips depart on the first and arrive over the last link of their free-flow shortest path (as the SUMO back-end sends them to SUMO) and route only in between; false: route node to node (default until the count calibration's assignment walks the same pinned routes).")
+    pin_end_links: bool | None = Field(None, description="Trips depart on the first and arrive over the last link of their free-flow shortest path (as the SUMO back-end sends them to SUMO) and route only in between (the count calibration walks the same routes); false: route node to node; null: true on a SUMO network.")
+    turn_costs: bool | None = Field(None, description="Route on each movement's own cost (turn time + signal delay + its own queue, as SUMO's router sees internal lanes), over the junction model's movements only; false: node-to-node routing with the least signal delay of a link's movements in its cost; null: true on a SUMO network (its connections and signal programs are real).")
+    turn_queue_costs: bool = Field(True, description="With turn_costs: a movement's routing cost also counts its own queue at its live capacity (give-way, green share).")
+    route_refresh_s: float | None = Field(None, ge=1, le=86400, description="How often the routing tables follow the link times (s), for departures and re-routing; null: 60 s with turn costs (SUMO routes each departure on the current times), else every reroute_interval_s.")
+    route_cost_tau_s: float | None = Field(None, ge=0.0, le=3600.0, description="Time constant (s) of the exponential moving average of routing costs (SUMO's rerouting device: 180 samples of 1 s, mean age 90 s); 0: the costs of the moment of the refresh; null: 90 s with turn costs, else 0.")
+    route_sample_s: float = Field(10.0, ge=1.0, le=600.0, description="How often routing costs are sampled into the moving average (s), when route_cost_tau_s > 0.")
     reroute_on_closure: bool = Field(False, description="When a link closes, every driver whose remaining route uses it re-routes at once (SUMO's closing rerouter); false: each re-routes when it reaches the closed link.")
     sync_interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="Longest the kernel runs between syncs with the clock (s).")
     closures: list[Closure] = Field(default_factory=list, description="Links closed or narrowed during the run.")
     sumo: SumoOptions = Field(default_factory=SumoOptions)
+
+    def routing_for(self, city) -> RoutingRules:
+        """Routing options with their automatic (null) defaults resolved: on a SUMO network (``city.sumo_net``) the
+        built-in model routes as SUMO's router does (movement costs, pinned end edges, smoothed costs refreshed
+        every minute) and drives at SUMO's drivers' measured free speed; on OpenStreetMap and synthetic graphs as
+        before (node tables, refreshed every ``reroute_interval_s``: fast on large grids)."""
+        sumo = getattr(city, "sumo_net", None) is not None
+        turn = sumo if self.turn_costs is None else bool(self.turn_costs)
+        pin = sumo if self.pin_end_links is None else bool(self.pin_end_links)
+        refresh = self.route_refresh_s if self.route_refresh_s is not None else (
+            min(SUMO_ROUTE_REFRESH_S, self.reroute_interval_s) if turn else self.reroute_interval_s)
+        tau = self.route_cost_tau_s if self.route_cost_tau_s is not None else (SUMO_COST_TAU_S if turn else 0.0)
+        speed = self.speed_scale if self.speed_scale is not None else (SUMO_SPEED_SCALE if sumo else 1.0)
+        return RoutingRules(turn, pin, float(refresh), float(tau), float(speed))
 
     def path_errors(self, resolve) -> list[str]:
         """Files the section names (SUMO additional files), checked with the scenario's path rule."""

@@ -17,12 +17,22 @@ from agents.traffic import meso_kernel as K
 from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
-from networks.routing import route_tables, update_route_tables
+from networks.routing import movement_graph, route_tables, turn_route_tables, update_route_tables
 from twin.domain import KPI, Domain
 
 __all__ = ["MesoTraffic"]
 
 _F = np.float64
+
+
+def _ema(old: np.ndarray, sample: np.ndarray, w: float) -> np.ndarray:
+    """``old + w (sample - old)``; inf (closed) where the sample is inf, the sample where ``old`` was inf."""
+    if w >= 1.0:  # no memory: exactly the sample (old + (sample - old) can differ from it in the last bit)
+        return sample.copy()
+    fin = np.isfinite(old) & np.isfinite(sample)
+    out = sample.copy()
+    out[fin] = old[fin] + w * (sample[fin] - old[fin])
+    return out
 
 
 class MesoTraffic(Domain, TrafficBackend):
@@ -48,11 +58,12 @@ class MesoTraffic(Domain, TrafficBackend):
         c = self.config
         a = twin.city.arrays
         self.city = twin.city
+        self.rr = c.routing_for(twin.city)  # routing options, automatic defaults resolved for this network
         self.dt = float(c.step_s or twin.step_s)
         self.L, self.N = a.n_links, a.n_nodes
         self.link_to, self.link_from = a.link_to, a.link_from
         self.length = a.length_m.astype(_F)
-        speed = a.speed_mps * c.speed_scale
+        speed = a.speed_mps * self.rr.speed_scale
         self.fft = self.length / np.maximum(speed, 0.1)
         cap = a.capacity_vph / 3600.0 * c.capacity_scale
         # storage with MATSim's floor: a link holds at least what it passes in its free-flow time, and what it
@@ -124,19 +135,35 @@ class MesoTraffic(Domain, TrafficBackend):
         self.watch_n = np.zeros(1, np.int64)
         self.gridlocks = np.zeros(1, np.int64)
         self.watched_active = np.zeros(0, np.int32)
-        # routing tables: one row per destination node
-        self.dest_slot = np.full(self.N, -1, np.int32)
-        self.dests = np.zeros(0, np.int32)
-        self.nh = np.full((0, self.N), -1, np.int32)
-        self.dist = np.zeros((0, self.N))  # float64 distances (s) behind ``nh``, kept for incremental updates
+        # routing tables: one row per destination node (turn-based: per destination node or pinned last link)
+        self.turn = self.rr.turn_costs and not self.freeflow and len(self.mv_out) > 0
+        W = self.L + self.N if self.turn else self.N
+        self.dest_slot = np.full(self.N + self.L + 1 if self.turn else self.N, -1, np.int32)
+        self.dests = np.zeros(0, np.int64)
+        self.nh = np.full((0, W), -1, np.int32)
+        self.dist = np.zeros((0, W))  # float64 distances (s) behind ``nh``, kept for incremental updates
+        self._row_ver = np.zeros(0, np.int64)  # turn-based tables: the cost version each row was built on
+        self._cost_ver = 0
+        if self.turn:
+            self._mv_graph = movement_graph(a, self.mv_ptr, self.mv_out)
+            # a movement costs its own turn time and signal uniform delay (SUMO's router sees internal lanes)
+            self._route_mv_cost = self.mv_delay.copy()
+            self._route_jdelay = np.zeros(self.L, _F)
+        else:
+            self._route_jdelay = self.link_jdelay
         # clock
         self.t = 0.0  # kernel time (s): steps up to here are done
         self.step_counter = 0
         self.duration = float(twin.duration_s)
         self.next_reroute = float(c.reroute_interval_s)
+        self.next_table = self.rr.route_refresh_s
+        self.next_sample = float(c.route_sample_s) if self.rr.route_cost_tau_s > 0 else np.inf
         self._waiting = False
         self._rec_last = 0.0
-        self._link_costs = self.fft + self.link_jdelay
+        self._link_costs = self.fft + self._route_jdelay
+        self._ema_link = self._link_costs.copy()  # smoothed routing costs (s), SUMO's rerouting device's memory
+        self._ema_mv = self._route_mv_cost.copy() if self.turn else None
+        self._ema_t = 0.0
         demand = twin.shared.get("background_trips", twin.shared.get("demand_trips"))
         if demand is not None and len(demand["origin"]):
             self.add_trips(demand["origin"], demand["destination"], demand["depart_s"], kind="car")
@@ -276,7 +303,8 @@ class MesoTraffic(Domain, TrafficBackend):
     def _loop(self):
         env = self.twin.env
         while self.t < self.duration - 1e-9:
-            nxt = min(self.t + self.config.sync_interval_s, self.next_reroute, self.duration)
+            nxt = min(self.t + self.config.sync_interval_s, self.next_reroute, self.next_table, self.next_sample,
+                      self.duration)
             if len(self.watched_active):
                 h = K.watch_horizon(self.watched_active, self.v_status, self.v_link, self.v_exit, self.v_rstart,
                                     self.v_rlen, self.v_rpos, self.route_buf, self.fft, self.v_sf, self.v_depart)
@@ -291,9 +319,19 @@ class MesoTraffic(Domain, TrafficBackend):
                 pass
             self._waiting = False
             self._catch_up()
-            if env.now >= self.next_reroute - 1e-9:
-                self._refresh_routes(share=self.config.reroute_share)
-                self.next_reroute += self.config.reroute_interval_s
+            c = self.config
+            if env.now >= self.next_sample - 1e-9:
+                self._sample_costs()
+                self.next_sample += c.route_sample_s
+            due_share = env.now >= self.next_reroute - 1e-9
+            if due_share or env.now >= self.next_table - 1e-9:
+                # tables follow link times every route_refresh_s (SUMO routes each departure on current times);
+                # a share of en-route drivers takes the new route every reroute_interval_s (SUMO's period)
+                self._refresh_routes(share=c.reroute_share if due_share else 0.0)
+                if due_share:
+                    self.next_reroute += c.reroute_interval_s
+                while self.next_table <= env.now + 1e-9:
+                    self.next_table += self.rr.route_refresh_s
 
     def _poke(self) -> None:
         """Wake the clock process so it re-plans its next sync (e.g. a new watched vehicle)."""
@@ -348,28 +386,115 @@ class MesoTraffic(Domain, TrafficBackend):
                           float(self.v_dist[v]), st)
 
     # ================================================================ routing
-    def _current_costs(self) -> np.ndarray:
+    def _current_costs(self, junction_delay: np.ndarray | None = None) -> np.ndarray:
+        jd = self.link_jdelay if junction_delay is None else junction_delay
         return K.link_costs(self.t, self.fft, self.link_jcap, self.cap_factor, self.q_buf, self.q_off, self.q_head,
-                            self.q_count, self.qcap, self.v_exit, self.link_jdelay)
+                            self.q_count, self.qcap, self.v_exit, jd)
+
+    def _route_costs(self) -> np.ndarray:
+        """Link costs the routing tables use (s): with turn-based tables the signal delay is in the movement's
+        cost, not the link's."""
+        return self._current_costs(self._route_jdelay)
+
+    def _raw_costs(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """This moment's routing costs: per link (s, inf closed) and, with turn-based tables, per movement (s)."""
+        link = self._route_costs()
+        if not self.turn:
+            return link, None
+        if not self.config.turn_queue_costs:
+            return link, self.mv_delay
+        mv = K.movement_costs(self.t, self.mv_delay, self.mv_ptr, self.link_jcap, self.cap_factor, self.q_buf,
+                              self.q_off, self.q_head, self.q_count, self.qcap, self.v_exit, self.v_mv,
+                              float(self.config.flow_window_s), self.mv_rate, self.cf_ptr, self.cf_mv, self.mv_flow,
+                              self.mv_tflow, self.mv_tf, self.mv_tg)
+        return link, mv
+
+    def _sample_costs(self) -> None:
+        """Fold this moment's costs into the smoothed routing costs: an exponential moving average with time
+        constant ``route_cost_tau_s`` (SUMO's rerouting device averages each edge's speed over the last
+        ``adaptation-steps`` 180 x 1 s: mean age 90 s). A link that closes is inf at once; one that opens starts
+        from its current cost."""
+        link, mv = self._raw_costs()
+        tau = self.rr.route_cost_tau_s
+        w = 1.0 - np.exp(-max(self.t - self._ema_t, 0.0) / tau) if tau > 0 else 1.0
+        self._ema_t = self.t
+        self._ema_link = _ema(self._ema_link, link, w)
+        if mv is not None:
+            self._ema_mv = _ema(self._ema_mv, mv, w)
+
+    def _tables(self, targets: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.turn:
+            return turn_route_tables(targets, costs, self._route_mv_cost, self._mv_graph, self.city.arrays)
+        return route_tables(targets.astype(np.int32), costs, self.city.arrays)
 
     def _ensure_dests(self, dests: np.ndarray) -> None:
-        """Give every destination node in ``dests`` a row in the next-hop table."""
-        new = np.unique(dests[self.dest_slot[dests] < 0]).astype(np.int32)
+        """Give every target in ``dests`` a row in the next-hop table: a node, or with turn-based tables also
+        ``n_nodes + e`` for a pinned last link e. Turn-based rows built on older costs are rebuilt."""
+        dests = np.asarray(dests, np.int64)
+        if self.turn:
+            self._fresh_rows(dests)
+            return
+        new = np.unique(dests[self.dest_slot[dests] < 0]).astype(np.int64)
         if len(new) == 0:
             return
         d0 = len(self.dests)
         self.dests = np.concatenate([self.dests, new])
         self.dest_slot[new] = np.arange(d0, d0 + len(new), dtype=np.int32)
-        dist, nxt = route_tables(new, self._link_costs, self.city.arrays)
+        dist, nxt = self._tables(new, self._link_costs)
         self.dist = np.concatenate([self.dist, dist], axis=0) if d0 else dist
         self.nh = np.concatenate([self.nh, nxt], axis=0) if d0 else nxt
+
+    def _fresh_rows(self, targets: np.ndarray) -> None:
+        """Turn-based tables: build the rows of ``targets`` on the current costs where missing or older.
+
+        A full rebuild of every row at each refresh cost Bad Hersfeld 326 s CPU instead of 37 s; only rows some
+        vehicle will read before the next refresh are rebuilt (departures, re-routing drivers, new trips)."""
+        targets = np.unique(np.asarray(targets, np.int64))
+        slot = self.dest_slot[targets]
+        new = targets[slot < 0]
+        if len(new):
+            d0 = len(self.dests)
+            self.dests = np.concatenate([self.dests, new])
+            self.dest_slot[new] = np.arange(d0, d0 + len(new), dtype=np.int32)
+            self._row_ver = np.concatenate([self._row_ver, np.full(len(new), -1, np.int64)])
+            grow = np.full((len(new), self.nh.shape[1]), -1, np.int32)
+            self.nh = np.concatenate([self.nh, grow], axis=0) if d0 else grow
+        rows = self.dest_slot[targets]
+        stale = rows[self._row_ver[rows] < self._cost_ver]
+        if len(stale):
+            _, nxt = self._tables(self.dests[stale], self._link_costs)
+            self.nh[stale] = nxt
+            self._row_ver[stale] = self._cost_ver
+
+    def _vehicle_targets(self, ids: np.ndarray) -> np.ndarray:
+        """Table targets vehicles ``ids`` route to: their destination node and, where pinned, n_nodes + last link."""
+        last = self.v_last[ids]
+        return np.concatenate([self.v_dest[ids].astype(np.int64), self.N + last[last >= 0].astype(np.int64)])
 
     def _refresh_routes(self, share: float) -> None:
         """Recompute next-hop tables on current link times; give ``share`` of running drivers a new route."""
         self._catch_up()
-        old, new = self._link_costs, self._current_costs()
+        self._sample_costs()
+        old, new = self._link_costs, self._ema_link.copy()
         self._link_costs = new
-        if len(self.dests) and not np.array_equal(old, new):
+        if self.turn:
+            opened_or_closed = not np.array_equal(np.isinf(old), np.isinf(new))
+            self._route_mv_cost = self._ema_mv.copy()
+            self._cost_ver += 1
+            n = self.n_veh
+            if opened_or_closed:  # any driver may meet the closure: every row
+                need = self.dests
+            else:
+                pend = self.dep_order[int(self.dep_ptr[0]):]
+                horizon = self.t + self.rr.route_refresh_s + self.dt
+                pend = pend[self.v_depart[pend] <= horizon]
+                need = self._vehicle_targets(pend)
+                if share > 0 and n:
+                    running = np.flatnonzero(self.v_status[:n] == K.RUNNING)
+                    need = np.concatenate([need, self._vehicle_targets(running)])
+            if len(need):
+                self._fresh_rows(need)
+        elif len(self.dests) and not np.array_equal(old, new):
             # link times change a little between refreshes: repair the trees where they changed (exact), and
             # rebuild them only when a link opens or closes
             if np.array_equal(np.isinf(old), np.isinf(new)):
@@ -427,19 +552,19 @@ class MesoTraffic(Domain, TrafficBackend):
         the vehicle departs on that link and arrives over that one, and routes only in between.
 
         Why: routing from the origin *node* let the built-in model leave by another link than SUMO's vehicles
-        (Bologna: 300 veh/h on a chain of links SUMO never uses). Off by default (``pin_end_links``): the count
-        calibration (agents/traffic/counts/assign.py) still assigns node to node, and with pinning on its synthetic
-        recovery missed the total by 18.5% (test_calibrate).
+        (Bologna: 300 veh/h on a chain of links SUMO never uses). On by default on SUMO networks only
+        (``pin_end_links`` null, ``TrafficConfig.routing_for``); the count calibration walks the same pinned routes.
         """
         dests = d.astype(np.int32)
-        if self.config.pin_end_links and not self.freeflow and len(ids):
+        if self.rr.pin_end_links and not self.freeflow and len(ids):
             from agents.traffic.sumo_setup import freeflow_od_links
 
             cost = np.where(self.cap_factor > 0, self.fft, np.inf)
             f, l, _, _ = freeflow_od_links(self.city, cost, o.astype(np.int32), d.astype(np.int32))
             self.v_first[ids], self.v_last[ids] = f, l
             pinned = l >= 0
-            dests = np.concatenate([dests, self.link_from[l[pinned]].astype(np.int32)])
+            tgt = self.N + l[pinned].astype(np.int64) if self.turn else self.link_from[l[pinned]]
+            dests = np.concatenate([dests.astype(np.int64), tgt.astype(np.int64)])
         self._ensure_dests(dests)
 
     def add_trips(self, origins, destinations, depart_s, kind: str = "car") -> np.ndarray:

@@ -193,11 +193,53 @@ def waiting_count(l, t, q_buf, q_off, q_head, q_count, qcap, v_exit):
     return n
 
 
+@njit(cache=True, inline="always")
+def turn_mode(nh, dest_slot):
+    """True for turn-based tables (``networks.routing.turn_route_tables``): L + N columns and a target slot per
+    node, per link and one spare (N + L + 1); node tables have N columns and N slots."""
+    return dest_slot.shape[0] > nh.shape[1]
+
+
 @njit(cache=True)
-def pinned_path(u, e_last, dest, dest_slot, nh, link_to, link_from, cap_factor, route_buf, start, n_nodes):
-    """Write the path from node ``u`` that ends on link ``e_last`` (a trip's pinned last link, as SUMO's trips
-    end on an edge) at ``route_buf[start:]``; where that link is closed or cannot be reached, the plain path
-    to node ``dest``. Returns the number of links written (0 if ``u == dest`` unpinned) or -1 if unreachable."""
+def follow_turns(row, prev, u, tgt_link, dest, nh, link_to, route_buf, start, max_links):
+    """Write the links after link ``prev`` (or from node ``u`` when ``prev`` < 0) along turn-table row ``row`` at
+    ``route_buf[start:]``, up to and including link ``tgt_link`` (>= 0), else until node ``dest`` is reached.
+
+    Returns the number of links written, 0 if already at ``dest``, -1 if the target is unreachable."""
+    L = link_to.shape[0]
+    if tgt_link < 0 and ((prev >= 0 and link_to[prev] == dest) or (prev < 0 and u == dest)):
+        return 0
+    lk = nh[row, prev] if prev >= 0 else nh[row, L + u]
+    n = 0
+    while True:
+        if lk < 0 or n >= max_links:
+            return -1
+        route_buf[start + n] = lk
+        n += 1
+        if (tgt_link >= 0 and lk == tgt_link) or (tgt_link < 0 and link_to[lk] == dest):
+            return n
+        lk = nh[row, lk]
+
+
+@njit(cache=True)
+def pinned_path(u, prev, e_last, dest, dest_slot, nh, link_to, link_from, cap_factor, route_buf, start, n_nodes):
+    """Write the path from node ``u`` (reached over link ``prev``, -1 at a departure from a node) that ends on link
+    ``e_last`` (a trip's pinned last link, as SUMO's trips end on an edge) at ``route_buf[start:]``; where that link
+    is closed or cannot be reached, the plain path to node ``dest``. Returns the number of links written (0 if
+    ``u == dest`` unpinned) or -1 if unreachable. With turn-based tables the path continues from ``prev`` through
+    the junction model's movements; with node tables ``prev`` is not used."""
+    if turn_mode(nh, dest_slot):
+        N = dest_slot.shape[0] - link_to.shape[0] - 1
+        if e_last >= 0 and cap_factor[e_last] > 0.0:
+            row = dest_slot[N + e_last]
+            if row >= 0:
+                n = follow_turns(row, prev, u, e_last, -1, nh, link_to, route_buf, start, n_nodes)
+                if n >= 0:
+                    return n
+        row = dest_slot[dest]
+        if row < 0:
+            return -1
+        return follow_turns(row, prev, u, -1, dest, nh, link_to, route_buf, start, n_nodes)
     if e_last >= 0 and cap_factor[e_last] > 0.0:
         tgt = link_from[e_last]
         row = dest_slot[tgt]
@@ -228,7 +270,7 @@ def _reroute(v, cur_link, from_node, v_dest, dest_slot, nh, link_to, route_buf, 
     if cur_link == v_last[v]:  # already on its last link
         n = 0
     else:
-        n = pinned_path(from_node, v_last[v], v_dest[v], dest_slot, nh, link_to, link_from, cap_factor,
+        n = pinned_path(from_node, cur_link, v_last[v], v_dest[v], dest_slot, nh, link_to, link_from, cap_factor,
                         route_buf, start + 1, n_nodes)
     if n < 0:
         return 0
@@ -522,11 +564,11 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                 if e0 == v_last[v]:
                     n = 1
                 else:
-                    n = pinned_path(link_to[e0], v_last[v], d, dest_slot, nh, link_to, link_from, cap_factor,
+                    n = pinned_path(link_to[e0], e0, v_last[v], d, dest_slot, nh, link_to, link_from, cap_factor,
                                     route_buf, route_used[0] + 1, n_nodes)
                     n = n + 1 if n >= 0 else -1
             else:
-                n = pinned_path(o, -1, d, dest_slot, nh, link_to, link_from, cap_factor, route_buf, route_used[0],
+                n = pinned_path(o, -1, -1, d, dest_slot, nh, link_to, link_from, cap_factor, route_buf, route_used[0],
                                 n_nodes)
             if n <= 0:
                 v_status[v] = UNROUTABLE
@@ -598,6 +640,41 @@ def link_costs(t, fft, cap_rate, cap_factor, q_buf, q_off, q_head, q_count, qcap
             continue
         wq = waiting_count(l, t, q_buf, q_off, q_head, q_count, qcap, v_exit)
         out[l] = fft[l] + junction_delay[l] + wq / (cap_rate[l] * f)
+    return out
+
+
+@njit(cache=True)
+def movement_costs(t, fixed, mv_ptr, link_cap, cap_factor, q_buf, q_off, q_head, q_count, qcap, v_exit, v_mv, tau,
+                   mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg):
+    """Routing cost of each movement (s): its fixed delay (turn time + signal uniform delay) plus the time its own
+    queue needs at its live capacity beyond what the link's queue already costs (``link_costs``), so a turn
+    that gives way to heavy traffic, or a short green, is avoided while its queue lasts."""
+    M = fixed.shape[0]
+    out = fixed.copy()
+    L = link_cap.shape[0]
+    cnt = np.zeros(M)
+    for l in range(L):
+        f = cap_factor[l]
+        if f <= 0.0 or q_count[l] == 0 or mv_ptr[l + 1] == mv_ptr[l]:
+            continue
+        n = 0
+        for k in range(q_count[l]):
+            v = q_buf[q_off[l] + (q_head[l] + k) % qcap[l]]
+            if v_exit[v] > t:
+                break
+            n += 1
+            m = v_mv[v]
+            if m >= 0:
+                cnt[m] += 1.0
+        if n == 0:
+            continue
+        link_wait = n / (link_cap[l] * f)
+        for m in range(mv_ptr[l], mv_ptr[l + 1]):
+            if cnt[m] > 0.0:
+                r = movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg)
+                extra = cnt[m] / max(r, 1e-6) - link_wait
+                if extra > 0.0:
+                    out[m] += extra
     return out
 
 

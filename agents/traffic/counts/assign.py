@@ -18,7 +18,7 @@ from numba import njit
 
 from networks.routing import next_hop_tables
 
-__all__ = ["count_incidence", "link_times_by_slice", "simulate", "simulated_counts", "write_trips_csv"]
+__all__ = ["count_incidence", "link_times_by_slice", "pinned_ends", "simulate", "simulated_counts", "write_trips_csv"]
 
 
 def write_trips_csv(path: str | Path, city, trips: dict[str, np.ndarray]) -> Path:
@@ -92,39 +92,78 @@ def link_times_by_slice(ds: xr.Dataset, bounds: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _walk(orig, dest, depart, cell, slot, nh_rows, cost, link_to, obs_ptr, obs_ids, obs_prev, obs_s, obs_e,
-          max_links, out_obs, out_cell, n_out):
-    """Walk every trip's next-hop route; append (count, cell) for each count it passes. Return hits written."""
+def _pass(ln, prev, t, c, obs_ptr, obs_ids, obs_prev, obs_s, obs_e, out_obs, out_cell, n, n_out):
+    """Record the counts on link ``ln`` (entered from ``prev``) passed at exit time ``t`` by a trip of cell ``c``."""
+    for j in range(obs_ptr[ln], obs_ptr[ln + 1]):
+        a = obs_ids[j]
+        if (obs_prev[a] < 0 or obs_prev[a] == prev) and obs_s[a] <= t and t < obs_e[a]:
+            if n < n_out:
+                out_obs[n] = a
+                out_cell[n] = c
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _walk(orig, dest, depart, cell, slot, nh_rows, cost, link_to, first, last, obs_ptr, obs_ids, obs_prev, obs_s,
+          obs_e, max_links, out_obs, out_cell, n_out):
+    """Walk every trip's route; append (count, cell) for each count it passes. Return hits written.
+
+    A pinned trip (``first[i]``, ``last[i]`` >= 0) drives its first link, the next-hop route from that link's end
+    to node ``dest[i]`` (the tail of its last link), then its last link, as the built-in model's pinned trips do;
+    an unpinned one the next-hop route from ``orig[i]`` to ``dest[i]``."""
     n = 0
     for i in range(len(orig)):
         v, d, t, prev = orig[i], dest[i], depart[i], -1
         row = slot[i]
+        f, e = first[i], last[i]
+        if f >= 0:
+            t += cost[f]
+            n = _pass(f, prev, t, cell[i], obs_ptr, obs_ids, obs_prev, obs_s, obs_e, out_obs, out_cell, n, n_out)
+            prev = f
+            if f == e:
+                continue
+            v = link_to[f]
+        reached = False
         for _ in range(max_links):
             if v == d:
+                reached = True
                 break
             ln = nh_rows[row, v]
             if ln < 0:
                 break
             t += cost[ln]
-            for j in range(obs_ptr[ln], obs_ptr[ln + 1]):
-                a = obs_ids[j]
-                if (obs_prev[a] < 0 or obs_prev[a] == prev) and obs_s[a] <= t and t < obs_e[a]:
-                    if n < n_out:
-                        out_obs[n] = a
-                        out_cell[n] = cell[i]
-                    n += 1
+            n = _pass(ln, prev, t, cell[i], obs_ptr, obs_ids, obs_prev, obs_s, obs_e, out_obs, out_cell, n, n_out)
             prev = ln
             v = link_to[ln]
+        if reached and e >= 0:
+            t += cost[e]
+            n = _pass(e, prev, t, cell[i], obs_ptr, obs_ids, obs_prev, obs_s, obs_e, out_obs, out_cell, n, n_out)
     return n
+
+
+def pinned_ends(city, origins: np.ndarray, destinations: np.ndarray, speed_scale: float = 1.0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(first link, last link) of each trip as the built-in model pins them (``pin_end_links``): the ends of its
+    free-flow shortest path on length / (speed limit x speed_scale); -1 where unroutable or origin == destination."""
+    from agents.traffic.sumo_setup import freeflow_od_links
+
+    a = city.arrays
+    fft = a.length_m.astype(np.float64) / np.maximum(a.speed_mps * speed_scale, 0.1)
+    f, e, _, _ = freeflow_od_links(city, fft, np.asarray(origins, np.int32), np.asarray(destinations, np.int32))
+    return f.astype(np.int64), e.astype(np.int64)
 
 
 def count_incidence(city, trips: dict[str, np.ndarray], trip_cell: np.ndarray, times_by_slice: np.ndarray,
                     bounds: np.ndarray, obs_link: np.ndarray, obs_prev: np.ndarray, obs_start_s: np.ndarray,
-                    obs_end_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    obs_end_s: np.ndarray, pin_end_links: bool = True, speed_scale: float = 1.0,
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """(count index, cell index) of every pass of a trip over a count location inside its interval.
 
     Trips depart in slice k = the one holding ``depart_s`` and follow shortest paths on ``times_by_slice[k]``;
-    times are scenario seconds. ``np.bincount`` over the pairs gives hits per (count, cell).
+    times are scenario seconds. ``np.bincount`` over the pairs gives hits per (count, cell). With
+    ``pin_end_links`` (the traffic option of the same name, default true) a trip drives the first and last link
+    of its free-flow path (``pinned_ends``) and routes only in between, as the simulator's trips do.
     """
     a = city.arrays
     L = a.n_links
@@ -133,17 +172,24 @@ def count_incidence(city, trips: dict[str, np.ndarray], trip_cell: np.ndarray, t
     np.cumsum(np.bincount(obs_link, minlength=L), out=obs_ptr[1:])
     obs_ids = order.astype(np.int64)
     o_all, d_all, t_all = trips["origin"], trips["destination"], trips["depart_s"]
+    if pin_end_links:
+        f_all, e_all = pinned_ends(city, o_all, d_all, speed_scale)
+    else:
+        f_all = e_all = np.full(len(o_all), -1, np.int64)
+    # a pinned trip routes to the tail of its last link
+    tgt_all = np.where(e_all >= 0, a.link_from[np.maximum(e_all, 0)], d_all).astype(np.int64)
     k_of = np.clip(np.searchsorted(bounds, t_all, side="right") - 1, 0, len(bounds) - 2)
     obs_out, cell_out = [], []
     for k in range(len(bounds) - 1):
         sel = np.flatnonzero(k_of == k)
         if len(sel) == 0:
             continue
-        dests, slot = np.unique(d_all[sel], return_inverse=True)
+        dests, slot = np.unique(tgt_all[sel], return_inverse=True)
         cost = times_by_slice[k].astype(np.float64)
         _, nh = next_hop_tables(dests.astype(np.int32), cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes)
-        args = (o_all[sel].astype(np.int64), d_all[sel].astype(np.int64), t_all[sel].astype(np.float64),
-                trip_cell[sel].astype(np.int64), slot.astype(np.int64), nh, cost, a.link_to, obs_ptr, obs_ids,
+        args = (o_all[sel].astype(np.int64), tgt_all[sel], t_all[sel].astype(np.float64),
+                trip_cell[sel].astype(np.int64), slot.astype(np.int64), nh, cost, a.link_to, f_all[sel],
+                e_all[sel], obs_ptr, obs_ids,
                 obs_prev.astype(np.int64), obs_start_s.astype(np.float64), obs_end_s.astype(np.float64), a.n_nodes)
         cap = 4 * len(sel) + 16
         while True:

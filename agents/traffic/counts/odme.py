@@ -271,6 +271,9 @@ def calibrate_demand(scenario, city, counts: CountSet, fit_mask: np.ndarray, opt
     best = None
     history = []
     prior_sim = None
+    tc = scenario.domain_configs["traffic"]  # the assignment walks the routes the simulator's trips drive
+    rr = tc.routing_for(city)
+    pin = {"pin_end_links": rr.pin_end_links, "speed_scale": rr.speed_scale}
     for it in range(opts.iterations + 1):
         ds = simulate(scenario, city, trips)
         sim = simulated_counts(ds, counts.link, s_run, e_run)
@@ -278,7 +281,7 @@ def calibrate_demand(scenario, city, counts: CountSet, fit_mask: np.ndarray, opt
         if len(turns):  # the run records link flows, not turns: turns come from routing the run's trips
             ob, _ = count_incidence(city, trips, np.zeros(len(trips["origin"]), np.int64),
                                     link_times_by_slice(ds, bounds), bounds, counts.link[turns],
-                                    counts.prev_link[turns], s_run[turns], e_run[turns])
+                                    counts.prev_link[turns], s_run[turns], e_run[turns], **pin)
             sim[turns] = np.bincount(ob, minlength=len(turns))
         prior_sim = sim if prior_sim is None else prior_sim
         hourly = 3600.0 / (e_run - s_run)
@@ -296,7 +299,7 @@ def calibrate_demand(scenario, city, counts: CountSet, fit_mask: np.ndarray, opt
             break
         times = link_times_by_slice(ds, bounds)
         ob, ce = count_incidence(city, mat.pool, mat.trip_cell, times, bounds, counts.link[fit],
-                                 counts.prev_link[fit], s_run[fit], e_run[fit])
+                                 counts.prev_link[fit], s_run[fit], e_run[fit], **pin)
         hits = sparse.csr_matrix((np.ones(len(ob)), (ob, ce)), shape=(len(fit), mat.n_cells))
         P = hits @ sparse.diags(1.0 / mat.x0)
         # where routing and the simulation disagree on a count (queues, rerouting, ties between equal routes),
