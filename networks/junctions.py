@@ -206,7 +206,8 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     junc_type: dict[str, str] = {}
     conns: list[dict] = []
     progs: dict[str, tuple[float, list[tuple[float, str]]]] = {}  # the file's signal programs (one pass)
-    cur_edge, cur_func, cur_j, cur_tl = None, None, None, None
+    cur_edge, cur_func, cur_j = None, None, None
+    cur_tl: tuple[str, float, list[tuple[float, str]]] | None = None  # signal program being read
     with _open(path) as f:
         for ev, el in ET.iterparse(f, events=("start", "end")):
             tag = el.tag

@@ -25,9 +25,9 @@ __all__ = ["MesoTraffic"]
 _F = np.float64
 
 
-def _ema(old: np.ndarray, sample: np.ndarray, w: float) -> np.ndarray:
-    """``old + w (sample - old)``; inf (closed) where the sample is inf, the sample where ``old`` was inf."""
-    if w >= 1.0:  # no memory: exactly the sample (old + (sample - old) can differ from it in the last bit)
+def _ema(old: np.ndarray | None, sample: np.ndarray, w: float) -> np.ndarray:
+    """``old + w (sample - old)``; inf (closed) where the sample is inf, the sample where ``old`` was inf (or unset)."""
+    if w >= 1.0 or old is None:  # no memory: exactly the sample (old + (sample - old) can differ from it in the last bit)
         return sample.copy()
     fin = np.isfinite(old) & np.isfinite(sample)
     out = sample.copy()
