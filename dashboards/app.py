@@ -16,7 +16,7 @@ from pathlib import Path
 import dash
 import flask
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 
 from dashboards import data as D
 from dashboards import figures as F
@@ -69,12 +69,13 @@ def create_app(results_dir: str | Path, *, whatif: bool = True, allowed_hosts: s
         dcc.Store(id="variant-memory", storage_type="session"),
         nav,
         dbc.Container([html.Div(id="file-errors"), dash.page_container], fluid=True),
+        html.Div(id="plotly-preload"),  # filled once the first page is drawn (`preload` below)
     ])
 
     @app.callback(Output("variant", "options"), Output("variant", "value"), Output("file-errors", "children"),
                   Input("catalog-version", "data"), Input("url", "pathname"), State("variant", "value"),
-                  State("variant-memory", "data"))
-    def refresh(_version, _path, current, remembered=None):
+                  State("variant-memory", "data"), State("variant", "options"))
+    def refresh(_version, _path, current, remembered=None, shown=None):
         cat = ui.catalog()
         entries = cat.entries()
         opts = cat.options()
@@ -86,11 +87,25 @@ def create_app(results_dir: str | Path, *, whatif: bool = True, allowed_hosts: s
                                           "Start the dashboard with an existing folder of results files.", None))
         errs = html.Div(cards, id="file-error-cards") if cards else None
         values = [o["value"] for o in opts]
-        return opts, _default_value(opts, current if current in values else remembered), errs
+        value = _default_value(opts, current if current in values else remembered)
+        # unchanged: no update, which would run every callback of the page that reads the variant once more
+        return (no_update if opts == shown else opts), (no_update if value == current else value), errs
 
     # in the browser (no server round trip): a page loaded right after choosing a variant still finds it
     app.clientside_callback("function(v) { return v ? v : window.dash_clientside.no_update; }",
                             Output("variant-memory", "data"), Input("variant", "value"), prevent_initial_call=True)
+
+    # plotly.js loads when the first graph is drawn, and loading and running it took 0.6-2.4 s of the traffic map's
+    # first draw; the first page people see (the overview) has no graph: once it is drawn and the browser is idle
+    # (1 s after opening, then idle time), an empty hidden graph makes Dash's own loader fetch plotly.js, so the page
+    # opened next draws at once. Through Dash's loader, never twice; before the overview is drawn, not at all.
+    app.clientside_callback("""function(_path) {
+        return new Promise(function(resolve) { setTimeout(function() {
+            (window.requestIdleCallback || function(f) { setTimeout(f, 0); })(function() {
+                resolve({namespace: 'dash_core_components', type: 'Graph', props: {id: 'plotly-preload-graph',
+                    figure: {data: [], layout: {}}, style: {display: 'none'}, config: {staticPlot: true}}});
+            }, {timeout: 3000}); }, 1000); });
+    }""", Output("plotly-preload", "children"), Input("catalog-version", "data"))
 
     install_guards(app.server, allowed_hosts if allowed_hosts is not None else allowed_hosts_for("127.0.0.1"),
                    max_body)

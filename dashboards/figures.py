@@ -31,10 +31,22 @@ PLOTLY_BUNDLE_GZ = Path(__file__).resolve().parent / "vendor" / "plotly-cartesia
 pio.templates.default = "plotly_white"
 
 
+# the modebar (plotly's toolbar, top right, shown on hover) gets a strip of its own above the title: left-aligned
+# titles alone were still crossed by its icons when long (the coverage map's) or in a half-width card
+MODEBAR_STRIP_PX = 26
+TITLE_TOP_PX = MODEBAR_STRIP_PX + 30  # top margin of a figure with a title: the strip, then one line of title
+
+
+def _title(title: str | None) -> dict | None:
+    """A left-aligned title under the modebar's strip (one place for every figure of the app and the report)."""
+    if not title:
+        return None
+    return dict(text=title, x=0.01, xanchor="left", yref="container", y=1.0, yanchor="top",
+                pad=dict(t=MODEBAR_STRIP_PX + 4))
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int = 380, **kw) -> go.Figure:
-    # titles left-aligned: the modebar (top right, on hover) then never covers them
-    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left") if title else None, height=height,
-                      margin=dict(l=40, r=10, t=40 if title else 10, b=40),
+    fig.update_layout(title=_title(title), height=height, margin=dict(l=40, r=10, t=TITLE_TOP_PX if title else 10, b=40),
                       legend=dict(orientation="h", y=-0.15), **kw)
     return fig
 
@@ -53,7 +65,7 @@ def _map_layout(fig: go.Figure, title: str | None = None, height: int = 560) -> 
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     fig.update_layout(legend=dict(orientation="v", y=1, x=0, bgcolor="rgba(255,255,255,0.8)"),
-                      margin=dict(l=0, r=0, t=40 if title else 0, b=0), hovermode="closest", uirevision="map",
+                      margin=dict(l=0, r=0, t=TITLE_TOP_PX if title else 0, b=0), hovermode="closest", uirevision="map",
                       dragmode="pan")
     return fig
 
@@ -142,13 +154,14 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
               clickable: bool = True, highlight: int | None = None, height: int = 560,
               hover: np.ndarray | None = None, hover_label: str = "", closed: np.ndarray | None = None,
               reduced: np.ndarray | None = None, closed_label: str = "closed (capacity 0)",
-              names: np.ndarray | None = None, severity: list[int] | None = None) -> go.Figure:
+              names: np.ndarray | None = None, severity: list[int] | None = None,
+              link_text: np.ndarray | None = None) -> go.Figure:
     """Links coloured by class (:func:`map_lines`), then a "closed" layer (capacity factor 0: drawn instead of its
     class colour) and a "reduced capacity" overlay (0 < factor < 1), each one path shape (``layout.shapes[k]``)
     with its legend entry an empty trace (``data[k]``, same legend group); then, when ``clickable``, the midpoint
     layer for hover and clicks (``data[D.N_MAP_CLASSES]``): a scatter with ``mode="none"``, which hovers and
     clicks like markers but adds no element per link to the page. The indices are fixed so a time step can patch
-    them (:func:`map_patch`).
+    them (:func:`map_patch`). ``link_text``: the hover text of :func:`link_hover_text`, when the caller keeps it.
 
     All SVG (no WebGL): a report with many maps never runs out of WebGL contexts, and Chromium draws the
     10,000-link city's shapes faster than WebGL lines with software rendering."""
@@ -176,11 +189,7 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
     if clickable:
         mx, my = net.midpoints()
         # hover: the street name and link id (for big networks only where the results carry names: payload)
-        txt = None
-        named = names is not None and any(names)
-        if named or not big:
-            txt = [(f"{nm} — " if nm else "") + f"link {i}" for i, nm in
-                   zip(net.ids, names if named else [""] * net.n)]
+        txt = link_text if link_text is not None else link_hover_text(net, names)
         fig.add_trace(go.Scatter(x=mx, y=my, mode="none", name="links", showlegend=False, text=txt,
                                  hovertemplate="%{text}<extra>click for detail</extra>" if txt is not None else
                                  "click for detail<extra></extra>"))
@@ -189,6 +198,17 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"selected: {net.ids[highlight]}",
                                  line=dict(color="#00e5ff", width=6), hoverinfo="skip"))
     return _map_layout(fig, title, height)
+
+
+def link_hover_text(net: D.Network, names: np.ndarray | None) -> np.ndarray | None:
+    """Hover text per link: "street — link id" (big networks only where the results carry names: payload).
+
+    A numpy array, not a list: plotly validates a list string by string (0.1-0.2 s a map)."""
+    named = names is not None and any(names)
+    if not named and net.n > BIG_MAP:
+        return None
+    return np.asarray([(f"{nm} — " if nm else "") + f"link {i}" for i, nm in
+                       zip(net.ids, names if named else [""] * net.n)])
 
 
 def map_patch(patch, net: D.Network, classes: np.ndarray, labels: list[str], closed: np.ndarray,
