@@ -69,7 +69,7 @@ def create_app(results_dir: str | Path, *, whatif: bool = True, allowed_hosts: s
         dcc.Store(id="variant-memory", storage_type="session"),
         nav,
         dbc.Container([html.Div(id="file-errors"), dash.page_container], fluid=True),
-        html.Div(id="plotly-preload"),  # filled once the first page is drawn (`preload` below)
+        html.Div(id="plotly-preload"),  # an empty hidden graph once the overview is drawn (below)
     ])
 
     @app.callback(Output("variant", "options"), Output("variant", "value"), Output("file-errors", "children"),
@@ -96,16 +96,18 @@ def create_app(results_dir: str | Path, *, whatif: bool = True, allowed_hosts: s
                             Output("variant-memory", "data"), Input("variant", "value"), prevent_initial_call=True)
 
     # plotly.js loads when the first graph is drawn, and loading and running it took 0.6-2.4 s of the traffic map's
-    # first draw; the first page people see (the overview) has no graph: once it is drawn and the browser is idle
-    # (1 s after opening, then idle time), an empty hidden graph makes Dash's own loader fetch plotly.js, so the page
-    # opened next draws at once. Through Dash's loader, never twice; before the overview is drawn, not at all.
-    app.clientside_callback("""function(_path) {
+    # first draw; the first page people see (the overview) has no graph: once its cards are drawn and the browser is
+    # idle, an empty hidden graph makes Dash's own loader fetch plotly.js, so the page opened next draws at once.
+    # Through Dash's loader, never twice; not before the overview's cards (it slowed their first draw by ~3 s).
+    app.clientside_callback("""function(_cards) {
+        if (window.__ctPlotlyPreload) { return window.dash_clientside.no_update; }
+        window.__ctPlotlyPreload = true;
         return new Promise(function(resolve) { setTimeout(function() {
             (window.requestIdleCallback || function(f) { setTimeout(f, 0); })(function() {
                 resolve({namespace: 'dash_core_components', type: 'Graph', props: {id: 'plotly-preload-graph',
                     figure: {data: [], layout: {}}, style: {display: 'none'}, config: {staticPlot: true}}});
-            }, {timeout: 3000}); }, 1000); });
-    }""", Output("plotly-preload", "children"), Input("catalog-version", "data"))
+            }, {timeout: 3000}); }, 300); });
+    }""", Output("plotly-preload", "children"), Input("overview-content", "children"), prevent_initial_call=True)
 
     install_guards(app.server, allowed_hosts if allowed_hosts is not None else allowed_hosts_for("127.0.0.1"),
                    max_body)
