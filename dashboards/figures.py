@@ -45,9 +45,16 @@ def _title(title: str | None) -> dict | None:
                 pad=dict(t=MODEBAR_STRIP_PX + 4))
 
 
+LEGEND_BOTTOM_PX = 78  # bottom margin: tick labels, the x-axis title, then the legend's line at the figure's foot
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int = 380, **kw) -> go.Figure:
-    fig.update_layout(title=_title(title), height=height, margin=dict(l=40, r=10, t=TITLE_TOP_PX if title else 10, b=40),
-                      legend=dict(orientation="h", y=-0.15), **kw)
+    # the legend sits at the foot of the figure (container coordinates), under the x-axis title: at y=-0.15 of the
+    # plot it crossed the axis title ("time of day") on 320-380 px charts
+    fig.update_layout(title=_title(title), height=height,
+                      margin=dict(l=40, r=10, t=TITLE_TOP_PX if title else 10, b=LEGEND_BOTTOM_PX),
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"),
+                      **kw)
     return fig
 
 
@@ -64,7 +71,8 @@ def _map_layout(fig: go.Figure, title: str | None = None, height: int = 560) -> 
     _layout(fig, title, height)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    fig.update_layout(legend=dict(orientation="v", y=1, x=0, bgcolor="rgba(255,255,255,0.8)"),
+    fig.update_layout(legend=dict(orientation="v", yref="paper", y=1, yanchor="top", x=0, xanchor="left",
+                                  bgcolor="rgba(255,255,255,0.8)"),
                       margin=dict(l=0, r=0, t=TITLE_TOP_PX if title else 0, b=0), hovermode="closest", uirevision="map",
                       dragmode="pan")
     return fig
@@ -275,7 +283,7 @@ def traffic_series(ds: xr.Dataset, variants: list[str], path=None) -> list[go.Fi
             with np.errstate(invalid="ignore"):
                 m = (r * w).sum(1) / np.where(w.sum(1) > 0, w.sum(1), np.nan)
             tr.append((v, clock, np.round(100 * m, 1), _style(i, i == 0 and len(variants) > 1)))
-        fig = series(tr, "mean speed (% of free flow)", "% (weighted by vehicle-metres)")
+        fig = series(tr, "mean speed, % of free flow (weighted by vehicle-metres)", "% of free flow")
         fig.update_yaxes(range=[0, 105])
         figs.append(fig)
     return figs
@@ -400,12 +408,17 @@ def ev_waits(ds: xr.Dataset, variants: list[str]) -> go.Figure:
                     (np.nan_to_num(np.asarray(vv["ev_abandoned"].values, float)) > 0)
             w, what = w[tried & np.isfinite(w)] / 60.0, "EVs"
         total += len(w)
-        fig.add_trace(go.Histogram(x=w, name=f"{v} ({len(w)} {what})", opacity=0.6, nbinsx=30,
+        fig.add_trace(go.Histogram(x=w, name=f"{v} ({len(w)} {what})", opacity=0.6, nbinsx=30, xbins=dict(start=0),
                                    marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
     if not total:
         return empty("no public charging attempts in this run", 320)
+    if all(np.nanmax(np.asarray(t.x, float), initial=0.0) <= 0 for t in fig.data):
+        # every attempt got a plug at once: a histogram of zeros drew one bar from -0.5 to 0.5 min
+        return empty("no waiting: every charging attempt got a plug at once<br>"
+                     + "<br>".join(t.name for t in fig.data), 320)
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title="wait for a plug (min); given up: to giving up; still queued: to the end of the run")
+    fig.update_xaxes(title="wait for a plug (min; given up: until then; still queued: until the end)",
+                     rangemode="tozero")
     fig.update_yaxes(title="charging attempts")
     return _layout(fig, "waiting-time distribution", 320)
 
@@ -418,8 +431,15 @@ def ev_occupancy(ds: xr.Dataset, variant: str) -> go.Figure:
     queue = np.nan_to_num(np.asarray(vv["station_queue"].values, float))
     names = station_names(vv)
     fig = go.Figure()
+    # one legend entry per station up to 8; beyond that (Bad Hersfeld: 20+) the legend took the chart's place, so
+    # the bands keep their names on hover and the legend says what they are
+    few = len(names) <= 8
     for j, n in enumerate(names):
-        fig.add_trace(go.Scatter(x=clock, y=busy[:, j], stackgroup="busy", name=n, mode="lines"))
+        fig.add_trace(go.Scatter(x=clock, y=busy[:, j], stackgroup="busy", name=n, mode="lines", showlegend=few,
+                                 legendgroup="stations", hovertemplate="%{y:.0f} plugs busy<extra>%{fullData.name}</extra>"))
+    if not few:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", legendgroup="stations", line=dict(color="#999"),
+                                 name=f"plugs busy, one band per station ({len(names)}; hover for names)"))
     fig.add_trace(go.Scatter(x=clock, y=queue.sum(1), name="EVs waiting (all stations)", mode="lines",
                              line=dict(color="#b2182b", dash="dash", width=2)))
     plugs = float(np.nansum(vv["station_plugs"].values))
@@ -598,13 +618,31 @@ def em_coverage_map(net: D.Network | None, vv: xr.Dataset, ds: xr.Dataset, cell_
     return _map_layout(fig, "coverage: share of each zone reachable within the target (time mean)", 480)
 
 
+def em_unit_names(ds: xr.Dataset, variants: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The units that exist in any of ``variants`` (stacking pads a unit only another variant has with NaN) and
+    their labels "type index", the type taken from the variant that has the unit (never "nan 5")."""
+    n = ds.sizes.get("unit", 0)
+    labels: list[str | None] = [None] * n
+    keep = np.zeros(n, bool)
+    for v in variants:
+        vv = D.variant_view(ds, v)
+        u = np.asarray(vv["em_unit_utilisation"].values, float)
+        types = [str(t) for t in vv["em_unit_type"].values] if "em_unit_type" in vv else [""] * n
+        for k in range(n):
+            if np.isfinite(u[k]) or types[k] not in ("", "nan", "None"):
+                keep[k] = True
+                if labels[k] is None and types[k] not in ("", "nan", "None"):
+                    labels[k] = f"{types[k]} {k}"
+    idx = np.flatnonzero(keep)
+    return idx, [labels[k] or f"unit {k}" for k in idx]
+
+
 def em_utilisation(ds: xr.Dataset, variants: list[str]) -> go.Figure:
     fig = go.Figure()
+    idx, names = em_unit_names(ds, variants)
     for i, v in enumerate(variants):
         vv = D.variant_view(ds, v)
-        u = np.asarray(vv["em_unit_utilisation"].values, float) * 100
-        names = [f"{str(t)} {k}" for k, t in enumerate(vv["em_unit_type"].values)] if "em_unit_type" in vv else \
-            [str(k) for k in range(len(u))]
+        u = np.asarray(vv["em_unit_utilisation"].values, float)[idx] * 100
         fig.add_trace(go.Bar(x=names, y=u, name=v,
                              marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
     fig.update_yaxes(title="busy share of duty time (%)", range=[0, 100])

@@ -51,11 +51,15 @@ def _wait(fn, timeout: float = 90.0):
 
 
 def _full_page(drv, path: Path, width: int = 1400, max_h: int = 5000) -> Path:
-    h = drv.execute_script("return Math.min(document.body.scrollHeight, arguments[0])", max_h)
-    drv.set_window_size(width, max(900, int(h) + 20))
-    time.sleep(0.8)
-    drv.save_screenshot(str(path))
-    drv.set_window_size(width, 1100)
+    """The whole page (at most ``max_h`` px) through Chromium's own full-page capture (CDP), not the window."""
+    import base64
+
+    size = drv.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    h = min(int(size["height"]), max_h)
+    shot = drv.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": h, "scale": 1}})
+    path.write_bytes(base64.b64decode(shot["data"]))
     return path
 
 
@@ -110,11 +114,7 @@ def shoot(results: Path, out: Path, variants: list[str], report: Path | None = N
                 d => !d.querySelector('.main-svg')).length""")
             print(f"report: {'drawn' if ok else 'NOT DRAWN'}, {n} charts, {empty} without an SVG", flush=True)
             shots.append(_full_page(drv, out / "report_top.png", max_h=2600))
-            h = drv.execute_script("return document.body.scrollHeight")
-            drv.set_window_size(1400, int(h) + 20)
-            time.sleep(1.0)
-            drv.save_screenshot(str(out / "report_full.png"))
-            shots.append(out / "report_full.png")
+            shots.append(_full_page(drv, out / "report_full.png", max_h=30000))
     finally:
         drv.quit()
         srv.shutdown()
