@@ -530,7 +530,9 @@ def crowd_peak(ds: xr.Dataset, variants: list[str], venue: int) -> go.Figure:
 
 
 # ------------------------------------------------------------------------------------------- emergency
-def em_incident_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None) -> go.Figure:
+def em_incident_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None,
+                    base_vv: xr.Dataset | None = None) -> go.Figure:
+    """Incidents coloured by response time, the stations; a station the baseline (``base_vv``) lacks is starred."""
     fig = go.Figure()
     if net is not None:
         add_network(fig, net)
@@ -557,9 +559,22 @@ def em_incident_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, 
     if "em_station_x" in vv:
         sx = np.asarray(vv["em_station_x"].values, float) - origin[0]
         sy = np.asarray(vv["em_station_y"].values, float) - origin[1]
-        fig.add_trace(go.Scatter(x=sx, y=sy, mode="markers", name="stations",
+        names = np.asarray([str(s) for s in vv["em_station"].values])
+        here = np.isfinite(sx) & np.isfinite(sy)
+        new = np.zeros_like(here)
+        if base_vv is not None and "em_station_x" in base_vv:  # by name: the baseline may come from another file
+            bx = np.asarray(base_vv["em_station_x"].values, float)
+            had = {str(n) for n, x in zip(base_vv["em_station"].values, bx) if np.isfinite(x)}
+            new = here & np.asarray([n not in had for n in names], bool)
+        old = here & ~new
+        fig.add_trace(go.Scatter(x=sx[old], y=sy[old], mode="markers", name="stations",
                                  marker=dict(size=14, symbol="square", color="#2166ac", line=dict(width=1, color="white")),
-                                 text=[str(s) for s in vv["em_station"].values], hovertemplate="%{text}<extra></extra>"))
+                                 text=names[old], hovertemplate="%{text}<extra></extra>"))
+        if new.any():  # the intervention itself, marked as on the EV map
+            fig.add_trace(go.Scatter(x=sx[new], y=sy[new], mode="markers", name="station new in this variant",
+                                     marker=dict(size=20, symbol="star", color="#ff7f0e", line=dict(width=1, color="#333")),
+                                     text=[f"{n} (new in this variant)" for n in names[new]],
+                                     hovertemplate="%{text}<extra></extra>"))
     return _map_layout(fig, title, 480)
 
 
