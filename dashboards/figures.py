@@ -283,7 +283,7 @@ def traffic_series(ds: xr.Dataset, variants: list[str], path=None) -> list[go.Fi
             with np.errstate(invalid="ignore"):
                 m = (r * w).sum(1) / np.where(w.sum(1) > 0, w.sum(1), np.nan)
             tr.append((v, clock, np.round(100 * m, 1), _style(i, i == 0 and len(variants) > 1)))
-        fig = series(tr, "mean speed, % of free flow (weighted by vehicle-metres)", "% of free flow")
+        fig = series(tr, "mean speed (% of free flow)", "% (vehicle-metre weighted)")
         fig.update_yaxes(range=[0, 105])
         figs.append(fig)
     return figs
