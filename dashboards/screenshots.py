@@ -110,9 +110,11 @@ def shoot(results: Path, out: Path, variants: list[str], report: Path | None = N
             drv.get(report.resolve().as_uri())
             ok = _wait(lambda: drv.execute_script("return document.body.dataset.drawn === 'yes'"), 120)
             n = drv.execute_script("return document.querySelectorAll('.plotly-graph-div').length")
+            # drawn: a trace, a path shape (maps), a heatmap image, or a message (annotation) in its SVG
             empty = drv.execute_script("""return Array.from(document.querySelectorAll('.plotly-graph-div')).filter(
-                d => !d.querySelector('.main-svg')).length""")
-            print(f"report: {'drawn' if ok else 'NOT DRAWN'}, {n} charts, {empty} without an SVG", flush=True)
+                d => !d.querySelector('.main-svg .trace, .main-svg .shapelayer path, .main-svg image, .annotation')
+            ).length""")
+            print(f"report: {'drawn' if ok else 'NOT DRAWN'}, {n} charts, {empty} with nothing drawn", flush=True)
             shots.append(_full_page(drv, out / "report_top.png", max_h=2600))
             shots.append(_full_page(drv, out / "report_full.png", max_h=30000))
     finally:
