@@ -118,10 +118,10 @@ def fmt_delta(base, value, name: str, units: str, ci=None, n: int | None = None,
             s = f"{d * 100:+.1f} ± {float(ci) * 100:.1f} pts"
     elif k.what == "count":  # whole numbers when both are whole or the larger is at least 100
         c = float(ci) if _fin(ci) else 0.0
-        dec = 0 if (d == round(d) and c == round(c)) or max(abs(d), c) >= 100 else 1
-        s = f"{d:+,.{dec}f}"
+        whole = (d == round(d) and c == round(c)) or max(abs(d), c) >= 100
+        s = f"{d:+,.0f}" if whole else f"{d:+,.1f}"
         if _fin(ci):
-            s += f" ± {c:,.{dec}f}"
+            s += f" ± {c:,.0f}" if whole else f" ± {c:,.1f}"
     else:
         if k.what == "duration":
             div, u = _duration_unit(base)
