@@ -5,6 +5,8 @@ element in the page), so a 10,000-link city is seven shapes whatever the time st
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -20,17 +22,39 @@ DIFF_COLORS = ["#b2182b", "#ef8a62", "#d9d9d9", "#67a9cf", "#2166ac"]
 WIDTHS = [3.2, 2.8, 2.2, 1.8, 1.2]
 VARIANT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 BASE_COLOR = "#555555"
+# the plotly.js the app serves and the report embeds: the cartesian bundle (scatter, bar, heatmap, histogram: every
+# trace drawn here), gzip-compressed; 1.5 MB instead of the full 4.8 MB (dashboards/vendor/README.md)
+PLOTLY_BUNDLE_GZ = Path(__file__).resolve().parent / "vendor" / "plotly-cartesian.min.js.gz"
 # the look of every figure, as plotly's default: passing template="plotly_white" per figure re-validates the whole
 # template each time (0.15-0.5 s a figure on the busy box, 5 s for the traffic page's series), the default is applied
 # once and then reused
 pio.templates.default = "plotly_white"
 
 
+# the modebar (plotly's toolbar, top right, shown on hover) gets a strip of its own above the title: left-aligned
+# titles alone were still crossed by its icons when long (the coverage map's) or in a half-width card
+MODEBAR_STRIP_PX = 26
+TITLE_TOP_PX = MODEBAR_STRIP_PX + 30  # top margin of a figure with a title: the strip, then one line of title
+
+
+def _title(title: str | None) -> dict | None:
+    """A left-aligned title under the modebar's strip (one place for every figure of the app and the report)."""
+    if not title:
+        return None
+    return dict(text=title, x=0.01, xanchor="left", yref="container", y=1.0, yanchor="top",
+                pad=dict(t=MODEBAR_STRIP_PX + 4))
+
+
+LEGEND_BOTTOM_PX = 78  # bottom margin: tick labels, the x-axis title, then the legend's line at the figure's foot
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int = 380, **kw) -> go.Figure:
-    # titles left-aligned: the modebar (top right, on hover) then never covers them
-    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left") if title else None, height=height,
-                      margin=dict(l=40, r=10, t=40 if title else 10, b=40),
-                      legend=dict(orientation="h", y=-0.15), **kw)
+    # the legend sits at the foot of the figure (container coordinates), under the x-axis title: at y=-0.15 of the
+    # plot it crossed the axis title ("time of day") on 320-380 px charts
+    fig.update_layout(title=_title(title), height=height,
+                      margin=dict(l=40, r=10, t=TITLE_TOP_PX if title else 10, b=LEGEND_BOTTOM_PX),
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"),
+                      **kw)
     return fig
 
 
@@ -47,8 +71,9 @@ def _map_layout(fig: go.Figure, title: str | None = None, height: int = 560) -> 
     _layout(fig, title, height)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    fig.update_layout(legend=dict(orientation="v", y=1, x=0, bgcolor="rgba(255,255,255,0.8)"),
-                      margin=dict(l=0, r=0, t=40 if title else 0, b=0), hovermode="closest", uirevision="map",
+    fig.update_layout(legend=dict(orientation="v", yref="paper", y=1, yanchor="top", x=0, xanchor="left",
+                                  bgcolor="rgba(255,255,255,0.8)"),
+                      margin=dict(l=0, r=0, t=TITLE_TOP_PX if title else 0, b=0), hovermode="closest", uirevision="map",
                       dragmode="pan")
     return fig
 
@@ -137,13 +162,14 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
               clickable: bool = True, highlight: int | None = None, height: int = 560,
               hover: np.ndarray | None = None, hover_label: str = "", closed: np.ndarray | None = None,
               reduced: np.ndarray | None = None, closed_label: str = "closed (capacity 0)",
-              names: np.ndarray | None = None, severity: list[int] | None = None) -> go.Figure:
+              names: np.ndarray | None = None, severity: list[int] | None = None,
+              link_text: np.ndarray | None = None) -> go.Figure:
     """Links coloured by class (:func:`map_lines`), then a "closed" layer (capacity factor 0: drawn instead of its
     class colour) and a "reduced capacity" overlay (0 < factor < 1), each one path shape (``layout.shapes[k]``)
     with its legend entry an empty trace (``data[k]``, same legend group); then, when ``clickable``, the midpoint
     layer for hover and clicks (``data[D.N_MAP_CLASSES]``): a scatter with ``mode="none"``, which hovers and
     clicks like markers but adds no element per link to the page. The indices are fixed so a time step can patch
-    them (:func:`map_patch`).
+    them (:func:`map_patch`). ``link_text``: the hover text of :func:`link_hover_text`, when the caller keeps it.
 
     All SVG (no WebGL): a report with many maps never runs out of WebGL contexts, and Chromium draws the
     10,000-link city's shapes faster than WebGL lines with software rendering."""
@@ -171,11 +197,7 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
     if clickable:
         mx, my = net.midpoints()
         # hover: the street name and link id (for big networks only where the results carry names: payload)
-        txt = None
-        named = names is not None and any(names)
-        if named or not big:
-            txt = [(f"{nm} — " if nm else "") + f"link {i}" for i, nm in
-                   zip(net.ids, names if named else [""] * net.n)]
+        txt = link_text if link_text is not None else link_hover_text(net, names)
         fig.add_trace(go.Scatter(x=mx, y=my, mode="none", name="links", showlegend=False, text=txt,
                                  hovertemplate="%{text}<extra>click for detail</extra>" if txt is not None else
                                  "click for detail<extra></extra>"))
@@ -184,6 +206,17 @@ def class_map(net: D.Network, classes: np.ndarray, labels: list[str], colors: li
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"selected: {net.ids[highlight]}",
                                  line=dict(color="#00e5ff", width=6), hoverinfo="skip"))
     return _map_layout(fig, title, height)
+
+
+def link_hover_text(net: D.Network, names: np.ndarray | None) -> np.ndarray | None:
+    """Hover text per link: "street — link id" (big networks only where the results carry names: payload).
+
+    A numpy array, not a list: plotly validates a list string by string (0.1-0.2 s a map)."""
+    named = names is not None and any(names)
+    if not named and net.n > BIG_MAP:
+        return None
+    return np.asarray([(f"{nm} — " if nm else "") + f"link {i}" for i, nm in
+                       zip(net.ids, names if named else [""] * net.n)])
 
 
 def map_patch(patch, net: D.Network, classes: np.ndarray, labels: list[str], closed: np.ndarray,
@@ -250,7 +283,7 @@ def traffic_series(ds: xr.Dataset, variants: list[str], path=None) -> list[go.Fi
             with np.errstate(invalid="ignore"):
                 m = (r * w).sum(1) / np.where(w.sum(1) > 0, w.sum(1), np.nan)
             tr.append((v, clock, np.round(100 * m, 1), _style(i, i == 0 and len(variants) > 1)))
-        fig = series(tr, "mean speed (% of free flow)", "% (weighted by vehicle-metres)")
+        fig = series(tr, "mean speed (% of free flow)", "% (vehicle-metre weighted)")
         fig.update_yaxes(range=[0, 105])
         figs.append(fig)
     return figs
@@ -375,12 +408,17 @@ def ev_waits(ds: xr.Dataset, variants: list[str]) -> go.Figure:
                     (np.nan_to_num(np.asarray(vv["ev_abandoned"].values, float)) > 0)
             w, what = w[tried & np.isfinite(w)] / 60.0, "EVs"
         total += len(w)
-        fig.add_trace(go.Histogram(x=w, name=f"{v} ({len(w)} {what})", opacity=0.6, nbinsx=30,
+        fig.add_trace(go.Histogram(x=w, name=f"{v} ({len(w)} {what})", opacity=0.6, nbinsx=30, xbins=dict(start=0),
                                    marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
     if not total:
         return empty("no public charging attempts in this run", 320)
+    if all(np.nanmax(np.asarray(t.x, float), initial=0.0) <= 0 for t in fig.data):
+        # every attempt got a plug at once: a histogram of zeros drew one bar from -0.5 to 0.5 min
+        return empty("no waiting: every charging attempt got a plug at once<br>"
+                     + "<br>".join(t.name for t in fig.data), 320)
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title="wait for a plug (min); given up: to giving up; still queued: to the end of the run")
+    fig.update_xaxes(title="wait for a plug (min; given up: until then; still queued: until the end)",
+                     rangemode="tozero")
     fig.update_yaxes(title="charging attempts")
     return _layout(fig, "waiting-time distribution", 320)
 
@@ -393,8 +431,15 @@ def ev_occupancy(ds: xr.Dataset, variant: str) -> go.Figure:
     queue = np.nan_to_num(np.asarray(vv["station_queue"].values, float))
     names = station_names(vv)
     fig = go.Figure()
+    # one legend entry per station up to 8; beyond that (Bad Hersfeld: 20+) the legend took the chart's place, so
+    # the bands keep their names on hover and the legend says what they are
+    few = len(names) <= 8
     for j, n in enumerate(names):
-        fig.add_trace(go.Scatter(x=clock, y=busy[:, j], stackgroup="busy", name=n, mode="lines"))
+        fig.add_trace(go.Scatter(x=clock, y=busy[:, j], stackgroup="busy", name=n, mode="lines", showlegend=few,
+                                 legendgroup="stations", hovertemplate="%{y:.0f} plugs busy<extra>%{fullData.name}</extra>"))
+    if not few:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", legendgroup="stations", line=dict(color="#999"),
+                                 name=f"plugs busy, one band per station ({len(names)}; hover for names)"))
     fig.add_trace(go.Scatter(x=clock, y=queue.sum(1), name="EVs waiting (all stations)", mode="lines",
                              line=dict(color="#b2182b", dash="dash", width=2)))
     plugs = float(np.nansum(vv["station_plugs"].values))
@@ -485,7 +530,9 @@ def crowd_peak(ds: xr.Dataset, variants: list[str], venue: int) -> go.Figure:
 
 
 # ------------------------------------------------------------------------------------------- emergency
-def em_incident_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None) -> go.Figure:
+def em_incident_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, float], title=None,
+                    base_vv: xr.Dataset | None = None) -> go.Figure:
+    """Incidents coloured by response time, the stations; a station the baseline (``base_vv``) lacks is starred."""
     fig = go.Figure()
     if net is not None:
         add_network(fig, net)
@@ -512,9 +559,22 @@ def em_incident_map(net: D.Network | None, vv: xr.Dataset, origin: tuple[float, 
     if "em_station_x" in vv:
         sx = np.asarray(vv["em_station_x"].values, float) - origin[0]
         sy = np.asarray(vv["em_station_y"].values, float) - origin[1]
-        fig.add_trace(go.Scatter(x=sx, y=sy, mode="markers", name="stations",
+        names = np.asarray([str(s) for s in vv["em_station"].values])
+        here = np.isfinite(sx) & np.isfinite(sy)
+        new = np.zeros_like(here)
+        if base_vv is not None and "em_station_x" in base_vv:  # by name: the baseline may come from another file
+            bx = np.asarray(base_vv["em_station_x"].values, float)
+            had = {str(n) for n, x in zip(base_vv["em_station"].values, bx) if np.isfinite(x)}
+            new = here & np.asarray([n not in had for n in names], bool)
+        old = here & ~new
+        fig.add_trace(go.Scatter(x=sx[old], y=sy[old], mode="markers", name="stations",
                                  marker=dict(size=14, symbol="square", color="#2166ac", line=dict(width=1, color="white")),
-                                 text=[str(s) for s in vv["em_station"].values], hovertemplate="%{text}<extra></extra>"))
+                                 text=names[old], hovertemplate="%{text}<extra></extra>"))
+        if new.any():  # the intervention itself, marked as on the EV map
+            fig.add_trace(go.Scatter(x=sx[new], y=sy[new], mode="markers", name="station new in this variant",
+                                     marker=dict(size=20, symbol="star", color="#ff7f0e", line=dict(width=1, color="#333")),
+                                     text=[f"{n} (new in this variant)" for n in names[new]],
+                                     hovertemplate="%{text}<extra></extra>"))
     return _map_layout(fig, title, 480)
 
 
@@ -573,13 +633,31 @@ def em_coverage_map(net: D.Network | None, vv: xr.Dataset, ds: xr.Dataset, cell_
     return _map_layout(fig, "coverage: share of each zone reachable within the target (time mean)", 480)
 
 
+def em_unit_names(ds: xr.Dataset, variants: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The units that exist in any of ``variants`` (stacking pads a unit only another variant has with NaN) and
+    their labels "type index", the type taken from the variant that has the unit (never "nan 5")."""
+    n = ds.sizes.get("unit", 0)
+    labels: list[str | None] = [None] * n
+    keep = np.zeros(n, bool)
+    for v in variants:
+        vv = D.variant_view(ds, v)
+        u = np.asarray(vv["em_unit_utilisation"].values, float)
+        types = [str(t) for t in vv["em_unit_type"].values] if "em_unit_type" in vv else [""] * n
+        for k in range(n):
+            if np.isfinite(u[k]) or types[k] not in ("", "nan", "None"):
+                keep[k] = True
+                if labels[k] is None and types[k] not in ("", "nan", "None"):
+                    labels[k] = f"{types[k]} {k}"
+    idx = np.flatnonzero(keep)
+    return idx, [labels[k] or f"unit {k}" for k in idx]
+
+
 def em_utilisation(ds: xr.Dataset, variants: list[str]) -> go.Figure:
     fig = go.Figure()
+    idx, names = em_unit_names(ds, variants)
     for i, v in enumerate(variants):
         vv = D.variant_view(ds, v)
-        u = np.asarray(vv["em_unit_utilisation"].values, float) * 100
-        names = [f"{str(t)} {k}" for k, t in enumerate(vv["em_unit_type"].values)] if "em_unit_type" in vv else \
-            [str(k) for k in range(len(u))]
+        u = np.asarray(vv["em_unit_utilisation"].values, float)[idx] * 100
         fig.add_trace(go.Bar(x=names, y=u, name=v,
                              marker_color=BASE_COLOR if (i == 0 and len(variants) > 1) else VARIANT_COLORS[i % len(VARIANT_COLORS)]))
     fig.update_yaxes(title="busy share of duty time (%)", range=[0, 100])

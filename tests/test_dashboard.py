@@ -274,7 +274,16 @@ def test_whatif_run_completes_and_appears(duo, demo_dir, tmp_path):
     duo.wait_for_element("#wi-done", timeout=90)
     shot(duo, "whatif_done")
     assert (folder / "demo_town__busier.nc").is_file()
-    duo.select_dcc_dropdown("#variant", value="busier (what-if)")
+    # the picker gets the new variant when the catalogue refreshes, which may come after "done" on a busy box;
+    # select_dcc_dropdown only logs a missing option, so check the choice took (seen failing at load 12-14)
+    for _ in range(30):
+        duo.select_dcc_dropdown("#variant", value="busier (what-if)")
+        if "busier (what-if)" in duo.find_element("#variant").text:
+            break
+        duo.find_element("#variant").click()  # close the open menu, then try again
+        time.sleep(1.0)
+    assert "busier (what-if)" in duo.find_element("#variant").text
+    time.sleep(0.5)  # the clientside callback keeps the choice for the reload below
     goto(duo, "/")
     duo.wait_for_contains_text("#variant-description", "what-if from the dashboard", timeout=30)
     assert "%)" in duo.find_element("#kpi-kpi_traffic_trips").text  # a delta against the main file's baseline
@@ -320,15 +329,22 @@ def synthetic_city(folder: Path) -> Path:
 def test_10k_links_render_and_step(duo, tmp_path):
     """10,000 links x 288 intervals: the traffic map renders and steps through time in the browser.
 
-    Goals 3 s first render, 1 s a step (printed). Measured on the shared 2-core box at load 10-13 with the map's
-    links as path shapes: first 13.3 s (4.7 s of it server), steps 1.2-1.9 s (bench/dashboard.py). The asserts
-    allow that load plus a margin (20 s, 4 s): they catch a regression to the old 25-40 s / 3-9 s, not the load."""
+    Goals 3 s first render, 1 s a step (printed; bench/dashboard.py measures them). The bounds scale with the
+    machine: the same browser and server reopening the overview (page, bundles from the cache, a callback, the
+    KPI cards) is the reference, and the first draw may take the larger of 20 s and 6 references, a step 4 s or
+    1.5 references. Measured: reference 1.2-5 s and first draw 2-6 s (BH) at load 10-16 on 2 cores; the old code
+    (traces, not shapes) took 25-40 s / 3-9 s a step at load 10 with the reference under 4 s: caught either way."""
     path = synthetic_city(tmp_path)
     import xarray as xr
 
     assert xr.open_dataset(path).sizes["link"] >= 10_000
     start(duo, tmp_path)
     duo.wait_for_element("#kpis-traffic", timeout=30)  # the app is open (overview)
+    t0 = time.perf_counter()
+    goto(duo, "/")  # the reference: the overview again, now that the results are read
+    duo.wait_for_element("#kpis-traffic", timeout=60)
+    ref = time.perf_counter() - t0
+    time.sleep(1.5)  # as a person would read it (plotly.js is fetched in idle time)
     t0 = time.perf_counter()
     duo.find_element("#nav-traffic").click()
     duo.wait_for_contains_text("#traffic-time-label", ":", timeout=30)
@@ -347,8 +363,9 @@ def test_10k_links_render_and_step(duo, tmp_path):
         duo.wait_for_contains_text("#traffic-map .gtitle", label, timeout=5)
         steps.append(time.perf_counter() - t0)
     shot(duo, "traffic_10k")
-    print(f"10k links: first render {first:.2f} s, time steps {', '.join(f'{s:.2f}' for s in steps)} s")
-    assert first < 20.0 and max(steps) < 4.0, (first, steps)
+    print(f"10k links: first render {first:.2f} s, time steps {', '.join(f'{s:.2f}' for s in steps)} s, "
+          f"reference (overview) {ref:.2f} s, load {os.getloadavg()[0]:.1f}")
+    assert first < max(20.0, 6 * ref) and max(steps) < max(4.0, 1.5 * ref), (first, steps, ref)
     no_console_errors(duo)
 
 
@@ -386,15 +403,16 @@ def test_speed_10k_links_server(tmp_path):
 
     mod = next(m for k, m in list(sys.modules.items()) if k.endswith("traffic") and "pages" in k)
     key = "big_city.nc::baseline"
-    out = mod.setup(key)
-    mod.series(None, key, None)
     sel = ui.Selection(key)
+    tmax, _marks, peak = mod._slider(sel)
+    assert 0 <= peak <= tmax == sel.ds.sizes["time"] - 1
+    mod.series(None, key, None)
     net = D.network(sel.path, sel.ds)
     r = D.speed_ratio(sel.path, sel.ds, "baseline")
-    fig = F.class_map(net, D.link_classes(r[out[4]], D.SPEED_BINS), D.SPEED_LABELS, F.SPEED_COLORS, "t").to_json()
+    fig = F.class_map(net, D.link_classes(r[peak], D.SPEED_BINS), D.SPEED_LABELS, F.SPEED_COLORS, "t").to_json()
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cls = D.link_classes(D.speed_ratio(sel.path, sel.ds, "baseline")[out[4] + 1], D.SPEED_BINS)
+    cls = D.link_classes(D.speed_ratio(sel.path, sel.ds, "baseline")[min(peak + 1, tmax)], D.SPEED_BINS)
     lines = F.map_lines(net, cls, 5)
     import json
 

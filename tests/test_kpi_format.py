@@ -132,3 +132,12 @@ def test_replications_show_intervals_and_no_clear_change():
     print_kpis(ds, file=f, width=100)
     text = f.getvalue()
     assert "± 2.5" in text and "~" in text and "mean of 3 replications" in text
+
+
+def test_count_means_of_replications():
+    # a mean of 3 runs: whole above 100 (no "20,307.3"), one decimal below; a change of 0 ± 0 is "+0 ± 0"
+    assert K.fmt_value(20307.33, "kpi_traffic_trips", "1") == "20,307"
+    assert K.fmt_value(45.67, "kpi_traffic_trips_stranded", "1") == "45.7"
+    assert K.fmt_delta(20307.33, 20182.67, "kpi_traffic_trips", "1", ci=8.0).startswith("-125 ± 8 ")
+    assert K.fmt_delta(0.0, 45.67, "kpi_traffic_trips_stranded", "1", ci=10.04).startswith("+45.7 ± 10.0")
+    assert K.fmt_delta(0.0, 0.0, "kpi_traffic_trips_stranded", "1", ci=0.0) == "+0 ± 0"

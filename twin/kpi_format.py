@@ -91,8 +91,8 @@ def fmt_value(x, name: str, units: str, ref: float | None = None, unit: bool = T
     sfx = lambda s: f" {s}" if unit and s else ""  # noqa: E731
     if k.what == "share":
         return f"{x * 100:.1f}" + ("%" if unit else "")
-    if k.what == "count":
-        return f"{x:,.0f}" if x == round(x) else f"{x:,.1f}"
+    if k.what == "count":  # a mean of replications keeps a decimal only below 100 (20,307, not 20,307.3; 45.7)
+        return f"{x:,.0f}" if x == round(x) or abs(x) >= 100 else f"{x:,.1f}"
     if k.what == "person_time":
         return f"{x / 3600:,.1f}" + sfx("person-h")
     if k.what == "duration":
@@ -116,10 +116,12 @@ def fmt_delta(base, value, name: str, units: str, ci=None, n: int | None = None,
         s = f"{d * 100:+.1f} pts"
         if _fin(ci):
             s = f"{d * 100:+.1f} ± {float(ci) * 100:.1f} pts"
-    elif k.what == "count":
-        s = f"{d:+,.0f}" if d == round(d) and not _fin(ci) else f"{d:+,.1f}"
+    elif k.what == "count":  # whole numbers when both are whole or the larger is at least 100
+        c = float(ci) if _fin(ci) else 0.0
+        whole = (d == round(d) and c == round(c)) or max(abs(d), c) >= 100
+        s = f"{d:+,.0f}" if whole else f"{d:+,.1f}"
         if _fin(ci):
-            s += f" ± {float(ci):,.1f}"
+            s += f" ± {c:,.0f}" if whole else f" ± {c:,.1f}"
     else:
         if k.what == "duration":
             div, u = _duration_unit(base)

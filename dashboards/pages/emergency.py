@@ -24,7 +24,7 @@ def show(key):
     sc = D.scenario_doc(sel.ds, sel.variant) or {}
     cell = float((sc.get("city") or {}).get("zone_cell_m", 1000.0))
     g = lambda fig, i: dcc.Graph(figure=fig, id=i, config={"displaylogo": False})  # noqa: E731
-    rows = [dbc.Row([dbc.Col(ui.card("Incidents (colour: response time)", g(F.em_incident_map(net, sel.vv, origin, f"{sel.variant}: incidents"),
+    rows = [dbc.Row([dbc.Col(ui.card("Incidents (colour: response time)", g(F.em_incident_map(net, sel.vv, origin, f"{sel.variant}: incidents", sel.base_vv),
                                                                             "em-map")), lg=6),
                      dbc.Col(ui.card("Response times", g(F.em_response_hist(sel.pair, sel.variants), "em-hist")),
                              lg=6)])]

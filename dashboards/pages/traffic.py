@@ -3,7 +3,7 @@ network KPIs over time, a link's detail on click."""
 import dash
 import dash_bootstrap_components as dbc
 import numpy as np
-from dash import Input, Output, Patch, State, callback, ctx, dcc, html, no_update
+from dash import Input, Output, Patch, State, callback, clientside_callback, ctx, dcc, html, no_update
 
 from dashboards import data as D
 from dashboards import figures as F
@@ -18,7 +18,7 @@ controls = dbc.Row([
     dbc.Col([dbc.Button("▶ play", id="traffic-play", size="sm", color="primary", className="me-1"),
              dbc.Button("step ▸", id="traffic-step", size="sm", color="secondary", outline=True, className="me-2"),
              html.Span(id="traffic-time-label", className="fw-bold")], md="auto"),
-    # value None until `setup` picks the slowest interval: the map is drawn once, not at 0 and then at the peak
+    # value None until `draw` picks the slowest interval: the map is drawn once, not at 0 and then at the peak
     dbc.Col(dcc.Slider(id="traffic-time", min=0, max=1, step=1, value=None, updatemode="mouseup",
                        allow_direct_input=False), md=True),  # no raw index box: the clock label says the time
 ], align="center", className="g-2 mb-2")
@@ -31,35 +31,45 @@ layout = html.Div([
                                                 style={"height": "600px"}),
                             html.Small("Click a link (its middle) for its detail below. Drag to pan, scroll to zoom.",
                                        className="text-muted")]),
-        dbc.Row([dbc.Col(ui.card("Selected link", dcc.Graph(id="traffic-detail")), lg=6),
+        dbc.Row([dbc.Col(ui.card("Selected link", html.Div(
+                     html.P("Click a link on the map for its speed, flow and capacity over time.",
+                            className="text-muted"), id="traffic-detail-box")), lg=6),
                  dbc.Col(ui.card("Network over time", html.Div(id="traffic-series")), lg=6)]),
     ]),
     dcc.Store(id="traffic-link"),
     dcc.Store(id="traffic-drawn"),
+    dcc.Store(id="traffic-map-shown"),
     dcc.Store(id="traffic-series-for"),
     dcc.Interval(id="traffic-interval", interval=1200, disabled=True),
 ])
 
 
-@callback(Output("traffic-missing", "children"), Output("traffic-body", "style"), Output("traffic-time", "max"),
-          Output("traffic-time", "marks"), Output("traffic-time", "value"), Input("variant", "value"))
-def setup(key):
-    sel, err = ui.load_selection(key)
-    if err is not None:
-        return err, {"display": "none"}, 1, {}, 0
-    if "traffic" not in sel.domains:
-        return ui.not_simulated("traffic"), {"display": "none"}, 1, {}, 0
+def _slider(sel) -> tuple[int, dict, int]:
+    """The time slider for a variant: last index, clock marks, and the slowest interval (where the map opens)."""
     clock = D.clock_labels(sel.ds)
     n = len(clock)
     every = max(1, n // 8)
-    marks = {i: clock[i] for i in range(0, n, every)}
     r = D.speed_ratio(sel.path, sel.ds, sel.variant)
     peak = int(np.argmin(r.mean(1))) if r.size else 0
-    return None, {}, max(n - 1, 0), marks, peak
+    return max(n - 1, 0), {i: clock[i] for i in range(0, n, every)}, peak
 
 
-@callback(Output("traffic-series", "children"), Output("traffic-series-for", "data"), Input("traffic-drawn", "data"),
-          State("variant", "value"), State("traffic-series-for", "data"), prevent_initial_call=True)
+# the map's figure has arrived (`traffic-drawn`): wait in the browser until plotly has drawn its shapes, then ask for
+# the series charts, so their drawing never competes with the map's (the map is what the page opens for)
+clientside_callback("""function(drawn) {
+    return new Promise(function(resolve) {
+        var t0 = Date.now();
+        (function poll() {
+            if (document.querySelector('#traffic-map .shapelayer path') || Date.now() - t0 > 5000) { resolve(drawn); }
+            else { window.requestAnimationFrame(poll); }
+        })();
+    });
+}""", Output("traffic-map-shown", "data"), Input("traffic-drawn", "data"), prevent_initial_call=True)
+
+
+@callback(Output("traffic-series", "children"), Output("traffic-series-for", "data"),
+          Input("traffic-map-shown", "data"), State("variant", "value"), State("traffic-series-for", "data"),
+          prevent_initial_call=True)
 def series(_drawn, key, shown):
     """The network's KPIs over time, asked for once the map is drawn (the map is what the page opens for)."""
     if key == shown:
@@ -72,15 +82,23 @@ def series(_drawn, key, shown):
 
 
 @callback(Output("traffic-map", "figure"), Output("traffic-time-label", "children"), Output("traffic-drawn", "data"),
-          Input("traffic-time", "value"), Input("traffic-mode", "value"), Input("traffic-link", "data"),
-          State("variant", "value"), State("traffic-drawn", "data"))
-def draw(t, mode, link, key, drawn):
-    """The map at interval ``t``; a new variant reaches here through ``setup`` setting ``t`` (one draw, not two)."""
-    if t is None:
-        return no_update, no_update, no_update
+          Output("traffic-missing", "children"), Output("traffic-body", "style"), Output("traffic-time", "max"),
+          Output("traffic-time", "marks"), Output("traffic-time", "value"),
+          Input("variant", "value"), Input("traffic-time", "value"), Input("traffic-mode", "value"),
+          Input("traffic-link", "data"), State("traffic-drawn", "data"))
+def draw(key, t, mode, link, drawn):
+    """The map at interval ``t``. Opening the page or choosing a variant sets the slider up (the slowest interval)
+    and draws the map in the same call: one round trip, where a separate set-up callback made it two."""
+    keep = (no_update,) * 3
     sel, err = ui.load_selection(key)
-    if err is not None or "traffic" not in sel.domains:
-        return F.empty("no traffic data"), "", None
+    if err is not None:
+        return (no_update, "", None, err, {"display": "none"}) + keep
+    if "traffic" not in sel.domains:
+        return (no_update, "", None, ui.not_simulated("traffic"), {"display": "none"}) + keep
+    slider = keep
+    if ctx.triggered_id in (None, "variant") or t is None:
+        slider = _slider(sel)
+        t = slider[2]
     net = D.network(sel.path, sel.ds)
     clock = D.clock_labels(sel.ds)
     t = int(min(max(t or 0, 0), len(clock) - 1))
@@ -98,10 +116,11 @@ def draw(t, mode, link, key, drawn):
         # a time step: send only the shapes' paths, the legend counts and the title; the rest stays in the browser
         patch = F.map_patch(Patch(), net, cls, labels, closed, reduced, sev)
         patch["layout"]["title"]["text"] = title
-        return patch, clock[t], no_update
+        return (patch, clock[t]) + (no_update,) * 6
     fig = F.class_map(net, cls, labels, colors, title, highlight=link if isinstance(link, int) else None, height=600,
-                      closed=closed, reduced=reduced, names=D.link_names(sel.ds), severity=sev)
-    return fig, clock[t], state
+                      closed=closed, reduced=reduced, severity=sev,
+                      link_text=D.derived(sel.path, "link_hover", lambda: F.link_hover_text(net, D.link_names(sel.ds))))
+    return (fig, clock[t], state, None, {}) + slider
 
 
 @callback(Output("traffic-link", "data"), Input("traffic-map", "clickData"), prevent_initial_call=True)
@@ -115,14 +134,18 @@ def pick(click):
     return int(p.get("pointIndex", p.get("pointNumber", 0)))
 
 
-@callback(Output("traffic-detail", "figure"), Input("variant", "value"), Input("traffic-link", "data"))
+@callback(Output("traffic-detail-box", "children"), Input("variant", "value"), Input("traffic-link", "data"),
+          prevent_initial_call=True)
 def detail(key, link):
+    """The chosen link over time; no graph until a link is chosen (an empty graph cost the first draw ~0.1-0.3 s)."""
+    if not isinstance(link, int):
+        return no_update
     sel, err = ui.load_selection(key)
     if err is not None or "traffic" not in sel.domains:
-        return F.empty("no traffic data")
-    if not isinstance(link, int) or link >= sel.ds.sizes.get("link", 0):
-        return F.empty("click a link on the map")
-    return F.link_detail(sel.pair, link, sel.variants)
+        return None
+    if link >= sel.ds.sizes.get("link", 0):
+        return html.P("Click a link on the map for its speed, flow and capacity over time.", className="text-muted")
+    return dcc.Graph(id="traffic-detail", figure=F.link_detail(sel.pair, link, sel.variants))
 
 
 @callback(Output("traffic-interval", "disabled"), Output("traffic-play", "children"),
