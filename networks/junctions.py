@@ -158,12 +158,7 @@ def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple
             gm = float(np.mean(g[ks]))
             j.mv_green[m] = gm
             j.mv_cycle[m] = cyc if gm < 1.0 else 0.0
-            # mostly permissive: its 'g' (gives way while green) outlasts its protected 'G' (e.g. a left turn
-            # with a short protected tail after a long permissive phase): it gets gap-acceptance capacity
-            ph = programs[tl][1]
-            prot = sum(d for d, st in ph for k in ks if k < len(st) and st[k] == "G")
-            perm = sum(d for d, st in ph for k in ks if k < len(st) and st[k] == "g")
-            j.mv_permissive[m] = perm > prot
+            j.mv_permissive[m] = not any(k < len(st) and st[k] == "G" for k in ks for _, st in programs[tl][1])
 
 
 def same_green_feed(j: Junctions, length_m: np.ndarray, short_m: float = 15.0, depth: int = 4) -> np.ndarray:

@@ -270,16 +270,6 @@ def test_same_green_feed_looks_through_short_unsignalised_cluster_links():
     assert not J.same_green_feed(j, length, 15.0)[2]  # an unsignalised source
 
 
-def test_mostly_permissive_green_gives_way():
-    """A left turn green as 'g' for 50 s and 'G' for 6 s is served as permissive (gap acceptance); one green as
-    'G' for 50 s and 'g' for 6 s keeps its protected saturation flow."""
-    rows = [(0, 1, 1.0, 1, J.SIGNAL, 1.0, 0.0, 0.0, "T", [0], 1), (2, 3, 1.0, 1, J.SIGNAL, 1.0, 0.0, 0.0, "T", [1], 1)]
-    j = J._build(4, rows, {}, np.ones(4, np.int64))
-    J.apply_tls_programs(j, {"T": (0.0, [(50.0, "gG"), (6.0, "Gg"), (3.0, "yy"), (60.0, "rr")])})
-    assert j.mv_permissive.tolist() == [True, False]
-    assert j.mv_green[0] == pytest.approx((50 + 6 + 3 - 4) / 119)  # the green share itself is unchanged
-
-
 def test_free_lane_share_counts_only_lanes_not_held_ahead():
     """A two-lane movement behind a vehicle blocked on its left lane discharges on one lane: share 1/2."""
     from agents.traffic.meso_kernel import free_lane_share

@@ -195,9 +195,9 @@ class MesoTraffic(Domain, TrafficBackend):
             sat = c.saturation_flow_vph / 3600.0 * c.capacity_scale
             rate = sat * j.mv_lanes * np.where(sig, green, 1.0)
             webster = np.where(sig & (green < 1.0), cycle * (1.0 - green) ** 2 / 2.0, 0.0)
-            # a link between two heads of one signal controller (a junction cluster), also through its short
-            # unsignalised pieces, is cleared in the same green that fed it: no second uniform delay
-            webster[same_green_feed(j, self.length, 2.0 * c.jam_spacing_m)] = 0.0
+            # a link between two heads of one signal controller (a junction cluster), optionally also through its
+            # short unsignalised pieces, is cleared in the same green that fed it: no second uniform delay
+            webster[same_green_feed(j, self.length, float(c.signal_cluster_link_m))] = 0.0
             self.mv_delay = (j.mv_turn_s + webster).astype(_F)
             self.mv_turn = j.mv_turn_s.astype(_F)  # the part spent on the junction's internal lane (storage floor)
             # who gives way: unsignalised yield/stop/all-way streams, and permissive (never protected) greens
