@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["Junctions", "PRIORITY", "YIELD", "STOP", "ALLWAY", "ZIPPER", "SIGNAL",
            "sumo_junctions", "graph_junctions", "read_tls_programs", "apply_tls_programs", "green_shares",
-           "turn_loss_s"]
+           "turn_loss_s", "same_green_feed"]
 
 # movement control classes
 PRIORITY, YIELD, STOP, ALLWAY, ZIPPER, SIGNAL = 0, 1, 2, 3, 4, 5
@@ -159,6 +159,50 @@ def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple
             j.mv_green[m] = gm
             j.mv_cycle[m] = cyc if gm < 1.0 else 0.0
             j.mv_permissive[m] = not any(k < len(st) and st[k] == "G" for k in ks for _, st in programs[tl][1])
+
+
+def same_green_feed(j: Junctions, length_m: np.ndarray, short_m: float = 15.0, depth: int = 4) -> np.ndarray:
+    """Signalised movements whose vehicles all arrive in the green that released them (bool per movement).
+
+    True where every movement feeding the in-link belongs to the same signal controller (a SUMO joined
+    signal: one program for a junction cluster), looking upstream through unsignalised links shorter than
+    ``short_m`` (the cluster's internal pieces, e.g. a 1 m link between two heads with a priority node on
+    it), at most ``depth`` links deep. Such a head is cleared in the green that fed it, so its vehicles wait
+    no second red: the caller drops its uniform (Webster) delay. Graph-derived signals have no controller
+    id and never qualify.
+    """
+    M = j.n_movements
+    L = len(j.mv_ptr) - 1
+    mv_in = np.repeat(np.arange(L), np.diff(j.mv_ptr))
+    feeders: list[list[int]] = [[] for _ in range(L)]  # movements ending on each link
+    for m in range(M):
+        feeders[int(j.mv_out[m])].append(m)
+
+    def sources(l: int, d: int, seen: set[int]) -> set[str]:
+        """Controllers releasing vehicles onto link ``l`` ("" for an uncontrolled source)."""
+        if not feeders[l] or l in seen:
+            return {""}
+        seen = seen | {l}
+        out: set[str] = set()
+        for f in feeders[l]:
+            if j.mv_tl[f]:
+                out.add(j.mv_tl[f])
+            elif d > 0 and length_m[mv_in[f]] < short_m:  # a piece of the cluster: look further up
+                out |= sources(int(mv_in[f]), d - 1, seen)
+            else:
+                out.add("")
+        return out
+
+    res = np.zeros(M, np.bool_)
+    memo: dict[int, set[str]] = {}
+    for m in range(M):
+        if j.mv_class[m] != SIGNAL or not j.mv_tl[m]:
+            continue
+        li = int(mv_in[m])
+        if li not in memo:
+            memo[li] = sources(li, depth, set())
+        res[m] = memo[li] == {j.mv_tl[m]}
+    return res
 
 
 def _build(L: int, rows: list[tuple], conflicts: dict[tuple[int, int], set[tuple[int, int]]], link_lanemask: np.ndarray

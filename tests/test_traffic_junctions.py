@@ -246,3 +246,56 @@ def test_routing_queries_work_on_the_built_in_model():
     times = T.times_to("n3_3")
     assert times[tw.city.node_index("n0_0")] == pytest.approx(tt)
     assert times[tw.city.node_index("n3_3")] == 0.0
+
+
+def _chain_junctions(tl_first: str, mid_len_m: float, tl_last: str = "T"):
+    """Links 0 -> 1 -> 2 -> 3: signal ``tl_first`` at 0's end, a priority node at 1's end, signal ``tl_last`` at 2's."""
+    rows = [(0, 1, 2.0, 3, J.SIGNAL if tl_first else J.PRIORITY, 0.5, 90.0, 0.0, tl_first, [0] if tl_first else [], 0),
+            (1, 2, 2.0, 3, J.PRIORITY, 1.0, 0.0, 0.0, "", [], 0),
+            (2, 3, 2.0, 3, J.SIGNAL, 0.5, 90.0, 0.0, tl_last, [1], 0)]
+    j = J._build(4, rows, {}, np.full(4, 3, np.int64))
+    return j, np.array([200.0, mid_len_m, 1.0, 200.0])
+
+
+def test_same_green_feed_looks_through_short_unsignalised_cluster_links():
+    """A head fed by the same controller across a 1 m priority piece waits no second red; another controller,
+    an uncontrolled source or a long link between the heads keeps the uniform delay."""
+    j, length = _chain_junctions("T", 1.0)
+    assert J.same_green_feed(j, length, 15.0).tolist() == [False, False, True]  # only the downstream head
+    j, length = _chain_junctions("U", 1.0)
+    assert not J.same_green_feed(j, length, 15.0)[2]  # vehicles released by another controller
+    j, length = _chain_junctions("T", 80.0)
+    assert not J.same_green_feed(j, length, 15.0)[2]  # a real link between: they arrive spread over the cycle
+    j, length = _chain_junctions("", 1.0)
+    assert not J.same_green_feed(j, length, 15.0)[2]  # an unsignalised source
+
+
+def test_free_lane_share_counts_only_lanes_not_held_ahead():
+    """A two-lane movement behind a vehicle blocked on its left lane discharges on one lane: share 1/2."""
+    from agents.traffic.meso_kernel import free_lane_share
+    assert free_lane_share(0b11, 0b00) == 1.0
+    assert free_lane_share(0b11, 0b10) == 0.5
+    assert free_lane_share(0b110, 0b001) == 1.0
+    assert free_lane_share(0b111, 0b011) == pytest.approx(1 / 3)
+
+
+def test_shared_lane_held_by_a_waiting_turner_halves_the_through_discharge():
+    """Two-lane approach, through movement on both lanes, a turn on the left lane that can never go: while a
+    turner stands at the head, through vehicles leave at one lane's saturation flow (1,800 veh/h), not two."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (800, 0), "s": (400, 400)},
+                 [("a", "b", 2, "primary", 7200), ("b", "c", 2, "primary", 7200), ("b", "s", 1, "primary", 1800)])
+    j = city.junctions()
+    ab, bc, bs = city.link_index("a>b"), city.link_index("b>c"), city.link_index("b>s")
+    ms, ml = j.movement(ab, bc), j.movement(ab, bs)
+    j.mv_lanes[ms], j.mv_lanemask[ms] = 2.0, 0b11
+    j.mv_lanes[ml], j.mv_lanemask[ml] = 1.0, 0b10
+    tw = _twin(city, traffic={"gridlock_time_s": 3000})
+    T = tw.traffic
+    T.mv_rate[ml] = 0.0  # the turn never gets to go (a permissive turn with no gap)
+    T.mv_acc[ml] = 0.0  # nor has it a start-up credit
+    c = tw.city
+    tw.traffic.add_trips(np.array([c.node_index("a")], np.int32), np.array([c.node_index("s")], np.int32),
+                         np.array([0.0]))
+    _uniform(tw, "a", "c", 5000, 5.0, 1205.0)
+    n = _exits_between(tw, ab, 300.0, 900.0)
+    assert n == pytest.approx(600 * SAT / 3600.0, rel=0.06)  # one lane: ~300 in 600 s (two lanes would be ~600)

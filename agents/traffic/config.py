@@ -104,6 +104,7 @@ class TrafficConfig(BaseModel):
     follow_up_right_s: float = Field(3.0, ge=1.5, le=8.0, description="Follow-up time of a right turn that gives way (s).")
     critical_gap_s: float = Field(6.4, ge=2.0, le=12.0, description="HBS critical gap t_g (s): capacity of a minor stream = 3600/t_f exp(-q_p (t_g - t_f/2)/3600).")
     flow_window_s: float = Field(120.0, ge=10.0, le=3600.0, description="Averaging time of the conflicting flows a minor stream sees (s).")
+    signal_cluster_link_m: float = Field(0.0, ge=0.0, le=50.0, description="A signal head fed only by its own controller through unsignalised links shorter than this (m; a joined signal's cluster pieces) waits no second red: no uniform delay. 0: only directly fed heads (see docs/traffic_model.md, Bologna signal throughput).")
     keep_clear: bool = Field(False, description="SUMO's keep-clear rule on links shorter than two vehicles (junction areas): a vehicle enters one only if the link after it has room.")
     gridlock_time_s: float = Field(300.0, ge=1.0, le=86400.0, description="SUMO's time-to-teleport: the first vehicle of a queue standing still this long jumps along its route to the next link with room (counted as gridlock_resolutions; its wait stays in its travel time).")
     priority_queue_factor: float = Field(0.2, ge=0.0, le=1.0, description="Share of a queue's delay that priority vehicles still suffer.")

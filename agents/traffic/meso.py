@@ -17,6 +17,7 @@ from agents.traffic import meso_kernel as K
 from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
+from networks.junctions import same_green_feed
 from networks.routing import movement_graph, route_tables, turn_route_tables, update_route_tables
 from twin.domain import KPI, Domain
 
@@ -194,16 +195,9 @@ class MesoTraffic(Domain, TrafficBackend):
             sat = c.saturation_flow_vph / 3600.0 * c.capacity_scale
             rate = sat * j.mv_lanes * np.where(sig, green, 1.0)
             webster = np.where(sig & (green < 1.0), cycle * (1.0 - green) ** 2 / 2.0, 0.0)
-            # a link between two heads of one signal controller (a junction cluster) is cleared in the same
-            # green that fed it: its vehicles do not wait a second red, so no second uniform delay
-            tl = np.array([t or "" for t in j.mv_tl], dtype=object)
-            mv_in = np.repeat(np.arange(L), np.diff(j.mv_ptr))
-            feeds: dict[int, set] = {}
-            for m in range(len(tl)):
-                feeds.setdefault(int(j.mv_out[m]), set()).add(tl[m])
-            for ms in np.flatnonzero(webster > 0):
-                if tl[ms] and feeds.get(int(mv_in[ms])) == {tl[ms]}:  # graph-derived signals have no controller id
-                    webster[ms] = 0.0
+            # a link between two heads of one signal controller (a junction cluster), optionally also through its
+            # short unsignalised pieces, is cleared in the same green that fed it: no second uniform delay
+            webster[same_green_feed(j, self.length, float(c.signal_cluster_link_m))] = 0.0
             self.mv_delay = (j.mv_turn_s + webster).astype(_F)
             self.mv_turn = j.mv_turn_s.astype(_F)  # the part spent on the junction's internal lane (storage floor)
             # who gives way: unsignalised yield/stop/all-way streams, and permissive (never protected) greens

@@ -309,6 +309,22 @@ def movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf
 
 
 @njit(cache=True, inline="always")
+def _bits(x):
+    n = 0
+    while x:
+        n += 1
+        x &= x - 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def free_lane_share(mask, blocked):
+    """Share of a movement's lanes (bit ``mask``) not held by a blocked vehicle ahead (bits ``blocked``)."""
+    n = _bits(mask)
+    return _bits(mask & ~blocked) / n if n > 0 else 1.0
+
+
+@njit(cache=True, inline="always")
 def _movement_ready(m, t, dt, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc):
     """Top up movement ``m``'s capacity account to ``t``; True if a whole vehicle may pass now."""
     rate = movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg)
@@ -459,7 +475,10 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         room = q_count[c2] < storage[c2]
                     ok = room
                     if ok and m >= 0:
-                        ok = _movement_ready(m, t, dt, fo, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc)
+                        # a lane held by a blocked vehicle ahead (a left turner waiting on a shared lane) does not
+                        # discharge this movement: its saturation flow counts only its lanes still free
+                        ok = _movement_ready(m, t, dt, fo * free_lane_share(mask, blocked), tau, mv_rate, cf_ptr, cf_mv,
+                                             mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc)
                     if not ok:
                         # SUMO's gridlock rule: the first vehicle of the queue, standing still for gridlock_s, jumps along
                         # its route to the next link with room, taking the free-flow time of the links it skips.
