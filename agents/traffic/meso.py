@@ -12,6 +12,7 @@ from typing import Any, Hashable
 import numpy as np
 import simpy
 import xarray as xr
+from numba import njit
 
 from agents.traffic import meso_kernel as K
 from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
@@ -23,6 +24,16 @@ from twin.domain import KPI, Domain
 __all__ = ["MesoTraffic"]
 
 _F = np.float64
+
+
+@njit(cache=True)
+def _picked(ids: np.ndarray, share: float, salt: int) -> np.ndarray:
+    """Which of running vehicles ``ids`` :func:`meso_kernel.reroute_share` re-routes with this ``share`` and
+    ``salt`` (the same hash), so only their table rows need rebuilding."""
+    out = np.empty(ids.shape[0], np.bool_)
+    for i in range(ids.shape[0]):
+        out[i] = K._hash01(ids[i], salt) < share
+    return out
 
 
 def _ema(old: np.ndarray | None, sample: np.ndarray, w: float) -> np.ndarray:
@@ -491,6 +502,10 @@ class MesoTraffic(Domain, TrafficBackend):
                 need = self._vehicle_targets(pend)
                 if share > 0 and n:
                     running = np.flatnonzero(self.v_status[:n] == K.RUNNING)
+                    if self.cap_factor.min() > 0.0:
+                        # no link closed, so no vehicle re-routes inside the kernel: only the drivers
+                        # reroute_share picks read a running driver's row before the next refresh
+                        running = running[_picked(running.astype(np.int32), share, self.table_updates + 1)]
                     need = np.concatenate([need, self._vehicle_targets(running)])
             if len(need):
                 self._fresh_rows(need)
