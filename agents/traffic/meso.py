@@ -12,6 +12,7 @@ from typing import Any, Hashable
 import numpy as np
 import simpy
 import xarray as xr
+from numba import njit
 
 from agents.traffic import meso_kernel as K
 from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
@@ -24,6 +25,64 @@ from twin.domain import KPI, Domain
 __all__ = ["MesoTraffic"]
 
 _F = np.float64
+
+
+@njit(cache=True)
+def _picked(ids: np.ndarray, share: float, salt: int) -> np.ndarray:
+    """Which of running vehicles ``ids`` :func:`meso_kernel.reroute_share` re-routes with this ``share`` and
+    ``salt`` (the same hash), so only their table rows need rebuilding."""
+    out = np.empty(ids.shape[0], np.bool_)
+    for i in range(ids.shape[0]):
+        out[i] = K._hash01(ids[i], salt) < share
+    return out
+
+
+@njit(cache=True)
+def _route_starts(ids, departing, v_orig, v_first, v_last, v_link, link_to, cap_factor):
+    """Where the kernel's ``pinned_path`` starts for each vehicle: at departure (``departing``) or re-routing
+    from its current link. Returns (u node, prev link or -1, pinned last link read or -1); u = -1: no row read."""
+    n = ids.shape[0]
+    u = np.full(n, -1, np.int64)
+    prev = np.full(n, -1, np.int64)
+    pin = np.full(n, -1, np.int64)
+    for i in range(n):
+        v = ids[i]
+        el = v_last[v]
+        if departing[i]:
+            e0 = v_first[v]
+            if e0 >= 0 and cap_factor[e0] > 0.0 and el >= 0 and cap_factor[el] > 0.0:
+                if e0 == el:
+                    continue
+                u[i], prev[i] = link_to[e0], e0
+            else:
+                u[i] = v_orig[v]
+                continue  # the kernel passes no pinned link here: the destination's row only
+        else:
+            l = v_link[v]
+            if l == el:
+                continue
+            u[i], prev[i] = link_to[l], l
+        if el >= 0 and cap_factor[el] > 0.0:
+            pin[i] = el
+    return u, prev, pin
+
+
+@njit(cache=True)
+def _needs_dest_row(u, prev, pin, dest_slot, nh, link_to, n_nodes):
+    """True where ``pinned_path`` reads the destination's row: a start with no pinned row to read, or whose
+    pinned row's path fails (the same ``follow_turns`` walk on the rows as they are now)."""
+    out = np.zeros(u.shape[0], np.bool_)
+    buf = np.empty(n_nodes + 1, np.int32)
+    for i in range(u.shape[0]):
+        if u[i] < 0:
+            continue
+        if pin[i] < 0:
+            out[i] = True
+            continue
+        row = dest_slot[n_nodes + pin[i]]
+        if row < 0 or K.follow_turns(row, prev[i], u[i], pin[i], -1, nh, link_to, buf, 0, n_nodes) < 0:
+            out[i] = True
+    return out
 
 
 def _ema(old: np.ndarray | None, sample: np.ndarray, w: float) -> np.ndarray:
@@ -438,7 +497,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self.dist = np.concatenate([self.dist, dist], axis=0) if d0 else dist
         self.nh = np.concatenate([self.nh, nxt], axis=0) if d0 else nxt
 
-    def _fresh_rows(self, targets: np.ndarray) -> None:
+    def _fresh_rows(self, targets: np.ndarray, build: bool = True) -> None:
         """Turn-based tables: build the rows of ``targets`` on the current costs where missing or older.
 
         A full rebuild of every row at each refresh cost Bad Hersfeld 326 s CPU instead of 37 s; only rows some
@@ -453,6 +512,8 @@ class MesoTraffic(Domain, TrafficBackend):
             self._row_ver = np.concatenate([self._row_ver, np.full(len(new), -1, np.int64)])
             grow = np.full((len(new), self.nh.shape[1]), -1, np.int32)
             self.nh = np.concatenate([self.nh, grow], axis=0) if d0 else grow
+        if not build:  # slots only: the rows are built when a vehicle is about to read them
+            return
         rows = self.dest_slot[targets]
         stale = rows[self._row_ver[rows] < self._cost_ver]
         if len(stale):
@@ -464,6 +525,25 @@ class MesoTraffic(Domain, TrafficBackend):
         """Table targets vehicles ``ids`` route to: their destination node and, where pinned, n_nodes + last link."""
         last = self.v_last[ids]
         return np.concatenate([self.v_dest[ids].astype(np.int64), self.N + last[last >= 0].astype(np.int64)])
+
+    def _fresh_read_rows(self, departing: np.ndarray, rerouting: np.ndarray) -> None:
+        """Turn-based tables, no link closed: rebuild on the current costs exactly the rows the kernel will read
+        for vehicles ``departing`` before the next refresh and running vehicles ``rerouting`` now (see
+        ``meso_kernel.pinned_path``): the pinned last link's row, and the destination's row only where there is
+        no usable pinned row or its path fails. Halves the rows of a refresh on SUMO networks (trips are pinned)."""
+        ids = np.concatenate([departing, rerouting]).astype(np.int32)
+        if not len(ids):
+            return
+        is_dep = np.zeros(len(ids), np.bool_)
+        is_dep[: len(departing)] = True
+        u, prev, pin = _route_starts(ids, is_dep, self.v_orig, self.v_first, self.v_last, self.v_link,
+                                     self.link_to, self.cap_factor)
+        pinned = pin >= 0
+        if pinned.any():
+            self._fresh_rows(self.N + pin[pinned].astype(np.int64))
+        need = _needs_dest_row(u, prev, pin, self.dest_slot, self.nh, self.link_to, self.N)
+        if need.any():
+            self._fresh_rows(self.v_dest[ids[need]].astype(np.int64))
 
     def _refresh_routes(self, share: float) -> None:
         """Recompute next-hop tables on current link times; give ``share`` of running drivers a new route."""
@@ -477,17 +557,23 @@ class MesoTraffic(Domain, TrafficBackend):
             self._cost_ver += 1
             n = self.n_veh
             if opened_or_closed:  # any driver may meet the closure: every row
-                need = self.dests
+                if len(self.dests):
+                    self._fresh_rows(self.dests)
             else:
                 pend = self.dep_order[int(self.dep_ptr[0]):]
                 horizon = self.t + self.rr.route_refresh_s + self.dt
                 pend = pend[self.v_depart[pend] <= horizon]
-                need = self._vehicle_targets(pend)
-                if share > 0 and n:
-                    running = np.flatnonzero(self.v_status[:n] == K.RUNNING)
-                    need = np.concatenate([need, self._vehicle_targets(running)])
-            if len(need):
-                self._fresh_rows(need)
+                running = np.flatnonzero(self.v_status[:n] == K.RUNNING) if share > 0 and n else pend[:0]
+                if self.cap_factor.min() > 0.0:
+                    # no link closed, so no vehicle re-routes inside the kernel before the next refresh: only
+                    # the departures and the drivers reroute_share picks read rows, and only the rows they read
+                    # need the new costs (the others are rebuilt when read: every reader goes through here)
+                    running = running[_picked(running.astype(np.int32), share, self.table_updates + 1)]
+                    self._fresh_read_rows(pend, running)
+                else:
+                    need = np.concatenate([self._vehicle_targets(pend), self._vehicle_targets(running)])
+                    if len(need):
+                        self._fresh_rows(need)
         elif len(self.dests) and not np.array_equal(old, new):
             # link times change a little between refreshes: repair the trees where they changed (exact), and
             # rebuild them only when a link opens or closes
@@ -559,7 +645,13 @@ class MesoTraffic(Domain, TrafficBackend):
             pinned = l >= 0
             tgt = self.N + l[pinned].astype(np.int64) if self.turn else self.link_from[l[pinned]]
             dests = np.concatenate([dests.astype(np.int64), tgt.astype(np.int64)])
-        self._ensure_dests(dests)
+        if self.turn and hasattr(self, "next_reroute") and self.cap_factor.min() > 0.0:
+            # no link closed: build only the rows read before the next refresh (which builds the later ones)
+            self._fresh_rows(dests, build=False)
+            horizon = min(self.next_table, self.next_reroute) + 2 * self.dt
+            self._fresh_read_rows(ids[self.v_depart[ids] <= horizon], ids[:0])
+        else:
+            self._ensure_dests(dests)
 
     def add_trips(self, origins, destinations, depart_s, kind: str = "car") -> np.ndarray:
         """Add background trips (node indices or ids; departure times >= now, seconds)."""
