@@ -30,6 +30,15 @@ except KeyboardInterrupt:
 """
 
 
+
+def _as_from_a_shell() -> None:
+    """Start the child as a shell would: SIGINT at its default and unblocked. A pytest-xdist worker can hand its
+    children an ignored or blocked SIGINT (seen in full suites only), and Python then never installs its Ctrl+C
+    handler, which is not what a user's terminal gives ``run_scenario.py``."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_sigint_during_write_exits_fast_and_keeps_the_previous_file(tmp_path):
     import xarray as xr
 
@@ -40,7 +49,7 @@ def test_sigint_during_write_exits_fast_and_keeps_the_previous_file(tmp_path):
     for attempt in range(3):
         errf = open(tmp_path / f"stderr{attempt}.txt", "w")  # a file, not a pipe: a full pipe could block
         p = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE, stderr=errf,
-                             text=True)
+                             text=True, preexec_fn=_as_from_a_shell)
         try:
             assert p.stdout.readline().startswith("writing")
             t_first = time.monotonic()
@@ -78,7 +87,7 @@ def test_stale_temps_of_dead_writers_are_removed(tmp_path):
     from twin.atomic import remove_stale_temps, write_text_atomic
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+                          text=True, preexec_fn=_as_from_a_shell).stdout.strip()
     stale = tmp_path / f".r.nc.pid{dead}.abc123.tmp"
     stale.write_text("half")
     live = tmp_path / f".r.nc.pid{os.getppid()}.def456.tmp"  # a live writer's temp stays
@@ -115,7 +124,7 @@ def test_second_sigint_abandons_a_slow_write_and_keeps_the_previous_file(tmp_pat
     script.write_text(SLOW_WRITER.format(root=str(ROOT)))
     out = tmp_path / "r.txt"
     p = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=_as_from_a_shell)
     try:
         assert p.stdout.readline().startswith("writing")
         p.send_signal(signal.SIGINT)
