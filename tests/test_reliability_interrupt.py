@@ -51,17 +51,13 @@ def test_sigint_during_write_exits_fast_and_keeps_the_previous_file(tmp_path):
         p = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE, stderr=errf,
                              text=True, preexec_fn=_as_from_a_shell)
         try:
-            assert p.stdout.readline().startswith("writing")
-            t_first = time.monotonic()
-            assert p.stdout.readline().startswith("writing")  # the first file is on disk, the second write runs
-            # the first Ctrl+C lets the running write finish (by design): allow 3 writes as long as the one just
-            # timed, at least 10 s (a write took > 10 s in a CI suite while the other worker loaded the disk)
-            bound = max(10.0, 3.0 * (time.monotonic() - t_first))
+            for _ in range(2):  # the first file is on disk, the second write is running
+                assert p.stdout.readline().startswith("writing")
             time.sleep(rng.random() * 0.2)
             t0 = time.monotonic()
             p.send_signal(signal.SIGINT)
             try:
-                rc = p.wait(timeout=bound)
+                rc = p.wait(timeout=10)
             except subprocess.TimeoutExpired:  # the old deadlock: fail with every thread's stack
                 p.send_signal(signal.SIGUSR1)
                 time.sleep(1.0)
@@ -69,8 +65,8 @@ def test_sigint_during_write_exits_fast_and_keeps_the_previous_file(tmp_path):
                 p.wait()
                 errf.close()
                 err = (tmp_path / f"stderr{attempt}.txt").read_text()
-                raise AssertionError(f"no exit within {bound:.1f} s of SIGINT (attempt {attempt}); stacks:\n{err}")
-            assert time.monotonic() - t0 < bound
+                raise AssertionError(f"no exit within 10 s of SIGINT (attempt {attempt}); stacks:\n{err}")
+            assert time.monotonic() - t0 < 10
             assert rc == 130
         finally:
             if p.poll() is None:
