@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from agents.crowd.experiments import (MeasurementArea, lane_order, line_crossing_times, measure, neck_bottleneck,
+from agents.crowd.experiments import (Corridor, MeasurementArea, counterflow_holdup, lane_order, line_crossing_times, measure, neck_bottleneck,
                                       periodic_corridor, run_egress, start_lattice)
 from agents.crowd.geometry import VenueGeometry, periodic_strip
 from agents.crowd.sim import ModelParams
@@ -204,3 +204,21 @@ def test_walk_on_past_a_door_lowers_its_flow_as_a_neck_does():
     a, b = int(0.1 * t.size), int(0.9 * t.size) - 1
     q_walk_on = (b - a) / (t[b] - t[a])
     assert q_walk_on < 0.9 * r.flow()
+
+
+def test_counterflow_holdup_tells_head_on_locks_from_queues():
+    """The stall diagnosis: a head-on pair standing nose to nose counts as held by oncoming walkers and mutual;
+    a walker standing behind its own lane-mate does not; shares are of the standing walkers."""
+    from agents.crowd.sim import VenueSim
+    sim = VenueSim(periodic_strip(16.0, 4.0, 0.2), ModelParams(), 0.05, periodic_lx_m=16.0)
+    east = sim.add_field("east", direction=(1.0, 0.0))
+    west = sim.add_field("west", direction=(-1.0, 0.0))
+    sim.add_agents(np.array([8.0, 3.0, 3.45]), np.array([2.0, 1.0, 1.0]), np.full(3, 1.3), east)
+    sim.add_agents(np.array([8.35]), np.array([2.0]), np.full(1, 1.3), west)
+    sim.speed[:4] = [0.0, 0.0, 1.0, 0.0]  # the pair (agents 0 and 3) and the queued walker 1 stand
+    h = counterflow_holdup(Corridor(sim, 16.0, 4.0, np.array([1.0, 1.0, 1.0, -1.0])))
+    assert h.standing == pytest.approx(0.75)
+    assert h.by_oncoming == pytest.approx(2 / 3)
+    assert h.mutual == pytest.approx(2 / 3)
+    assert h.same_way_neighbours == pytest.approx(0.5)  # the pair sees only each other, the queue only itself
+    assert h.median_gap_m < 0.0  # the pair's centres are closer than a body length along their path

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.crowd.experiments import (MeasurementArea, bottleneck_flow, bottleneck_room, corridor_fd,  # noqa: E402
-                                      lane_order, line_crossing_times, measure, neck_bottleneck, periodic_corridor,
+                                      counterflow_holdup, lane_order, start_lattice, line_crossing_times, measure, neck_bottleneck, periodic_corridor,
                                       rimea1, rimea9, run_egress, weidmann_speed)
 
 # FZJ corridor experiments (Forschungszentrum Jülich, trajectories in its pedestrian data archive; Voronoi
@@ -41,6 +41,67 @@ def counter_flow(width: float, split: float, rho: float, seed: int, start: str =
     c.sim.step(warmup)
     r = measure(c.sim, [MeasurementArea(0.0, 16.0, 0.0, width)], measure_s, c.heading)[0]
     return r.speed, r.stopped, phi0, lane_order(c)
+
+
+def corridor_parts(rho: float, split: float, start: str, seed: int, width: float = 3.6):
+    """(mean speed m/s, standing share over the 20 s measured, :class:`HoldUp` at its end) of a periodic corridor
+    16 m long, desired speeds N(1.34, 0.26) m/s, after a 30 s warm-up."""
+    c = periodic_corridor(rho, length=16.0, width=width, split=split, speed_sd=0.26, start=start, seed=seed)
+    c.sim.step(30.0)
+    r = measure(c.sim, [MeasurementArea(0.0, 16.0, 0.0, width)], 20.0, c.heading)[0]
+    return r.speed, r.stopped, counterflow_holdup(c)
+
+
+def jupedsim_corridor(rho: float, mode: str, seed: int = 1, width: float = 3.6, length: float = 80.0):
+    """The same corridor in JuPedSim's anticipation velocity model, its defaults (Xu, Chraibi & Seyfried 2021;
+    an optional peer: None if not installed). JuPedSim has no periodic boundary, so an ``length`` m corridor is
+    filled at ``rho`` (mode "mixed", "lanes" or "oneway"), each group walking to an exit at its far end, and the
+    mean speed along the heading and the standing share are measured in the middle 16 m between 10 and 20 s,
+    before the emptying ends reach it. Returns (speed m/s, standing share, measured density /m²)."""
+    try:
+        import jupedsim as jps
+        from shapely import Polygon
+    except ImportError:
+        return None
+    rng = np.random.default_rng(seed)
+    n = int(round(rho * length * width))
+    X, Y = start_lattice(n, length, width, 0.25, 0.42)
+    pick = np.sort(rng.choice(X.size, n, replace=False))
+    X, Y = X[pick], Y[pick]
+    hd = -np.ones(n)
+    if mode == "oneway":
+        hd[:] = 1.0
+    elif mode == "lanes":
+        hd[np.argsort(Y, kind="stable")[: n // 2]] = 1.0
+    else:
+        hd[rng.permutation(n)[: n // 2]] = 1.0
+    v0 = np.clip(rng.normal(1.34, 0.26, n), 0.5, 1.8)
+    sim = jps.Simulation(model=jps.AnticipationVelocityModel(), dt=0.05,
+                         geometry=Polygon([(-2, 0), (length + 2, 0), (length + 2, width), (-2, width)]))
+    se = sim.add_exit_stage(Polygon([(length + 1, .01), (length + 1.99, .01), (length + 1.99, width - .01),
+                                     (length + 1, width - .01)]))
+    sw = sim.add_exit_stage(Polygon([(-1.99, .01), (-1, .01), (-1, width - .01), (-1.99, width - .01)]))
+    je, jw = sim.add_journey(jps.JourneyDescription([se])), sim.add_journey(jps.JourneyDescription([sw]))
+    head = {}
+    for x, y, h, v in zip(X, Y, hd, v0):
+        a = sim.add_agent(jps.AnticipationVelocityModelAgentParameters(
+            journey_id=je if h > 0 else jw, stage_id=se if h > 0 else sw, position=(float(x), float(y)),
+            desired_speed=float(v)))
+        head[a] = h
+    for _ in range(200):
+        sim.iterate()
+    vs, st = [], 0
+    x0, x1 = length / 2 - 8.0, length / 2 + 8.0
+    for _ in range(20):
+        p0 = {a.id: a.position for a in sim.agents()}
+        for _ in range(10):
+            sim.iterate()
+        p1 = {a.id: a.position for a in sim.agents()}
+        for i, (xa, ya) in p0.items():
+            if i in p1 and x0 <= xa < x1:
+                vs.append((p1[i][0] - xa) * head[i] / 0.5)
+                st += np.hypot(p1[i][0] - xa, p1[i][1] - ya) / 0.5 < 0.05
+    return float(np.mean(vs)), st / max(len(vs), 1), len(vs) / 20 / (16.0 * width)
 
 
 def one_way(rho: float, seed: int, width: float = 3.0):
@@ -207,6 +268,42 @@ def main() -> int:
     ok["counter-flow speed within 25% of FZJ (3.6 m corridor)"] = bi_ok
     print()
 
+    rho_hi, ref_hi = FZJ_BIDIRECTIONAL[-1]
+    print(f"## Counter-flow at {rho_hi} /m² taken apart (not a check; 3.6 m corridor, 16 m periodic, 30 s warm-up, "
+          "20 s measured, 2 seeds; standing, held by oncoming, head-on pairs, same-way neighbours and gap at the "
+          "end: `counterflow_holdup`)\n")
+    print("| set-up | speed (m/s) | / one-way | standing over 20 s | standing at the end | of those held by an "
+          "oncoming walker | in head-on pairs | same-way share of neighbours within 1 m | median gap ahead (m) |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+    parts = {}
+    for name, split, start in (("one-way", 1.0, "mixed"), ("two-way, started in lanes", 0.5, "lanes"),
+                               ("two-way, mixed start", 0.5, "mixed")):
+        res = [corridor_parts(rho_hi, split, start, s) for s in (1, 2)]
+        v = float(np.mean([r[0] for r in res]))
+        parts[name] = v
+        h = [r[2] for r in res]
+        print(f"| {name} | {v:.3f} | {v / parts['one-way']:.2f} | {np.mean([r[1] for r in res]):.0%} | "
+              f"{np.mean([x.standing for x in h]):.0%} | {np.mean([x.by_oncoming for x in h]):.0%} | "
+              f"{np.mean([x.mutual for x in h]):.0%} | {np.mean([x.same_way_neighbours for x in h]):.2f} | "
+              f"{np.mean([x.median_gap_m for x in h]):.2f} |")
+    jp = {m: jupedsim_corridor(rho_hi, m) for m in ("oneway", "lanes", "mixed")}
+    if all(v is not None for v in jp.values()):
+        for m, label in (("oneway", "one-way"), ("lanes", "two-way, started in lanes"), ("mixed", "two-way, mixed start")):
+            v, st, dens = jp[m]
+            print(f"| JuPedSim {_jps_version()} anticipation velocity model, its defaults (T 1.06 s, r 0.2 m), "
+                  f"{label}; 80 m corridor, middle 16 m at {dens:.2f} /m², 1 seed | {v:.3f} | "
+                  f"{v / jp['oneway'][0]:.2f} | {st:.0%} | - | - | - | - | - |")
+    wv = float(weidmann_speed(rho_hi))
+    lo = (1 - 0.25) * ref_hi
+    ratio = parts["two-way, started in lanes"] / parts["one-way"]
+    print(f"\nFZJ two-way {ref_hi} m/s at {rho_hi} /m²: within 25% needs >= {lo:.3f} m/s, {lo / wv:.2f}x Weidmann's "
+          f"one-way speed there ({wv:.3f} m/s; the Weidmann check allows one-way speeds up to {1.2 * wv:.3f}). With "
+          f"this model's two-way / one-way ratio in lanes ({ratio:.2f}) the one-way corridor would have to walk "
+          f"{lo / ratio:.3f} m/s ({lo / ratio / wv:.2f}x Weidmann)"
+          + (f"; with JuPedSim's ({jp['lanes'][0] / jp['oneway'][0]:.2f}) {lo / (jp['lanes'][0] / jp['oneway'][0]):.3f}"
+             f" m/s ({lo / (jp['lanes'][0] / jp['oneway'][0]) / wv:.2f}x)" if jp["oneway"] is not None else "")
+          + ".\n")
+
     print("## One-way corridor against FZJ (3 m wide, 16 m periodic, desired speeds N(1.34, 0.26) m/s, measured "
           "in the middle 8 m, 2 seeds)\n")
     print("FZJ: Zhang et al. 2011, peak specific flow ~1.7 /(m·s) at 1.7-2.1 /m², speed ~0.83 m/s at 2 /m².\n")
@@ -231,10 +328,12 @@ def main() -> int:
           "the east wall, exit = its far end; flow between the 10th and 90th percentile leaver, 2 seeds)\n")
     print("| width (m) | neck length (m) | specific flow (1/(m s)) | band 1.6-2.2 | last out (s) |\n|---|---|---|---|---|")
     neck_ok = True
+    vanish = {}
     for w in (1.0, 2.0, 3.0):
         for nl in (1.0, 3.0, 5.0):
             rs = [run_egress(neck_bottleneck(w, nl, n=200, seed=s)[0], 400.0) for s in (1, 2)]
             js = float(np.mean([r.flow() for r in rs])) / w
+            vanish[(w, nl)] = js
             inb = NECK_BAND[0] <= js <= NECK_BAND[1]
             neck_ok &= inb
             print(f"| {w:.1f} | {nl:.1f} | {js:.2f} | {'yes' if inb else 'NO'} | "
@@ -247,14 +346,21 @@ def main() -> int:
           "line or the neck's end, 2 seeds)\n")
     print("| width (m) | neck length (m) | specific flow, leavers vanish at the line (1/(m s)) | specific flow, "
           "walking on (1/(m s)) |\n|---|---|---|---|")
-    for w, nl in ((1.0, 0.0), (2.0, 0.0), (1.0, 3.0), (2.0, 3.0)):
+    won_in = 0
+    cases = [(1.0, 0.0), (2.0, 0.0)] + [(w, nl) for w in (1.0, 2.0, 3.0) for nl in (1.0, 3.0, 5.0)]
+    for w, nl in cases:
         van, won = [], []
         for s_ in (1, 2):
-            van.append(run_egress(neck_bottleneck(w, nl, n=200, seed=s_)[0], 400.0).flow())
+            if (w, nl) not in vanish:
+                van.append(run_egress(neck_bottleneck(w, nl, n=200, seed=s_)[0], 400.0).flow())
             t = line_crossing_times(neck_bottleneck(w, nl, n=200, seed=s_, walk_on_m=4.0)[0], 10.0 + nl, 400.0)
             a, b = int(0.1 * t.size), int(0.9 * t.size) - 1
             won.append((b - a) / max(t[b] - t[a], 1e-9))
-        print(f"| {w:.1f} | {nl:.1f} | {np.mean(van) / w:.2f} | {np.mean(won) / w:.2f} |")
+        jv = vanish[(w, nl)] if (w, nl) in vanish else float(np.mean(van)) / w
+        jw = float(np.mean(won)) / w
+        won_in += nl > 0 and NECK_BAND[0] <= jw <= NECK_BAND[1]
+        print(f"| {w:.1f} | {nl:.1f} | {jv:.2f} | {jw:.2f} |")
+    print(f"\nnecks walking on inside {NECK_BAND[0]}-{NECK_BAND[1]} /(m·s): {won_in} of 9")
     r_ = np.linspace(0.3, 5.3, 5001)
     cap = float(np.max(r_ * weidmann_speed(r_)))
     print(f"\nWeidmann's capacity: {cap:.2f} /(m·s) (at 1.75 /m²); the ±20% the Weidmann check allows caps a "

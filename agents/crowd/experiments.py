@@ -17,7 +17,7 @@ from agents.crowd.sim import ModelParams, VenueSim
 __all__ = ["weidmann_speed", "lattice_points", "corridor_fd", "bottleneck_flow", "rimea1", "rimea9",
            "room_with_exit", "bottleneck_room", "run_egress", "EgressResult", "Corridor", "periodic_corridor",
            "MeasurementArea", "AreaResult", "measure", "lane_order", "neck_bottleneck", "start_lattice",
-           "line_crossing_times"]
+           "line_crossing_times", "HoldUp", "counterflow_holdup"]
 
 
 def weidmann_speed(rho):
@@ -215,6 +215,50 @@ def lane_order(c: Corridor, band_m: float = 0.3, reach_m: float = 2.0) -> float:
     tot = same + opp
     ok = tot > 0
     return float(np.mean(((same[ok] - opp[ok]) / tot[ok]) ** 2)) if ok.any() else float("nan")
+
+
+@dataclass
+class HoldUp:
+    """Who holds up whom in a two-way corridor, now (shares 0-1). standing: walkers slower than 0.05 m/s over
+    the last sub-step; by_oncoming: of those, the share whose nearest neighbour ahead along their heading (within
+    ``body_width_m`` sideways) walks the other way; mutual: the share in head-on pairs, each the other's nearest
+    one ahead; same_way_neighbours: the mean share of a walker's neighbours within 1 m walking its way (lane
+    formation: 0.5 for a random 50/50 mix, 1 for perfect lanes); median_gap_m: the median gap (centre distance
+    minus the body length 0.41 m) to the nearest one ahead, over everyone."""
+
+    standing: float
+    by_oncoming: float
+    mutual: float
+    same_way_neighbours: float
+    median_gap_m: float
+
+
+def counterflow_holdup(c: Corridor, body_width_m: float = 0.65, length_m: float = 0.41) -> HoldUp:
+    """:class:`HoldUp` of a :class:`Corridor` at this instant (a diagnosis of stalls: are the standing held by
+    people coming the other way, locked in head-on pairs, or by their own lane?)."""
+    s = c.sim
+    n = s.n
+    x, y, hd = s.x[:n], s.y[:n], c.heading
+    dx = x[None, :] - x[:, None]
+    dx -= c.length_m * np.floor(dx / c.length_m + 0.5)
+    dy = y[None, :] - y[:, None]
+    dist = np.hypot(dx, dy)
+    near = dist < 1.0
+    np.fill_diagonal(near, False)
+    tot = near.sum(1)
+    same = (near & (hd[:, None] == hd[None, :])).sum(1)
+    ahead = (dx * hd[:, None] > 0) & (np.abs(dy) < body_width_m)
+    d = np.where(ahead, dist, np.inf)
+    j = np.argmin(d, 1)
+    has = np.isfinite(d.min(1))
+    stand = s.speed[:n] < 0.05
+    onc = has & (hd[j] != hd)
+    mutual = onc & (j[j] == np.arange(n))
+    ns = max(int(stand.sum()), 1)
+    gap = d.min(1)[has] - length_m
+    return HoldUp(float(stand.mean()), float((onc & stand).sum() / ns), float((mutual & stand).sum() / ns),
+                  float(np.mean(same[tot > 0] / tot[tot > 0])) if (tot > 0).any() else float("nan"),
+                  float(np.median(gap)) if gap.size else float("nan"))
 
 
 def corridor_fd(density: float, length: float = 16.0, width: float = 4.0, warmup_s: float = 20.0,
