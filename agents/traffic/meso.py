@@ -103,9 +103,8 @@ def _ema(old: np.ndarray | None, sample: np.ndarray, w: float) -> np.ndarray:
     if w >= 1.0 or old is None:  # no memory: exactly the sample (old + (sample - old) can differ from it in the last bit)
         return sample.copy()
     fin = np.isfinite(old) & np.isfinite(sample)
-    out = sample.copy()
-    out[fin] = old[fin] + w * (sample[fin] - old[fin])
-    return out
+    with np.errstate(invalid="ignore"):  # inf - inf where not finite: not used
+        return np.where(fin, old + w * (sample - old), sample)  # elementwise the same operations as on fin alone
 
 
 class MesoTraffic(Domain, TrafficBackend):
@@ -316,10 +315,15 @@ class MesoTraffic(Domain, TrafficBackend):
         self.mv_tflow = np.zeros(M, _F)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # any array attribute (re)assigned (vehicle arrays grown, route buffer grown, tables rebuilt): the kernel's
-        # cached named tuples would still point at the old arrays, so drop them
+        # an array the kernel takes (re)assigned (vehicle arrays grown, route buffer grown, tables grown): the
+        # kernel's cached named tuples would still point at the old array, so drop them. Arrays the kernel does not
+        # take (smoothed costs, watched ids: reassigned every few steps) keep them (a rebuild costs ~0.1 ms).
         if isinstance(value, np.ndarray):
-            self.__dict__["_kargs"] = None
+            k = self.__dict__.get("_kargs")
+            if k is not None:
+                old = self.__dict__.get(name)
+                if old is None or name == "link_from" or any(old is a for tup in k for a in tup):
+                    self.__dict__["_kargs"] = None
         object.__setattr__(self, name, value)
 
     def _kernel_args(self):
