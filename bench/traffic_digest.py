@@ -5,7 +5,8 @@
     .venv/bin/python -m bench.traffic_digest                        # all cases, digests + one JSON line
 
 Cases: the Wildau baseline (real network, counted routes), the Bad Hersfeld baseline (real network, EV and
-emergency on the same clock), a synthetic 16x16 grid peak with 10k trips, and the same grid with a link closed
+emergency on the same clock) and its closure variant `main_road_closed` (gridlock queues, closed-link
+re-routing), a synthetic 16x16 grid peak with 10k trips, and the same grid with a link closed
 mid-run (full table rebuild path). Each data variable and coordinate of the results Dataset is hashed
 (SHA-256 of its raw bytes, dtype and shape; object arrays by their string form); attrs that hold wall time,
 creation time, commit or the checkout's folder (and the scenario hash that includes it) are left out.
@@ -24,10 +25,15 @@ if __package__ in (None, ""):
 
 from bench._common import ROOT  # noqa: E402
 
-CASES = ("wildau", "bad_hersfeld", "grid", "grid_closure")
+CASES = ("wildau", "bad_hersfeld", "bad_hersfeld_closure", "grid", "grid_closure")
 # differ between any two runs (time, commit) or checkouts (the folder, and the scenario hash that includes it)
 _VOLATILE_ATTRS = {"wall_time_s", "created", "code_version", "git_commit", "code_digest", "host", "python",
                    "scenario_dir", "scenario_hash"}
+
+
+# case -> (scenario file stem, variant)
+_FILE_CASES = {"wildau": ("wildau", "baseline"), "bad_hersfeld": ("bad_hersfeld", "baseline"),
+               "bad_hersfeld_closure": ("bad_hersfeld", "main_road_closed")}
 
 
 def _grid_doc(closure: bool) -> dict:
@@ -45,9 +51,10 @@ def run_case(name: str):
     from twin.engine import CityTwin
     from twin.scenario import load_scenario, resolve_variants
 
-    if name in ("wildau", "bad_hersfeld"):
-        path = ROOT / "scenarios" / f"{name}.yaml"
-        sc = load_scenario(path)["baseline"]
+    if name in ("wildau", "bad_hersfeld", "bad_hersfeld_closure"):
+        city, variant = _FILE_CASES[name]
+        path = ROOT / "scenarios" / f"{city}.yaml"
+        sc = load_scenario(path)[variant]
         return CityTwin(sc, path.parent).run()
     sc = resolve_variants(_grid_doc(name == "grid_closure"), ROOT / "scenarios" / "bench_traffic.yaml")["baseline"]
     return CityTwin(sc, ROOT / "scenarios").run()

@@ -15,35 +15,42 @@ from numba import njit, prange
 from networks.graph import CityGraph
 
 __all__ = ["dijkstra_to", "dijkstra_from", "next_hop_tables", "route_tables", "update_route_tables", "path_links", "path_from_next_hop",
-           "movement_graph", "turn_route_tables",
+           "movement_graph", "turn_route_tables", "turn_route_rows",
            "shortest_path", "shortest_time", "link_costs", "reachable_share"]
 
 
 _SERIAL_BELOW = 1_000_000  # destinations x links: below this, threads cost more than they save
+# turn tables, rows x line-graph edges: a row costs ~0.5 ms on a town (Bad Hersfeld: 6,120 edges), a threaded call
+# ~0.05 ms more; the 1-minute refreshes build a few to a hundred rows, so threads pay from ~4 rows on (wall, not CPU)
+_TURN_SERIAL_BELOW = 20_000
 
 
 # ---- binary heap on parallel arrays (keys float64, values int32) -------------------------------
 @njit(cache=True, inline="always")
 def heap_push(keys, vals, size, key, val):
+    """Insert (key, val) into the binary min-heap ``keys[:size]``/``vals[:size]``; return the new size.
+
+    Moves a hole up instead of swapping (the same comparisons as a swapping sift, so the same layout: ties
+    between equal keys pop in the same order)."""
     i = size
-    keys[i] = key
-    vals[i] = val
     while i > 0:
         parent = (i - 1) >> 1
-        if keys[parent] <= keys[i]:
+        if keys[parent] <= key:
             break
-        keys[parent], keys[i] = keys[i], keys[parent]
-        vals[parent], vals[i] = vals[i], vals[parent]
+        keys[i] = keys[parent]
+        vals[i] = vals[parent]
         i = parent
+    keys[i] = key
+    vals[i] = val
     return size + 1
 
 
 @njit(cache=True, inline="always")
 def heap_pop(keys, vals, size):
-    """Remove the minimum; return (key, val, new_size)."""
+    """Remove the minimum; return (key, val, new_size). Sifts a hole down (see :func:`heap_push`)."""
     key, val = keys[0], vals[0]
     size -= 1
-    keys[0], vals[0] = keys[size], vals[size]
+    lk, lv = keys[size], vals[size]
     i = 0
     while True:
         left = 2 * i + 1
@@ -52,11 +59,13 @@ def heap_pop(keys, vals, size):
         child = left
         if left + 1 < size and keys[left + 1] < keys[left]:
             child = left + 1
-        if keys[i] <= keys[child]:
+        if lk <= keys[child]:
             break
-        keys[child], keys[i] = keys[i], keys[child]
-        vals[child], vals[i] = vals[i], vals[child]
+        keys[i] = keys[child]
+        vals[i] = vals[child]
         i = child
+    keys[i] = lk
+    vals[i] = lv
     return key, val, size
 
 
@@ -284,46 +293,6 @@ def route_tables(dests: np.ndarray, link_cost: np.ndarray, city_arrays) -> tuple
     return dist, nxt
 
 
-@njit(cache=True, inline="always")
-def _hpush(keys, vals, size, key, val):
-    """:func:`heap_push` moving a hole instead of swapping: the same comparisons, so the same heap layout."""
-    i = size
-    while i > 0:
-        parent = (i - 1) >> 1
-        if keys[parent] <= key:
-            break
-        keys[i] = keys[parent]
-        vals[i] = vals[parent]
-        i = parent
-    keys[i] = key
-    vals[i] = val
-    return size + 1
-
-
-@njit(cache=True, inline="always")
-def _hpop(keys, vals, size):
-    """:func:`heap_pop` moving a hole instead of swapping: the same comparisons, so the same heap layout."""
-    key, val = keys[0], vals[0]
-    size -= 1
-    lk, lv = keys[size], vals[size]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            break
-        child = left
-        if left + 1 < size and keys[left + 1] < keys[left]:
-            child = left + 1
-        if lk <= keys[child]:
-            break
-        keys[i] = keys[child]
-        vals[i] = vals[child]
-        i = child
-    keys[i] = lk
-    vals[i] = lv
-    return key, val, size
-
-
 @njit(cache=True)
 def _update_row(dist, nxt, inc, dec, new_cost, in_indptr, in_links, in_from, in_cost, out_indptr, out_links, out_to,
                 out_cost, link_from, link_to, keys, vals, bad, kidbuf, stack, invalid):
@@ -384,7 +353,7 @@ def _update_row(dist, nxt, inc, dec, new_cost, in_indptr, in_links, in_from, in_
                         nxt[u] = out_links[j]
             dist[u] = du
             if du < np.inf:
-                size = _hpush(keys, vals, size, du, np.int32(u))
+                size = heap_push(keys, vals, size, du, np.int32(u))
         for i in range(nb):
             bad[invalid[i]] = False
     for k in range(dec.shape[0]):
@@ -394,9 +363,9 @@ def _update_row(dist, nxt, inc, dec, new_cost, in_indptr, in_links, in_from, in_
         if nd < dist[u]:
             dist[u] = nd
             nxt[u] = l
-            size = _hpush(keys, vals, size, nd, np.int32(u))
+            size = heap_push(keys, vals, size, nd, np.int32(u))
     while size > 0:
-        d, u, size = _hpop(keys, vals, size)
+        d, u, size = heap_pop(keys, vals, size)
         if d > dist[u]:
             continue
         for j in range(in_indptr[u], in_indptr[u + 1]):
@@ -405,7 +374,7 @@ def _update_row(dist, nxt, inc, dec, new_cost, in_indptr, in_links, in_from, in_
             if nd < dist[w]:
                 dist[w] = nd
                 nxt[w] = in_links[j]
-                size = _hpush(keys, vals, size, nd, np.int32(w))
+                size = heap_push(keys, vals, size, nd, np.int32(w))
 
 
 @njit(cache=True)
@@ -519,13 +488,13 @@ def _turn_row(target, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv,
         for l in range(L):
             if link_to[l] == target:  # a vehicle on it has arrived (closed or not: it is already on it)
                 dist[l] = 0.0
-                size = _hpush(keys, vals, size, 0.0, np.int32(l))
+                size = heap_push(keys, vals, size, 0.0, np.int32(l))
     else:
         e = target - n_nodes
         dist[e] = 0.0
-        size = _hpush(keys, vals, size, 0.0, np.int32(e))
+        size = heap_push(keys, vals, size, 0.0, np.int32(e))
     while size > 0:
-        d, b, size = _hpop(keys, vals, size)
+        d, b, size = heap_pop(keys, vals, size)
         if d > dist[b]:
             continue
         base = d + link_cost[b]
@@ -538,7 +507,7 @@ def _turn_row(target, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv,
             if nd < dist[a]:
                 dist[a] = nd
                 nxt[a] = b
-                size = _hpush(keys, vals, size, nd, np.int32(a))
+                size = heap_push(keys, vals, size, nd, np.int32(a))
     for u in range(n_nodes):
         if u == target:
             dist[L + u] = 0.0
@@ -555,23 +524,39 @@ def _turn_row(target, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv,
 
 @njit(cache=True)
 def _turn_rows(lo, hi, targets, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, link_to, out_indptr,
-               out_links, dist, nxt):
+               out_links, dist, nxt, rows):
+    """Rows ``lo:hi`` of ``targets`` into ``nxt[rows[i]]``; labels into ``dist[i]``, or (``dist`` with no rows)
+    into one scratch row reused for every target (no D x (L + N) float array to fill when only next links are kept)."""
     cap = pred_link.shape[0] + link_cost.shape[0] + 16  # pushes <= seeds + relaxations
     keys = np.empty(cap)
     vals = np.empty(cap, np.int32)
+    scratch = np.empty(link_cost.shape[0] + n_nodes)
+    keep = dist.shape[0] > 0
     for i in range(lo, hi):
         _turn_row(targets[i], n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, link_to, out_indptr,
-                  out_links, dist[i], nxt[i], keys, vals)
+                  out_links, dist[i] if keep else scratch, nxt[rows[i]], keys, vals)
 
 
 @njit(cache=True, parallel=True)
 def _turn_parallel(targets, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, link_to, out_indptr,
-                   out_links, dist, nxt, n_chunks):
+                   out_links, dist, nxt, rows, n_chunks):
     D = targets.shape[0]
     chunk = (D + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         _turn_rows(t * chunk, min(D, (t + 1) * chunk), targets, n_nodes, link_cost, mv_cost, pred_ptr, pred_link,
-                   pred_mv, link_to, out_indptr, out_links, dist, nxt)
+                   pred_mv, link_to, out_indptr, out_links, dist, nxt, rows)
+
+
+def _turn_run(targets, link_cost, mv_cost, graph, a, dist, nxt, rows) -> None:
+    """Run the turn-table kernel over ``targets`` (threads when large, as :func:`route_tables`)."""
+    pred_ptr, pred_link, pred_mv = graph
+    mvc = np.ascontiguousarray(mv_cost, np.float64) if len(mv_cost) else np.zeros(1)
+    args = (targets, a.n_nodes, np.ascontiguousarray(link_cost, np.float64), mvc, pred_ptr, pred_link, pred_mv,
+            a.link_to, a.out_indptr, a.out_links, dist, nxt, rows)
+    if targets.shape[0] * max(len(pred_link), 1) < _TURN_SERIAL_BELOW or numba.get_num_threads() == 1:
+        _turn_rows(0, targets.shape[0], *args)
+    else:
+        _turn_parallel(*args, min(targets.shape[0], 4 * numba.get_num_threads()))
 
 
 def turn_route_tables(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.ndarray, graph, city_arrays,
@@ -584,12 +569,23 @@ def turn_route_tables(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.nd
     W = a.n_links + a.n_nodes
     dist = np.empty((targets.shape[0], W), np.float64)
     nxt = np.empty((targets.shape[0], W), np.int32)
-    pred_ptr, pred_link, pred_mv = graph
-    mvc = np.ascontiguousarray(mv_cost, np.float64) if len(mv_cost) else np.zeros(1)
-    args = (targets, a.n_nodes, np.ascontiguousarray(link_cost, np.float64), mvc, pred_ptr, pred_link, pred_mv,
-            a.link_to, a.out_indptr, a.out_links, dist, nxt)
-    if targets.shape[0] * max(len(pred_link), 1) < _SERIAL_BELOW or numba.get_num_threads() == 1:
-        _turn_rows(0, targets.shape[0], *args)
-    else:
-        _turn_parallel(*args, 4 * numba.get_num_threads())
+    _turn_run(targets, link_cost, mv_cost, graph, a, dist, nxt, np.arange(targets.shape[0], dtype=np.int64))
     return dist, nxt
+
+
+def turn_route_rows(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.ndarray, graph, city_arrays,
+                    nxt: np.ndarray, rows: np.ndarray) -> None:
+    """:func:`turn_route_tables`' next links written in place: target ``targets[i]``'s row into ``nxt[rows[i]]``
+    (``nxt`` int32[., L+N] C-contiguous, ``rows`` distinct); the same values, without the distance table
+    and the copy of the result into the caller's table."""
+    a = city_arrays
+    targets = np.asarray(targets, np.int64)
+    rows = np.asarray(rows, np.int64)
+    if targets.shape != rows.shape:
+        raise ValueError(f"targets {targets.shape} and rows {rows.shape} differ in shape")
+    if not (nxt.dtype == np.int32 and nxt.ndim == 2 and nxt.flags.c_contiguous
+            and nxt.shape[1] == a.n_links + a.n_nodes):
+        raise ValueError(f"nxt must be a C-contiguous int32 array of {a.n_links + a.n_nodes} columns")
+    if len(rows) and (rows.min() < 0 or rows.max() >= nxt.shape[0]):
+        raise ValueError(f"rows must lie in 0..{nxt.shape[0] - 1}")
+    _turn_run(targets, link_cost, mv_cost, graph, a, np.empty((0, nxt.shape[1]), np.float64), nxt, rows)

@@ -19,7 +19,7 @@ from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
 from networks.junctions import same_green_feed
-from networks.routing import movement_graph, route_tables, turn_route_tables, update_route_tables
+from networks.routing import movement_graph, route_tables, turn_route_rows, update_route_tables
 from twin.domain import KPI, Domain
 
 __all__ = ["MesoTraffic"]
@@ -85,14 +85,26 @@ def _needs_dest_row(u, prev, pin, dest_slot, nh, link_to, n_nodes):
     return out
 
 
+@njit(cache=True)
+def _closed_ahead(ids, v_rstart, v_rpos, v_rlen, route_buf, cap_factor):
+    """Which running vehicles ``ids`` have a closed link ahead on their route (the kernel re-routes them there)."""
+    out = np.zeros(ids.shape[0], np.bool_)
+    for i in range(ids.shape[0]):
+        v = ids[i]
+        for p in range(v_rpos[v] + 1, v_rlen[v]):
+            if cap_factor[route_buf[v_rstart[v] + p]] <= 0.0:
+                out[i] = True
+                break
+    return out
+
+
 def _ema(old: np.ndarray | None, sample: np.ndarray, w: float) -> np.ndarray:
     """``old + w (sample - old)``; inf (closed) where the sample is inf, the sample where ``old`` was inf (or unset)."""
     if w >= 1.0 or old is None:  # no memory: exactly the sample (old + (sample - old) can differ from it in the last bit)
         return sample.copy()
     fin = np.isfinite(old) & np.isfinite(sample)
-    out = sample.copy()
-    out[fin] = old[fin] + w * (sample[fin] - old[fin])
-    return out
+    with np.errstate(invalid="ignore"):  # inf - inf where not finite: not used
+        return np.where(fin, old + w * (sample - old), sample)  # elementwise the same operations as on fin alone
 
 
 class MesoTraffic(Domain, TrafficBackend):
@@ -202,7 +214,9 @@ class MesoTraffic(Domain, TrafficBackend):
         self.dests = np.zeros(0, np.int64)
         self.nh = np.full((0, W), -1, np.int32)
         self.dist = np.zeros((0, W))  # float64 distances (s) behind ``nh``, kept for incremental updates
-        self._row_ver = np.zeros(0, np.int64)  # turn-based tables: the cost version each row was built on
+        self._row_ver = np.zeros(0, np.int64)  # turn-based tables: the cost version each row is on (maybe deferred)
+        self._row_built = np.zeros(0, np.int64)  # ... and the version its content was built on (see ``_build_rows``)
+        self._ver_costs: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # costs of versions rows still wait for
         self._cost_ver = 0
         if self.turn:
             self._mv_graph = movement_graph(a, self.mv_ptr, self.mv_out)
@@ -301,10 +315,15 @@ class MesoTraffic(Domain, TrafficBackend):
         self.mv_tflow = np.zeros(M, _F)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # any array attribute (re)assigned (vehicle arrays grown, route buffer grown, tables rebuilt): the kernel's
-        # cached named tuples would still point at the old arrays, so drop them
+        # an array the kernel takes (re)assigned (vehicle arrays grown, route buffer grown, tables grown): the
+        # kernel's cached named tuples would still point at the old array, so drop them. Arrays the kernel does not
+        # take (smoothed costs, watched ids: reassigned every few steps) keep them (a rebuild costs ~0.1 ms).
         if isinstance(value, np.ndarray):
-            self.__dict__["_kargs"] = None
+            k = self.__dict__.get("_kargs")
+            if k is not None:
+                old = self.__dict__.get(name)
+                if old is None or name == "link_from" or any(old is a for tup in k for a in tup):
+                    self.__dict__["_kargs"] = None
         object.__setattr__(self, name, value)
 
     def _kernel_args(self):
@@ -476,8 +495,7 @@ class MesoTraffic(Domain, TrafficBackend):
             self._ema_mv = _ema(self._ema_mv, mv, w)
 
     def _tables(self, targets: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.turn:
-            return turn_route_tables(targets, costs, self._route_mv_cost, self._mv_graph, self.city.arrays)
+        """Node tables (turn-based rows are built in place by ``_build_rows``)."""
         return route_tables(targets.astype(np.int32), costs, self.city.arrays)
 
     def _ensure_dests(self, dests: np.ndarray) -> None:
@@ -497,11 +515,13 @@ class MesoTraffic(Domain, TrafficBackend):
         self.dist = np.concatenate([self.dist, dist], axis=0) if d0 else dist
         self.nh = np.concatenate([self.nh, nxt], axis=0) if d0 else nxt
 
-    def _fresh_rows(self, targets: np.ndarray, build: bool = True) -> None:
+    def _fresh_rows(self, targets: np.ndarray, build: bool = True, defer: bool = False) -> None:
         """Turn-based tables: build the rows of ``targets`` on the current costs where missing or older.
 
         A full rebuild of every row at each refresh cost Bad Hersfeld 326 s CPU instead of 37 s; only rows some
-        vehicle will read before the next refresh are rebuilt (departures, re-routing drivers, new trips)."""
+        vehicle will read before the next refresh are rebuilt (departures, re-routing drivers, new trips).
+        ``defer``: put the rows on the current cost version but build them only when about to be read
+        (``_build_rows``): the same content, built later from the stored costs of that version, or never."""
         targets = np.unique(np.asarray(targets, np.int64))
         slot = self.dest_slot[targets]
         new = targets[slot < 0]
@@ -510,40 +530,101 @@ class MesoTraffic(Domain, TrafficBackend):
             self.dests = np.concatenate([self.dests, new])
             self.dest_slot[new] = np.arange(d0, d0 + len(new), dtype=np.int32)
             self._row_ver = np.concatenate([self._row_ver, np.full(len(new), -1, np.int64)])
-            grow = np.full((len(new), self.nh.shape[1]), -1, np.int32)
-            self.nh = np.concatenate([self.nh, grow], axis=0) if d0 else grow
+            self._row_built = np.concatenate([self._row_built, np.full(len(new), -1, np.int64)])
+            self._grow_table(d0 + len(new))
         if not build:  # slots only: the rows are built when a vehicle is about to read them
             return
         rows = self.dest_slot[targets]
         stale = rows[self._row_ver[rows] < self._cost_ver]
-        if len(stale):
-            _, nxt = self._tables(self.dests[stale], self._link_costs)
-            self.nh[stale] = nxt
-            self._row_ver[stale] = self._cost_ver
+        self._row_ver[stale] = self._cost_ver
+        if defer:
+            if len(stale):
+                self._ver_costs[self._cost_ver] = (self._link_costs, self._route_mv_cost)
+            return
+        self._build_rows(rows)
+
+    def _grow_table(self, n_rows: int) -> None:
+        """Turn-based tables: make ``self.nh`` ``n_rows`` rows (new rows -1), a view of a store grown by doubling,
+        so adding a few rows does not copy the whole table (4,000 rows x 6,000 columns at Bad Hersfeld)."""
+        store = self.__dict__.get("_nh_store")
+        d0 = self.nh.shape[0]
+        if store is None or store.shape[0] < n_rows:
+            store = np.full((max(n_rows, 2 * d0, 64), self.nh.shape[1]), -1, np.int32)
+            store[:d0] = self.nh
+            self._nh_store = store
+        self.nh = store[:n_rows]
+
+    def _build_rows(self, rows: np.ndarray) -> None:
+        """Build table ``rows`` whose content is not yet on their cost version, each from that version's costs
+        (the rows a deferred refresh left for later); forget the costs no row waits for any more."""
+        rows = np.unique(np.asarray(rows, np.int64))
+        rows = rows[self._row_built[rows] != self._row_ver[rows]]
+        if not len(rows):
+            return
+        vers = self._row_ver[rows]
+        for ver in np.unique(vers):
+            sel = rows[vers == ver]
+            link, mv = ((self._link_costs, self._route_mv_cost) if ver == self._cost_ver
+                        else self._ver_costs[int(ver)])
+            turn_route_rows(self.dests[sel], link, mv, self._mv_graph, self.city.arrays, self.nh, sel)
+            self._row_built[sel] = ver
+        if self._ver_costs:
+            waiting = set(np.unique(self._row_ver[self._row_built != self._row_ver]).tolist())
+            for ver in [v for v in self._ver_costs if v not in waiting]:
+                del self._ver_costs[ver]
 
     def _vehicle_targets(self, ids: np.ndarray) -> np.ndarray:
         """Table targets vehicles ``ids`` route to: their destination node and, where pinned, n_nodes + last link."""
         last = self.v_last[ids]
         return np.concatenate([self.v_dest[ids].astype(np.int64), self.N + last[last >= 0].astype(np.int64)])
 
-    def _fresh_read_rows(self, departing: np.ndarray, rerouting: np.ndarray) -> None:
+    def _fresh_read_rows(self, departing: np.ndarray, rerouting: np.ndarray, keep_versions: bool = False) -> None:
         """Turn-based tables, no link closed: rebuild on the current costs exactly the rows the kernel will read
         for vehicles ``departing`` before the next refresh and running vehicles ``rerouting`` now (see
         ``meso_kernel.pinned_path``): the pinned last link's row, and the destination's row only where there is
-        no usable pinned row or its path fails. Halves the rows of a refresh on SUMO networks (trips are pinned)."""
+        no usable pinned row or its path fails. Halves the rows of a refresh on SUMO networks (trips are pinned).
+        ``keep_versions``: only build those rows on the cost version they are on (``_build_rows``), for a refresh
+        that already put them on it (a closure's)."""
         ids = np.concatenate([departing, rerouting]).astype(np.int32)
         if not len(ids):
             return
+        if keep_versions:
+            def fresh(targets):
+                rows = self.dest_slot[targets]
+                self._build_rows(rows[rows >= 0])
+        else:
+            fresh = self._fresh_rows
         is_dep = np.zeros(len(ids), np.bool_)
         is_dep[: len(departing)] = True
         u, prev, pin = _route_starts(ids, is_dep, self.v_orig, self.v_first, self.v_last, self.v_link,
                                      self.link_to, self.cap_factor)
         pinned = pin >= 0
         if pinned.any():
-            self._fresh_rows(self.N + pin[pinned].astype(np.int64))
+            fresh(self.N + pin[pinned].astype(np.int64))
         need = _needs_dest_row(u, prev, pin, self.dest_slot, self.nh, self.link_to, self.N)
         if need.any():
-            self._fresh_rows(self.v_dest[ids[need]].astype(np.int64))
+            fresh(self.v_dest[ids[need]].astype(np.int64))
+
+    def _build_read_rows(self, share: float) -> None:
+        """With a link closed or just opened: build the deferred rows read before the next refresh, a superset of
+        the readers: departures up to then, the drivers ``reroute_share`` picks now, and running drivers whose
+        route ahead crosses a closed link (the kernel re-routes them there). Every other driver's route avoids
+        the closed links (rows give closed links no way in) and reads no row until a refresh or a closure change,
+        which both come through here. The closure run built 4x the baseline's rows, mostly never read."""
+        pend = self.dep_order[int(self.dep_ptr[0]):]
+        pend = pend[self.v_depart[pend] <= self.t + self.rr.route_refresh_s + self.dt]
+        n = self.n_veh
+        running = np.flatnonzero(self.v_status[:n] == K.RUNNING).astype(np.int32)
+        picked = running[_picked(running, share, self.table_updates + 1)] if share > 0 else running[:0]
+        # departures and picked drivers read now or at their departure: exactly their rows (their rows' versions
+        # are this refresh's, so no row they read changes before then)
+        self._fresh_read_rows(pend, picked, keep_versions=True)
+        # drivers meeting a closed link: every row they route to (a row on an older version may be rebuilt
+        # before they get there, which could change which of the two they read)
+        ahead = running[_closed_ahead(running, self.v_rstart, self.v_rpos, self.v_rlen, self.route_buf,
+                                      self.cap_factor)]
+        rows = self.dest_slot[self._vehicle_targets(ahead)]
+        self._build_rows(rows[rows >= 0])
 
     def _refresh_routes(self, share: float) -> None:
         """Recompute next-hop tables on current link times; give ``share`` of running drivers a new route."""
@@ -556,9 +637,10 @@ class MesoTraffic(Domain, TrafficBackend):
             self._route_mv_cost = self._ema_mv.copy()
             self._cost_ver += 1
             n = self.n_veh
-            if opened_or_closed:  # any driver may meet the closure: every row
+            if opened_or_closed:  # any driver may meet the closure: every row (built when read)
                 if len(self.dests):
-                    self._fresh_rows(self.dests)
+                    self._fresh_rows(self.dests, defer=True)
+                self._build_read_rows(share)
             else:
                 pend = self.dep_order[int(self.dep_ptr[0]):]
                 horizon = self.t + self.rr.route_refresh_s + self.dt
@@ -573,7 +655,8 @@ class MesoTraffic(Domain, TrafficBackend):
                 else:
                     need = np.concatenate([self._vehicle_targets(pend), self._vehicle_targets(running)])
                     if len(need):
-                        self._fresh_rows(need)
+                        self._fresh_rows(need, defer=True)
+                    self._build_read_rows(share)
         elif len(self.dests) and not np.array_equal(old, new):
             # link times change a little between refreshes: repair the trees where they changed (exact), and
             # rebuild them only when a link opens or closes

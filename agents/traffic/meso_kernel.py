@@ -676,17 +676,13 @@ def movement_costs(t, fixed, mv_ptr, link_cap, cap_factor, q_buf, q_off, q_head,
         f = cap_factor[l]
         if f <= 0.0 or q_count[l] == 0 or mv_ptr[l + 1] == mv_ptr[l]:
             continue
-        n = 0
-        for k in range(q_count[l]):
-            v = q_buf[q_off[l] + (q_head[l] + k) % qcap[l]]
-            if v_exit[v] > t:
-                break
-            n += 1
-            m = v_mv[v]
-            if m >= 0:
-                cnt[m] += 1.0
+        n = waiting_count(l, t, q_buf, q_off, q_head, q_count, qcap, v_exit)
         if n == 0:
             continue
+        for k in range(n):  # the queue's vehicles by the movement they wait for
+            m = v_mv[q_buf[q_off[l] + (q_head[l] + k) % qcap[l]]]
+            if m >= 0:
+                cnt[m] += 1.0
         link_wait = n / (link_cap[l] * f)
         for m in range(mv_ptr[l], mv_ptr[l + 1]):
             if cnt[m] > 0.0:
