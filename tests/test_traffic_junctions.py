@@ -299,3 +299,51 @@ def test_shared_lane_held_by_a_waiting_turner_halves_the_through_discharge():
     _uniform(tw, "a", "c", 5000, 5.0, 1205.0)
     n = _exits_between(tw, ab, 300.0, 900.0)
     assert n == pytest.approx(600 * SAT / 3600.0, rel=0.06)  # one lane: ~300 in 600 s (two lanes would be ~600)
+
+
+def test_green_parts_split_protected_and_permissive_green():
+    """50 s 'g' then 6 s 'G' and 3 s yellow in a 90 s cycle: the interval's 4 s lost time is charged 2 s to the
+    part that starts it ('g') and 2 s to the part that ends it ('G' with its yellow); the parts sum to the share."""
+    phases = [(50.0, "gG"), (6.0, "Gr"), (3.0, "yr"), (31.0, "rr")]
+    prot, perm, cycle = J.green_parts(phases)
+    total, _ = J.green_shares(phases)
+    assert cycle == 90.0
+    assert perm[0] == pytest.approx((50 - 2) / 90)
+    assert prot[0] == pytest.approx((6 + 3 - 2) / 90)
+    assert prot[0] + perm[0] == pytest.approx(total[0])
+    assert perm[1] == 0.0 and prot[1] == pytest.approx(total[1])
+    # the opposing stream (index 1) is green during all of index 0's 'g': its flow there is its mean / its share
+    assert J.permissive_foe_weights(phases, [0], [1], 0.4) == pytest.approx(1 / 0.4)
+    # a foe never green with it takes no gaps from it
+    assert J.permissive_foe_weights([(50.0, "gr"), (40.0, "rG")], [0], [1], 0.4) == 0.0
+
+
+def _permissive_approach(q_foe_vph: float):
+    """Approach a -> b -> c (one lane) with 6 s 'G' + 50 s 'g' of a 90 s cycle, giving way while 'g' to the
+    crossing stream n -> b -> s (always green, ``q_foe_vph``). Returns the subject's discharge (veh/h)."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (800, 0), "n": (400, 400), "s": (400, -400)},
+                 [("a", "b", 1, "primary", 1800), ("b", "c", 1, "primary", 1800), ("n", "b", 1, "primary", 1800),
+                  ("b", "s", 1, "primary", 1800)], signal=("b",))
+    j = city.junctions()
+    m = j.movement(city.link_index("a>b"), city.link_index("b>c"))
+    foe = j.movement(city.link_index("n>b"), city.link_index("b>s"))
+    assert j.mv_class[m] == J.SIGNAL and j.mv_class[foe] == J.SIGNAL and j.cf_mv.size == 0
+    j.mv_green[m], j.mv_permissive_share[m], j.mv_cycle[m] = 56 / 90, 50 / 90, 90.0
+    j.mv_green[foe], j.mv_cycle[foe] = 1.0, 0.0
+    j.cf_ptr = np.where(np.arange(j.n_movements + 1) > m, 1, 0).astype(np.int64)
+    j.cf_mv, j.cf_w = np.array([foe], np.int32), np.array([1.0])
+    tw = _twin(city)
+    if q_foe_vph:
+        _uniform(tw, "n", "s", q_foe_vph, 0.0, 3400.0)
+    _uniform(tw, "a", "c", 1500.0, 0.0, 3400.0)
+    return _exits_between(tw, city.link_index("a>b"), 1000.0, 3000.0) * 1.8
+
+
+@pytest.mark.parametrize("q_foe", [0.0, 600.0])
+def test_protected_plus_permissive_green_discharges_both_parts(q_foe):
+    """6 s 'G' + 50 s 'g' (90 s cycle): saturation flow x 6/90 plus the gap capacity 1800 exp(-q_p (t_g - t_f/2))
+    x 50/90 (t_f = 2 s = 1 / saturation flow, t_g 4.5 s), ±5%; with no conflicting flow that is 1800 x 56/90,
+    as if all 56 s were protected. With the old rule ('G' and 'g' alike) it was 1800 x 56/90 at any foe flow."""
+    n = _permissive_approach(q_foe)
+    gap = SAT * math.exp(-q_foe / 3600.0 * (4.5 - 2.0 / 2))
+    assert n == pytest.approx(SAT * 6 / 90 + gap * 50 / 90, rel=0.05)
