@@ -347,3 +347,20 @@ def test_protected_plus_permissive_green_discharges_both_parts(q_foe):
     n = _permissive_approach(q_foe)
     gap = SAT * math.exp(-q_foe / 3600.0 * (4.5 - 2.0 / 2))
     assert n == pytest.approx(SAT * 6 / 90 + gap * 50 / 90, rel=0.05)
+
+
+@pytest.mark.parametrize("credit, t_ready", [(2.0, 100), (0.2, 107)])
+def test_permissive_gap_wait_makes_a_lone_arrival_wait_for_its_gap(credit, t_ready):
+    """Option permissive_gap_wait: a turner arriving in the step (99, 100] s at an idle permissive movement
+    (capacity 0.1 veh/s) finds only its protected share (0.2) of a vehicle banked and waits (1 - 0.2) / 0.1 = 8 s
+    from the step's start (ready at 107 s); without it (credit >= 1) the account saved while idle lets it go at once."""
+    from agents.traffic.meso_kernel import _movement_ready
+    z = np.zeros(1)
+    acc, tacc = np.ones(1), np.zeros(1)
+    args = (np.array([0.02]), np.zeros(2, np.int64), np.zeros(0, np.int32), z.copy(), z.copy(), np.array([2.0]),
+            np.array([4.5]))
+    for t in range(100, 120):
+        if _movement_ready(0, float(t), 1.0, 1.0, 120.0, *args, acc, tacc, np.array([0.08]), np.zeros(0),
+                           np.array([credit])):
+            break
+    assert t == t_ready
