@@ -77,6 +77,8 @@ class Junctions:
     mv_permissive_share: np.ndarray | None = None  # float64[M]: effective green share as 'g' only (0 unsignalised)
     cf_w: np.ndarray | None = None  # float64[K]: foe flow during this movement's permissive green / foe mean flow
     cf_lane_share: np.ndarray | None = None  # float64[K]: share of the foe's lane connections that conflict (SUMO)
+    nx_ptr: np.ndarray | None = None  # int64[M+1]: per movement l -> b, one entry per movement of b (SUMO), else none
+    nx_mask: np.ndarray | None = None  # int64[K2]: lanes of l (bits) whose connections reach that onward movement's lanes
 
     def __post_init__(self) -> None:
         if self.mv_permissive_share is None:
@@ -85,6 +87,9 @@ class Junctions:
             self.cf_w = np.ones(self.cf_mv.shape[0], np.float64)
         if self.cf_lane_share is None:
             self.cf_lane_share = np.ones(self.cf_mv.shape[0], np.float64)
+        if self.nx_ptr is None:
+            self.nx_ptr = np.zeros(self.n_movements + 1, np.int64)
+            self.nx_mask = np.zeros(0, np.int64)
 
     @property
     def mv_protected_share(self) -> np.ndarray:
@@ -471,8 +476,31 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
         if link_lanemask[li] == 0:
             link_lanemask[li] = (1 << int(max(link_lanes[li], 1))) - 1
     j = _build(L, rows, conflicts, link_lanemask, lane_share)
+    _onward_lanes(j, rows_of)
     apply_tls_programs(j, progs)  # as read_tls_programs([path]), without parsing the file a second time
     return j
+
+
+def _onward_lanes(j: Junctions, rows_of: dict[tuple[int, int], list[dict]]) -> None:
+    """Per movement l -> b and each movement of b: the lanes of l whose connections end on a lane of b that the
+    onward movement leaves from (``nx_ptr``/``nx_mask``; SUMO's drivers choose lanes for the links ahead)."""
+    L = len(j.mv_ptr) - 1
+    mv_in = np.repeat(np.arange(L), np.diff(j.mv_ptr))
+    ptr = [0]
+    masks: list[int] = []
+    for m in range(j.n_movements):
+        li, b = int(mv_in[m]), int(j.mv_out[m])
+        cs = rows_of.get((li, b), [])
+        for m2 in range(int(j.mv_ptr[b]), int(j.mv_ptr[b + 1])):
+            from2 = {int(c["fromLane"]) for c in rows_of.get((b, int(j.mv_out[m2])), [])}
+            mask = 0
+            for c in cs:
+                if c.get("toLane") is not None and int(c["toLane"]) in from2:
+                    mask |= 1 << min(int(c["fromLane"]), 62)
+            masks.append(mask)
+        ptr.append(len(masks))
+    j.nx_ptr = np.array(ptr, np.int64)
+    j.nx_mask = np.array(masks, np.int64)
 
 
 _CLASS_RANK = {"motorway": 9, "trunk": 8, "primary": 7, "secondary": 6, "tertiary": 5, "unclassified": 3,

@@ -364,3 +364,24 @@ def test_permissive_gap_wait_makes_a_lone_arrival_wait_for_its_gap(credit, t_rea
                            np.array([credit])):
             break
     assert t == t_ready
+
+
+@pytest.mark.parametrize("lookahead_m, expected_vph", [(0.0, 3000.0), (50.0, SAT)])
+def test_lanes_chosen_ahead_hold_an_onward_movement_to_its_lanes(lookahead_m, expected_vph):
+    """Two-lane approach a -> b into a 20 m link b -> c whose straight-on movement is reached only from lane 0
+    (lane 1 leads to the left turn c -> e). With lane_lookahead_m the 3,000 veh/h going straight pass on one lane
+    (1,800 veh/h, ±5%); without it on both (all 3,000)."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (420, 0), "d": (820, 0), "e": (420, 400)},
+                 [("a", "b", 2, "primary", 7200), ("b", "c", 2, "primary", 7200), ("c", "d", 2, "primary", 7200),
+                  ("c", "e", 1, "primary", 1800)])
+    j = city.junctions()
+    ab, bc, cd = city.link_index("a>b"), city.link_index("b>c"), city.link_index("c>d")
+    m = j.movement(ab, bc)
+    onward = range(int(j.mv_ptr[bc]), int(j.mv_ptr[bc + 1]))
+    assert len(onward) == 2 and j.mv_lanes[m] == 2.0
+    j.nx_ptr = np.where(np.arange(j.n_movements + 1) > m, 2, 0).astype(np.int64)
+    j.nx_mask = np.array([0b01 if j.mv_out[k] == cd else 0b10 for k in onward], np.int64)
+    tw = _twin(city, traffic={"lane_lookahead_m": lookahead_m})
+    _uniform(tw, "a", "d", 3000.0, 0.0, 3400.0)
+    n = _exits_between(tw, ab, 900.0, 2700.0)
+    assert n * 2.0 == pytest.approx(expected_vph, rel=0.05)

@@ -291,6 +291,20 @@ class MesoTraffic(Domain, TrafficBackend):
             self.mv_gap_wait = np.where(gives_way & (prate > 0) & c.permissive_gap_wait,
                                         (green - perm) / np.maximum(green, 1e-9), 2.0).astype(_F)
             self.mv_len = j.mv_len_m.astype(_F)
+            # lanes chosen ahead: into a link shorter than lane_lookahead_m, each onward movement is served by the
+            # in-link's lanes that reach it (kernel: a capacity account per pair); only where that restricts
+            nx_ptr, nx_mask = j.nx_ptr, j.nx_mask
+            cnt = np.diff(nx_ptr)
+            owner = np.repeat(np.arange(len(rate)), cnt)
+            restricts = (nx_mask != j.mv_lanemask[owner]) & (nx_mask != 0)
+            use = (cnt > 0) & (self.length[j.mv_out] < c.lane_lookahead_m)
+            use &= np.add.reduceat(np.append(restricts, False).astype(np.int64), nx_ptr[:-1]) > 0 if len(cnt) else use
+            keep = np.repeat(use, cnt)
+            self.nx_ptr = np.zeros(len(rate) + 1, np.int64)
+            np.cumsum(np.where(use, cnt, 0), out=self.nx_ptr[1:])
+            self.nx_mask = nx_mask[keep].astype(np.int64)
+            bits = np.array([bin(int(x)).count("1") for x in self.nx_mask], _F)
+            self.nx_frac = (bits / np.maximum(j.mv_lanes[owner[keep]], 1.0)).astype(_F)
             # a link passes no more than its movements together (routing cost uses this)
             per_link = np.add.reduceat(np.append(rate + prate, 0.0), self.mv_ptr[:-1]) if len(rate) else np.zeros(L)
             has = np.diff(self.mv_ptr) > 0
@@ -310,6 +324,7 @@ class MesoTraffic(Domain, TrafficBackend):
             self.mv_rate = self.mv_delay = self.mv_tf = self.mv_tg = self.mv_len = self.mv_turn = np.zeros(0, _F)
             self.mv_prate = np.zeros(0, _F)
             self.mv_gap_wait = np.zeros(0, _F)
+            self.nx_ptr, self.nx_mask, self.nx_frac = np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, _F)
             self.cf_ptr, self.cf_mv, self.cf_w = np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, _F)
             self.link_jcap = cap
             self.link_jdelay = np.zeros(L, _F)
@@ -318,6 +333,8 @@ class MesoTraffic(Domain, TrafficBackend):
         self.mv_tacc = np.zeros(M, _F)
         self.mv_flow = np.zeros(M, _F)
         self.mv_tflow = np.zeros(M, _F)
+        self.nx_acc = np.ones(len(self.nx_mask), _F)
+        self.nx_tacc = np.zeros(len(self.nx_mask), _F)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # any array attribute (re)assigned (vehicle arrays grown, route buffer grown, tables rebuilt): the kernel's
@@ -343,7 +360,8 @@ class MesoTraffic(Domain, TrafficBackend):
                      self.link_flow_ema, self.link_flow_t, self.keep_clear, self.link_from.astype(np.int64))
         Mt = K.Moves(self.mv_ptr, self.mv_out, self.mv_lanemask, self.mv_cls, self.mv_rate, self.mv_delay,
                      self.mv_tf, self.mv_tg, self.cf_ptr, self.cf_mv, self.mv_acc, self.mv_tacc, self.mv_flow,
-                     self.mv_tflow, self.mv_len, self.mv_prate, self.cf_w, self.mv_gap_wait)
+                     self.mv_tflow, self.mv_len, self.mv_prate, self.cf_w, self.mv_gap_wait,
+                     self.nx_ptr, self.nx_mask, self.nx_frac, self.nx_acc, self.nx_tacc)
         Vt = K.Vehicles(self.v_dest, self.v_status, self.v_link, self.v_enter, self.v_exit, self.v_depart,
                         self.v_arrive, self.v_dist, self.v_fft, self.v_rstart, self.v_rlen, self.v_rpos, self.v_next,
                         self.v_sf, self.v_prio, self.v_watch, self.v_orig, self.v_mv, self.v_first, self.v_last)

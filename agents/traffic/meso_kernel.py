@@ -44,7 +44,7 @@ Links = namedtuple("Links", [
     "keep_clear", "link_from"])
 Moves = namedtuple("Moves", [
     "ptr", "out", "lanemask", "cls", "rate", "delay", "t_f", "t_g", "cf_ptr", "cf_mv", "acc", "t_acc", "flow",
-    "t_flow", "len", "prate", "cf_w", "gap_wait"])
+    "t_flow", "len", "prate", "cf_w", "gap_wait", "nx_ptr", "nx_mask", "nx_frac", "nx_acc", "nx_tacc"])
 Vehicles = namedtuple("Vehicles", [
     "dest", "status", "link", "enter", "exit", "depart", "arrive", "dist", "fft", "rstart", "rlen", "rpos", "next",
     "sf", "prio", "watch", "orig", "mv", "first", "last"])
@@ -353,6 +353,16 @@ def _movement_ready(m, t, dt, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow,
 
 
 @njit(cache=True, inline="always")
+def _pair_ready(k, t, dt, rate, acc, tacc):
+    """Top up the account ``k`` of a (movement, onward movement) pair at ``rate`` (veh/s); True if a vehicle may pass."""
+    a = acc[k] + rate * (t - tacc[k])
+    cmax = rate * dt + 1.0
+    acc[k] = a if a < cmax else cmax
+    tacc[k] = t
+    return acc[k] >= 1.0 - 1e-9
+
+
+@njit(cache=True, inline="always")
 def _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow):
     mv_acc[m] -= 1.0
     mv_flow[m] = _decayed_flow(m, t, tau, mv_flow, mv_tflow) + 1.0 / tau
@@ -375,7 +385,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
      l_lanemask, link_ring, ring_ptr, ring_links, ring_cap, in_ptr, in_links, wait_head, wait_tail, wl_links, wl_n,
      in_wl, cnt_exit, sum_tt, occ, sum_jd, lflow, lt_flow, keep_clear, link_from) = L
     (mv_ptr, mv_out, mv_lanemask, mv_cls, mv_rate, mv_delay, mv_tf, mv_tg, cf_ptr, cf_mv, mv_acc, mv_tacc, mv_flow,
-     mv_tflow, mv_len, mv_prate, cf_w, gap_wait) = M
+     mv_tflow, mv_len, mv_prate, cf_w, gap_wait, nx_ptr, nx_mask, nx_frac, nx_acc, nx_tacc) = M
     (v_dest, v_status, v_link, v_enter, v_exit, v_depart, v_arrive, v_dist, v_fft, v_rstart, v_rlen, v_rpos, v_next,
      v_sf, v_prio, v_watch, v_orig, v_mv, v_first, v_last) = V
     (route_buf, route_used, dest_slot, nh, dep_order, dep_ptr, prio_ids, prio_n, watch_out, watch_n, gridlocks) = T
@@ -456,6 +466,15 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     scanned += 1
                     m = v_mv[v]
                     mask = mv_lanemask[m] if m >= 0 else full
+                    # lanes chosen ahead (lane_lookahead_m): into a short link, only the lanes that reach the
+                    # onward movement's lanes serve this vehicle, with their own capacity account
+                    k2 = -1
+                    if m >= 0 and nx_ptr[m + 1] > nx_ptr[m] and v_rpos[v] + 2 < v_rlen[v]:
+                        b0 = route_buf[v_rstart[v] + v_rpos[v] + 1]
+                        m2 = find_movement(mv_ptr, mv_out, b0, route_buf[v_rstart[v] + v_rpos[v] + 2])
+                        if m2 >= 0 and nx_mask[nx_ptr[m] + m2 - mv_ptr[b0]] != 0:
+                            k2 = nx_ptr[m] + m2 - mv_ptr[b0]
+                            mask = nx_mask[k2]
                     if (mask & ~blocked) == 0:  # every lane it may use is held by a blocked vehicle ahead
                         k += 1
                         continue
@@ -481,6 +500,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         m = find_movement(mv_ptr, mv_out, l, b)
                         v_mv[v] = m
                         mask = mv_lanemask[m] if m >= 0 else full
+                        k2 = -1
                         if cap_factor[b] <= 0.0:
                             blocked |= mask
                             k += 1
@@ -494,9 +514,14 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     if ok and m >= 0:
                         # a lane held by a blocked vehicle ahead (a left turner waiting on a shared lane) does not
                         # discharge this movement: its saturation flow counts only its lanes still free
-                        ok = _movement_ready(m, t, dt, fo * free_lane_share(mask, blocked), tau, mv_rate, cf_ptr, cf_mv,
+                        fl = fo * free_lane_share(mask, blocked)
+                        ok = _movement_ready(m, t, dt, fl, tau, mv_rate, cf_ptr, cf_mv,
                                              mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc, mv_prate, cf_w,
                                              gap_wait)
+                        if k2 >= 0:
+                            r2 = movement_rate(m, t, fl * nx_frac[k2], tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow,
+                                               mv_tf, mv_tg, mv_prate, cf_w)
+                            ok = _pair_ready(k2, t, dt, r2, nx_acc, nx_tacc) and ok
                     if not ok:
                         # SUMO's gridlock rule: the first vehicle of the queue, standing still for gridlock_s, jumps along
                         # its route to the next link with room, taking the free-flow time of the links it skips.
@@ -533,6 +558,8 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         continue
                     if m >= 0:
                         _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow)
+                        if k2 >= 0:
+                            nx_acc[k2] -= 1.0
                     _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
                     v_rpos[v] = pos
                     _enter(v, b, _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
