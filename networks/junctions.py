@@ -25,6 +25,7 @@ import numpy as np
 
 __all__ = ["Junctions", "PRIORITY", "YIELD", "STOP", "ALLWAY", "ZIPPER", "SIGNAL",
            "sumo_junctions", "graph_junctions", "read_tls_programs", "apply_tls_programs", "green_shares",
+           "green_parts", "permissive_foe_weights",
            "turn_loss_s", "same_green_feed"]
 
 # movement control classes
@@ -47,8 +48,14 @@ class Junctions:
     (1 where unsignalised); ``mv_cycle`` signal cycle (s, 0 where unsignalised); ``mv_turn_s`` time the
     turn costs beyond cruising through (s); ``mv_len_m`` the internal lane driven (m); ``mv_tl`` / ``mv_tl_index`` its traffic light and the signal link
     indices of its lane connections (for re-reading programs; "" / [] where unsignalised); ``mv_dir`` 0 straight, 1 left, -1 right, 2 turnaround;
-    ``mv_permissive`` a signalised movement that is only ever green as 'g' (gives way to its conflicts).
-    Conflicts (CSR ``cf_ptr``/``cf_mv``): movements this one gives way to. ``link_lanemask`` is the full lane mask of each in-link.
+    ``mv_permissive`` a signalised movement that is only ever green as 'g' (gives way to its conflicts);
+    ``mv_permissive_share`` the part of ``mv_green`` in which it is green only as 'g' (permissive: it filters
+    through gaps), the rest (``mv_protected_share``) is 'G' (protected).
+    Conflicts (CSR ``cf_ptr``/``cf_mv``): movements this one gives way to; ``cf_w`` per conflict the factor that
+    turns the foe's mean flow into its flow during this movement's permissive green (the share of that green in
+    which the foe is green too, over the foe's own green share: its vehicles pass only in its green); 1 where
+    unsignalised; ``cf_lane_share`` the share of the foe's lane connections that conflict with this movement's
+    (a foe on three lanes of which one crosses it offers gaps on the other two). ``link_lanemask`` is the full lane mask of each in-link.
     """
 
     mv_ptr: np.ndarray  # int64[L+1]
@@ -67,6 +74,27 @@ class Junctions:
     link_lanemask: np.ndarray  # int64[L]
     mv_tl: list[str]
     mv_tl_index: list[list[int]]  # signal link indices of the movement's lane connections
+    mv_permissive_share: np.ndarray | None = None  # float64[M]: effective green share as 'g' only (0 unsignalised)
+    cf_w: np.ndarray | None = None  # float64[K]: foe flow during this movement's permissive green / foe mean flow
+    cf_lane_share: np.ndarray | None = None  # float64[K]: share of the foe's lane connections that conflict (SUMO)
+    nx_ptr: np.ndarray | None = None  # int64[M+1]: per movement l -> b, one entry per movement of b (SUMO), else none
+    nx_mask: np.ndarray | None = None  # int64[K2]: lanes of l (bits) whose connections reach that onward movement's lanes
+
+    def __post_init__(self) -> None:
+        if self.mv_permissive_share is None:
+            self.mv_permissive_share = np.zeros(self.n_movements, np.float64)
+        if self.cf_w is None:
+            self.cf_w = np.ones(self.cf_mv.shape[0], np.float64)
+        if self.cf_lane_share is None:
+            self.cf_lane_share = np.ones(self.cf_mv.shape[0], np.float64)
+        if self.nx_ptr is None:
+            self.nx_ptr = np.zeros(self.n_movements + 1, np.int64)
+            self.nx_mask = np.zeros(0, np.int64)
+
+    @property
+    def mv_protected_share(self) -> np.ndarray:
+        """Effective green share in which the movement has priority ('G'; 1 where unsignalised)."""
+        return np.maximum(self.mv_green - self.mv_permissive_share, 0.0)
 
     @property
     def n_movements(self) -> int:
@@ -125,6 +153,74 @@ def green_shares(phases: list[tuple[float, str]], lost_s: float = LOST_TIME_PER_
     return out, cycle
 
 
+def green_parts(phases: list[tuple[float, str]], lost_s: float = LOST_TIME_PER_GREEN_S
+                ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Protected ('G') and permissive ('g') parts of each signal link index's effective green share, and the cycle.
+
+    Each green interval (a run of G/g/y phases) loses ``lost_s`` (HCM): half at its start, charged to the kind of
+    its first green phase, half at its end, charged to the kind of its last; a yellow counts with the green
+    before it. Both parts sum to :func:`green_shares` (they are scaled to it), so this only splits that share.
+    A link green in every phase loses nothing.
+    """
+    total, cycle = green_shares(phases, lost_s)
+    n = len(total)
+    prot, perm = np.zeros(n), np.zeros(n)
+    if cycle <= 0:
+        return prot, perm, cycle
+    P = len(phases)
+    for k in range(n):
+        st = [s[k] if k < len(s) else "r" for _, s in phases]
+        on = [c in "Ggy" for c in st]
+        if not any(c in "Gg" for c in st):
+            continue
+        part = {"G": 0.0, "g": 0.0}
+        if all(on):
+            for (d, _), c in zip(phases, st):
+                part["g" if c == "g" else "G"] += d
+        else:
+            i0 = next(i for i in range(P) if not on[i])  # start scanning after a red phase: runs never wrap
+            run: list[tuple[float, str]] = []
+            for step in range(1, P + 1):
+                i = (i0 + step) % P
+                if on[i]:
+                    run.append((phases[i][0], st[i]))
+                if (not on[i] or step == P) and run:
+                    greens = [c for _, c in run if c in "Gg"]
+                    if greens:
+                        kind = greens[0]
+                        for d, c in run:
+                            kind = c if c in "Gg" else kind
+                            part[kind] += d
+                        part[greens[0]] -= lost_s / 2
+                        part[greens[-1]] -= lost_s / 2
+                    run = []
+        a, b = max(part["G"], 0.0), max(part["g"], 0.0)
+        if a + b > 0:
+            prot[k], perm[k] = total[k] * a / (a + b), total[k] * b / (a + b)
+    return prot, perm, cycle
+
+
+def permissive_foe_weights(phases: list[tuple[float, str]], mine: list[int], foe: list[int], foe_share: float
+                           ) -> float:
+    """Factor turning a foe's mean flow into its flow while movement ``mine`` (signal indices) is green as 'g'.
+
+    The share of that permissive time in which the foe (its indices ``foe``) is green too, over the foe's
+    effective green share ``foe_share`` (its vehicles pass only in its own green, at mean flow / green share).
+    0 where the two are never green together (a foe in another phase takes no gaps from it).
+    """
+    perm_t, both_t = 0.0, 0.0
+    for d, s in phases:
+        g_me = float(np.mean([k < len(s) and s[k] == "g" for k in mine])) if mine else 0.0
+        if g_me <= 0:
+            continue
+        g_foe = float(np.mean([k < len(s) and s[k] in "Gg" for k in foe])) if foe else 1.0
+        perm_t += d * g_me
+        both_t += d * g_me * g_foe
+    if perm_t <= 0:
+        return 1.0
+    return both_t / perm_t / max(foe_share, 0.1)
+
+
 def read_tls_programs(paths: Iterable[str | Path]) -> dict[str, tuple[float, list[tuple[float, str]]]]:
     """Signal programs of SUMO net/additional files: {tl id: (offset, [(duration s, state), ...])}; the last wins."""
     progs: dict[str, tuple[float, list[tuple[float, str]]]] = {}
@@ -146,9 +242,12 @@ def read_tls_programs(paths: Iterable[str | Path]) -> dict[str, tuple[float, lis
 def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple[float, str]]]]) -> None:
     """Set green shares and cycles of signalised movements from ``programs`` (in place).
 
-    A movement green only as 'g' (permissive: gives way while green) keeps its conflicts and yields.
+    A movement green only as 'g' (permissive: gives way while green) keeps its conflicts and yields; a movement
+    green partly as 'G' and partly as 'g' gets both parts (``mv_permissive_share``), and each of its conflicts
+    the weight of the foe's flow during its permissive green (``cf_w``, :func:`permissive_foe_weights`).
     """
     shares = {tl: green_shares(ph) for tl, (_, ph) in programs.items()}
+    parts = {tl: green_parts(ph) for tl, (_, ph) in programs.items()}
     for m, tl in enumerate(j.mv_tl):
         if not tl or tl not in shares:
             continue
@@ -159,6 +258,15 @@ def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple
             j.mv_green[m] = gm
             j.mv_cycle[m] = cyc if gm < 1.0 else 0.0
             j.mv_permissive[m] = not any(k < len(st) and st[k] == "G" for k in ks for _, st in programs[tl][1])
+            j.mv_permissive_share[m] = min(float(np.mean(parts[tl][1][ks])), gm)
+    for m, tl in enumerate(j.mv_tl):
+        if not tl or tl not in programs or j.mv_permissive_share[m] <= 0:
+            continue
+        for c in range(int(j.cf_ptr[m]), int(j.cf_ptr[m + 1])):
+            f = int(j.cf_mv[c])
+            if j.mv_tl[f] == tl:
+                j.cf_w[c] = j.cf_lane_share[c] * permissive_foe_weights(
+                    programs[tl][1], j.mv_tl_index[m], j.mv_tl_index[f], float(j.mv_green[f]))
 
 
 def same_green_feed(j: Junctions, length_m: np.ndarray, short_m: float = 15.0, depth: int = 4) -> np.ndarray:
@@ -205,8 +313,8 @@ def same_green_feed(j: Junctions, length_m: np.ndarray, short_m: float = 15.0, d
     return res
 
 
-def _build(L: int, rows: list[tuple], conflicts: dict[tuple[int, int], set[tuple[int, int]]], link_lanemask: np.ndarray
-           ) -> Junctions:
+def _build(L: int, rows: list[tuple], conflicts: dict[tuple[int, int], set[tuple[int, int]]], link_lanemask: np.ndarray,
+           lane_share: dict[tuple[tuple[int, int], tuple[int, int]], float] | None = None) -> Junctions:
     """Pack movement rows (l_in, l_out, lanes, mask, cls, green, cycle, turn_s, tl, tl_index, dir[, len_m]) into CSR."""
     rows = sorted(rows, key=lambda r: (r[0], r[1]))
     M = len(rows)
@@ -227,11 +335,16 @@ def _build(L: int, rows: list[tuple], conflicts: dict[tuple[int, int], set[tuple
         mv_tl=[r[8] for r in rows], mv_tl_index=[r[9] for r in rows])
     index = {(r[0], r[1]): m for m, r in enumerate(rows)}
     cf: list[int] = []
+    share: list[float] = []
+    keys = [(r[0], r[1]) for r in rows]
     for m, r in enumerate(rows):
         foes = sorted({index[p] for p in conflicts.get((r[0], r[1]), set()) if p in index and index[p] != m})
         cf.extend(foes)
+        share.extend((lane_share or {}).get((keys[m], keys[f]), 1.0) for f in foes)
         j.cf_ptr[m + 1] = len(cf)
     j.cf_mv = np.array(cf, np.int32)
+    j.cf_w = np.ones(len(cf), np.float64)
+    j.cf_lane_share = np.array(share, np.float64)
     return j
 
 
@@ -317,6 +430,7 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
                     rows_of.setdefault(key, []).append(c)
                 idx += 1
     conflicts: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    foe_conns: dict[tuple[tuple[int, int], tuple[int, int]], set[int]] = {}  # foe's connections that conflict
     for key, jid, resp in conn_resp:
         n = len(resp)
         for b in range(n):
@@ -324,6 +438,8 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
                 foe = conn_key.get((jid, b))
                 if foe is not None and foe != key:
                     conflicts.setdefault(key, set()).add(foe)
+                    foe_conns.setdefault((key, foe), set()).add(b)
+    lane_share = {kf: min(1.0, len(bs) / max(len(rows_of.get(kf[1], ())), 1)) for kf, bs in foe_conns.items()}
     link_lanemask = np.zeros(L, np.int64)
     rows = []
     for (li, lo), cs in rows_of.items():
@@ -359,9 +475,32 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     for li in range(L):
         if link_lanemask[li] == 0:
             link_lanemask[li] = (1 << int(max(link_lanes[li], 1))) - 1
-    j = _build(L, rows, conflicts, link_lanemask)
+    j = _build(L, rows, conflicts, link_lanemask, lane_share)
+    _onward_lanes(j, rows_of)
     apply_tls_programs(j, progs)  # as read_tls_programs([path]), without parsing the file a second time
     return j
+
+
+def _onward_lanes(j: Junctions, rows_of: dict[tuple[int, int], list[dict]]) -> None:
+    """Per movement l -> b and each movement of b: the lanes of l whose connections end on a lane of b that the
+    onward movement leaves from (``nx_ptr``/``nx_mask``; SUMO's drivers choose lanes for the links ahead)."""
+    L = len(j.mv_ptr) - 1
+    mv_in = np.repeat(np.arange(L), np.diff(j.mv_ptr))
+    ptr = [0]
+    masks: list[int] = []
+    for m in range(j.n_movements):
+        li, b = int(mv_in[m]), int(j.mv_out[m])
+        cs = rows_of.get((li, b), [])
+        for m2 in range(int(j.mv_ptr[b]), int(j.mv_ptr[b + 1])):
+            from2 = {int(c["fromLane"]) for c in rows_of.get((b, int(j.mv_out[m2])), [])}
+            mask = 0
+            for c in cs:
+                if c.get("toLane") is not None and int(c["toLane"]) in from2:
+                    mask |= 1 << min(int(c["fromLane"]), 62)
+            masks.append(mask)
+        ptr.append(len(masks))
+    j.nx_ptr = np.array(ptr, np.int64)
+    j.nx_mask = np.array(masks, np.int64)
 
 
 _CLASS_RANK = {"motorway": 9, "trunk": 8, "primary": 7, "secondary": 6, "tertiary": 5, "unclassified": 3,

@@ -299,3 +299,89 @@ def test_shared_lane_held_by_a_waiting_turner_halves_the_through_discharge():
     _uniform(tw, "a", "c", 5000, 5.0, 1205.0)
     n = _exits_between(tw, ab, 300.0, 900.0)
     assert n == pytest.approx(600 * SAT / 3600.0, rel=0.06)  # one lane: ~300 in 600 s (two lanes would be ~600)
+
+
+def test_green_parts_split_protected_and_permissive_green():
+    """50 s 'g' then 6 s 'G' and 3 s yellow in a 90 s cycle: the interval's 4 s lost time is charged 2 s to the
+    part that starts it ('g') and 2 s to the part that ends it ('G' with its yellow); the parts sum to the share."""
+    phases = [(50.0, "gG"), (6.0, "Gr"), (3.0, "yr"), (31.0, "rr")]
+    prot, perm, cycle = J.green_parts(phases)
+    total, _ = J.green_shares(phases)
+    assert cycle == 90.0
+    assert perm[0] == pytest.approx((50 - 2) / 90)
+    assert prot[0] == pytest.approx((6 + 3 - 2) / 90)
+    assert prot[0] + perm[0] == pytest.approx(total[0])
+    assert perm[1] == 0.0 and prot[1] == pytest.approx(total[1])
+    # the opposing stream (index 1) is green during all of index 0's 'g': its flow there is its mean / its share
+    assert J.permissive_foe_weights(phases, [0], [1], 0.4) == pytest.approx(1 / 0.4)
+    # a foe never green with it takes no gaps from it
+    assert J.permissive_foe_weights([(50.0, "gr"), (40.0, "rG")], [0], [1], 0.4) == 0.0
+
+
+def _permissive_approach(q_foe_vph: float):
+    """Approach a -> b -> c (one lane) with 6 s 'G' + 50 s 'g' of a 90 s cycle, giving way while 'g' to the
+    crossing stream n -> b -> s (always green, ``q_foe_vph``). Returns the subject's discharge (veh/h)."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (800, 0), "n": (400, 400), "s": (400, -400)},
+                 [("a", "b", 1, "primary", 1800), ("b", "c", 1, "primary", 1800), ("n", "b", 1, "primary", 1800),
+                  ("b", "s", 1, "primary", 1800)], signal=("b",))
+    j = city.junctions()
+    m = j.movement(city.link_index("a>b"), city.link_index("b>c"))
+    foe = j.movement(city.link_index("n>b"), city.link_index("b>s"))
+    assert j.mv_class[m] == J.SIGNAL and j.mv_class[foe] == J.SIGNAL and j.cf_mv.size == 0
+    j.mv_green[m], j.mv_permissive_share[m], j.mv_cycle[m] = 56 / 90, 50 / 90, 90.0
+    j.mv_green[foe], j.mv_cycle[foe] = 1.0, 0.0
+    j.cf_ptr = np.where(np.arange(j.n_movements + 1) > m, 1, 0).astype(np.int64)
+    j.cf_mv, j.cf_w = np.array([foe], np.int32), np.array([1.0])
+    tw = _twin(city)
+    if q_foe_vph:
+        _uniform(tw, "n", "s", q_foe_vph, 0.0, 3400.0)
+    _uniform(tw, "a", "c", 1500.0, 0.0, 3400.0)
+    return _exits_between(tw, city.link_index("a>b"), 1000.0, 3000.0) * 1.8
+
+
+@pytest.mark.parametrize("q_foe", [0.0, 600.0])
+def test_protected_plus_permissive_green_discharges_both_parts(q_foe):
+    """6 s 'G' + 50 s 'g' (90 s cycle): saturation flow x 6/90 plus the gap capacity 1800 exp(-q_p (t_g - t_f/2))
+    x 50/90 (t_f = 2 s = 1 / saturation flow, t_g 4.5 s), ±5%; with no conflicting flow that is 1800 x 56/90,
+    as if all 56 s were protected. With the old rule ('G' and 'g' alike) it was 1800 x 56/90 at any foe flow."""
+    n = _permissive_approach(q_foe)
+    gap = SAT * math.exp(-q_foe / 3600.0 * (4.5 - 2.0 / 2))
+    assert n == pytest.approx(SAT * 6 / 90 + gap * 50 / 90, rel=0.05)
+
+
+@pytest.mark.parametrize("credit, t_ready", [(2.0, 100), (0.2, 107)])
+def test_permissive_gap_wait_makes_a_lone_arrival_wait_for_its_gap(credit, t_ready):
+    """Option permissive_gap_wait: a turner arriving in the step (99, 100] s at an idle permissive movement
+    (capacity 0.1 veh/s) finds only its protected share (0.2) of a vehicle banked and waits (1 - 0.2) / 0.1 = 8 s
+    from the step's start (ready at 107 s); without it (credit >= 1) the account saved while idle lets it go at once."""
+    from agents.traffic.meso_kernel import _movement_ready
+    z = np.zeros(1)
+    acc, tacc = np.ones(1), np.zeros(1)
+    args = (np.array([0.02]), np.zeros(2, np.int64), np.zeros(0, np.int32), z.copy(), z.copy(), np.array([2.0]),
+            np.array([4.5]))
+    for t in range(100, 120):
+        if _movement_ready(0, float(t), 1.0, 1.0, 120.0, *args, acc, tacc, np.array([0.08]), np.zeros(0),
+                           np.array([credit])):
+            break
+    assert t == t_ready
+
+
+@pytest.mark.parametrize("lookahead_m, expected_vph", [(0.0, 3000.0), (50.0, SAT)])
+def test_lanes_chosen_ahead_hold_an_onward_movement_to_its_lanes(lookahead_m, expected_vph):
+    """Two-lane approach a -> b into a 20 m link b -> c whose straight-on movement is reached only from lane 0
+    (lane 1 leads to the left turn c -> e). With lane_lookahead_m the 3,000 veh/h going straight pass on one lane
+    (1,800 veh/h, ±5%); without it on both (all 3,000)."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (420, 0), "d": (820, 0), "e": (420, 400)},
+                 [("a", "b", 2, "primary", 7200), ("b", "c", 2, "primary", 7200), ("c", "d", 2, "primary", 7200),
+                  ("c", "e", 1, "primary", 1800)])
+    j = city.junctions()
+    ab, bc, cd = city.link_index("a>b"), city.link_index("b>c"), city.link_index("c>d")
+    m = j.movement(ab, bc)
+    onward = range(int(j.mv_ptr[bc]), int(j.mv_ptr[bc + 1]))
+    assert len(onward) == 2 and j.mv_lanes[m] == 2.0
+    j.nx_ptr = np.where(np.arange(j.n_movements + 1) > m, 2, 0).astype(np.int64)
+    j.nx_mask = np.array([0b01 if j.mv_out[k] == cd else 0b10 for k in onward], np.int64)
+    tw = _twin(city, traffic={"lane_lookahead_m": lookahead_m})
+    _uniform(tw, "a", "d", 3000.0, 0.0, 3400.0)
+    n = _exits_between(tw, ab, 900.0, 2700.0)
+    assert n * 2.0 == pytest.approx(expected_vph, rel=0.05)

@@ -257,39 +257,70 @@ class MesoTraffic(Domain, TrafficBackend):
         if c.junctions and not self.freeflow:
             j = twin.city.junctions()
             green, cycle, permissive = j.mv_green.copy(), j.mv_cycle.copy(), j.mv_permissive.copy()
+            pshare, cf_w = j.mv_permissive_share.copy(), j.cf_w.copy()  # apply_tls_programs writes these
             if c.sumo.additional_files and twin.city.sumo_net:
                 from dataclasses import replace
 
                 from networks.junctions import apply_tls_programs, read_tls_programs
 
-                j = replace(j, mv_green=green, mv_cycle=cycle, mv_permissive=permissive)
+                j = replace(j, mv_green=green, mv_cycle=cycle, mv_permissive=permissive, mv_permissive_share=pshare,
+                            cf_w=cf_w)
                 apply_tls_programs(j, read_tls_programs([twin.resolve_path(p) for p in c.sumo.additional_files]))
             sig = j.mv_class == 5
             sat = c.saturation_flow_vph / 3600.0 * c.capacity_scale
-            rate = sat * j.mv_lanes * np.where(sig, green, 1.0)
+            # a signal's green splits into its protected ('G') part, at saturation flow, and its permissive ('g')
+            # part, where the movement filters through its foes' gaps (kernel: movement_rate)
+            perm = np.where(sig, np.minimum(pshare, green), 0.0) if c.permissive_capacity else np.zeros(len(green))
+            rate = sat * j.mv_lanes * np.where(sig, green - perm, 1.0)
+            prate = sat * j.mv_lanes * perm
             webster = np.where(sig & (green < 1.0), cycle * (1.0 - green) ** 2 / 2.0, 0.0)
             # a link between two heads of one signal controller (a junction cluster), optionally also through its
             # short unsignalised pieces, is cleared in the same green that fed it: no second uniform delay
             webster[same_green_feed(j, self.length, float(c.signal_cluster_link_m))] = 0.0
             self.mv_delay = (j.mv_turn_s + webster).astype(_F)
             self.mv_turn = j.mv_turn_s.astype(_F)  # the part spent on the junction's internal lane (storage floor)
-            # who gives way: unsignalised yield/stop/all-way streams, and permissive (never protected) greens
-            gives_way = np.isin(j.mv_class, (1, 2, 3)) | (sig & permissive)
+            # who gives way: unsignalised yield/stop/all-way streams, and signal movements while green as 'g'
+            signal_yields = (perm > 0) if c.permissive_capacity else permissive
+            gives_way = np.isin(j.mv_class, (1, 2, 3)) | (sig & signal_yields)
             keep = np.repeat(gives_way, np.diff(j.cf_ptr))
             self.cf_mv = j.cf_mv[keep].astype(np.int32)
+            self.cf_w = (j.cf_w[keep] if c.permissive_capacity else np.ones(int(keep.sum()))).astype(_F)
             self.cf_ptr = np.zeros(len(rate) + 1, np.int64)
             np.cumsum(np.where(gives_way, np.diff(j.cf_ptr), 0), out=self.cf_ptr[1:])
             right = j.mv_dir == -1
             tf = np.where(right, c.follow_up_right_s, c.follow_up_s)
-            # a permissive green accepts gaps only while green: its gap capacity is scaled by the green share
-            self.mv_tf = np.where(sig & permissive, tf / np.maximum(green, 0.05), tf).astype(_F)
-            self.mv_tg = np.full(len(rate), c.critical_gap_s, _F)
+            if c.permissive_capacity:
+                # permissive greens: HBS's formula with t_f = 1 / saturation flow (unopposed it passes like 'G') and
+                # HCM's critical headway of a permitted left turn
+                self.mv_tf = np.where(perm > 0, 1.0 / sat, tf).astype(_F)
+                self.mv_tg = np.where(perm > 0, c.permissive_gap_s, c.critical_gap_s).astype(_F)
+            else:  # the earlier rule: a never-protected green accepts gaps only while green
+                self.mv_tf = np.where(sig & permissive, tf / np.maximum(green, 0.05), tf).astype(_F)
+                self.mv_tg = np.full(len(rate), c.critical_gap_s, _F)
             self.mv_ptr, self.mv_out, self.mv_cls = j.mv_ptr.astype(np.int64), j.mv_out.astype(np.int32), j.mv_class
             self.mv_lanemask, self.link_lanemask = j.mv_lanemask.astype(np.int64), j.link_lanemask.astype(np.int64)
             self.mv_rate = rate.astype(_F)
+            self.mv_prate = prate.astype(_F)
+            # credit a turner finds on arriving at the line: its protected share of the green (kernel: _movement_ready)
+            self.mv_gap_wait = np.where(gives_way & (prate > 0) & c.permissive_gap_wait,
+                                        (green - perm) / np.maximum(green, 1e-9), 2.0).astype(_F)
             self.mv_len = j.mv_len_m.astype(_F)
+            # lanes chosen ahead: into a link shorter than lane_lookahead_m, each onward movement is served by the
+            # in-link's lanes that reach it (kernel: a capacity account per pair); only where that restricts
+            nx_ptr, nx_mask = j.nx_ptr, j.nx_mask
+            cnt = np.diff(nx_ptr)
+            owner = np.repeat(np.arange(len(rate)), cnt)
+            restricts = (nx_mask != j.mv_lanemask[owner]) & (nx_mask != 0)
+            use = (cnt > 0) & (self.length[j.mv_out] < c.lane_lookahead_m)
+            use &= np.add.reduceat(np.append(restricts, False).astype(np.int64), nx_ptr[:-1]) > 0 if len(cnt) else use
+            keep = np.repeat(use, cnt)
+            self.nx_ptr = np.zeros(len(rate) + 1, np.int64)
+            np.cumsum(np.where(use, cnt, 0), out=self.nx_ptr[1:])
+            self.nx_mask = nx_mask[keep].astype(np.int64)
+            bits = np.array([bin(int(x)).count("1") for x in self.nx_mask], _F)
+            self.nx_frac = (bits / np.maximum(j.mv_lanes[owner[keep]], 1.0)).astype(_F)
             # a link passes no more than its movements together (routing cost uses this)
-            per_link = np.add.reduceat(np.append(rate, 0.0), self.mv_ptr[:-1]) if len(rate) else np.zeros(L)
+            per_link = np.add.reduceat(np.append(rate + prate, 0.0), self.mv_ptr[:-1]) if len(rate) else np.zeros(L)
             has = np.diff(self.mv_ptr) > 0
             self.link_jcap = np.where(has, np.minimum(cap, np.where(has, per_link, cap)), cap)
             # routing sees the cheapest way through the end junction and no turn time, as SUMO routes on edge
@@ -305,7 +336,10 @@ class MesoTraffic(Domain, TrafficBackend):
             self.mv_lanemask = np.zeros(0, np.int64)
             self.link_lanemask = np.full(L, 1, np.int64)
             self.mv_rate = self.mv_delay = self.mv_tf = self.mv_tg = self.mv_len = self.mv_turn = np.zeros(0, _F)
-            self.cf_ptr, self.cf_mv = np.zeros(1, np.int64), np.zeros(0, np.int32)
+            self.mv_prate = np.zeros(0, _F)
+            self.mv_gap_wait = np.zeros(0, _F)
+            self.nx_ptr, self.nx_mask, self.nx_frac = np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, _F)
+            self.cf_ptr, self.cf_mv, self.cf_w = np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, _F)
             self.link_jcap = cap
             self.link_jdelay = np.zeros(L, _F)
         M = len(self.mv_out)
@@ -313,6 +347,8 @@ class MesoTraffic(Domain, TrafficBackend):
         self.mv_tacc = np.zeros(M, _F)
         self.mv_flow = np.zeros(M, _F)
         self.mv_tflow = np.zeros(M, _F)
+        self.nx_acc = np.ones(len(self.nx_mask), _F)
+        self.nx_tacc = np.zeros(len(self.nx_mask), _F)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # an array the kernel takes (re)assigned (vehicle arrays grown, route buffer grown, tables grown): the
@@ -343,7 +379,8 @@ class MesoTraffic(Domain, TrafficBackend):
                      self.link_flow_ema, self.link_flow_t, self.keep_clear, self.link_from.astype(np.int64))
         Mt = K.Moves(self.mv_ptr, self.mv_out, self.mv_lanemask, self.mv_cls, self.mv_rate, self.mv_delay,
                      self.mv_tf, self.mv_tg, self.cf_ptr, self.cf_mv, self.mv_acc, self.mv_tacc, self.mv_flow,
-                     self.mv_tflow, self.mv_len)
+                     self.mv_tflow, self.mv_len, self.mv_prate, self.cf_w, self.mv_gap_wait,
+                     self.nx_ptr, self.nx_mask, self.nx_frac, self.nx_acc, self.nx_tacc)
         Vt = K.Vehicles(self.v_dest, self.v_status, self.v_link, self.v_enter, self.v_exit, self.v_depart,
                         self.v_arrive, self.v_dist, self.v_fft, self.v_rstart, self.v_rlen, self.v_rpos, self.v_next,
                         self.v_sf, self.v_prio, self.v_watch, self.v_orig, self.v_mv, self.v_first, self.v_last)
@@ -478,7 +515,7 @@ class MesoTraffic(Domain, TrafficBackend):
         mv = K.movement_costs(self.t, self.mv_delay, self.mv_ptr, self.link_jcap, self.cap_factor, self.q_buf,
                               self.q_off, self.q_head, self.q_count, self.qcap, self.v_exit, self.v_mv,
                               float(self.config.flow_window_s), self.mv_rate, self.cf_ptr, self.cf_mv, self.mv_flow,
-                              self.mv_tflow, self.mv_tf, self.mv_tg)
+                              self.mv_tflow, self.mv_tf, self.mv_tg, self.mv_prate, self.cf_w)
         return link, mv
 
     def _sample_costs(self) -> None:

@@ -44,7 +44,7 @@ Links = namedtuple("Links", [
     "keep_clear", "link_from"])
 Moves = namedtuple("Moves", [
     "ptr", "out", "lanemask", "cls", "rate", "delay", "t_f", "t_g", "cf_ptr", "cf_mv", "acc", "t_acc", "flow",
-    "t_flow", "len"])
+    "t_flow", "len", "prate", "cf_w", "gap_wait", "nx_ptr", "nx_mask", "nx_frac", "nx_acc", "nx_tacc"])
 Vehicles = namedtuple("Vehicles", [
     "dest", "status", "link", "enter", "exit", "depart", "arrive", "dist", "fft", "rstart", "rlen", "rpos", "next",
     "sf", "prio", "watch", "orig", "mv", "first", "last"])
@@ -289,23 +289,29 @@ def _decayed_flow(m, t, tau, mv_flow, mv_tflow):
 
 
 @njit(cache=True)
-def movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg):
+def movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w):
     """Capacity (veh/s) of movement ``m`` at ``t`` with the link's capacity factor ``f``.
 
-    Priority/zipper: saturation flow x lanes; signal: that x effective green share; a stream that gives way
-    (yield, stop, all-way, permissive green): HBS gap acceptance, 1 / t_f x exp(-q_p (t_g - t_f/2)),
-    q_p the live flow of the movements it gives way to, capped by the former.
+    Priority/zipper: saturation flow x lanes; signal: that x its protected ('G') green share, plus, over its
+    permissive ('g') share (``mv_prate``: saturation flow x lanes x that share), the share of the saturation
+    flow gap acceptance leaves: exp(-q_p (t_g - t_f/2)) with t_f = 1 / saturation flow (HBS's formula, so an
+    unopposed permissive green passes like a protected one), q_p the flow of its foes while they are green
+    with it (their live flow x ``cf_w``).
+    A stream that gives way (yield, stop, all-way): HBS gap acceptance,
+    1 / t_f x exp(-q_p (t_g - t_f/2)), q_p the live flow of the movements it gives way to, capped by the former.
     """
     rate = mv_rate[m] * f
     if cf_ptr[m + 1] > cf_ptr[m]:
         qp = 0.0
         for k in range(cf_ptr[m], cf_ptr[m + 1]):
-            qp += _decayed_flow(cf_mv[k], t, tau, mv_flow, mv_tflow)
+            qp += cf_w[k] * _decayed_flow(cf_mv[k], t, tau, mv_flow, mv_tflow)
         tf = mv_tf[m]
+        if mv_prate[m] > 0.0:
+            return rate + f * mv_prate[m] * np.exp(-qp * (mv_tg[m] - 0.5 * tf))
         gap = f / tf * np.exp(-qp * (mv_tg[m] - 0.5 * tf))
         if gap < rate:
             rate = gap
-    return rate
+    return rate + f * mv_prate[m]
 
 
 @njit(cache=True, inline="always")
@@ -325,14 +331,35 @@ def free_lane_share(mask, blocked):
 
 
 @njit(cache=True, inline="always")
-def _movement_ready(m, t, dt, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc):
-    """Top up movement ``m``'s capacity account to ``t``; True if a whole vehicle may pass now."""
-    rate = movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg)
+def _movement_ready(m, t, dt, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc,
+                    mv_prate, cf_w, gap_wait):
+    """Top up movement ``m``'s capacity account to ``t``; True if a whole vehicle may pass now.
+
+    A movement with ``gap_wait`` < 1 (a permissive green) banks no more than that credit while none of its vehicles
+    waits: a vehicle that arrives at the line after a step without one finds ``gap_wait`` of a vehicle's
+    capacity ready (its protected share of the green: arriving in 'G' it goes) and waits for the rest at the
+    movement's capacity (in 'g': the mean service time of the head of a gap-acceptance queue, 1 / capacity),
+    holding its lane meanwhile."""
+    rate = movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w)
+    if gap_wait[m] < 1.0 and t - mv_tacc[m] > 1.5 * dt:
+        if mv_acc[m] > gap_wait[m]:
+            mv_acc[m] = gap_wait[m]
+        mv_tacc[m] = t - dt
     a = mv_acc[m] + rate * (t - mv_tacc[m])
     cmax = rate * dt + 1.0
     mv_acc[m] = a if a < cmax else cmax
     mv_tacc[m] = t
     return mv_acc[m] >= 1.0 - 1e-9
+
+
+@njit(cache=True, inline="always")
+def _pair_ready(k, t, dt, rate, acc, tacc):
+    """Top up the account ``k`` of a (movement, onward movement) pair at ``rate`` (veh/s); True if a vehicle may pass."""
+    a = acc[k] + rate * (t - tacc[k])
+    cmax = rate * dt + 1.0
+    acc[k] = a if a < cmax else cmax
+    tacc[k] = t
+    return acc[k] >= 1.0 - 1e-9
 
 
 @njit(cache=True, inline="always")
@@ -358,7 +385,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
      l_lanemask, link_ring, ring_ptr, ring_links, ring_cap, in_ptr, in_links, wait_head, wait_tail, wl_links, wl_n,
      in_wl, cnt_exit, sum_tt, occ, sum_jd, lflow, lt_flow, keep_clear, link_from) = L
     (mv_ptr, mv_out, mv_lanemask, mv_cls, mv_rate, mv_delay, mv_tf, mv_tg, cf_ptr, cf_mv, mv_acc, mv_tacc, mv_flow,
-     mv_tflow, mv_len) = M
+     mv_tflow, mv_len, mv_prate, cf_w, gap_wait, nx_ptr, nx_mask, nx_frac, nx_acc, nx_tacc) = M
     (v_dest, v_status, v_link, v_enter, v_exit, v_depart, v_arrive, v_dist, v_fft, v_rstart, v_rlen, v_rpos, v_next,
      v_sf, v_prio, v_watch, v_orig, v_mv, v_first, v_last) = V
     (route_buf, route_used, dest_slot, nh, dep_order, dep_ptr, prio_ids, prio_n, watch_out, watch_n, gridlocks) = T
@@ -439,6 +466,15 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     scanned += 1
                     m = v_mv[v]
                     mask = mv_lanemask[m] if m >= 0 else full
+                    # lanes chosen ahead (lane_lookahead_m): into a short link, only the lanes that reach the
+                    # onward movement's lanes serve this vehicle, with their own capacity account
+                    k2 = -1
+                    if m >= 0 and nx_ptr[m + 1] > nx_ptr[m] and v_rpos[v] + 2 < v_rlen[v]:
+                        b0 = route_buf[v_rstart[v] + v_rpos[v] + 1]
+                        m2 = find_movement(mv_ptr, mv_out, b0, route_buf[v_rstart[v] + v_rpos[v] + 2])
+                        if m2 >= 0 and nx_mask[nx_ptr[m] + m2 - mv_ptr[b0]] != 0:
+                            k2 = nx_ptr[m] + m2 - mv_ptr[b0]
+                            mask = nx_mask[k2]
                     if (mask & ~blocked) == 0:  # every lane it may use is held by a blocked vehicle ahead
                         k += 1
                         continue
@@ -464,6 +500,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         m = find_movement(mv_ptr, mv_out, l, b)
                         v_mv[v] = m
                         mask = mv_lanemask[m] if m >= 0 else full
+                        k2 = -1
                         if cap_factor[b] <= 0.0:
                             blocked |= mask
                             k += 1
@@ -477,8 +514,14 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     if ok and m >= 0:
                         # a lane held by a blocked vehicle ahead (a left turner waiting on a shared lane) does not
                         # discharge this movement: its saturation flow counts only its lanes still free
-                        ok = _movement_ready(m, t, dt, fo * free_lane_share(mask, blocked), tau, mv_rate, cf_ptr, cf_mv,
-                                             mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc)
+                        fl = fo * free_lane_share(mask, blocked)
+                        ok = _movement_ready(m, t, dt, fl, tau, mv_rate, cf_ptr, cf_mv,
+                                             mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc, mv_prate, cf_w,
+                                             gap_wait)
+                        if k2 >= 0:
+                            r2 = movement_rate(m, t, fl * nx_frac[k2], tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow,
+                                               mv_tf, mv_tg, mv_prate, cf_w)
+                            ok = _pair_ready(k2, t, dt, r2, nx_acc, nx_tacc) and ok
                     if not ok:
                         # SUMO's gridlock rule: the first vehicle of the queue, standing still for gridlock_s, jumps along
                         # its route to the next link with room, taking the free-flow time of the links it skips.
@@ -515,6 +558,8 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         continue
                     if m >= 0:
                         _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow)
+                        if k2 >= 0:
+                            nx_acc[k2] -= 1.0
                     _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
                     v_rpos[v] = pos
                     _enter(v, b, _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
@@ -664,7 +709,7 @@ def link_costs(t, fft, cap_rate, cap_factor, q_buf, q_off, q_head, q_count, qcap
 
 @njit(cache=True)
 def movement_costs(t, fixed, mv_ptr, link_cap, cap_factor, q_buf, q_off, q_head, q_count, qcap, v_exit, v_mv, tau,
-                   mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg):
+                   mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w):
     """Routing cost of each movement (s): its fixed delay (turn time + signal uniform delay) plus the time its own
     queue needs at its live capacity beyond what the link's queue already costs (``link_costs``), so a turn
     that gives way to heavy traffic, or a short green, is avoided while its queue lasts."""
@@ -686,7 +731,7 @@ def movement_costs(t, fixed, mv_ptr, link_cap, cap_factor, q_buf, q_off, q_head,
         link_wait = n / (link_cap[l] * f)
         for m in range(mv_ptr[l], mv_ptr[l + 1]):
             if cnt[m] > 0.0:
-                r = movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg)
+                r = movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w)
                 extra = cnt[m] / max(r, 1e-6) - link_wait
                 if extra > 0.0:
                     out[m] += extra
