@@ -246,6 +246,7 @@ def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple
     green partly as 'G' and partly as 'g' gets both parts (``mv_permissive_share``), and each of its conflicts
     the weight of the foe's flow during its permissive green (``cf_w``, :func:`permissive_foe_weights`).
     """
+    assert j.mv_permissive_share is not None and j.cf_w is not None and j.cf_lane_share is not None  # __post_init__
     shares = {tl: green_shares(ph) for tl, (_, ph) in programs.items()}
     parts = {tl: green_parts(ph) for tl, (_, ph) in programs.items()}
     for m, tl in enumerate(j.mv_tl):
