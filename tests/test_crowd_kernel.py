@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from agents.crowd.experiments import (bottleneck_flow, corridor_fd, place_random, rimea1, rimea9,
+from agents.crowd.experiments import (bottleneck_flow, corridor_fd, periodic_corridor, place_random, rimea1, rimea9,
                                       weidmann_speed)
 from agents.crowd.geometry import VenueGeometry, rasterise
 from agents.crowd.kernel import seg_point
@@ -88,27 +88,52 @@ def test_deterministic_with_seed():
     assert not np.array_equal(a.x[: a.n], c.x[: c.n])
 
 
+def _run_threads(sim: VenueSim, threads: int, nbuf: int | None, steps: int = 100) -> VenueSim:
+    """Run ``sim`` for ``steps`` steps on ``threads`` numba threads (parallel from the first agent), optionally with a
+    neighbour buffer of ``nbuf`` slots (tiny: the kernel's full-scan fallback)."""
+    import numba
+
+    sim.parallel_min_agents = 0
+    if nbuf is not None:
+        sim.nbuf = nbuf
+    prev = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        sim._run(steps, sim.n, sim.raster)
+    finally:
+        numba.set_num_threads(prev)
+    return sim
+
+
 def test_same_result_on_one_and_two_threads_and_with_a_tiny_neighbour_buffer():
     """The parallel kernel's result does not depend on the thread count, and the full-scan fallback used when an
     agent's neighbour buffer overflows gives the same moves as the buffer."""
-    import numba
-
     runs = []
     for threads, nbuf in ((1, None), (2, None), (2, 3)):
-        sim = _invariant_run(21)
-        sim.parallel_min_agents = 0
-        if nbuf is not None:
-            sim.nbuf = nbuf
-        prev = numba.get_num_threads()
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            sim._run(100, sim.n, sim.raster)
-        finally:
-            numba.set_num_threads(prev)
+        sim = _run_threads(_invariant_run(21), threads, nbuf)
         runs.append((sim.x[: sim.n].copy(), sim.y[: sim.n].copy()))
     for x, y in runs[1:]:
         assert np.array_equal(x, runs[0][0]) and np.array_equal(y, runs[0][1])
     assert not np.array_equal(runs[0][0], _invariant_run(21).x[:80])  # they did move
+
+
+def test_two_way_corridor_bit_identical_across_threads_and_buffer_fallback():
+    """Counter-flow in a periodic corridor (oncoming, zipper and periodic-wrap paths of the kernel) moves everyone
+    the same on one and two threads and through the full-scan fallback of a tiny neighbour buffer."""
+    def run(threads: int, nbuf: int | None) -> tuple[np.ndarray, ...]:
+        sim = periodic_corridor(2.0, length=16.0, width=4.0, split=0.5, speed_sd=0.2, seed=3).sim
+        sim = _run_threads(sim, threads, nbuf)
+        n = sim.n
+        return sim.x[:n].copy(), sim.y[:n].copy(), sim.vx[:n].copy(), sim.vy[:n].copy(), sim.ox[:n].copy()
+
+    ref = run(1, None)
+    x0 = periodic_corridor(2.0, length=16.0, width=4.0, split=0.5, speed_sd=0.2, seed=3).sim.x
+    assert not np.array_equal(ref[0], x0[: ref[0].size])  # they did move
+    assert np.abs(ref[2]).max() > 0.1  # and walked, not just jittered
+    for threads, nbuf in ((2, None), (2, 3), (1, 3)):
+        got = run(threads, nbuf)
+        for a, b in zip(ref, got):
+            assert np.array_equal(a, b), (threads, nbuf)
 
 
 def test_unstable_dt_refused():
