@@ -81,7 +81,7 @@ class ThreadPicker:
         if not self.rate:  # first call: trust the free cores; the other choice is measured next call
             best = tmax if free_cores() >= tmax - 0.5 else 1
         else:
-            best = min(self.rate, key=self.rate.get)
+            best = min(self.rate, key=lambda t: self.rate[t])
         self.last_choice = best
         other = 1 if best == tmax else tmax
         if self.rate and (other not in self.rate or self._calls % self._interval == 0):
@@ -99,7 +99,7 @@ class ThreadPicker:
         after_probe = False
         for threads, k, probe in self.plan(n_agents, nsteps):
             if after_probe and not probe and self.rate:
-                threads = min(self.rate, key=self.rate.get)
+                threads = min(self.rate, key=lambda t: self.rate[t])
                 self.last_choice = threads
             yield threads, k, probe
             after_probe = probe
@@ -112,5 +112,5 @@ class ThreadPicker:
         old = self.rate.get(threads)
         self.rate[threads] = r if old is None else 0.7 * old + 0.3 * r
         if probe:
-            lost = min(self.rate, key=self.rate.get) != threads
+            lost = min(self.rate, key=lambda t: self.rate[t]) != threads
             self._interval = min(self.max_probe_every, 2 * self._interval) if lost else self.probe_every
