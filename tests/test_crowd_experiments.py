@@ -124,6 +124,31 @@ def test_thread_picker_prefers_the_faster_and_probes_rarely():
     assert all(p[0] == 1 for p in tp.plan(5000, 20) if not p[2])
 
 
+def test_thread_picker_uses_the_probe_within_the_same_call():
+    """A wrong first guess (one thread, from a load average that counts our own last minute of work) costs only
+    the probe's sub-steps: once the probe shows two threads faster, the rest of that call runs on two."""
+    tp = ThreadPicker(min_agents=100, probe_every=4, max_probe_every=64)
+    tp.max_threads = lambda: 2
+    tp.rate = {1: 9e-7}  # the first call ran on one thread; two not yet measured
+    got = []
+    for th, k, probe in tp.pieces(100_000, 20):
+        got.append((th, k, probe))
+        tp.record(th, k * 100_000, k * 100_000 * (9e-7 if th == 1 else 5e-7), probe)
+    assert got == [(2, 2, True), (2, 18, False)] and tp.last_choice == 2
+    got = []  # and the other way: a probe that loses leaves the rest on the faster choice
+    for th, k, probe in tp.pieces(100_000, 20):
+        got.append((th, k, probe))
+    assert all(th == 2 for th, _, probe in got if not probe)
+    tp2 = ThreadPicker(min_agents=100)
+    tp2.max_threads = lambda: 2
+    tp2.rate = {1: 3e-7}
+    got = []
+    for th, k, probe in tp2.pieces(5000, 20):
+        got.append((th, k, probe))
+        tp2.record(th, k * 5000, k * 5000 * (3e-7 if th == 1 else 9e-7), probe)
+    assert got == [(2, 2, True), (1, 18, False)]
+
+
 def _one_way_speed(params: ModelParams) -> float:
     """Mean speed (m/s) in the middle 8 m of a one-way corridor 3 m x 16 m at 2 /m², desired speeds N(1.34, 0.26)."""
     c = periodic_corridor(2.0, length=16.0, width=3.0, speed_sd=0.26, seed=1, params=params)

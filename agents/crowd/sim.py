@@ -239,7 +239,7 @@ class VenueSim:
         prev = numba.get_num_threads()
         inside = self.inside
         try:
-            for threads, k, probe in self.threads.plan(inside, nsteps):
+            for threads, k, probe in self.threads.pieces(inside, nsteps):
                 numba.set_num_threads(threads)
                 t0 = time.perf_counter()
                 self.undone_moves += self._run(k, self.n, r)
