@@ -81,13 +81,17 @@ class ThreadPicker:
         if not self.rate:  # first call: trust the free cores; the other choice is measured next call
             best = tmax if free_cores() >= tmax - 0.5 else 1
         else:
-            best = min(self.rate, key=lambda t: self.rate[t])
+            best = self._fastest()
         self.last_choice = best
         other = 1 if best == tmax else tmax
         if self.rate and (other not in self.rate or self._calls % self._interval == 0):
             k = max(1, nsteps // 10)  # a few sub-steps on the other choice, the rest on the best
             return [(other, k, True), (best, nsteps - k, False)] if nsteps > k else [(other, k, True)]
         return [(best, nsteps, False)]
+
+    def _fastest(self) -> int:
+        """The thread count with the lowest measured time per agent-step (``rate`` must not be empty)."""
+        return min(self.rate, key=lambda t: self.rate[t])
 
     def pieces(self, n_agents: int, nsteps: int):
         """Yield ``plan``'s pieces, the caller ``record``-ing each before asking for the next: a piece after a
@@ -99,7 +103,7 @@ class ThreadPicker:
         after_probe = False
         for threads, k, probe in self.plan(n_agents, nsteps):
             if after_probe and not probe and self.rate:
-                threads = min(self.rate, key=lambda t: self.rate[t])
+                threads = self._fastest()
                 self.last_choice = threads
             yield threads, k, probe
             after_probe = probe
@@ -112,5 +116,5 @@ class ThreadPicker:
         old = self.rate.get(threads)
         self.rate[threads] = r if old is None else 0.7 * old + 0.3 * r
         if probe:
-            lost = min(self.rate, key=lambda t: self.rate[t]) != threads
+            lost = self._fastest() != threads
             self._interval = min(self.max_probe_every, 2 * self._interval) if lost else self.probe_every
