@@ -119,6 +119,7 @@ class TrafficConfig(BaseModel):
     route_cost_tau_s: float | None = Field(None, ge=0.0, le=3600.0, description="Time constant (s) of the exponential moving average of routing costs (SUMO's rerouting device: 180 samples of 1 s, mean age 90 s); 0: the costs of the moment of the refresh; null: 90 s with turn costs, else 0.")
     route_sample_s: float = Field(10.0, ge=1.0, le=600.0, description="How often routing costs are sampled into the moving average (s), when route_cost_tau_s > 0.")
     reroute_on_closure: bool = Field(False, description="When a link closes, every driver whose remaining route uses it re-routes at once (SUMO's closing rerouter); false: each re-routes when it reaches the closed link.")
+    routes_file: str | None = Field(None, description="Built-in model only: a SUMO route file (.rou.xml[.gz], relative to the scenario file; usually demand.trips_file) whose routes the trips drive as fixed paths, never re-routed (a closed link on one holds the vehicle before it). A trip takes the file entry with its departure, origin and destination; entries without a passenger path on the city, and trips without an entry, are routed as usual and counted (docs/traffic_model.md, fixed routes). null: every trip is routed.")
     sync_interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="Longest the kernel runs between syncs with the clock (s).")
     closures: list[Closure] = Field(default_factory=list, description="Links closed or narrowed during the run.")
     sumo: SumoOptions = Field(default_factory=SumoOptions)
@@ -138,8 +139,19 @@ class TrafficConfig(BaseModel):
         return RoutingRules(turn, pin, float(refresh), float(tau), float(speed))
 
     def path_errors(self, resolve) -> list[str]:
-        """Files the section names (SUMO additional files), checked with the scenario's path rule."""
-        return self.sumo.path_errors(resolve)
+        """Files the section names (SUMO additional files, the routes file), checked with the scenario's path rule."""
+        errs = self.sumo.path_errors(resolve)
+        if self.routes_file is not None:
+            f = self.routes_file
+            if not f.endswith((".rou.xml", ".rou.xml.gz", ".xml", ".xml.gz")):
+                errs.append(f"routes_file: {f[:80]!r} — a SUMO route file (.rou.xml or .rou.xml.gz)")
+            else:
+                try:
+                    if not resolve(f).is_file():
+                        errs.append(f"routes_file: {f[:80]!r} — file not found")
+                except ValueError as exc:
+                    errs.append(f"routes_file: {f[:80]!r} — {exc}")
+        return errs
 
     @field_validator("backend")
     @classmethod

@@ -98,6 +98,30 @@ def _closed_ahead(ids, v_rstart, v_rpos, v_rlen, route_buf, cap_factor):
     return out
 
 
+@njit(cache=True)
+def _release_fixed(order, ptr, t_end, v_depart, v_rstart, route_buf, v_next, wait_head, wait_tail, in_wl, wl_links,
+                   wl_n):
+    """Queue the vehicles on given paths departing by ``t_end`` (``order[ptr:]``, by time) at their first link, as
+    the kernel's departure step does for a routed vehicle (its route already written); returns the new ``ptr``."""
+    while ptr < order.shape[0]:
+        v = order[ptr]
+        if v_depart[v] > t_end:
+            break
+        ptr += 1
+        b = route_buf[v_rstart[v]]
+        v_next[v] = -1
+        if wait_head[b] < 0:
+            wait_head[b] = v
+        else:
+            v_next[wait_tail[b]] = v
+        wait_tail[b] = v
+        if not in_wl[b]:
+            in_wl[b] = True
+            wl_links[wl_n[0]] = b
+            wl_n[0] += 1
+    return ptr
+
+
 def _ema(old: np.ndarray | None, sample: np.ndarray, w: float) -> np.ndarray:
     """``old + w (sample - old)``; inf (closed) where the sample is inf, the sample where ``old`` was inf (or unset)."""
     if w >= 1.0 or old is None:  # no memory: exactly the sample (old + (sample - old) can differ from it in the last bit)
@@ -201,6 +225,9 @@ class MesoTraffic(Domain, TrafficBackend):
         self.route_used = np.zeros(1, np.int64)
         self.dep_order = np.zeros(0, np.int32)
         self.dep_ptr = np.zeros(1, np.int64)
+        self.fixed_order = np.zeros(0, np.int32)  # vehicles on given paths, by (departure, id); not yet queued from
+        self.fixed_ptr = 0
+        self.fixed_paths = {}  # traffic.routes_file: how the demand's trips matched the file (filled below)
         self.prio_ids = np.zeros(64, np.int32)
         self.prio_n = np.zeros(1, np.int32)
         self.watch_out = np.zeros(64, np.int32)
@@ -240,7 +267,13 @@ class MesoTraffic(Domain, TrafficBackend):
         self._ema_t = 0.0
         demand = twin.shared.get("background_trips", twin.shared.get("demand_trips"))
         if demand is not None and len(demand["origin"]):
-            self.add_trips(demand["origin"], demand["destination"], demand["depart_s"], kind="car")
+            paths = None
+            if c.routes_file:
+                from agents.traffic.file_routes import match_file_paths
+
+                paths, self.fixed_paths = match_file_paths(twin.resolve_path(c.routes_file), twin.city, demand,
+                                                           3600.0 * float(twin.start_hour))
+            self.add_trips(demand["origin"], demand["destination"], demand["depart_s"], kind="car", paths=paths)
         for cl in c.closures:
             twin.env.process(self._closure(cl))
         self._proc = twin.env.process(self._loop())
@@ -454,8 +487,19 @@ class MesoTraffic(Domain, TrafficBackend):
         n = int(np.floor((now - self.t) / self.dt + 1e-9))
         while n > 0:
             self._ensure_route_space()
+            m = n
+            if self.fixed_ptr < len(self.fixed_order):
+                # vehicles on given paths join their first link's waiting line before the step in which they
+                # depart (the kernel's own departure rule: due when departure <= the step's end), so the kernel
+                # runs only up to the next such step
+                self.fixed_ptr = _release_fixed(self.fixed_order, self.fixed_ptr, self.t + self.dt, self.v_depart,
+                                                self.v_rstart, self.route_buf, self.v_next, self.wait_head,
+                                                self.wait_tail, self.in_wl, self.wl_links, self.wl_n)
+                if self.fixed_ptr < len(self.fixed_order):
+                    nxt = float(self.v_depart[self.fixed_order[self.fixed_ptr]])
+                    m = min(n, max(1, int(np.ceil((nxt - self.t) / self.dt - 1e-9)) - 1))
             Lt, Mt, Vt, Tt = self._kernel_args()
-            done, flags = K.advance(self.t, n, self.dt, self.step_counter, Lt, Mt, Vt, Tt,
+            done, flags = K.advance(self.t, m, self.dt, self.step_counter, Lt, Mt, Vt, Tt,
                                     float(self.config.gridlock_time_s), float(self.config.flow_window_s),
                                     float(self.config.priority_queue_factor))
             self.t += done * self.dt
@@ -704,6 +748,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self.table_updates += 1
         if share > 0 and self.n_veh:
             running = np.flatnonzero(self.v_status[: self.n_veh] == K.RUNNING).astype(np.int32)
+            running = running[self.v_last[running] != K.FIXED_PATH]  # given paths are never re-routed
             while True:
                 self._ensure_route_space()
                 done, stopped = K.reroute_share(share, self.table_updates, self.t, running, self.v_status,
@@ -718,7 +763,10 @@ class MesoTraffic(Domain, TrafficBackend):
 
     # ================================================================ public API
     def _new_vehicles(self, o: np.ndarray, d: np.ndarray, dep: np.ndarray, kind: str,
-                      speed_factor: float = 1.0, priority: bool = False, watch: bool = False) -> np.ndarray:
+                      speed_factor: float = 1.0, priority: bool = False, watch: bool = False,
+                      paths: list | None = None) -> np.ndarray:
+        if paths is not None and any(p is not None for p in paths):
+            return self._new_fixed_vehicles(o, d, dep, kind, paths)
         n = len(o)
         if self.n_veh + n > self.v_cap:
             self._alloc_vehicles(max(2 * self.v_cap, self.n_veh + n))
@@ -745,6 +793,76 @@ class MesoTraffic(Domain, TrafficBackend):
             if self.watch_out.shape[0] < need:
                 self.watch_out = np.zeros(2 * need, np.int32)
         return ids
+
+    def _new_fixed_vehicles(self, o: np.ndarray, d: np.ndarray, dep: np.ndarray, kind: str, paths: list) -> np.ndarray:
+        """Vehicles of which some drive given paths (checked by ``check_paths``): those are written to the route
+        buffer now, marked ``v_last = FIXED_PATH`` (never re-routed) and queued at their first link when they
+        depart (``_catch_up``); the others (path None) are added as routed vehicles."""
+        fixed = np.array([p is not None for p in paths], bool)
+        ids = np.empty(len(o), np.int32)
+        if (~fixed).any():
+            ids[~fixed] = self._new_vehicles(o[~fixed], d[~fixed], dep[~fixed], kind)
+        sel = np.flatnonzero(fixed)
+        k = len(sel)
+        if self.n_veh + k > self.v_cap:
+            self._alloc_vehicles(max(2 * self.v_cap, self.n_veh + k))
+        fid = np.arange(self.n_veh, self.n_veh + k, dtype=np.int32)
+        self.n_veh += k
+        ids[sel] = fid
+        self.v_orig[fid], self.v_dest[fid], self.v_depart[fid] = o[sel], d[sel], dep[sel]
+        self.v_status[fid] = K.PENDING
+        self.v_sf[fid] = 1.0
+        self.v_kind[fid] = VEHICLE_KINDS.index(kind) if kind in VEHICLE_KINDS else 0
+        flat = np.concatenate([np.asarray(paths[i], np.int32) for i in sel]) if k else np.zeros(0, np.int32)
+        lens = np.array([len(paths[i]) for i in sel], np.int64)
+        while self.route_buf.shape[0] - self.route_used[0] < len(flat) + 64 * self.N:
+            self._grow_routes()
+        start = int(self.route_used[0])
+        self.route_buf[start:start + len(flat)] = flat
+        self.route_used[0] = start + len(flat)
+        self.v_rstart[fid] = start + np.concatenate([[0], np.cumsum(lens)[:-1]]) if k else 0
+        self.v_rlen[fid] = lens
+        self.v_rpos[fid] = 0
+        self.v_first[fid] = flat[self.v_rstart[fid] - start] if k else 0
+        self.v_last[fid] = K.FIXED_PATH
+        rest = self.fixed_order[self.fixed_ptr:]
+        allv = np.concatenate([rest, fid])
+        self.fixed_order = allv[np.lexsort((allv, self.v_depart[allv]))].astype(np.int32)
+        self.fixed_ptr = 0
+        return ids
+
+    def check_paths(self, paths, o: np.ndarray, d: np.ndarray) -> list:
+        """Given paths as link-index arrays (None kept: that trip is routed); ValueError naming the trip when a path
+        is empty, names an unknown link, has two consecutive links that do not meet, or does not start at the trip's
+        origin node and end at its destination node."""
+        if len(paths) != len(o):
+            raise ValueError(f"add_trips: {len(paths)} paths for {len(o)} trips (one per trip, None to route it)")
+        out = []
+        for i, p in enumerate(paths):
+            if p is None:
+                out.append(None)
+                continue
+            raw = list(p)
+            if not raw:
+                raise ValueError(f"add_trips: trip {i}: empty path (give at least one link, or None to route it)")
+            try:
+                q = np.array([int(x) if isinstance(x, (int, np.integer)) else self.city.link_index(x) for x in raw],
+                             np.int64)
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"add_trips: trip {i}: unknown link in its path ({exc})") from None
+            if q.min() < 0 or q.max() >= self.L:
+                raise ValueError(f"add_trips: trip {i}: link index out of range 0..{self.L - 1} in its path")
+            gap = np.flatnonzero(self.link_to[q[:-1]] != self.link_from[q[1:]])
+            if len(gap):
+                j = int(gap[0])
+                raise ValueError(f"add_trips: trip {i}: link {self.city.link_ids[q[j]]!r} does not lead to link "
+                                 f"{self.city.link_ids[q[j + 1]]!r} (positions {j}, {j + 1} of its path)")
+            if self.link_from[q[0]] != o[i] or self.link_to[q[-1]] != d[i]:
+                raise ValueError(f"add_trips: trip {i}: its path runs from node {int(self.link_from[q[0]])} to "
+                                 f"{int(self.link_to[q[-1]])}, not from its origin {int(o[i])} to its destination "
+                                 f"{int(d[i])}")
+            out.append(q.astype(np.int32))
+        return out
 
     def _pin_end_links(self, ids: np.ndarray, o: np.ndarray, d: np.ndarray) -> None:
         """Pin each trip's first and last link to those of its free-flow shortest path (current closures), as
@@ -773,8 +891,14 @@ class MesoTraffic(Domain, TrafficBackend):
         else:
             self._ensure_dests(dests)
 
-    def add_trips(self, origins, destinations, depart_s, kind: str = "car") -> np.ndarray:
-        """Add background trips (node indices or ids; departure times >= now, seconds)."""
+    def add_trips(self, origins, destinations, depart_s, kind: str = "car", paths=None) -> np.ndarray:
+        """Add background trips (node indices or ids; departure times >= now, seconds).
+
+        ``paths`` (optional, one per trip): the links (indices or ids) the trip drives, from its origin node to its
+        destination node, or None to route it as usual. A vehicle on a given path never re-routes: the periodic
+        ``reroute_share`` and closure re-routing skip it, and a closed link on its path holds it at the end of the
+        link before (SUMO's gridlock rule may still move it past, ``gridlock_time_s``). A bad path is a ValueError
+        naming the trip (``check_paths``)."""
         if self.twin is not None and self.t < self.twin.env.now:
             self._catch_up()
         o = np.asarray([self._node(x) for x in origins] if np.asarray(origins).dtype.kind not in "iu"
@@ -782,7 +906,9 @@ class MesoTraffic(Domain, TrafficBackend):
         d = np.asarray([self._node(x) for x in destinations] if np.asarray(destinations).dtype.kind not in "iu"
                        else destinations, np.int32)
         dep = np.maximum(np.asarray(depart_s, _F), self.t)
-        ids = self._new_vehicles(o, d, dep, kind)
+        if paths is not None:
+            paths = self.check_paths(paths, o, d)
+        ids = self._new_vehicles(o, d, dep, kind, paths=paths)
         self._poke()
         return ids
 
@@ -817,6 +943,7 @@ class MesoTraffic(Domain, TrafficBackend):
         Bad Hersfeld closure little (14,640 -> 14,090 vehicle-hours) and cut Bologna's closure effect from +46.5% to
         +38.7% (SUMO micro +58.6%), docs/traffic_model.md."""
         running = np.flatnonzero(self.v_status[: self.n_veh] == K.RUNNING).astype(np.int32)
+        running = running[self.v_last[running] != K.FIXED_PATH]  # given paths are never re-routed
         while len(running):
             self._ensure_route_space()
             done, stopped = K.reroute_closed(running, self.v_status, self.v_link, self.v_dest, self.link_to,
@@ -889,8 +1016,13 @@ class MesoTraffic(Domain, TrafficBackend):
         trips = {"origin": self.v_orig[:n], "destination": self.v_dest[:n], "depart": self.v_depart[:n],
                  "arrive": self.v_arrive[:n], "status": self.v_status[:n], "freeflow_time": self.v_fft[:n],
                  "distance": self.v_dist[:n], "links": self.v_rlen[:n], "kind": self.v_kind[:n]}
-        return traffic_dataset(self.city, fft_s=self.fft, capacity_vph=self.cap_rate * 3600.0, rec_t=self._rec_t,
-                               series=series, trips=trips)
+        ds = traffic_dataset(self.city, fft_s=self.fft, capacity_vph=self.cap_rate * 3600.0, rec_t=self._rec_t,
+                             series=series, trips=trips)
+        if self.fixed_paths:  # traffic.routes_file: how the trips matched the file's routes
+            import json
+
+            ds.attrs["traffic_routes_file"] = json.dumps(self.fixed_paths)
+        return ds
 
     def kpis(self) -> dict[str, KPI]:
         n = self.n_veh

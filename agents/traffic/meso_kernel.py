@@ -31,6 +31,8 @@ from agents.traffic.schema import ARRIVED, PENDING, RUNNING, STRANDED, UNROUTABL
 
 # kernel return flags
 NEED_ROUTE_SPACE = 1
+# ``v_last`` of a vehicle driving a given path (``MesoTraffic.add_trips(paths=...)``): never re-routed
+FIXED_PATH = -2
 MAX_SCAN = 8  # vehicles looked at behind a blocked head (turn queues)
 
 # movement classes (as networks.junctions)
@@ -262,7 +264,13 @@ def _reroute(v, cur_link, from_node, v_dest, dest_slot, nh, link_to, route_buf, 
 
     The new route is written as [cur_link, path...] so position 0 is the link the vehicle is on.
     Returns 1 on success, 0 if the destination is unreachable, -1 if the route buffer is too full.
+    A vehicle on a given path (``v_last`` = FIXED_PATH) keeps it: only re-indexed from its current link (1).
     """
+    if v_last[v] == FIXED_PATH:  # a given path is never replaced: position 0 becomes the current link, so a
+        v_rstart[v] += v_rpos[v]  # closed link ahead holds the vehicle at its end (the caller sees it closed)
+        v_rlen[v] -= v_rpos[v]
+        v_rpos[v] = 0
+        return 1
     if route_used[0] + n_nodes + 2 > route_buf.shape[0]:
         return -1
     start = route_used[0]
