@@ -270,10 +270,16 @@ def run_fixed_sumo(name: str, mode: str, out_nc: Path) -> float:
         ds["lane_speed"] = (("time", "lane"), arr3[:, :, 2].astype(np.float32))
     if routed:  # SUMO's final route of each vehicle against the file's path
         differs = np.full(n, -1, np.int8)
+        driven = np.full(n, "", dtype=object)
+        index = {e: i for i, e in enumerate(net.edge_ids)}
         for v, edges in _read_vehroutes(vehroute).items():
-            if v < n and paths[v] is not None:
+            if v >= n:
+                continue
+            driven[v] = " ".join(str(index.get(e, -1)) for e in edges)  # city link indices
+            if paths[v] is not None:
                 differs[v] = int(edges != [net.edge_ids[k] for k in paths[v]])
         ds["trip_route_differs"] = (("trip",), differs)
+        ds["trip_sumo_route"] = (("trip",), driven.astype(str))
     ds.attrs.update(wall_time_s=wall, sumo_version=version, mode=mode, city=name, fixed_routes=n_fixed,
                     routed_fallback=int(sum(p is None for p in paths)), mapping=json.dumps(summary),
                     teleports=teleports, completed=int(done.sum()),
