@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -153,6 +154,38 @@ def _ends_with(full: np.ndarray, part: np.ndarray) -> bool:
     return len(at) > 0 and np.array_equal(full[at[0]:], part)
 
 
+def builtin_on_sumo_routes(name: str, sc, path: Path, rd: SumoRun, rm: tuple | None) -> dict:
+    """The built-in model with SUMO micro's own routes (the routed replica's vehroute output, unfinished vehicles
+    included) as fixed paths, against that SUMO run: what choosing SUMO's routes would give."""
+    from fixed_routes_sumo import CACHE
+
+    city = _scenario(name)[2]
+    routes = rd.ds["trip_sumo_route"].values
+    dep = rd.ds["trip_depart"].values
+    f = CACHE / f"{name}.baseline.sumo_routes.{rd.key}.rou.xml"
+    if not f.exists():
+        tmp = f.with_name(f".{f.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write("<routes>\n")
+            for v in np.argsort(dep, kind="stable"):
+                idx = [int(x) for x in str(routes[v]).split()]
+                if idx and min(idx) >= 0:
+                    edges = " ".join(str(city.link_ids[i]) for i in idx)
+                    out.write(f'  <vehicle id="{v}" depart="{float(dep[v])!r}"><route edges="{edges}"/></vehicle>\n')
+            out.write("</routes>\n")
+        tmp.replace(f)
+    rel = os.path.relpath(f, path.parent)
+    ds, w = run_backend(path, "baseline", "meso", overrides={"routes_file": rel})
+    out = {"builtin_on_sumo_routes_mapping": json.loads(ds.attrs.get("traffic_routes_file", "{}")),
+           "builtin_on_sumo_routes_figures": run_figures(ds, w)}
+    r, share, _ = flow_agreement(ds, rd.ds)
+    out.update(builtin_on_sumo_routes_vs_replica_geh5_share=share, builtin_on_sumo_routes_vs_replica_r=r)
+    if rm is not None:
+        r, share, _ = flow_agreement(ds, rm[0])
+        out.update(builtin_on_sumo_routes_vs_reference_geh5_share=share)
+    return out
+
+
 def run_city(name: str, sumo: dict[tuple[str, str], SumoRun], route_diff: bool) -> dict:
     """Built-in runs (fixed paths, routed) of one city against its SUMO runs; figures, agreement, diagnostics."""
     path, sc, city = _scenario(name)
@@ -202,8 +235,10 @@ def run_city(name: str, sumo: dict[tuple[str, str], SumoRun], route_diff: bool) 
         res["worst_links_routed"] = worst_links(b_rt, rm[0], city, k=5)
     rd = sumo.get((name, "micro_routed")) if route_diff else None
     if rd is not None and rd.ds is not None:
+        from agents.traffic.schema import ARRIVED
+
         dif = rd.ds["trip_route_differs"].values
-        known = dif >= 0
+        known = (dif >= 0) & (rd.ds["trip_status"].values == ARRIVED)
         e = {"vehicles_compared": int(known.sum()), "route_differs_share": float((dif[known] == 1).mean())}
         bf = res["builtin_routed_routes"].pop("_flags")
         both = known & (bf[:len(dif)] >= 0)
@@ -229,6 +264,7 @@ def run_city(name: str, sumo: dict[tuple[str, str], SumoRun], route_diff: bool) 
                     same_off += ok
             e["builtin_route_equals_sumo_route_share"] = same / max(same + other, 1)
             e["both_off_file_same_route_share"] = same_off / max(off, 1)
+            e.update(builtin_on_sumo_routes(name, sc, path, rd, rm))
         if rm is not None:  # the replica against the reference routed run: the same set-up run again
             r, share, _ = flow_agreement(rd.ds, rm[0])
             e.update(replica_vs_reference_geh5_share=share, replica_vs_reference_r=r)
@@ -295,6 +331,15 @@ def format_city(name: str, res: dict) -> str:
                               f"last routed) for {e['builtin_route_equals_sumo_route_share']:.1%} of those vehicles; "
                               f"of those both models took off the file's route, "
                               f"{e['both_off_file_same_route_share']:.1%} took the same other route"]
+            if "builtin_on_sumo_routes_vs_replica_geh5_share" in e:
+                mp = e["builtin_on_sumo_routes_mapping"]
+                fg = e["builtin_on_sumo_routes_figures"]
+                lines += ["", f"built-in model on SUMO micro's own routes ({mp.get('matched', 0):,} of {mp.get('trips', 0):,} "
+                              f"trips given SUMO's route, {mp.get('routed_fallback', 0):,} routed): GEH < 5 on "
+                              f"{e['builtin_on_sumo_routes_vs_replica_geh5_share']:.1%} of link-hours against that SUMO run "
+                              f"(r {e['builtin_on_sumo_routes_vs_replica_r']:.3f}), "
+                              f"{_cell('{:.1%}', e.get('builtin_on_sumo_routes_vs_reference_geh5_share'))} against the "
+                              f"cached routed reference; mean travel time {fg['mean_travel_time_s']:.1f} s"]
     wl = res.get("worst_links_fixed")
     if wl:
         lines += ["", "| worst links, fixed routes | hour | GEH | built-in veh/h | SUMO micro veh/h | length m | lanes | "

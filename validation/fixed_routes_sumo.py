@@ -210,7 +210,8 @@ def run_fixed_sumo(name: str, mode: str, out_nc: Path) -> float:
            "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
            "--statistic-output", str(stats), "--ignore-route-errors", "true", "--no-step-log", "true",
            "--no-warnings", "true", "--duration-log.disable", "true", "--verbose", "false",
-           *SUMO_MODES[mode], *(["--vehroute-output", str(vehroute)] if routed else []),
+           *SUMO_MODES[mode],
+           *(["--vehroute-output", str(vehroute), "--vehroute-output.write-unfinished", "true"] if routed else []),
            *normalise_extra_args(tc.sumo.extra_args)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
