@@ -165,18 +165,18 @@ def builtin_on_sumo_routes(name: str, sc, path: Path, rd: SumoRun, rm: tuple | N
     f = CACHE / f"{name}.baseline.sumo_routes.{rd.key}.rou.xml"
     if not f.exists():
         tmp = f.with_name(f".{f.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write("<routes>\n")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write("<routes>\n")
             for v in np.argsort(dep, kind="stable"):
                 idx = [int(x) for x in str(routes[v]).split()]
                 if idx and min(idx) >= 0:
                     edges = " ".join(str(city.link_ids[i]) for i in idx)
-                    out.write(f'  <vehicle id="{v}" depart="{float(dep[v])!r}"><route edges="{edges}"/></vehicle>\n')
-            out.write("</routes>\n")
+                    fh.write(f'  <vehicle id="{v}" depart="{float(dep[v])!r}"><route edges="{edges}"/></vehicle>\n')
+            fh.write("</routes>\n")
         tmp.replace(f)
     rel = os.path.relpath(f, path.parent)
     ds, w = run_backend(path, "baseline", "meso", overrides={"routes_file": rel})
-    out = {"builtin_on_sumo_routes_mapping": json.loads(ds.attrs.get("traffic_routes_file", "{}")),
+    out: dict = {"builtin_on_sumo_routes_mapping": json.loads(ds.attrs.get("traffic_routes_file", "{}")),
            "builtin_on_sumo_routes_figures": run_figures(ds, w)}
     r, share, _ = flow_agreement(ds, rd.ds)
     out.update(builtin_on_sumo_routes_vs_replica_geh5_share=share, builtin_on_sumo_routes_vs_replica_r=r)
@@ -201,11 +201,11 @@ def run_city(name: str, sumo: dict[tuple[str, str], SumoRun], route_diff: bool) 
     res["mapping"] = json.loads(b_fix.attrs.get("traffic_routes_file", "{}"))
     ds = {("fixed", "builtin"): (b_fix, w_fix), ("routed", "builtin"): (b_rt, w_rt)}
     for model, mode in (("sumo_micro", "micro"), ("sumo_meso_jc", "meso_jc")):
-        r = sumo[(name, mode)]
-        if r.ds is None:
-            res["errors"].append(f"fixed {model}: {r.error}")
+        run = sumo[(name, mode)]
+        if run.ds is None:
+            res["errors"].append(f"fixed {model}: {run.error}")
         else:
-            ds[("fixed", model)] = (r.ds, r.wall_s)
+            ds[("fixed", model)] = (run.ds, run.wall_s)
         rr = routed_reference(name, mode, city)
         if rr.ds is None:
             res["errors"].append(f"routed {model}: {rr.error}")
@@ -217,12 +217,12 @@ def run_city(name: str, sumo: dict[tuple[str, str], SumoRun], route_diff: bool) 
             if (routing, model) not in ds:
                 continue
             d, w = ds[(routing, model)]
-            f = run_figures(d, w)
+            f: dict = run_figures(d, w)
             if micro is not None and model != "sumo_micro":
-                r, share, pairs = flow_agreement(d, micro[0])
-                f.update(flow_r=r, geh5_share=share, link_hours=pairs)
+                rr_, share, pairs = flow_agreement(d, micro[0])
+                f.update(flow_r=rr_, geh5_share=share, link_hours=pairs)
             res["runs"][routing][model] = f
-    cross = {}
+    cross: dict = {}
     fm, rm = ds.get(("fixed", "sumo_micro")), ds.get(("routed", "sumo_micro"))
     if fm is not None and rm is not None:
         r, share, pairs = flow_agreement(rm[0], fm[0])
@@ -239,7 +239,7 @@ def run_city(name: str, sumo: dict[tuple[str, str], SumoRun], route_diff: bool) 
 
         dif = rd.ds["trip_route_differs"].values
         known = (dif >= 0) & (rd.ds["trip_status"].values == ARRIVED)
-        e = {"vehicles_compared": int(known.sum()), "route_differs_share": float((dif[known] == 1).mean())}
+        e: dict = {"vehicles_compared": int(known.sum()), "route_differs_share": float((dif[known] == 1).mean())}
         bf = res["builtin_routed_routes"].pop("_flags")
         both = known & (bf[:len(dif)] >= 0)
         sd, bd = dif[both] == 1, bf[:len(dif)][both] == 1

@@ -130,6 +130,19 @@ def _fastest_joiner(city):
     return join
 
 
+def _join_waypoints(edges: list[str], join) -> list[str] | None:
+    """Waypoint edges joined leg by leg with ``join`` (None if a leg has no path or there is no ``join``)."""
+    seq = [edges[0]]
+    for b in edges[1:]:
+        if b == seq[-1]:
+            continue
+        leg = join(seq[-1], b) if join is not None else None
+        if not leg:
+            return None
+        seq.extend(leg[1:])
+    return seq
+
+
 def links_of_edges(city, route_id: str, edges: list[str], full: bool, join=None) -> np.ndarray:
     """A route's edge ids as city link indices, checked link to link; waypoints (``full`` False) joined by ``join``.
 
@@ -144,15 +157,7 @@ def links_of_edges(city, route_id: str, edges: list[str], full: bool, join=None)
     if unknown:  # a full route over edges cars may not use (Bologna's bus lanes): the rest joined as waypoints
         edges, full = [e for e in edges if e in link_index], False
     if not full:
-        seq: list[str] | None = [edges[0]]
-        for b in edges[1:]:
-            if b == seq[-1]:
-                continue
-            leg = join(seq[-1], b) if join is not None else None
-            if not leg:
-                seq = None
-                break
-            seq.extend(leg[1:])
+        seq = _join_waypoints(edges, join)
         if seq is None:  # a waypoint cars cannot reach from the one before: the fastest path first -> last edge
             seq = join(edges[0], edges[-1]) if join is not None and edges[0] != edges[-1] else None
             if not seq:

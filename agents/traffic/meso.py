@@ -837,7 +837,7 @@ class MesoTraffic(Domain, TrafficBackend):
         origin node and end at its destination node."""
         if len(paths) != len(o):
             raise ValueError(f"add_trips: {len(paths)} paths for {len(o)} trips (one per trip, None to route it)")
-        out = []
+        out: list[np.ndarray | None] = []
         for i, p in enumerate(paths):
             if p is None:
                 out.append(None)
