@@ -28,42 +28,48 @@ class FileRouteError(ValueError):
 
 
 def read_route_edges(path: str | Path, city, rng: np.random.Generator | None = None) -> dict:
-    """Every trip of a SUMO route file, in ``load_sumo_trips``'s order, with its waypoint edges.
+    """Every trip of a SUMO route file as ``load_sumo_trips`` gives it, with its entry's waypoint edges.
 
-    Returns ``id`` (str), ``depart_s``, ``origin``, ``destination`` (as ``load_sumo_trips``), ``edges`` (list of
-    edge-id lists, one per trip; flows share one list) and ``complete`` (bool per trip: the list is a full route,
-    not ``from``/``via``/``to`` waypoints).
+    Returns ``load_sumo_trips``'s arrays (``id``, ``depart_s``, ``origin``, ``destination``, ...) plus ``edges``
+    (one edge-id list per trip, shared by a flow's trips; None for an entry that draws from a
+    ``routeDistribution``, whose draw is not repeated here) and ``complete`` (bool per trip: a full route, not
+    ``from``/``via``/``to`` waypoints). The entries are aligned with the trips by id (a flow's trips are
+    ``<flow id>.<k>``), so the departures, flow expansion and skips are exactly ``load_sumo_trips``'s.
     """
-    from networks.sumo_net import open_network_file
-    from networks.sumo_routes import _flow_departures, sumo_time_s
+    from networks.sumo_routes import load_sumo_trips
 
-    rng = rng if rng is not None else np.random.default_rng(0)
-    a = city.arrays
-    link_index = {lid: i for i, lid in enumerate(city.link_ids)}
-    routes: dict[str, list[str]] = {}
-    dists: dict[str, tuple[list[list[str]], np.ndarray]] = {}
-    ids: list[str] = []
-    depart: list[np.ndarray] = []
-    orig: list[np.ndarray] = []
-    dest: list[np.ndarray] = []
-    edges_out: list[list[str]] = []
+    tr = load_sumo_trips(path, city, rng)
+    ids = tr["id"]
+    edges_out: list[list[str] | None] = []
     complete: list[bool] = []
+    k = 0
+    for eid, is_flow, edges, full in _entries(path):
+        if is_flow:
+            j = 0
+            while k < len(ids) and ids[k] == f"{eid}.{j}":
+                edges_out.append(edges)
+                complete.append(full)
+                k += 1
+                j += 1
+        elif k < len(ids) and ids[k] == eid:
+            edges_out.append(edges)
+            complete.append(full)
+            k += 1
+    if k != len(ids):
+        raise FileRouteError(f"{Path(path).name}: trip {ids[k]!r} matches no entry of the file in order")
+    return {**tr, "edges": edges_out, "complete": np.array(complete, bool)}
 
-    def add(vid: str, deps, edges: list[str], full: bool, many: bool = False) -> None:
-        first, last = (edges[0], edges[-1]) if edges else ("", "")
-        lf, lt = link_index.get(first), link_index.get(last)
-        if lf is None or lt is None or deps is None:
-            return  # skipped, as load_sumo_trips skips it
-        k = len(deps)
-        ids.extend([f"{vid}.{j}" for j in range(k)] if many else [vid])
-        depart.append(np.asarray(deps, np.float64))
-        orig.append(np.full(k, a.link_from[lf], np.int32))
-        dest.append(np.full(k, a.link_to[lt], np.int32))
-        edges_out.extend([edges] * k)
-        complete.extend([full] * k)
 
-    def edges_of(el: ET.Element) -> tuple[list[str], bool]:
-        """(edges, full route?) exactly where ``load_sumo_trips`` looks, plus ``via`` for from/to entries."""
+def _entries(path: str | Path) -> list[tuple[str, bool, list[str] | None, bool]]:
+    """(id, is a flow, edges or None, full route) of every ``<vehicle>``, ``<trip>`` and ``<flow>`` in file order:
+    the edges of its own ``<route>``, a referenced route, or ``from`` / ``via`` / ``to`` (waypoints)."""
+    from networks.sumo_net import open_network_file
+
+    routes: dict[str, list[str]] = {}
+    dists: set[str] = set()
+    out: list[tuple[str, bool, list[str] | None, bool]] = []
+
+    def edges_of(el: ET.Element) -> tuple[list[str] | None, bool]:
         child = el.find("route")
         if child is None:
             child = el.find("routeDistribution/route")
@@ -73,8 +79,7 @@ def read_route_edges(path: str | Path, city, rng: np.random.Generator | None = N
             if ref in routes:
                 edges = routes[ref]
             elif ref in dists:
-                rs, p = dists[ref]
-                edges = rs[int(rng.choice(len(rs), p=p))] if rs else []
+                return None, True
         if edges:
             return edges, True
         if el.get("from") is not None:
@@ -90,29 +95,17 @@ def read_route_edges(path: str | Path, city, rng: np.random.Generator | None = N
                 stack.append(el)
                 continue
             stack.pop()
-            tag = el.tag
             top = bool(stack) and stack[-1].tag in ("routes", "additional")
-            if tag == "route" and top:
+            if el.tag == "route" and top:
                 routes[el.get("id", "")] = el.get("edges", "").split()
-            elif tag == "routeDistribution" and top:
-                rs = [r.get("edges", "").split() if r.get("edges") else routes.get(r.get("refId", ""), [])
-                      for r in el.findall("route")]
-                w = np.array([float(r.get("probability", 1.0)) for r in el.findall("route")])
-                if rs and w.sum() > 0:
-                    dists[el.get("id", "")] = (rs, w / w.sum())
-            elif tag in ("vehicle", "trip"):
+            elif el.tag == "routeDistribution" and top:
+                dists.add(el.get("id", ""))
+            elif el.tag in ("vehicle", "trip", "flow"):
                 edges, full = edges_of(el)
-                dep = sumo_time_s(el.get("depart"), 0.0)
-                add(el.get("id", ""), None if dep is None else np.array([dep]), edges, full)
-            elif tag == "flow":
-                edges, full = edges_of(el)
-                deps = _flow_departures(el, rng)
-                add(el.get("id", ""), deps, edges, full, many=True)
+                out.append((el.get("id", ""), el.tag == "flow", edges, full))
             if len(stack) == 1:
                 stack[0].clear()
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))  # noqa: E731
-    return {"id": np.array(ids, dtype=str), "depart_s": cat(depart, np.float64), "origin": cat(orig, np.int32),
-            "destination": cat(dest, np.int32), "edges": edges_out, "complete": np.array(complete, bool)}
+    return out
 
 
 def _fastest_joiner(city):
@@ -210,8 +203,8 @@ def match_file_paths(path: str | Path, city, demand: dict, clock_offset_s: float
             src[i] = js[n % len(js)]
             used[k] = n + 1
     link_set = set(city.link_ids)
-    mapped = np.array([s >= 0 and bool(tr["complete"][s]) and all(e in link_set for e in tr["edges"][s])
-                       for s in src], bool)
+    mapped = np.array([s >= 0 and tr["edges"][s] is not None and bool(tr["complete"][s])
+                       and all(e in link_set for e in tr["edges"][s]) for s in src], bool)
     join = None if mapped[src >= 0].all() else _fastest_joiner(city)
     memo: dict[int, np.ndarray | None] = {}
     failed: list[str] = []
@@ -221,6 +214,9 @@ def match_file_paths(path: str | Path, city, demand: dict, clock_offset_s: float
             paths.append(None)
             continue
         key = id(tr["edges"][s])  # flows share one list: one check per distinct route
+        if key not in memo and tr["edges"][s] is None:  # drawn from a routeDistribution: not repeated, routed
+            memo[key] = None
+            failed.append(f"route {str(tr['id'][s])!r}: drawn from a routeDistribution (routed)")
         if key not in memo:
             try:
                 memo[key] = links_of_edges(city, str(tr["id"][s]), tr["edges"][s], bool(tr["complete"][s]), join)
