@@ -334,8 +334,9 @@ def format_city(name: str, res: dict) -> str:
             if "builtin_on_sumo_routes_vs_replica_geh5_share" in e:
                 mp = e["builtin_on_sumo_routes_mapping"]
                 fg = e["builtin_on_sumo_routes_figures"]
-                lines += ["", f"built-in model on SUMO micro's own routes ({mp.get('matched', 0):,} of {mp.get('trips', 0):,} "
-                              f"trips given SUMO's route, {mp.get('routed_fallback', 0):,} routed): GEH < 5 on "
+                lines += ["", f"built-in model on SUMO micro's own routes "
+                              f"({mp.get('trips', 0) - mp.get('routed_fallback', 0):,} of {mp.get('trips', 0):,} trips "
+                              f"given SUMO's route, {mp.get('routed_fallback', 0):,} routed): GEH < 5 on "
                               f"{e['builtin_on_sumo_routes_vs_replica_geh5_share']:.1%} of link-hours against that SUMO run "
                               f"(r {e['builtin_on_sumo_routes_vs_replica_r']:.3f}), "
                               f"{_cell('{:.1%}', e.get('builtin_on_sumo_routes_vs_reference_geh5_share'))} against the "
