@@ -328,7 +328,6 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
         bdy = np.empty(nbuf)
         bd = np.empty(nbuf)
         bbehind = np.empty(nbuf, np.bool_)
-        bonc = np.empty(nbuf, np.bool_)
         bw = np.empty(nbuf)
         for kk in range(ch * CHUNK, min(m, (ch + 1) * CHUNK)):
             xi, yi = xs[kk], ys[kk]
@@ -374,7 +373,6 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
                             bdy[nb] = dy
                             bd[nb] = d
                             bbehind[nb] = (fids[k] == f) & (phi[k] > phi[kk])
-                            bonc[nb] = onc
                             # the width within which this neighbour, if ahead, holds one up: an oncoming walker
                             # only core to core, a same-way one walking on (a moving queue zips into staggered
                             # lanes) within w_zip, anyone else within the body width
