@@ -276,7 +276,7 @@ CHUNK = 64  # agents per parallel work item (each item allocates its own neighbo
 def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, cellw,
              xs, ys, v0s, sts, fids, stops, vxs, vys, oxs, oys, gids, cellk, start, ncx, ncy, nr,
              fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, spd, seed, step_id,
-             nbuf, phi, wtab, ndir, e0xs, e0ys):
+             nbuf, phi, wtab, ndir, e0xs, e0ys, nbr):
     """Proposed moves of the ``m`` agents in this sub-step's slot order: slot k is the previous sub-step's slot
     ``ordw[k]`` (arrays ``w*``), whose state is first copied into slot order (arrays ``*s``; the previous slot
     order is this one but for the few agents that changed cells, so the copy reads memory nearly in order).
@@ -322,6 +322,14 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
         cj = min(max(int((ys[kk] - ry0) / h), 0), ny - 1)
         phi[kk] = fT[f, cj, ci]
         e0xs[kk], e0ys[kk] = _field_dir(fgx, fgy, f, xs[kk], ys[kk], rx0, ry0, h)
+        nbr[kk, 0] = xs[kk]  # what the neighbour loop reads of a neighbour, in one 64-byte row (one cache line,
+        nbr[kk, 1] = ys[kk]  # one stream per row of cells for the prefetcher instead of eight)
+        nbr[kk, 2] = e0xs[kk]
+        nbr[kk, 3] = e0ys[kk]
+        nbr[kk, 4] = phi[kk]
+        nbr[kk, 5] = vxs[kk]
+        nbr[kk, 6] = vys[kk]
+        nbr[kk, 7] = f
     nchunk = (m + CHUNK - 1) // CHUNK
     for ch in prange(nchunk):
         bdx = np.empty(nbuf)
@@ -358,27 +366,27 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
                     for k in range(k0, k1):
                         if k == kk:
                             continue
-                        dx = xs[k] - xi
+                        dx = nbr[k, 0] - xi
                         if lx > 0.0:
                             dx -= lx * np.floor(dx / lx + 0.5)
-                        dy = ys[k] - yi
+                        dy = nbr[k, 1] - yi
                         d2 = dx * dx + dy * dy
                         if d2 > cut2:
                             continue
                         d = np.sqrt(d2)
                         # walking the other way to another goal (converging on one door is not counter-flow)
-                        onc = (fids[k] != f) & (e0x * e0xs[k] + e0y * e0ys[k] < 0.0)  # (speed: no jumps)
+                        onc = (nbr[k, 7] != f) & (e0x * nbr[k, 2] + e0y * nbr[k, 3] < 0.0)  # (speed: no jumps)
                         if nb < nbuf:
                             bdx[nb] = dx
                             bdy[nb] = dy
                             bd[nb] = d
-                            bbehind[nb] = (fids[k] == f) & (phi[k] > phi[kk])
+                            bbehind[nb] = (nbr[k, 7] == f) & (nbr[k, 4] > phi[kk])
                             # the width within which this neighbour, if ahead, holds one up: an oncoming walker
                             # only core to core, a same-way one walking on (a moving queue zips into staggered
                             # lanes) within w_zip, anyone else within the body width
                             # (speed: the tests combined without jumps, the values chosen by selects)
-                            zip_ = (vzip2 > 0.0) & (vxs[k] * vxs[k] + vys[k] * vys[k] >= vzip2) & \
-                                (e0x * e0xs[k] + e0y * e0ys[k] >= czip)
+                            zip_ = (vzip2 > 0.0) & (nbr[k, 5] * nbr[k, 5] + nbr[k, 6] * nbr[k, 6] >= vzip2) & \
+                                (e0x * nbr[k, 2] + e0y * nbr[k, 3] >= czip)
                             bw[nb] = wlo if onc else (wzip if zip_ else wl)
                             nb += 1
                         else:
@@ -391,9 +399,9 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
                             # already; the nearer the anticipated contact (closing speed x t_ant), the stronger
                             ux = dx / d
                             uy = dy / d
-                            close = ((vix - vxs[k]) * ux + (viy - vys[k]) * uy) * t_ant
+                            close = ((vix - nbr[k, 5]) * ux + (viy - nbr[k, 6]) * uy) * t_ant
                             gap_a = max(d - l - max(close, 0.0), 0.0)
-                            lat = -e0y * (dx + vxs[k] * t_ant) + e0x * (dy + vys[k] * t_ant)  # + = on one's left
+                            lat = -e0y * (dx + nbr[k, 5] * t_ant) + e0x * (dy + nbr[k, 6] * t_ant)  # + = on one's left
                             sgn = 1.0 if lat < -side_bias else -1.0
                             s_ = sgn * a_side * np.exp(-gap_a / d_side) * (dx * e0x + dy * e0y) / d
                             rxs += -e0y * s_
@@ -589,11 +597,12 @@ def _sort_slots(m, wx, wy, walive, wgid, cx0, cy0, cs, ncx, ncy, start, cellw, o
     return start[ncell]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _undo(m, flag, xn, yn, xs, ys, moved, spd):
-    """Undo the flagged moves (slot order); returns how many."""
+    """Undo the flagged moves (slot order); returns how many. (Serial, like the commit: a few ns per agent, and
+    every parallel region is a barrier where a thread the OS has parked on a busy machine holds up the step.)"""
     cnt = 0
-    for kk in prange(m):
+    for kk in range(m):
         if flag[kk]:
             xn[kk] = xs[kk]
             yn[kk] = ys[kk]
@@ -603,13 +612,13 @@ def _undo(m, flag, xn, yn, xs, ys, moved, spd):
     return cnt
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _commit(m, xn, yn, moved, xs, ys, vxs, vys, alive, sts, exk, rx0, ry0, h, exit_id, dt, lx):
     """Apply this sub-step's moves to the slot arrays (velocity over the sub-step, m/s); an egress agent whose new
     cell is an exit apron is marked gone (``alive`` False, ``exk`` its exit, else -1). Returns how many left."""
     ny, nx = exit_id.shape
     nout = 0
-    for kk in prange(m):
+    for kk in range(m):
         alive[kk] = True
         exk[kk] = -1
         vxs[kk] = 0.0
@@ -697,6 +706,7 @@ def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0,
     e0ys = np.empty(m)
     spd = np.zeros(m)
     exk = np.empty(m, np.int64)
+    nbr = np.empty((m, 8))
     wtab = repulsion_table(par.l, par.a_p, par.D_p, par.cutoff)
     undone = 0
     for step in range(nsteps):
@@ -704,7 +714,7 @@ def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0,
         _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, cellw,
                  xs, ys, v0s, sts, fids, stops, vxs, vys, oxs, oys, gids, cellk, start, ncx, ncy, nr,
                  fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, spd, seed, step0 + step,
-                 nbuf, phi, wtab, ndir, e0xs, e0ys)
+                 nbuf, phi, wtab, ndir, e0xs, e0ys, nbr)
         while True:  # each pass undoes at least one move or ends: terminates
             _conflicts(m, xn, yn, moved, start, cellk, ncx, ncy, nrc, lx, dmin, flag)
             cnt = _undo(m, flag, xn, yn, xs, ys, moved, spd)
