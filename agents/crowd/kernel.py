@@ -16,9 +16,11 @@ a_side exp(-g_ij / d_side) (e0_i . n_ij) along -+ the lateral axis, g_ij the gap
 side_bias to i's right already; it holds i up only within w_onc of i's path. The noise fades out as i's last
 speed rises to noise_v, so walkers in a lane keep their line while the held-up still get the jitter.
 e0_i is the unit direction of the agent's navigation field (fast marching, bilinear); u_i a reproducible
-random unit vector. Neighbours come from cell lists (counting sort into cells of cutoff / nr; agents' positions
-are copied in cell order so each row of neighbour cells is one contiguous range), in one pass that sums the
-repulsion and keeps the neighbours within the cut-off for the headway. Two guards keep the state physical
+random unit vector. Neighbours come from cell lists (counting sort into cells of cutoff / nr, each cell's agents
+by id, so each row of neighbour cells is one contiguous range of slots), in one pass that sums the repulsion and
+keeps the neighbours within the cut-off for the headway. For a whole call the agents' state lives in slot
+arrays in that cell order, re-sorted every sub-step and written back to the agent arrays at the end, so the
+sub-steps read memory nearly in order whatever the agents' numbering. Two guards keep the state physical
 whatever the parameters: a move that would bring a centre within ``r_core`` of a wall slides along the wall
 or is dropped, and moves that would bring two centres closer than ``d_min`` are undone (iterated until none
 is left), so "no agent inside a wall" and "no overlap below d_min" hold by construction. Every agent's
