@@ -312,9 +312,14 @@ def load_document(path: str | Path) -> dict:
 
 
 def _check_paths(sc: Scenario, base_dir: Path, prefix: str) -> list[str]:
+    """Every data file the variant names (city, demand and the domains' files: emergency calls, EV session
+    parameters, crowd venues) must resolve inside the scenario's folder or the project and exist."""
+    from twin.data_checks import domain_files
+
     msgs = []
     checks = [("city.path", sc.city.path), ("city.pois", sc.city.pois), ("city.buildings", sc.city.buildings),
               ("demand.od_file", sc.demand.od_file), ("demand.trips_file", sc.demand.trips_file)]
+    checks += [(key, val) for key, val, _ in domain_files(sc.domain_configs)]
     for key, val in checks:
         if val is None:
             continue
@@ -381,7 +386,7 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
         sc = Scenario.model_validate(doc)
     except ValidationError as err:
         return None, bad + pydantic_messages(err, Scenario, prefix.rstrip("."))
-    msgs = bad + _check_paths(sc, path.parent, prefix)
+    msgs = list(bad)
     domains: dict[str, BaseModel] = {}
     for name in domain_names():
         section = sc.section(name)
@@ -404,6 +409,7 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
         if files is not None:
             msgs += [f"{prefix}{name}.{m}" for m in files(lambda v: resolve_data_path(v, path.parent))]
     sc._domains = domains
+    msgs += _check_paths(sc, path.parent, prefix)
     msgs += [f"{prefix}{m}" for m in nonfinite_fields(sc)]
     for name, cfg in domains.items():
         msgs += [f"{prefix}{name}.{m}" for m in nonfinite_fields(cfg)]
