@@ -158,6 +158,8 @@ class OutputsConfig(_Strict):
 def relative_folder(v: str, cli: str) -> str:
     """A results folder named in a scenario file: relative and without '..' (the user's ``cli`` option may
     choose any folder; a file received from someone else may not)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError("control characters (NUL, newline, ...) are not allowed in a folder name")
     p = Path(v)
     if p.is_absolute() or ".." in p.parts or v.startswith("~"):
         raise ValueError(f"use a relative folder without '..' (a scenario file may not choose "
@@ -303,7 +305,8 @@ def load_document(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ScenarioError(path, [f"(YAML) {where}{getattr(exc, 'problem', exc)} — not valid YAML"]) from None
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, whatever the parser says
+        raise ScenarioError(path, [f"(YAML) {where}{what} — not valid YAML"]) from None
     except UnicodeDecodeError:
         raise ScenarioError(path, ["(file) not UTF-8 text — a scenario is a YAML text file"]) from None
     if not isinstance(doc, dict):
