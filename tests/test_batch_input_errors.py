@@ -30,6 +30,8 @@ def _tree(*folders: Path) -> set[str]:
 @pytest.mark.parametrize("args,words", [
     (["--param", "demand=!!python/object/apply:os.system ['true']"], "not plain YAML values"),
     (["--param", "demand.scale=[&a [1,1], *a]"], "not plain YAML values"),
+    (["--param", "demand.scale=nan,1"], "'nan' — values must be finite numbers"),
+    (["--param", "demand.scale=1,.inf"], "inf — values must be finite numbers"),
     (["--param", "demand.scale=0..1:10000", "--param", "traffic.reroute_share=0..1:10000"],
      "100,000,000 parameter sets"),
     (["--param", "demand.scale=0.5..1.5", "--design", "latin", "--samples", "1000000"], "at most 10,000 parameter sets"),

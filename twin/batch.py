@@ -80,6 +80,10 @@ def parse_param(spec: str) -> tuple[str, list[Any] | Range]:
         why = " ".join(str(getattr(exc, "problem", None) or exc).split())[:100]
         raise ValueError(f"--param {key}={rhs[:60]}: not plain YAML values ({why}) — write key.path=v1,v2,... "
                          "with numbers, strings, true/false or null") from None
+    bad = [v for v in vals if (isinstance(v, float) and not math.isfinite(v))
+           or (isinstance(v, str) and v.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"))]
+    if bad:  # pydantic would read 'nan' as a float and report it as "less than or equal to ..."
+        raise ValueError(f"--param {key}={rhs[:60]}: {bad[0]!r} — values must be finite numbers")
     return key, vals
 
 
