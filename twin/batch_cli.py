@@ -53,6 +53,9 @@ def cli_sweep(args) -> int:
                           executor=executor or None)
         if _opt(args, "no_retry"):
             plan.config.retry_failed = False
+        from twin.run import check_writable
+
+        check_writable(plan.out_dir / "batch.nc", args.file)  # a file in the way: exit 2 before anything runs
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
