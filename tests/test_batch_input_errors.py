@@ -62,3 +62,19 @@ def test_sweep_into_a_file_is_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "is a file, not a folder" in err and "Traceback" not in err, err
     assert target.read_text() == "x"
+
+
+@pytest.mark.parametrize("address", ["nope", "$(touch x)", "file:///etc/passwd", "tcp://host"])
+def test_malformed_dask_address_is_bad_input(tmp_path, capsys, address):
+    """A malformed --dask address (or executor.dask in the file) crashed with a ValueError traceback (exit 1)
+    after creating the batch folder; now exit 2, one line, nothing written. Reachability is not checked here."""
+    path = _scenario(tmp_path / "scen", {})
+    before = _tree(tmp_path)
+    rc = main(["sweep", str(path), "--quiet", "--out", str(tmp_path / "b"), "--param", "demand.scale=1",
+               "--dask", address])
+    err = capsys.readouterr().err
+    assert rc == 2 and "scheme://host:port" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert _tree(tmp_path) == before
+    doc = _scenario(tmp_path / "scen2", {"batch": {"executor": {"dask": address}, "params": {"demand.scale": [1]}}})
+    assert main(["sweep", str(doc), "--quiet", "--out", str(tmp_path / "b2")]) == 2
+    assert "batch.executor.dask" in capsys.readouterr().err and not (tmp_path / "b2").exists()
