@@ -155,7 +155,7 @@ class TrafficConfig(BaseModel):
         end = float(time_cfg.duration_s)
         return [f"closures[{i}].start_s: {c.start_s:g} — at or after the end of the run (time.duration_s {end:g} s), "
                 "so it would never apply; give seconds from the scenario's start"
-                for i, c in enumerate(self.closures) if c.start_s >= end]
+                for i, c in enumerate(self.closures) if end <= c.start_s < float("inf")]  # inf: the finite check's
 
     def city_errors(self, city) -> list[str]:
         """Closures must name links of the city."""
