@@ -38,3 +38,14 @@ def test_wrong_types_get_an_answer_not_a_server_error(results_dir, client, outpu
     r = _callback(app, c, output, {"variant.value": "town.nc::baseline", field: value})
     assert r.status_code in (200, 204), (output, field, r.status_code)
     assert sorted(p.name for p in results_dir.rglob("*")) == before
+
+
+def test_time_step_still_steps_from_a_float_slider_value(client):
+    """The type guard keeps a whole-number float (a slider may send 3.0): the step goes to 4, wrapping at max."""
+    import json
+
+    app, c = client
+    for t, tmax, want in ((3.0, 10, 4), (3, 10, 4), (10, 10, 0)):
+        r = _callback(app, c, "traffic-time.value@", {"traffic-time.value": t, "traffic-time.max": tmax,
+                                                      "traffic-step.n_clicks": 1})
+        assert r.status_code == 200 and json.loads(r.data)["response"]["traffic-time"]["value"] == want

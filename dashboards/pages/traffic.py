@@ -126,6 +126,8 @@ def draw(key, t, mode, link, drawn):
 def _index(v) -> int | None:
     """A link or time index from the browser: a whole number >= 0, else None (a crafted request may send
     anything; it gets no update instead of a server error)."""
+    if isinstance(v, float) and v.is_integer():  # a slider may send 3.0
+        v = int(v)
     return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
