@@ -80,9 +80,10 @@ def _print_notes(variants, path: str) -> None:
     seen = set()
     for name, sc in variants.items():
         for note in data_notes(sc, variant_city(sc, Path(path).parent), Path(path).parent):
-            if note not in seen:
+            if note not in seen:  # said once: a variant inheriting the baseline's setting repeats its note
                 seen.add(note)
-                print(f"{path}: note: {note}", file=sys.stderr)
+                where = "" if name == "baseline" or note.startswith("demand.") else f"variants.{name}."
+                print(f"{path}: note: {where}{note}", file=sys.stderr)
 
 
 def _print_estimate(variants, path: str, runs: int) -> None:

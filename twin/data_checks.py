@@ -473,15 +473,20 @@ def city_data_errors(sc: Any, city: Any, base_dir: Path) -> list[str]:
 
 def data_notes(sc: Any, city: Any, base_dir: Path) -> list[str]:
     """Facts a user must see though they are not errors: trips of a trips file that depart outside the
-    demand window (they are not simulated). One line each."""
+    demand window (they are not simulated), domain settings that never act in this run (``time_notes``, e.g. a
+    closure starting after the end). One line each."""
     import numpy as np
 
     from twin.demand import clock_shift
     from twin.scenario import ScenarioError, resolve_data_path
 
     d, t = sc.demand, sc.time
+    notes = []
+    for name, cfg in sc.domain_configs.items():  # e.g. a closure that starts after the run ends
+        timed = getattr(cfg, "time_notes", None)
+        notes += [f"{name}.{m}" for m in (timed(t) if timed is not None else [])]
     if not d.trips_file:
-        return []
+        return notes
     path = resolve_data_path(d.trips_file, base_dir)
     if str(d.trips_file).endswith((".xml", ".xml.gz")):
         from networks.sumo_routes import load_sumo_trips
@@ -493,10 +498,10 @@ def data_notes(sc: Any, city: Any, base_dir: Path) -> list[str]:
     try:
         dep, _ = clock_shift(dep, d.start_s, t1, t.start_hour, "trips")
     except ScenarioError:
-        return []
+        return notes
     out = int(((dep < d.start_s) | (dep >= t1)).sum())
     if out == 0:
-        return []
-    return [f"demand.trips_file: {Path(d.trips_file).name} — {out:,} of {len(dep):,} trips depart outside the "
+        return notes
+    return notes + [f"demand.trips_file: {Path(d.trips_file).name} — {out:,} of {len(dep):,} trips depart outside the "
             f"demand window {d.start_s:,.0f}-{t1:,.0f} s and are not simulated (set time.duration_s / "
             "demand.end_s to include them)"]

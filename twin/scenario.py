@@ -408,9 +408,6 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
         except ValidationError as err:
             msgs += pydantic_messages(err, spec.config_model, f"{prefix}{name}")
             continue
-        timed = getattr(domains[name], "time_errors", None)  # keys that must fall inside the run's time span
-        if timed is not None:
-            msgs += [f"{prefix}{name}.{m}" for m in timed(sc.time)]
         files = getattr(domains[name], "path_errors", None)  # files a domain names obey the same path rule
         if files is not None:
             msgs += [f"{prefix}{name}.{m}" for m in files(lambda v: resolve_data_path(v, path.parent))]
