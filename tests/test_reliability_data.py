@@ -130,9 +130,8 @@ def test_run_refuses_before_simulating_and_writes_nothing(tmp_path, capsys, case
 
 def test_good_small_files_pass(tmp_path, capsys):
     """The checks do not refuse good files: an OD file and a CSV trips file on the grid validate."""
-    (tmp_path / "od.csv").write_text("origin_zone,destination_zone,trips\nz0_0,z0_0,3\n")
     path = write_scenario(tmp_path, {"demand": {"od_file": "{f}"}}, "od.csv",
-                          b"origin_zone,destination_zone,trips\n")
+                          b"origin_zone,destination_zone,trips\nz0_0,z0_0,3\n")
     assert main(["validate", str(path)]) == 0, capsys.readouterr().err
     path = write_scenario(tmp_path, {"demand": {"trips_file": "{f}"}}, "t.csv",
                           b"depart_s,origin,destination\n10,n0_0,n1_1\n5000,n0_0,n2_2\n")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import zlib
@@ -73,7 +74,16 @@ def parse_param(spec: str) -> tuple[str, list[Any] | Range]:
                             for e in err.errors())
             raise ValueError(f"--param {key}={rhs[:60]}: {why} — write min..max[:num] with finite min <= max "
                              "and num from 1 to 10,000") from None
-    vals = [yaml.safe_load(x.strip()) if x.strip() else "" for x in rhs.split(",")]
+    try:
+        vals = [yaml.safe_load(x.strip()) if x.strip() else "" for x in rhs.split(",")]
+    except yaml.YAMLError as exc:  # e.g. a '!!python/...' tag or a broken flow list: refused, never built
+        why = " ".join(str(getattr(exc, "problem", None) or exc).split())[:100]
+        raise ValueError(f"--param {key}={rhs[:60]}: not plain YAML values ({why}) — write key.path=v1,v2,... "
+                         "with numbers, strings, true/false or null") from None
+    bad = [v for v in vals if (isinstance(v, float) and not math.isfinite(v))
+           or (isinstance(v, str) and v.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"))]
+    if bad:  # pydantic would read 'nan' as a float and report it as "less than or equal to ..."
+        raise ValueError(f"--param {key}={rhs[:60]}: {bad[0]!r} — values must be finite numbers")
     return key, vals
 
 
@@ -104,6 +114,19 @@ def set_path(doc: dict, path: str, value: Any, prefix: str = "") -> dict:
 
     del over
     return walk(doc, 0)
+
+
+MAX_PARAM_SETS = 10_000   # each set is validated (~3 ms) and kept in memory before anything runs
+MAX_RUNS = 100_000        # parameter sets x seeds
+
+
+def design_size(cfg: BatchConfig) -> int:
+    """How many parameter sets ``cfg`` makes, computed without making them (a grid's product can be huge)."""
+    if not cfg.params:
+        return 1
+    if cfg.design == "grid":
+        return math.prod(len(v.grid()) if isinstance(v, Range) else len(v) for v in cfg.params.values())
+    return int(cfg.samples or 1)
 
 
 def _design_sets(cfg: BatchConfig, batch_seed: int) -> list[dict]:
@@ -233,6 +256,11 @@ def plan_batch(scenario, params: dict | None = None, seeds: int | None = None, d
 
     base_seed = int(doc.get("seed", 0) or 0)
     bseed = int(cfg.seed if cfg.seed is not None else base_seed)
+    n_sets = design_size(cfg)
+    if n_sets > MAX_PARAM_SETS or n_sets * cfg.seeds > MAX_RUNS:
+        raise ScenarioError(spath, [f"batch: {n_sets:,} parameter sets x {cfg.seeds:,} seeds = {n_sets * cfg.seeds:,} "
+                                    f"runs — at most {MAX_PARAM_SETS:,} parameter sets and {MAX_RUNS:,} runs per "
+                                    "batch (fewer values, samples or seeds; split the study into batches)"])
     sets = _design_sets(cfg, bseed)
     run_seeds = derive_seeds(bseed, cfg.seeds)
 

@@ -35,6 +35,14 @@ def cli_sweep(args) -> int:
             except ValueError as exc:
                 raise ScenarioError(args.file, [str(exc).split("\n")[0]]) from None
             params[k] = v
+        dask_arg = _opt(args, "dask")
+        if dask_arg is not None:
+            from twin.batch_config import DASK_ADDRESS
+
+            if not DASK_ADDRESS.fullmatch(str(dask_arg)):
+                raise ScenarioError(args.file, [f"--dask {str(dask_arg)[:60]!r} — a scheduler address "
+                                                "scheme://host:port (tcp, tls, ws, wss, ucx; e.g. tcp://10.0.0.5:8786) "
+                                                "or 'local'"])
         section = (load_document(args.file).get("batch") or {})
         section = section if isinstance(section, dict) else {}
         if params and isinstance(section.get("params"), dict):  # --param adds to (or replaces) the file's keys
@@ -53,6 +61,9 @@ def cli_sweep(args) -> int:
                           executor=executor or None)
         if _opt(args, "no_retry"):
             plan.config.retry_failed = False
+        from twin.run import check_writable
+
+        check_writable(plan.out_dir / "batch.nc", args.file)  # a file in the way: exit 2 before anything runs
     except ScenarioError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT

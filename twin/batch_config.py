@@ -71,6 +71,9 @@ class Range(_Strict):
         return self._cast(self.min + u * (self.max - self.min))
 
 
+DASK_ADDRESS = re.compile(r"local|(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-]{1,253}:\d{1,5}|(tcp|tls|ws|wss|ucx)://\[[0-9A-Fa-f:.]{2,45}\]:\d{1,5}")
+
+
 class ExecutorConfig(_Strict):
     """Where runs execute: ``workers`` local processes (0 = in this process), or a Dask cluster."""
 
@@ -78,6 +81,14 @@ class ExecutorConfig(_Strict):
     context: Literal["spawn", "forkserver"] = Field("spawn", description="Start method of local workers (never fork).")
     dask: str | None = Field(None, description="Scheduler address (tcp://host:8786), or 'local' for a LocalCluster.")
     dask_workers: int | None = Field(None, ge=1, le=4096, description="Workers of a LocalCluster (default: cores).")
+
+    @field_validator("dask")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and not DASK_ADDRESS.fullmatch(v):
+            raise ValueError(f"{v[:60]!r} — a scheduler address scheme://host:port (schemes "
+                             "tcp, tls, ws, wss, ucx; e.g. tcp://10.0.0.5:8786) or 'local'")
+        return v
 
     @model_validator(mode="before")
     @classmethod

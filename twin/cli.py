@@ -80,9 +80,10 @@ def _print_notes(variants, path: str) -> None:
     seen = set()
     for name, sc in variants.items():
         for note in data_notes(sc, variant_city(sc, Path(path).parent), Path(path).parent):
-            if note not in seen:
+            if note not in seen:  # said once: a variant inheriting the baseline's setting repeats its note
                 seen.add(note)
-                print(f"{path}: note: {note}", file=sys.stderr)
+                where = "" if name == "baseline" or note.startswith("demand.") else f"variants.{name}."
+                print(f"{path}: note: {where}{note}", file=sys.stderr)
 
 
 def _print_estimate(variants, path: str, runs: int) -> None:
@@ -411,8 +412,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _term_as_interrupt() -> None:
+    """SIGTERM (a CI timeout, ``kill``, a container stop) ends a command as Ctrl+C does: finished variants kept,
+    temp folders removed, exit 130 (it killed the process at once, leaving ``.citytwin-runs-*`` folders). The
+    handler re-sends SIGINT, so a results write in progress is deferred exactly as for Ctrl+C (twin/atomic.py)."""
+    import os
+    import signal
+    import threading
+
+    # only where SIGINT raises KeyboardInterrupt: a process started with SIGINT ignored (a background job of a
+    # script) keeps SIGTERM's default, so SIGTERM still ends it
+    if (threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        signal.signal(signal.SIGTERM, lambda _sig, _frame: os.kill(os.getpid(), signal.SIGINT))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # the command line, not a caller embedding main() (tests, notebooks keep their handlers)
+        _term_as_interrupt()
     try:
         return args.func(args)
     except KeyboardInterrupt:  # every finished variant is already on disk (twin.run writes after each one)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from xml.parsers import expat
 
-__all__ = ["DataFileProblem", "scenario_data_errors", "data_notes", "xml_problem", "MAX_OD_TRIPS",
+__all__ = ["DataFileProblem", "scenario_data_errors", "data_notes", "domain_files", "city_data_errors", "xml_problem", "MAX_OD_TRIPS",
            "MAX_DEPART_S", "MAX_ROWS_REPORTED"]
 
 MAX_OD_TRIPS = 20_000_000     # the schema's demand.trips maximum: one OD file may not ask for more in total
@@ -237,17 +237,25 @@ def _routes(path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------- CSV kinds
 def _od(path: Path, scale: float) -> None:
-    total = 0.0
+    total, rows = 0.0, 0
     for i, r in _csv_rows(path, ("origin_zone", "destination_zone", "trips")):
+        rows += 1
         total += _number(r["trips"], "trips", i, 0.0, MAX_OD_TRIPS)
         if total * scale > MAX_OD_TRIPS:
             raise DataFileProblem(f"more than {MAX_OD_TRIPS:,} trips in total (x demand.scale {scale:g}) by row "
                                   f"{i} — split the demand or lower the counts")
+    if total <= 0:  # a demand file that asks for nothing is a mistake (demand.trips: 0 says "no cars")
+        raise DataFileProblem("no rows — the file has only its header" if rows == 0 else
+                              f"0 trips in all {rows:,} rows — an OD file must ask for at least one trip")
 
 
 def _trips_csv(path: Path) -> None:
+    rows = 0
     for i, r in _csv_rows(path, ("depart_s", "origin", "destination")):
+        rows += 1
         _number(r["depart_s"], "depart_s", i, 0.0, MAX_DEPART_S)
+    if rows == 0:
+        raise DataFileProblem("no trips — the file has only its header (one row per trip: depart_s,origin,destination)")
 
 
 def _buildings(path: Path) -> None:
@@ -264,6 +272,7 @@ def _calls(path: Path) -> None:
             return "no node column and no x,y columns — each call needs a place"
         return None
 
+    rows = 0
     for i, r in _csv_rows(path, cols):
         t = r.get("time_s", r.get("time", ""))
         if ":" in t:
@@ -277,9 +286,12 @@ def _calls(path: Path) -> None:
         for k in ("x", "y"):
             if r.get(k, "").strip() and not r.get("node", "").strip():
                 _number(r[k], k, i, -1e8, 1e8)
+        rows += 1
+    if rows == 0:
+        raise DataFileProblem("no calls — the file has only its header (one row per call: time_s,type,node or x,y)")
 
 
-def _json(path: Path) -> None:
+def _json(path: Path) -> dict:
     text = "\n".join(_text_lines(path))
     try:
         doc = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(DataFileProblem(
@@ -288,15 +300,68 @@ def _json(path: Path) -> None:
         raise DataFileProblem(f"not JSON (line {exc.lineno}: {exc.msg})") from None
     if not isinstance(doc, dict):
         raise DataFileProblem(f"{type(doc).__name__} — the file must hold a JSON object")
+    return doc
 
 
-def _venue(path: Path) -> None:
+def _finite(v: Any, lo: float = -math.inf) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= lo
+
+
+def _session_params(path: Path, classes: tuple[str, ...]) -> None:
+    """A fitted session-parameter file (``agents.ev.fit_sessions``): ``classes`` holds each class the EV section
+    uses, with 24 ``hourly_share`` weights, ``arrivals_per_charger_day`` and lognormal ``dwell_h`` and
+    ``energy_kwh`` (``mu``, ``sigma``), all finite."""
+    doc = _json(path)
+    have = doc.get("classes")
+    if not isinstance(have, dict) or not have:
+        raise DataFileProblem("no 'classes' object — a session-parameter file as written by "
+                              "python -m agents.ev.fit_sessions")
+    for name in dict.fromkeys(classes):
+        c = have.get(name)
+        if not isinstance(c, dict):
+            raise DataFileProblem(f"class {name!r} (ev.dwell_class / ev.dc_class) is not in the file; it has "
+                                  f"{', '.join(sorted(map(str, have))[:8])}")
+        share = c.get("hourly_share")
+        if not (isinstance(share, list) and len(share) == 24 and all(_finite(x, 0.0) for x in share)
+                and sum(share) > 0):
+            raise DataFileProblem(f"classes.{name}.hourly_share — 24 finite weights >= 0, not all 0")
+        if not _finite(c.get("arrivals_per_charger_day"), 0.0):
+            raise DataFileProblem(f"classes.{name}.arrivals_per_charger_day — a finite number >= 0")
+        for key in ("dwell_h", "energy_kwh"):
+            d = c.get(key)
+            if not (isinstance(d, dict) and _finite(d.get("mu")) and _finite(d.get("sigma"), 0.0)):
+                raise DataFileProblem(f"classes.{name}.{key} — an object with finite mu and sigma >= 0")
+
+
+def _venue(path: Path, venue: Any = None) -> None:
+    """A crowd venue file: WKT ``POLYGON`` or GeoJSON (local metres) that builds a walkable venue with the
+    section's exits (the same code the crowd domain runs)."""
     if path.suffix.lower() == ".wkt":
         text = "\n".join(_text_lines(path)).strip()
         if not text.upper().startswith(("POLYGON", "MULTIPOLYGON")):
             raise DataFileProblem("not WKT: a venue file holds POLYGON((...))")
+    else:
+        _json(path)
+    if venue is None:
         return
-    _json(path)
+    from agents.crowd.geometry import load_geojson, parse_wkt_polygons
+
+    try:
+        if path.suffix.lower() == ".wkt":
+            polys = parse_wkt_polygons("\n".join(_text_lines(path)))
+            base = {"polygon": polys[0][0].tolist(), "obstacles": [r.tolist() for r in polys[0][1:]],
+                    "walls": [], "exits": []}
+        else:
+            base = load_geojson(path)
+        if base.get("polygon") is None:
+            raise ValueError("no walkable Polygon feature")
+        venue.geometry(base)
+    except DataFileProblem:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        what = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:120]
+        raise DataFileProblem(f"not a usable venue ({type(exc).__name__}: {what}) — a WKT POLYGON, or GeoJSON "
+                              "with one walkable Polygon and exits as Points (docs/crowd.md)") from None
 
 
 # ------------------------------------------------------------------------------------------- per scenario
@@ -317,17 +382,24 @@ def _files(sc: Any) -> list[tuple[str, str, Callable[[Path], None]]]:
     if d.trips_file:
         xml = str(d.trips_file).endswith((".xml", ".xml.gz"))
         out.append(("demand.trips_file", d.trips_file, _routes if xml else _trips_csv))
-    doms = sc.domain_configs
-    em = doms.get("emergency")
+    return out + domain_files(sc.domain_configs)
+
+
+def domain_files(domains: dict[str, Any]) -> list[tuple[str, str, Callable[[Path], None]]]:
+    """(key, value, check) for the data files that domain sections name: emergency calls, EV session
+    parameters, crowd venue files. Their paths obey the scenario's path rule like city and demand files."""
+    out: list[tuple[str, str, Callable[[Path], None]]] = []
+    em = domains.get("emergency")
     if em is not None and getattr(em, "calls_file", None):
         out.append(("emergency.calls_file", em.calls_file, _calls))
-    ev = doms.get("ev")
+    ev = domains.get("ev")
     if ev is not None and getattr(ev, "session_params", None):
-        out.append(("ev.session_params", ev.session_params, _json))
-    cr = doms.get("crowd")
+        classes = tuple(str(getattr(ev, k)) for k in ("dwell_class", "dc_class") if getattr(ev, k, None))
+        out.append(("ev.session_params", ev.session_params, partial(_session_params, classes=classes)))
+    cr = domains.get("crowd")
     for i, v in enumerate(getattr(cr, "venues", None) or []):
         if getattr(v, "file", None):
-            out.append((f"crowd.venues[{i}].file", v.file, _venue))
+            out.append((f"crowd.venues[{i}].file", v.file, partial(_venue, venue=v)))
     return out
 
 
@@ -347,7 +419,7 @@ def scenario_data_errors(variants: dict[str, Any], base_dir: Path,
             if not path.is_file():
                 continue  # "file not found" is the schema's message
             st = path.stat()
-            k = (key, path, st.st_mtime_ns, st.st_size)
+            k = (key, path, st.st_mtime_ns, st.st_size, repr(getattr(check, "keywords", None)))
             if k in _CHECKED:
                 seen[k] = _CHECKED[k]
             if k not in seen:
@@ -366,17 +438,55 @@ def scenario_data_errors(variants: dict[str, Any], base_dir: Path,
     return list(dict.fromkeys(msgs))
 
 
+def city_data_errors(sc: Any, city: Any, base_dir: Path) -> list[str]:
+    """Problems of domain data that only the city can show, before anything runs: calls of
+    ``emergency.calls_file`` at a node the city lacks or of an unknown incident type (read by the emergency
+    domain's own reader), and EV classes missing from the shipped session parameters. ``key: … — …`` lines."""
+    from twin.scenario import resolve_data_path
+
+    msgs: list[str] = []
+    doms = sc.domain_configs
+    em = doms.get("emergency")
+    if em is not None and getattr(em, "calls_file", None):
+        from agents.emergency.incidents import read_calls
+
+        path = resolve_data_path(em.calls_file, base_dir)
+        try:
+            read_calls(path, city, set(em.incident_types))
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            text = " ".join(str(exc).split()).replace(f"{path}: ", "")
+            msgs.append(f"emergency.calls_file: {Path(em.calls_file).name} — {text[:200]}")
+    ev = doms.get("ev")
+    if ev is not None and not getattr(ev, "session_params", None):
+        default = Path(__file__).resolve().parent.parent / "data" / "ev" / "session_params.json"
+        try:
+            have = json.loads(default.read_text()).get("classes", {})
+        except (OSError, ValueError):
+            have = None
+        for key in ("dwell_class", "dc_class"):
+            v = getattr(ev, key, None)
+            if have is not None and v is not None and v not in have:
+                msgs.append(f"ev.{key}: {str(v)[:40]!r} — not a fitted class of data/ev/session_params.json; use "
+                            f"one of {', '.join(sorted(have))}")
+    return msgs
+
+
 def data_notes(sc: Any, city: Any, base_dir: Path) -> list[str]:
     """Facts a user must see though they are not errors: trips of a trips file that depart outside the
-    demand window (they are not simulated). One line each."""
+    demand window (they are not simulated), domain settings that never act in this run (``time_notes``, e.g. a
+    closure starting after the end). One line each."""
     import numpy as np
 
     from twin.demand import clock_shift
     from twin.scenario import ScenarioError, resolve_data_path
 
     d, t = sc.demand, sc.time
+    notes = []
+    for name, cfg in sc.domain_configs.items():  # e.g. a closure that starts after the run ends
+        timed = getattr(cfg, "time_notes", None)
+        notes += [f"{name}.{m}" for m in (timed(t) if timed is not None else [])]
     if not d.trips_file:
-        return []
+        return notes
     path = resolve_data_path(d.trips_file, base_dir)
     if str(d.trips_file).endswith((".xml", ".xml.gz")):
         from networks.sumo_routes import load_sumo_trips
@@ -388,10 +498,10 @@ def data_notes(sc: Any, city: Any, base_dir: Path) -> list[str]:
     try:
         dep, _ = clock_shift(dep, d.start_s, t1, t.start_hour, "trips")
     except ScenarioError:
-        return []
+        return notes
     out = int(((dep < d.start_s) | (dep >= t1)).sum())
     if out == 0:
-        return []
-    return [f"demand.trips_file: {Path(d.trips_file).name} — {out:,} of {len(dep):,} trips depart outside the "
+        return notes
+    return notes + [f"demand.trips_file: {Path(d.trips_file).name} — {out:,} of {len(dep):,} trips depart outside the "
             f"demand window {d.start_s:,.0f}-{t1:,.0f} s and are not simulated (set time.duration_s / "
             "demand.end_s to include them)"]

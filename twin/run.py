@@ -89,7 +89,7 @@ def scenario_errors(variants: dict[str, Scenario], scenario_dir: str | Path) -> 
     read before anything is built), a domain without the domain it needs, demand files and domain sections
     that do not fit the variant's own city. One message per problem; a loader that still fails is reported
     as a message naming the variant's data files, never as a traceback."""
-    from twin.data_checks import scenario_data_errors
+    from twin.data_checks import city_data_errors, scenario_data_errors
     from twin.demand import demand_errors
     from twin.engine import missing_domains
     from twin.scenario import resolve_data_path
@@ -118,6 +118,7 @@ def scenario_errors(variants: dict[str, Scenario], scenario_dir: str | Path) -> 
             msgs += [f"{pre}{m}" for m in exc.messages]
         except (ValueError, KeyError, IndexError, TypeError, OSError, EOFError, MemoryError, ArithmeticError) as exc:
             msgs.append(f"{pre}demand: {_demand_files(sc)} — could not be read: {_short_exc(exc)}")
+        msgs += [f"{pre}{m}" for m in city_data_errors(sc, city, base_dir)]
         for dname, cfg in sc.domain_configs.items():
             check = getattr(cfg, "city_errors", None)
             if check is not None:

@@ -158,6 +158,8 @@ class OutputsConfig(_Strict):
 def relative_folder(v: str, cli: str) -> str:
     """A results folder named in a scenario file: relative and without '..' (the user's ``cli`` option may
     choose any folder; a file received from someone else may not)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError("control characters (NUL, newline, ...) are not allowed in a folder name")
     p = Path(v)
     if p.is_absolute() or ".." in p.parts or v.startswith("~"):
         raise ValueError(f"use a relative folder without '..' (a scenario file may not choose "
@@ -303,7 +305,8 @@ def load_document(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ScenarioError(path, [f"(YAML) {where}{getattr(exc, 'problem', exc)} — not valid YAML"]) from None
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, whatever the parser says
+        raise ScenarioError(path, [f"(YAML) {where}{what} — not valid YAML"]) from None
     except UnicodeDecodeError:
         raise ScenarioError(path, ["(file) not UTF-8 text — a scenario is a YAML text file"]) from None
     if not isinstance(doc, dict):
@@ -312,9 +315,14 @@ def load_document(path: str | Path) -> dict:
 
 
 def _check_paths(sc: Scenario, base_dir: Path, prefix: str) -> list[str]:
+    """Every data file the variant names (city, demand and the domains' files: emergency calls, EV session
+    parameters, crowd venues) must resolve inside the scenario's folder or the project and exist."""
+    from twin.data_checks import domain_files
+
     msgs = []
     checks = [("city.path", sc.city.path), ("city.pois", sc.city.pois), ("city.buildings", sc.city.buildings),
               ("demand.od_file", sc.demand.od_file), ("demand.trips_file", sc.demand.trips_file)]
+    checks += [(key, val) for key, val, _ in domain_files(sc.domain_configs)]
     for key, val in checks:
         if val is None:
             continue
@@ -381,7 +389,7 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
         sc = Scenario.model_validate(doc)
     except ValidationError as err:
         return None, bad + pydantic_messages(err, Scenario, prefix.rstrip("."))
-    msgs = bad + _check_paths(sc, path.parent, prefix)
+    msgs = list(bad)
     domains: dict[str, BaseModel] = {}
     for name in domain_names():
         section = sc.section(name)
@@ -404,6 +412,7 @@ def _validate_one(doc: dict, path: Path, prefix: str) -> tuple[Scenario | None, 
         if files is not None:
             msgs += [f"{prefix}{name}.{m}" for m in files(lambda v: resolve_data_path(v, path.parent))]
     sc._domains = domains
+    msgs += _check_paths(sc, path.parent, prefix)
     msgs += [f"{prefix}{m}" for m in nonfinite_fields(sc)]
     for name, cfg in domains.items():
         msgs += [f"{prefix}{name}.{m}" for m in nonfinite_fields(cfg)]

@@ -161,6 +161,14 @@ class TrafficConfig(BaseModel):
             raise ValueError("unknown traffic back-end; use one of " + ", ".join(repr(n) for n in names))
         return v
 
+    def time_notes(self, time_cfg) -> list[str]:
+        """Closures that start at or after the run's end never apply (a what-if that equals its baseline, e.g.
+        start_s in the wrong unit, or a shortened run): said as a note, not refused (shortening a scenario is
+        a normal way to try it)."""
+        end = float(time_cfg.duration_s)
+        return [f"closures[{i}].start_s: {c.start_s:g} — at or after the end of the run (time.duration_s {end:g} s): "
+                "this closure never applies" for i, c in enumerate(self.closures) if end <= c.start_s < float("inf")]
+
     def city_errors(self, city) -> list[str]:
         """Closures must name links of the city."""
         errs = []

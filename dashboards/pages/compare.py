@@ -21,7 +21,7 @@ layout = html.Div([
           Output("compare-b", "value"), Input("variant", "options"), State("variant", "value"),
           State("compare-a", "value"), State("compare-b", "value"))
 def options(opts, current, a, b):
-    opts = opts or []
+    opts = [o for o in opts if isinstance(o, dict) and isinstance(o.get("value"), str)] if isinstance(opts, list) else []
     vals = [o["value"] for o in opts]
     if a not in vals:
         a = next((v for v in vals if v.endswith("::baseline")), vals[0] if vals else None)

@@ -117,28 +117,39 @@ def draw(key, t, mode, link, drawn):
         patch = F.map_patch(Patch(), net, cls, labels, closed, reduced, sev)
         patch["layout"]["title"]["text"] = title
         return (patch, clock[t]) + (no_update,) * 6
-    fig = F.class_map(net, cls, labels, colors, title, highlight=link if isinstance(link, int) else None, height=600,
+    fig = F.class_map(net, cls, labels, colors, title, highlight=_index(link), height=600,
                       closed=closed, reduced=reduced, severity=sev,
                       link_text=D.derived(sel.path, "link_hover", lambda: F.link_hover_text(net, D.link_names(sel.ds))))
     return (fig, clock[t], state, None, {}) + slider
 
 
+def _index(v) -> int | None:
+    """A link or time index from the browser: a whole number >= 0, else None (a crafted request may send
+    anything; it gets no update instead of a server error)."""
+    if isinstance(v, float) and v.is_integer():  # a slider may send 3.0
+        v = int(v)
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
 @callback(Output("traffic-link", "data"), Input("traffic-map", "clickData"), prevent_initial_call=True)
 def pick(click):
-    if not click or not click.get("points"):
+    points = click.get("points") if isinstance(click, dict) else None
+    if not isinstance(points, list) or not points or not isinstance(points[0], dict):
         return no_update
-    p = click["points"][0]
+    p = points[0]
     # the midpoint layer comes right after the colour classes: its point index is the link index
     if p.get("curveNumber") != D.N_MAP_CLASSES:
         return no_update
-    return int(p.get("pointIndex", p.get("pointNumber", 0)))
+    i = _index(p.get("pointIndex", p.get("pointNumber", 0)))
+    return no_update if i is None else i
 
 
 @callback(Output("traffic-detail-box", "children"), Input("variant", "value"), Input("traffic-link", "data"),
           prevent_initial_call=True)
 def detail(key, link):
     """The chosen link over time; no graph until a link is chosen (an empty graph cost the first draw ~0.1-0.3 s)."""
-    if not isinstance(link, int):
+    link = _index(link)
+    if link is None:
         return no_update
     sel, err = ui.load_selection(key)
     if err is not None or "traffic" not in sel.domains:
@@ -158,4 +169,4 @@ def play(_n, disabled):
           Input("traffic-step", "n_clicks"), State("traffic-time", "value"), State("traffic-time", "max"),
           prevent_initial_call=True)
 def tick(_n, _s, t, tmax):
-    return ((t or 0) + 1) % ((tmax or 0) + 1)
+    return ((_index(t) or 0) + 1) % ((_index(tmax) or 0) + 1)
