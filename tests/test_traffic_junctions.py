@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import make_twin
+from agents.traffic import meso_kernel as K
 from networks import junctions as J
 from networks.graph import CityGraph
 
@@ -385,3 +386,30 @@ def test_lanes_chosen_ahead_hold_an_onward_movement_to_its_lanes(lookahead_m, ex
     _uniform(tw, "a", "d", 3000.0, 0.0, 3400.0)
     n = _exits_between(tw, ab, 900.0, 2700.0)
     assert n * 2.0 == pytest.approx(expected_vph, rel=0.05)
+
+
+@pytest.mark.parametrize("stand", [False, True])
+def test_unroutable_trip_stands_on_the_rightmost_lane_until_the_gridlock_rule(stand):
+    """A trip whose pinned first and last links have no path between them (SUMO inserts it anyway with
+    --ignore-route-errors): with stand_unroutable it departs, holds lane 0 at the end of its first link, so the
+    two-lane through traffic behind it passes on one lane (1,800 veh/h, ±6%), and after gridlock_time_s it is
+    moved on and arrives (one gridlock resolution); without the option it never enters (unroutable)."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (800, 0), "x": (0, 800), "y": (400, 800)},
+                 [("a", "b", 2, "primary", 7200), ("b", "c", 2, "primary", 7200), ("x", "y", 1, "primary", 1800)])
+    tw = _twin(city, duration=1500, traffic={"gridlock_time_s": 600.0, "stand_unroutable": stand})
+    T, c = tw.traffic, tw.city
+    ab, xy = c.link_index("a>b"), c.link_index("x>y")
+    T.add_trips(np.array([c.node_index("a")], np.int32), np.array([c.node_index("y")], np.int32), np.array([0.0]))
+    T.v_first[0], T.v_last[0] = ab, xy  # pinned ends with no path from a>b to x>y
+    _uniform(tw, "a", "c", 5000, 5.0, 1205.0)
+    n = _exits_between(tw, ab, 200.0, 500.0)
+    tw.env.run(until=1500)
+    T._catch_up()
+    if not stand:
+        assert T.v_status[0] == K.UNROUTABLE
+        assert n == pytest.approx(300 * 2 * SAT / 3600.0, rel=0.06)  # both lanes
+        return
+    assert n == pytest.approx(300 * SAT / 3600.0, rel=0.06)  # lane 0 held: one lane's saturation flow
+    assert T.v_status[0] == K.ARRIVED
+    assert T.kpis()["gridlock_resolutions"].value == 1
+    assert T.v_arrive[0] - T.v_depart[0] >= 600.0 + T.fft[ab] - 1e-6  # its standing time stays in its travel time

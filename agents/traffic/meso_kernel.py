@@ -370,11 +370,14 @@ def _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow):
 
 
 @njit(cache=True)
-def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor):
+def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor, stand_unroutable=False):
     """Advance the network by ``n_steps`` steps of ``dt`` seconds from time ``t0``.
 
     ``L``, ``M``, ``V``, ``T``: the :data:`Links`, :data:`Moves`, :data:`Vehicles` and :data:`Tables` tuples;
     ``gridlock_s`` SUMO's time-to-teleport; ``tau`` the averaging time of movement flows (s).
+    ``stand_unroutable``: a trip with pinned end links but no path between them departs anyway on the route
+    [first link, last link], as SUMO inserts it with ``--ignore-route-errors``: it stands at the end of its
+    first link on the rightmost lane (no connection onward) until the gridlock rule moves it on.
     Returns (steps_done, flags). Stops early (flags = NEED_ROUTE_SPACE) at the end of a step in which a
     departure or a forced reroute was deferred for lack of route-buffer space; the caller grows the
     buffer and calls again. Deferred actions simply happen a step later, deterministically.
@@ -466,6 +469,13 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     scanned += 1
                     m = v_mv[v]
                     mask = mv_lanemask[m] if m >= 0 else full
+                    nolink = False
+                    if stand_unroutable and m < 0 and v_rpos[v] + 1 < v_rlen[v]:
+                        # a broken route (stand_unroutable): its next link does not start here; it holds the
+                        # rightmost lane, as SUMO's vehicle stands at the end of the lane it was inserted on
+                        if link_from[route_buf[v_rstart[v] + v_rpos[v] + 1]] != link_to[l]:
+                            nolink = True
+                            mask = full & -full
                     # lanes chosen ahead (lane_lookahead_m): into a short link, only the lanes that reach the
                     # onward movement's lanes serve this vehicle, with their own capacity account
                     k2 = -1
@@ -501,6 +511,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         v_mv[v] = m
                         mask = mv_lanemask[m] if m >= 0 else full
                         k2 = -1
+                        nolink = False
                         if cap_factor[b] <= 0.0:
                             blocked |= mask
                             k += 1
@@ -510,7 +521,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     if room and keep_clear[b] and pos + 1 < v_rlen[v]:  # SUMO's keep-clear: do not stop inside a junction
                         c2 = route_buf[v_rstart[v] + pos + 1]
                         room = q_count[c2] < storage[c2]
-                    ok = room
+                    ok = room and not nolink
                     if ok and m >= 0:
                         # a lane held by a blocked vehicle ahead (a left turner waiting on a shared lane) does not
                         # discharge this movement: its saturation flow counts only its lanes still free
@@ -526,7 +537,9 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         # SUMO's gridlock rule: the first vehicle of the queue, standing still for gridlock_s, jumps along
                         # its route to the next link with room, taking the free-flow time of the links it skips.
                         stand0 = v_exit[v] if v_exit[v] > q_headt[l] else q_headt[l]  # since it stood first at the line
-                        if k == 0 and t - stand0 >= gridlock_s:
+                        if nolink:  # a broken route stands in its lane's queue from its own arrival (SUMO's waiting time)
+                            stand0 = v_exit[v]
+                        if (k == 0 or nolink) and t - stand0 >= gridlock_s:
                             p2 = pos
                             skip_len = 0.0
                             skip_fft = 0.0
@@ -634,6 +647,11 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
             else:
                 n = pinned_path(o, -1, -1, d, dest_slot, nh, link_to, link_from, cap_factor, route_buf, route_used[0],
                                 n_nodes)
+            if (n <= 0 and stand_unroutable and not v_prio[v] and e0 >= 0 and v_last[v] >= 0 and e0 != v_last[v]
+                    and cap_factor[e0] > 0.0 and cap_factor[v_last[v]] > 0.0):
+                route_buf[route_used[0]] = e0  # SUMO's --ignore-route-errors: inserted on [first, last] anyway
+                route_buf[route_used[0] + 1] = v_last[v]
+                n = 2
             if n <= 0:
                 v_status[v] = UNROUTABLE
                 if v_watch[v]:
