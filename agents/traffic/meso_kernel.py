@@ -537,9 +537,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         # SUMO's gridlock rule: the first vehicle of the queue, standing still for gridlock_s, jumps along
                         # its route to the next link with room, taking the free-flow time of the links it skips.
                         stand0 = v_exit[v] if v_exit[v] > q_headt[l] else q_headt[l]  # since it stood first at the line
-                        if nolink:  # a broken route stands in its lane's queue from its own arrival (SUMO's waiting time)
-                            stand0 = v_exit[v]
-                        if (k == 0 or nolink) and t - stand0 >= gridlock_s:
+                        if k == 0 and t - stand0 >= gridlock_s:
                             p2 = pos
                             skip_len = 0.0
                             skip_fft = 0.0
