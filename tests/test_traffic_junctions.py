@@ -413,3 +413,26 @@ def test_unroutable_trip_stands_on_the_rightmost_lane_until_the_gridlock_rule(st
     assert T.v_status[0] == K.ARRIVED
     assert T.kpis()["gridlock_resolutions"].value == 1
     assert T.v_arrive[0] - T.v_depart[0] >= 600.0 + T.fft[ab] - 1e-6  # its standing time stays in its travel time
+
+
+@pytest.mark.parametrize("lane_queues", [False, True])
+def test_a_long_queue_on_one_lane_stops_the_other_lane_only_with_lane_queues(lane_queues):
+    """Two-lane approach: lane 0 only turns right into a turn that never goes, lane 1 only goes straight. Twenty
+    right-turners arrive first, then 3,000 veh/h straight on. With lane_queues the straight-on traffic passes
+    on lane 1 at one lane's saturation flow (1,800 veh/h, ±6%); without it the look behind the blocked head
+    ends after 8 vehicles, all standing right-turners, and nothing passes."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (800, 0), "s": (400, -400)},
+                 [("a", "b", 2, "primary", 7200), ("b", "c", 2, "primary", 7200), ("b", "s", 1, "primary", 1800)])
+    j = city.junctions()
+    ab, bc, bs = city.link_index("a>b"), city.link_index("b>c"), city.link_index("b>s")
+    ms, mr = j.movement(ab, bc), j.movement(ab, bs)
+    j.mv_lanes[ms], j.mv_lanemask[ms] = 1.0, 0b10
+    j.mv_lanes[mr], j.mv_lanemask[mr] = 1.0, 0b01
+    tw = _twin(city, traffic={"gridlock_time_s": 3000, "lane_queues": lane_queues})
+    T = tw.traffic
+    T.mv_rate[mr] = 0.0  # the right turn never goes
+    T.mv_acc[mr] = 0.0
+    _uniform(tw, "a", "s", 3600, 0.0, 20.0)
+    _uniform(tw, "a", "c", 3000, 25.0, 1225.0)
+    n = _exits_between(tw, ab, 300.0, 900.0)
+    assert n == (pytest.approx(600 * SAT / 3600.0, rel=0.06) if lane_queues else 0)

@@ -370,7 +370,8 @@ def _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow):
 
 
 @njit(cache=True)
-def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor, stand_unroutable=False):
+def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor, stand_unroutable=False,
+            lane_queues=False):
     """Advance the network by ``n_steps`` steps of ``dt`` seconds from time ``t0``.
 
     ``L``, ``M``, ``V``, ``T``: the :data:`Links`, :data:`Moves`, :data:`Vehicles` and :data:`Tables` tuples;
@@ -378,6 +379,9 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
     ``stand_unroutable``: a trip with pinned end links but no path between them departs anyway on the route
     [first link, last link], as SUMO inserts it with ``--ignore-route-errors``: it stands at the end of its
     first link on the rightmost lane (no connection onward) until the gridlock rule moves it on.
+    ``lane_queues``: a vehicle all of whose lanes are held by a blocked vehicle ahead waits in its lane's queue
+    and does not count toward the ``MAX_SCAN`` vehicles looked at behind a blocked head, so a long queue on one
+    lane does not stop the vehicles behind it that use another.
     Returns (steps_done, flags). Stops early (flags = NEED_ROUTE_SPACE) at the end of a step in which a
     departure or a forced reroute was deferred for lack of route-buffer space; the caller grows the
     buffer and calls again. Deferred actions simply happen a step later, deterministically.
@@ -486,6 +490,8 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                             k2 = nx_ptr[m] + m2 - mv_ptr[b0]
                             mask = nx_mask[k2]
                     if (mask & ~blocked) == 0:  # every lane it may use is held by a blocked vehicle ahead
+                        if lane_queues:  # it queues in its own lane: the scan of the other lanes goes on
+                            scanned -= 1
                         k += 1
                         continue
                     te = v_exit[v] if v_exit[v] > tlo else t
