@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import make_twin
+from agents.traffic import meso_kernel as K
 from networks import junctions as J
 from networks.graph import CityGraph
 
@@ -385,3 +386,53 @@ def test_lanes_chosen_ahead_hold_an_onward_movement_to_its_lanes(lookahead_m, ex
     _uniform(tw, "a", "d", 3000.0, 0.0, 3400.0)
     n = _exits_between(tw, ab, 900.0, 2700.0)
     assert n * 2.0 == pytest.approx(expected_vph, rel=0.05)
+
+
+@pytest.mark.parametrize("stand", [False, True])
+def test_unroutable_trip_stands_on_the_rightmost_lane_until_the_gridlock_rule(stand):
+    """A trip whose pinned first and last links have no path between them (SUMO inserts it anyway with
+    --ignore-route-errors): with stand_unroutable it departs, holds lane 0 at the end of its first link, so the
+    two-lane through traffic behind it passes on one lane (1,800 veh/h, ±6%), and after gridlock_time_s it is
+    moved on and arrives (one gridlock resolution); without the option it never enters (unroutable)."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (800, 0), "x": (0, 800), "y": (400, 800)},
+                 [("a", "b", 2, "primary", 7200), ("b", "c", 2, "primary", 7200), ("x", "y", 1, "primary", 1800)])
+    tw = _twin(city, duration=1500, traffic={"gridlock_time_s": 600.0, "stand_unroutable": stand})
+    T, c = tw.traffic, tw.city
+    ab, xy = c.link_index("a>b"), c.link_index("x>y")
+    T.add_trips(np.array([c.node_index("a")], np.int32), np.array([c.node_index("y")], np.int32), np.array([0.0]))
+    T.v_first[0], T.v_last[0] = ab, xy  # pinned ends with no path from a>b to x>y
+    _uniform(tw, "a", "c", 5000, 5.0, 1205.0)
+    n = _exits_between(tw, ab, 200.0, 500.0)
+    tw.env.run(until=1500)
+    T._catch_up()
+    if not stand:
+        assert T.v_status[0] == K.UNROUTABLE
+        assert n == pytest.approx(300 * 2 * SAT / 3600.0, rel=0.06)  # both lanes
+        return
+    assert n == pytest.approx(300 * SAT / 3600.0, rel=0.06)  # lane 0 held: one lane's saturation flow
+    assert T.v_status[0] == K.ARRIVED
+    assert T.kpis()["gridlock_resolutions"].value == 1
+    assert T.v_arrive[0] - T.v_depart[0] >= 600.0 + T.fft[ab] - 1e-6  # its standing time stays in its travel time
+
+
+@pytest.mark.parametrize("lane_queues", [False, True])
+def test_a_long_queue_on_one_lane_stops_the_other_lane_only_with_lane_queues(lane_queues):
+    """Two-lane approach: lane 0 only turns right into a turn that never goes, lane 1 only goes straight. Twenty
+    right-turners arrive first, then 3,000 veh/h straight on. With lane_queues the straight-on traffic passes
+    on lane 1 at one lane's saturation flow (1,800 veh/h, ±6%); without it the look behind the blocked head
+    ends after 8 vehicles, all standing right-turners, and nothing passes."""
+    city = _city({"a": (0, 0), "b": (400, 0), "c": (800, 0), "s": (400, -400)},
+                 [("a", "b", 2, "primary", 7200), ("b", "c", 2, "primary", 7200), ("b", "s", 1, "primary", 1800)])
+    j = city.junctions()
+    ab, bc, bs = city.link_index("a>b"), city.link_index("b>c"), city.link_index("b>s")
+    ms, mr = j.movement(ab, bc), j.movement(ab, bs)
+    j.mv_lanes[ms], j.mv_lanemask[ms] = 1.0, 0b10
+    j.mv_lanes[mr], j.mv_lanemask[mr] = 1.0, 0b01
+    tw = _twin(city, traffic={"gridlock_time_s": 3000, "lane_queues": lane_queues})
+    T = tw.traffic
+    T.mv_rate[mr] = 0.0  # the right turn never goes
+    T.mv_acc[mr] = 0.0
+    _uniform(tw, "a", "s", 3600, 0.0, 20.0)
+    _uniform(tw, "a", "c", 3000, 25.0, 1225.0)
+    n = _exits_between(tw, ab, 300.0, 900.0)
+    assert n == (pytest.approx(600 * SAT / 3600.0, rel=0.06) if lane_queues else 0)

@@ -501,7 +501,8 @@ class MesoTraffic(Domain, TrafficBackend):
             Lt, Mt, Vt, Tt = self._kernel_args()
             done, flags = K.advance(self.t, m, self.dt, self.step_counter, Lt, Mt, Vt, Tt,
                                     float(self.config.gridlock_time_s), float(self.config.flow_window_s),
-                                    float(self.config.priority_queue_factor))
+                                    float(self.config.priority_queue_factor), bool(self.config.stand_unroutable),
+                                    bool(self.config.lane_queues))
             self.t += done * self.dt
             self.step_counter += done
             n -= done

@@ -378,11 +378,18 @@ def _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow):
 
 
 @njit(cache=True)
-def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor):
+def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor, stand_unroutable=False,
+            lane_queues=False):
     """Advance the network by ``n_steps`` steps of ``dt`` seconds from time ``t0``.
 
     ``L``, ``M``, ``V``, ``T``: the :data:`Links`, :data:`Moves`, :data:`Vehicles` and :data:`Tables` tuples;
     ``gridlock_s`` SUMO's time-to-teleport; ``tau`` the averaging time of movement flows (s).
+    ``stand_unroutable``: a trip with pinned end links but no path between them departs anyway on the route
+    [first link, last link], as SUMO inserts it with ``--ignore-route-errors``: it stands at the end of its
+    first link on the rightmost lane (no connection onward) until the gridlock rule moves it on.
+    ``lane_queues``: a vehicle all of whose lanes are held by a blocked vehicle ahead waits in its lane's queue
+    and does not count toward the ``MAX_SCAN`` vehicles looked at behind a blocked head, so a long queue on one
+    lane does not stop the vehicles behind it that use another.
     Returns (steps_done, flags). Stops early (flags = NEED_ROUTE_SPACE) at the end of a step in which a
     departure or a forced reroute was deferred for lack of route-buffer space; the caller grows the
     buffer and calls again. Deferred actions simply happen a step later, deterministically.
@@ -474,6 +481,13 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     scanned += 1
                     m = v_mv[v]
                     mask = mv_lanemask[m] if m >= 0 else full
+                    nolink = False
+                    if stand_unroutable and m < 0 and v_rpos[v] + 1 < v_rlen[v]:
+                        # a broken route (stand_unroutable): its next link does not start here; it holds the
+                        # rightmost lane, as SUMO's vehicle stands at the end of the lane it was inserted on
+                        if link_from[route_buf[v_rstart[v] + v_rpos[v] + 1]] != link_to[l]:
+                            nolink = True
+                            mask = full & -full
                     # lanes chosen ahead (lane_lookahead_m): into a short link, only the lanes that reach the
                     # onward movement's lanes serve this vehicle, with their own capacity account
                     k2 = -1
@@ -484,6 +498,8 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                             k2 = nx_ptr[m] + m2 - mv_ptr[b0]
                             mask = nx_mask[k2]
                     if (mask & ~blocked) == 0:  # every lane it may use is held by a blocked vehicle ahead
+                        if lane_queues:  # it queues in its own lane: the scan of the other lanes goes on
+                            scanned -= 1
                         k += 1
                         continue
                     te = v_exit[v] if v_exit[v] > tlo else t
@@ -509,6 +525,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                         v_mv[v] = m
                         mask = mv_lanemask[m] if m >= 0 else full
                         k2 = -1
+                        nolink = False
                         if cap_factor[b] <= 0.0:
                             blocked |= mask
                             k += 1
@@ -518,7 +535,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                     if room and keep_clear[b] and pos + 1 < v_rlen[v]:  # SUMO's keep-clear: do not stop inside a junction
                         c2 = route_buf[v_rstart[v] + pos + 1]
                         room = q_count[c2] < storage[c2]
-                    ok = room
+                    ok = room and not nolink
                     if ok and m >= 0:
                         # a lane held by a blocked vehicle ahead (a left turner waiting on a shared lane) does not
                         # discharge this movement: its saturation flow counts only its lanes still free
@@ -642,6 +659,11 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
             else:
                 n = pinned_path(o, -1, -1, d, dest_slot, nh, link_to, link_from, cap_factor, route_buf, route_used[0],
                                 n_nodes)
+            if (n <= 0 and stand_unroutable and not v_prio[v] and e0 >= 0 and v_last[v] >= 0 and e0 != v_last[v]
+                    and cap_factor[e0] > 0.0 and cap_factor[v_last[v]] > 0.0):
+                route_buf[route_used[0]] = e0  # SUMO's --ignore-route-errors: inserted on [first, last] anyway
+                route_buf[route_used[0] + 1] = v_last[v]
+                n = 2
             if n <= 0:
                 v_status[v] = UNROUTABLE
                 if v_watch[v]:
