@@ -30,3 +30,43 @@ def make_twin(doc: dict, city=None, tmp_path: Path | None = None, variant: str =
 @pytest.fixture
 def scenario_dict():
     return make_scenario
+
+
+# ---------------------------------------------------------------- bad-input harness (tests/test_*input*.py)
+BAD_INPUT_BASE = {"name": "h", "seed": 1, "city": {"source": "grid", "grid": {"nx": 4, "ny": 4}},
+                  "time": {"duration_s": 600, "record_interval_s": 300}, "demand": {"trips": 20},
+                  "outputs": {"report": False}}
+
+
+def write_scenario(folder: Path, extra: dict, files: dict[str, str] | None = None) -> Path:
+    """A small grid scenario file ``s.yaml`` in ``folder`` (BAD_INPUT_BASE updated by ``extra``), plus data files."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text)
+    p = folder / "s.yaml"
+    p.write_text(yaml.safe_dump({**BAD_INPUT_BASE, **extra}))
+    return p
+
+
+def file_tree(*folders: Path) -> set[str]:
+    """Every path under the folders: compared before and after to check that nothing was written."""
+    return {str(p) for f in folders if f.exists() for p in f.rglob("*")}
+
+
+def assert_refused(path: Path, capsys, words: tuple[str, ...], commands=("validate", "run")) -> None:
+    """Exit 2 from each command, the words in one of the lines, no traceback, nothing new on disk."""
+    from twin.cli import main
+    from twin.scenario import PROJECT_ROOT
+
+    for cmd in commands:
+        out = path.parent / "out"
+        before = file_tree(path.parent, PROJECT_ROOT / "results")
+        argv = [cmd, str(path)] + (["--out", str(out), "--quiet", "--no-report"] if cmd == "run" else [])
+        assert main(argv) == 2, (cmd, capsys.readouterr().err)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err, err
+        line = next((ln for ln in err.splitlines() if all(w in ln for w in words)), None)
+        assert line is not None and line.startswith(str(path)), (words, err)
+        assert file_tree(path.parent, PROJECT_ROOT / "results") == before, cmd

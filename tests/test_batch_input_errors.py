@@ -2,28 +2,12 @@
 --param, plans of millions of parameter sets. Exit 2 at once, one line, nothing written."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-import yaml
+
+from conftest import write_scenario as _scenario, file_tree as _tree
 
 from twin.cli import main
-
-BASE = {"name": "h", "seed": 1, "city": {"source": "grid", "grid": {"nx": 4, "ny": 4}},
-        "time": {"duration_s": 600, "record_interval_s": 300}, "demand": {"trips": 20},
-        "outputs": {"report": False}}
-def _scenario(folder: Path, extra: dict, files: dict[str, str] | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in (files or {}).items():
-        (folder / name).write_text(text)
-    doc = {**BASE, **extra}
-    p = folder / "s.yaml"
-    p.write_text(yaml.safe_dump(doc))
-    return p
-
-
-def _tree(*folders: Path) -> set[str]:
-    return {str(p) for f in folders if f.exists() for p in f.rglob("*")}
 
 
 # --------------------------------------------------------------------- sweeps

@@ -2,43 +2,9 @@
 character, a YAML reader error; a closure starting after the run is named over two lines. Exit 2, one line, nothing written."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
+from conftest import write_scenario as _scenario
 
 from twin.cli import main
-
-BASE = {"name": "h", "seed": 1, "city": {"source": "grid", "grid": {"nx": 4, "ny": 4}},
-        "time": {"duration_s": 600, "record_interval_s": 300}, "demand": {"trips": 20},
-        "outputs": {"report": False}}
-def _scenario(folder: Path, extra: dict, files: dict[str, str] | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in (files or {}).items():
-        (folder / name).write_text(text)
-    doc = {**BASE, **extra}
-    p = folder / "s.yaml"
-    p.write_text(yaml.safe_dump(doc))
-    return p
-
-
-def _tree(*folders: Path) -> set[str]:
-    return {str(p) for f in folders if f.exists() for p in f.rglob("*")}
-
-
-def _refused(path: Path, capsys, words: tuple[str, ...], commands=("validate", "run")) -> None:
-    """Exit 2 from each command, the words in one of the lines, no traceback, nothing new on disk."""
-    from twin.scenario import PROJECT_ROOT
-
-    for cmd in commands:
-        out = path.parent / "out"
-        before = _tree(path.parent, PROJECT_ROOT / "results")
-        argv = [cmd, str(path)] + (["--out", str(out), "--quiet", "--no-report"] if cmd == "run" else [])
-        assert main(argv) == 2, (cmd, capsys.readouterr().err)
-        err = capsys.readouterr().err
-        assert "Traceback" not in err, err
-        line = next((ln for ln in err.splitlines() if all(w in ln for w in words)), None)
-        assert line is not None and line.startswith(str(path)), (words, err)
-        assert _tree(path.parent, PROJECT_ROOT / "results") == before, cmd
 
 
 def test_results_folder_with_a_control_character_is_refused_before_running(tmp_path, capsys):
