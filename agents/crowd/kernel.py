@@ -93,6 +93,14 @@ def _hash_dir(seed, i, step):
     return np.int64(z >> np.uint64(64 - NOISE_BITS))
 
 
+@njit(cache=True, inline="always")
+def cell_of(x, y, cx0, cy0, cs, ncx, ncy):
+    """Index of the square cell (side ``cs`` m, grid ``ncx`` x ``ncy`` from ``cx0, cy0``) holding (x, y), clamped."""
+    ix = min(max(int((x - cx0) / cs), 0), ncx - 1)
+    iy = min(max(int((y - cy0) / cs), 0), ncy - 1)
+    return iy * ncx + ix
+
+
 @njit(cache=True)
 def build_cells(x, y, active, cx0, cy0, cs, ncx, ncy):
     """Counting sort of active agents into square cells.
@@ -105,11 +113,7 @@ def build_cells(x, y, active, cx0, cy0, cs, ncx, ncy):
     cell = np.full(n, -1, np.int64)
     for i in range(n):
         if active[i]:
-            ix = int((x[i] - cx0) / cs)
-            iy = int((y[i] - cy0) / cs)
-            ix = min(max(ix, 0), ncx - 1)
-            iy = min(max(iy, 0), ncy - 1)
-            c = iy * ncx + ix
+            c = cell_of(x[i], y[i], cx0, cy0, cs, ncx, ncy)
             cell[i] = c
             start[c + 1] += 1
     for c in range(ncell):
@@ -568,11 +572,7 @@ def _sort_slots(m, wx, wy, walive, wgid, cx0, cy0, cs, ncx, ncy, start, cellw, o
     start[:] = 0
     for k in range(m):
         if walive[k]:
-            ix = int((wx[k] - cx0) / cs)
-            iy = int((wy[k] - cy0) / cs)
-            ix = min(max(ix, 0), ncx - 1)
-            iy = min(max(iy, 0), ncy - 1)
-            c = iy * ncx + ix
+            c = cell_of(wx[k], wy[k], cx0, cy0, cs, ncx, ncy)
             cellw[k] = c
             start[c + 1] += 1
         else:

@@ -108,17 +108,7 @@ def _release_fixed(order, ptr, t_end, v_depart, v_rstart, route_buf, v_next, wai
         if v_depart[v] > t_end:
             break
         ptr += 1
-        b = route_buf[v_rstart[v]]
-        v_next[v] = -1
-        if wait_head[b] < 0:
-            wait_head[b] = v
-        else:
-            v_next[wait_tail[b]] = v
-        wait_tail[b] = v
-        if not in_wl[b]:
-            in_wl[b] = True
-            wl_links[wl_n[0]] = b
-            wl_n[0] += 1
+        K.join_wait_line(v, route_buf[v_rstart[v]], v_next, wait_head, wait_tail, in_wl, wl_links, wl_n)
     return ptr
 
 

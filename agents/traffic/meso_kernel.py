@@ -377,6 +377,22 @@ def _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow):
     mv_tflow[m] = t
 
 
+@njit(cache=True, inline="always")
+def join_wait_line(v, b, v_next, wait_head, wait_tail, in_wl, wl_links, wl_n):
+    """Append vehicle ``v`` to the line of departures waiting to enter link ``b`` (FIFO, a linked list), and put
+    ``b`` on the list of links with a waiting line."""
+    v_next[v] = -1
+    if wait_head[b] < 0:
+        wait_head[b] = v
+    else:
+        v_next[wait_tail[b]] = v
+    wait_tail[b] = v
+    if not in_wl[b]:
+        in_wl[b] = True
+        wl_links[wl_n[0]] = b
+        wl_n[0] += 1
+
+
 @njit(cache=True)
 def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor, stand_unroutable=False,
             lane_queues=False):
@@ -688,16 +704,7 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
                 prio_ids[prio_n[0]] = v
                 prio_n[0] += 1
                 continue
-            v_next[v] = -1
-            if wait_head[b] < 0:
-                wait_head[b] = v
-            else:
-                v_next[wait_tail[b]] = v
-            wait_tail[b] = v
-            if not in_wl[b]:
-                in_wl[b] = True
-                wl_links[wl_n[0]] = b
-                wl_n[0] += 1
+            join_wait_line(v, b, v_next, wait_head, wait_tail, in_wl, wl_links, wl_n)
         # --- 4. waiting vehicles enter their first link where there is room ---------------------
         i = 0
         while i < wl_n[0]:
