@@ -70,3 +70,82 @@ def assert_refused(path: Path, capsys, words: tuple[str, ...], commands=("valida
         line = next((ln for ln in err.splitlines() if all(w in ln for w in words)), None)
         assert line is not None and line.startswith(str(path)), (words, err)
         assert file_tree(path.parent, PROJECT_ROOT / "results") == before, cmd
+
+
+# ---------------------------------------------------------------- child processes started as a shell would
+# Without ``preexec_fn``: forking a pytest-xdist worker that has other threads (numba's pool, a dashboard's
+# warm-up thread) and running Python in the child before ``exec`` can deadlock that child, and a test reading
+# its pipe then waits for ever (a 90-minute CI hang, session 8). The signal set-up runs after ``exec`` instead.
+_SHELL_BOOT = """\
+import os, runpy, signal, sys
+mode, script = sys.argv[1], sys.argv[2]
+signal.signal(signal.SIGINT, signal.SIG_IGN if mode == "ignore" else signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+sys.argv = sys.argv[2:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def popen_as_from_shell(script: str | Path, *args: str, sigint: str = "default", **popen_kw):
+    """Start ``python script args...`` as a terminal would: SIGINT raising KeyboardInterrupt (``sigint="default"``)
+    or ignored, as in a script's background job (``"ignore"``), and unblocked. A pytest-xdist worker can hand its
+    children an ignored or blocked SIGINT, and Python then never installs its Ctrl+C handler."""
+    import subprocess
+    import sys
+
+    if sigint not in ("default", "ignore"):
+        raise ValueError(f"sigint must be 'default' or 'ignore', not {sigint!r}")
+    return subprocess.Popen([sys.executable, "-c", _SHELL_BOOT, sigint, str(script), *map(str, args)], **popen_kw)
+
+
+class LineReader:
+    """The lines of a child's pipe, read by a daemon thread, so a test waits for a line with a deadline instead
+    of blocking for ever on a child that never writes."""
+
+    def __init__(self, stream) -> None:
+        import queue
+        import threading
+
+        self._q: queue.Queue = queue.Queue()
+        self.lines: list[str] = []
+        self._t = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._t.start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self._q.put(line)
+        self._q.put(None)
+
+    def next(self, timeout_s: float = 60.0) -> str | None:
+        """The next line (``None`` at end of stream); AssertionError when none comes within ``timeout_s``."""
+        import queue
+
+        try:
+            line = self._q.get(timeout=timeout_s)
+        except queue.Empty:
+            raise AssertionError(f"the child wrote no line within {timeout_s:.0f} s") from None
+        if line is not None:
+            self.lines.append(line)
+        return line
+
+    def until(self, pred, timeout_s: float = 60.0) -> str:
+        """Read lines until one satisfies ``pred``; AssertionError at end of stream or after ``timeout_s``."""
+        import time
+
+        t_end = time.monotonic() + timeout_s
+        while True:
+            line = self.next(max(0.0, t_end - time.monotonic()))
+            if line is None:
+                raise AssertionError("the child ended before the expected line:\n" + "".join(self.lines[-20:]))
+            if pred(line):
+                return line
+
+    def rest(self, timeout_s: float = 30.0) -> str:
+        """Everything read so far and up to the end of the stream (call after the child has exited)."""
+        self._t.join(timeout_s)
+        while not self._q.empty():
+            line = self._q.get_nowait()
+            if line is not None:
+                self.lines.append(line)
+        return "".join(self.lines)

@@ -150,7 +150,7 @@ def test_networks_stands_alone():
     code = ("import sys, networks, networks.bench, networks.zones, networks.osm_pois; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('twin', 'agents')]; "
             "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
 
 
 def test_export_to_sumo_round_trip(tmp_path):

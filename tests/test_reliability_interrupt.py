@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import LineReader, popen_as_from_shell
+
 ROOT = Path(__file__).resolve().parent.parent
 
 WRITER = """
@@ -31,14 +33,6 @@ except KeyboardInterrupt:
 
 
 
-def _as_from_a_shell() -> None:
-    """Start the child as a shell would: SIGINT at its default and unblocked. A pytest-xdist worker can hand its
-    children an ignored or blocked SIGINT (seen in full suites only), and Python then never installs its Ctrl+C
-    handler, which is not what a user's terminal gives ``run_scenario.py``."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
 def test_sigint_during_write_exits_fast_and_keeps_the_previous_file(tmp_path):
     import xarray as xr
 
@@ -48,11 +42,11 @@ def test_sigint_during_write_exits_fast_and_keeps_the_previous_file(tmp_path):
     rng = random.Random(3)
     for attempt in range(3):
         errf = open(tmp_path / f"stderr{attempt}.txt", "w")  # a file, not a pipe: a full pipe could block
-        p = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE, stderr=errf,
-                             text=True, preexec_fn=_as_from_a_shell)
+        p = popen_as_from_shell(script, out, stdout=subprocess.PIPE, stderr=errf, text=True)
+        lines = LineReader(p.stdout)
         try:
             for _ in range(2):  # the first file is on disk, the second write is running
-                assert p.stdout.readline().startswith("writing")
+                assert (lines.next(60) or "").startswith("writing")
             time.sleep(rng.random() * 0.2)
             t0 = time.monotonic()
             p.send_signal(signal.SIGINT)
@@ -83,7 +77,7 @@ def test_stale_temps_of_dead_writers_are_removed(tmp_path):
     from twin.atomic import remove_stale_temps, write_text_atomic
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, preexec_fn=_as_from_a_shell).stdout.strip()
+                          text=True, timeout=60).stdout.strip()
     stale = tmp_path / f".r.nc.pid{dead}.abc123.tmp"
     stale.write_text("half")
     live = tmp_path / f".r.nc.pid{os.getppid()}.def456.tmp"  # a live writer's temp stays
@@ -119,10 +113,11 @@ def test_second_sigint_abandons_a_slow_write_and_keeps_the_previous_file(tmp_pat
     script = tmp_path / "slow.py"
     script.write_text(SLOW_WRITER.format(root=str(ROOT)))
     out = tmp_path / "r.txt"
-    p = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, preexec_fn=_as_from_a_shell)
+    errf = open(tmp_path / "stderr.txt", "w")  # a file, not a pipe: a full pipe could block
+    p = popen_as_from_shell(script, out, stdout=subprocess.PIPE, stderr=errf, text=True)
+    lines = LineReader(p.stdout)
     try:
-        assert p.stdout.readline().startswith("writing")
+        assert (lines.next(60) or "").startswith("writing")
         p.send_signal(signal.SIGINT)
         time.sleep(0.5)
         assert p.poll() is None  # the first Ctrl+C is deferred: the write goes on
@@ -130,10 +125,11 @@ def test_second_sigint_abandons_a_slow_write_and_keeps_the_previous_file(tmp_pat
         p.send_signal(signal.SIGINT)
         rc = p.wait(timeout=10)
         assert time.monotonic() - t0 < 5 and rc == 130
-        assert "Ctrl+C again to abandon" in p.stderr.read()
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
+        errf.close()
+    assert "Ctrl+C again to abandon" in (tmp_path / "stderr.txt").read_text()
     assert out.read_text() == "old"
     assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
