@@ -45,8 +45,13 @@ endif
 run: $(RUN_STAMP)
 	NUMBA_NUM_THREADS=1 $(PY) run_scenario.py run $(SCENARIO) $(RUN_ARGS)
 
+# the whole suite takes 5-12 min on 2 cores; after TEST_TIMEOUT_S it is stopped (exit 124) instead of hanging
+# (--foreground: Ctrl+C still reaches pytest)
+TEST_TIMEOUT_S ?= 2700
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q; status=$$?; echo $$status > $(PYTEST_STATUS_FILE); exit $$status
+	timeout --foreground --kill-after=60 $(TEST_TIMEOUT_S) $(PY) -m pytest -n 2 --dist loadfile -q; status=$$?; \
+	if [ $$status -eq 124 ]; then echo "make test: stopped after $(TEST_TIMEOUT_S) s" >&2; fi; \
+	echo $$status > $(PYTEST_STATUS_FILE); exit $$status
 
 # static checks run by .ci/run before the tests (configuration in pyproject.toml)
 lint: $(STAMP)
