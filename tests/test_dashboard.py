@@ -6,8 +6,9 @@ city renders and steps (its timings are printed). Screenshots go to test-artifac
 """
 from __future__ import annotations
 
-import shutil
 import os
+import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ if not (Path(CHROMIUM).exists() and shutil.which("chromedriver")):
     pytest.skip("needs Debian chromium and chromium-driver: run .ci/install-browser.sh (as root)",
                 allow_module_level=True)
 
+from dash.testing.application_runners import ThreadedRunner  # noqa: E402
 from dash.testing.composite import DashComposite  # noqa: E402
 from dash.testing.wait import until  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
@@ -34,15 +36,48 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
 # ------------------------------------------------------------------------------------------ fixtures
+class GracefulRunner(ThreadedRunner):
+    """A threaded Dash server for the browser tests that stops with werkzeug's ``shutdown()``.
+
+    dash.testing's own ``ThreadedRunner`` stops its server by injecting ``SystemExit`` into every thread started
+    after it (``KillerThread.kill``): the what-if worker, the warm-up reader, and threads of whatever the worker
+    process runs next. This one touches no thread but its own."""
+
+    def start(self, app, start_timeout=10, **kwargs):
+        from werkzeug.serving import make_server
+
+        app.scripts.config.serve_locally = True
+        app.css.config.serve_locally = True
+        self._app, self.host = app, "127.0.0.1"
+        self._srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+        self.port = self._srv.server_port
+        self.thread = threading.Thread(target=self._srv.serve_forever, daemon=True, name="dash-test-server")
+        self.thread.start()
+        until(lambda: self.accessible(self.url), timeout=start_timeout)
+        self.started = True
+
+    def stop(self):
+        self._srv.shutdown()
+        self._srv.server_close()
+        self.thread.join(self.stop_timeout)
+        self._app, self.started = None, False
+
+
 @pytest.fixture
-def duo(request, dash_thread_server, tmpdir):
+def graceful_server():
+    with GracefulRunner() as runner:
+        yield runner
+
+
+@pytest.fixture
+def duo(request, graceful_server, tmpdir):
     """dash_duo with headless chromium and the flags NOTES.md asks for (no conftest hook needed)."""
     opts = Options()
     opts.binary_location = CHROMIUM
     for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
               "--disable-component-update", "--window-size=1400,1100", "--enable-unsafe-swiftshader"):
         opts.add_argument(a)
-    with DashComposite(server=dash_thread_server, browser="Chrome", headless=True, options=[opts],
+    with DashComposite(server=graceful_server, browser="Chrome", headless=True, options=[opts],
                        download_path=tmpdir.mkdir("download").strpath, percy_assets_root="",
                        percy_finalize=False) as dc:
         dc.driver.set_window_size(1400, 1100)
