@@ -60,3 +60,25 @@ def test_sigterm_still_kills_where_sigint_is_ignored(tmp_path):
         assert p.returncode == -signal.SIGTERM
     finally:
         _stop(p)
+
+
+def test_sigterm_during_a_run_with_workers_leaves_no_empty_results_folder(tmp_path):
+    """`run --workers 2` interrupted before any variant finished: exit 130, and neither its scratch folder nor
+    the scenario's results folder it had just made is left behind (an empty `<out>/term/` was)."""
+    (tmp_path / "s.yaml").write_text(SCENARIO + "variants:\n  more: {demand: {scale: 1.1}}\n")
+    p = popen_as_from_shell(ROOT / "run_scenario.py", "run", tmp_path / "s.yaml", "--out", tmp_path / "out",
+                            "--no-report", "--workers", "2", cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    err = LineReader(p.stderr)
+    try:
+        deadline = time.monotonic() + 120
+        while not any((tmp_path / "out" / "term").glob(".citytwin-runs-*")):  # the workers are starting
+            assert time.monotonic() < deadline and p.poll() is None, err.rest()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+        assert p.returncode == 130, (p.returncode, err.rest()[-500:])
+        assert not (tmp_path / "out" / "term").exists(), sorted(x.name for x in (tmp_path / "out").rglob("*"))
+    finally:
+        _stop(p)

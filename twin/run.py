@@ -17,6 +17,7 @@ dashboard's what-if all call it. What it guarantees:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -290,6 +291,8 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
                              only=None if partial_run or not final else list(resolved), log=log)
 
     if workers is not None and workers > 1 and len(jobs) > 1:
+        scratch = results_dir(base, out)
+        made = not scratch.exists()
         tmp = Path(tempfile.mkdtemp(prefix=".citytwin-runs-", dir=_scratch_dir(base, out)))
         def variant_done(vname: str) -> None:  # all its replications in: safe on disk now
             if write and all((vname, r) in results for r in range(n_rep)) and len(results) < len(jobs):
@@ -299,6 +302,9 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
             _run_in_processes(jobs, scenario_path, ov, min(workers, len(jobs)), tmp, log, results, variant_done)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            if made:  # interrupted before any variant was written: leave no empty results folder behind
+                with contextlib.suppress(OSError):
+                    scratch.rmdir()  # only when empty
     else:
         for vname, r, sc, seed in jobs:
             sc_r = sc if seed == sc.seed else _with_seed(sc, seed)
