@@ -46,10 +46,11 @@ run: $(RUN_STAMP)
 	NUMBA_NUM_THREADS=1 $(PY) run_scenario.py run $(SCENARIO) $(RUN_ARGS)
 
 # the whole suite takes 5-12 min on 2 cores; after TEST_TIMEOUT_S it is stopped (exit 124) instead of hanging
-# (--foreground: Ctrl+C still reaches pytest)
+# (--foreground: Ctrl+C still reaches pytest); a crashed worker fails the run at once, naming its test, instead of
+# being replaced (pytest-xdist can hang for ever replacing a crashed worker under --dist loadfile: xdist #784, #1323)
 TEST_TIMEOUT_S ?= 2700
 test: $(STAMP)
-	timeout --foreground --kill-after=60 $(TEST_TIMEOUT_S) $(PY) -m pytest -n 2 --dist loadfile -q; status=$$?; \
+	timeout --foreground --kill-after=60 $(TEST_TIMEOUT_S) $(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0 -q; status=$$?; \
 	if [ $$status -eq 124 ]; then echo "make test: stopped after $(TEST_TIMEOUT_S) s" >&2; fi; \
 	echo $$status > $(PYTEST_STATUS_FILE); exit $$status
 
