@@ -129,3 +129,28 @@ def test_a_worker_killed_mid_run_costs_no_run(tmp_path):
     assert all(s["status"] == "ok" for s in got.values()), [s.get("error") for s in got.values()]
     for k, s in serial.items():
         assert got[k]["kpis"] == s["kpis"]
+
+
+def test_closing_a_pool_whose_worker_died_holding_the_queue_lock_never_hangs():
+    """A worker killed while it held the call queue's lock (an idle worker holds it while it waits for work) left
+    ``shutdown(wait=True)`` waiting for ever: the other workers block on that lock and never read their stop
+    signal (a hang of ``test_a_worker_killed_mid_run_costs_no_run`` in a full run). Here this process holds the
+    lock, as the dead worker did: ``close_pool`` returns within its grace and leaves no worker alive."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from twin.batch_exec import close_pool
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+    rlock = pool._call_queue._rlock
+    assert rlock.acquire(timeout=10)
+    try:
+        pool.submit(abs, -1)  # the worker starts, then blocks on the lock this process holds
+        procs = list(pool._processes.values())
+        assert procs
+        t0 = time.monotonic()
+        close_pool(pool, grace_s=2.0)
+        assert time.monotonic() - t0 < 15
+        assert not any(p.is_alive() for p in procs)
+    finally:
+        rlock.release()

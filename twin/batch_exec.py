@@ -184,6 +184,25 @@ def _init_worker(path0: list[str], parent_pid: int | None = None) -> None:
     import twin.engine  # noqa: F401  (numba kernels load from the on-disk cache once per worker)
 
 
+def close_pool(pool: Any, grace_s: float = 10.0) -> None:
+    """Shut a ``ProcessPoolExecutor`` down without ever hanging; kill workers still alive after ``grace_s``.
+
+    ``shutdown(wait=True)`` waits for ever when a worker died (``kill -9``, out of memory) while it held the
+    call queue's lock, which an idle worker holds while it waits for work: the other workers block on that lock
+    and never read their stop signal (seen as a test hang). Normally every worker is idle here and exits at
+    once; after an interrupt, runs still going in workers are stopped after ``grace_s`` seconds.
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown() forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5.0)
+
+
 def run_local(tasks: list[RunTask], workers: int, context: str = "spawn",
               tracker: "Tracker | None" = None) -> Iterator[dict]:
     """Run the tasks on ``workers`` local processes (``spawn``/``forkserver``), reusing each worker.
@@ -220,7 +239,7 @@ def run_local(tasks: list[RunTask], workers: int, context: str = "spawn",
             except Exception as exc:  # pickling errors and the like
                 yield failure(t, exc, "executor")
             finally:
-                solo.shutdown(wait=True, cancel_futures=True)
+                close_pool(solo)
         if not queue:
             break
         pool = pool_of(workers)
@@ -250,7 +269,7 @@ def run_local(tasks: list[RunTask], workers: int, context: str = "spawn",
                     except Exception as exc:  # pickling errors and the like
                         yield failure(t, exc, "executor")
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            close_pool(pool)
 
 
 def run_dask(tasks: list[RunTask], address: str | None = None, workers: int | None = None,
