@@ -175,6 +175,12 @@ class MesoTraffic(Domain, TrafficBackend):
             dmax = np.maximum.reduceat(np.append(self.mv_turn, 0.0), self.mv_ptr[:-1])
             dmax = np.where(has, dmax, 0.0)
             storage = np.maximum(storage, np.floor((self.fft + dmax) * cap + 1e-9)).astype(np.int32)
+            # ... and, by Little's law, what its movements hold while passing their capacity: a vehicle holds its
+            # in-link for the free-flow time plus its movement's whole fixed delay (turn time and a signal's
+            # uniform delay), so a 7 m link into a signal (green 0.41, 2 lanes, 20 s held) needs room for
+            # 1,480 veh/h x 20.9 s = 9 vehicles; with the 5 above it passed 840 veh/h where SUMO micro passes
+            # 1,530 (docs/traffic_model.md, "Short links into signals")
+            storage = np.maximum(storage, self._held_floor(cap)).astype(np.int32)
         self.cap_rate = cap.astype(_F)
         self.storage = storage
         self.qcap = storage  # ring-buffer size per link: never more vehicles than fit
@@ -267,6 +273,29 @@ class MesoTraffic(Domain, TrafficBackend):
         for cl in c.closures:
             twin.env.process(self._closure(cl))
         self._proc = twin.env.process(self._loop())
+
+    def _held_floor(self, cap: np.ndarray) -> np.ndarray:
+        """Per link, the most vehicles its movements hold at once while passing their capacities (Little's law).
+
+        A vehicle of movement m holds its in-link for ``fft + mv_delay[m]``; movement m passes at most its
+        capacity C_m (saturation flow x lanes x green, its permissive part unopposed) and the link at most its own
+        capacity, so the count held is at most max sum_m x_m (fft + d_m) over 0 <= x_m <= C_m, sum x_m <= cap:
+        the longest-held movements filled first. Rounded up: a link one vehicle short cannot pass its capacity.
+        """
+        hold = self.fft[np.repeat(np.arange(self.L), np.diff(self.mv_ptr))] + self.mv_delay + self.dt
+        rate = self.mv_rate + self.mv_prate
+        out = np.zeros(self.L)
+        for l in np.flatnonzero(np.diff(self.mv_ptr) > 0):
+            a, b = int(self.mv_ptr[l]), int(self.mv_ptr[l + 1])
+            left, held = float(cap[l]), 0.0
+            for k in np.argsort(-hold[a:b], kind="stable"):
+                x = min(float(rate[a + k]), left)
+                held += x * float(hold[a + k])
+                left -= x
+                if left <= 0.0:
+                    break
+            out[l] = held
+        return np.ceil(out - 1e-9)
 
     def _setup_junctions(self, twin, cap: np.ndarray) -> None:
         """Movement arrays of the junction model (``networks.junctions``): capacities, delays, conflicts.
