@@ -277,24 +277,20 @@ class MesoTraffic(Domain, TrafficBackend):
     def _held_floor(self, cap: np.ndarray) -> np.ndarray:
         """Per link, the most vehicles its movements hold at once while passing their capacities (Little's law).
 
-        A vehicle of movement m holds its in-link for ``fft + mv_delay[m]``; movement m passes at most its
+        A vehicle of movement m holds its in-link for ``fft + mv_delay[m]`` (plus up to a step: it enters and
+        leaves at step ends); movement m passes at most its
         capacity C_m (saturation flow x lanes x green, its permissive part unopposed) and the link at most its own
         capacity, so the count held is at most max sum_m x_m (fft + d_m) over 0 <= x_m <= C_m, sum x_m <= cap:
         the longest-held movements filled first. Rounded up: a link one vehicle short cannot pass its capacity.
         """
-        hold = self.fft[np.repeat(np.arange(self.L), np.diff(self.mv_ptr))] + self.mv_delay + self.dt
-        rate = self.mv_rate + self.mv_prate
-        out = np.zeros(self.L)
-        for l in np.flatnonzero(np.diff(self.mv_ptr) > 0):
-            a, b = int(self.mv_ptr[l]), int(self.mv_ptr[l + 1])
-            left, held = float(cap[l]), 0.0
-            for k in np.argsort(-hold[a:b], kind="stable"):
-                x = min(float(rate[a + k]), left)
-                held += x * float(hold[a + k])
-                left -= x
-                if left <= 0.0:
-                    break
-            out[l] = held
+        owner = np.repeat(np.arange(self.L), np.diff(self.mv_ptr))
+        hold = self.fft[owner] + self.mv_delay + self.dt
+        order = np.lexsort((-hold, owner))  # by link, longest held first (movements stay inside their link's span)
+        rate, hold, owner = (self.mv_rate + self.mv_prate)[order], hold[order], owner[order]
+        before = np.cumsum(rate) - rate  # capacity of the longer-held movements before each, within its link
+        before -= before[self.mv_ptr[:-1][owner]]
+        x = np.clip(cap[owner] - before, 0.0, rate)
+        out = np.bincount(owner, weights=x * hold, minlength=self.L)
         return np.ceil(out - 1e-9)
 
     def _setup_junctions(self, twin, cap: np.ndarray) -> None:
