@@ -169,12 +169,18 @@ class MesoTraffic(Domain, TrafficBackend):
             # turn time of its end junction. In SUMO a turning vehicle stands on the junction's internal lane,
             # outside the link; without this a short link ahead of an 8 s turn holds 2 vehicles and passes
             # 2 / 8 s, and chains of them lock junction clusters (Bad Hersfeld baseline: 2,177 gridlock
-            # resolutions -> 0). The signal's uniform delay is not counted: SUMO's vehicles wait for green on
-            # the link itself (counting it too: Bologna mean -25.9% vs SUMO micro instead of -7.5%).
+            # resolutions -> 0). The signal's uniform delay is not counted at the link's capacity here (that
+            # gave Bologna mean -25.9% vs SUMO micro instead of -7.5%), only at its movements' below.
             has = np.diff(self.mv_ptr) > 0
             dmax = np.maximum.reduceat(np.append(self.mv_turn, 0.0), self.mv_ptr[:-1])
             dmax = np.where(has, dmax, 0.0)
             storage = np.maximum(storage, np.floor((self.fft + dmax) * cap + 1e-9)).astype(np.int32)
+            # ... and, by Little's law, what its movements hold while passing their capacity: a vehicle holds its
+            # in-link for the free-flow time plus its movement's whole fixed delay (turn time and a signal's
+            # uniform delay), so a 7 m link into a signal (green 0.41, 2 lanes, 20 s held) needs room for
+            # 1,480 veh/h x 20.9 s = 9 vehicles; with the 5 above it passed 840 veh/h where SUMO micro passes
+            # 1,530 (docs/traffic_model.md, "Short links into signals")
+            storage = np.maximum(storage, self._held_floor(cap)).astype(np.int32)
         self.cap_rate = cap.astype(_F)
         self.storage = storage
         self.qcap = storage  # ring-buffer size per link: never more vehicles than fit
@@ -267,6 +273,25 @@ class MesoTraffic(Domain, TrafficBackend):
         for cl in c.closures:
             twin.env.process(self._closure(cl))
         self._proc = twin.env.process(self._loop())
+
+    def _held_floor(self, cap: np.ndarray) -> np.ndarray:
+        """Per link, the most vehicles its movements hold at once while passing their capacities (Little's law).
+
+        A vehicle of movement m holds its in-link for ``fft + mv_delay[m]`` (plus up to a step: it enters and
+        leaves at step ends); movement m passes at most its
+        capacity C_m (saturation flow x lanes x green, its permissive part unopposed) and the link at most its own
+        capacity, so the count held is at most max sum_m x_m (fft + d_m) over 0 <= x_m <= C_m, sum x_m <= cap:
+        the longest-held movements filled first. Rounded up: a link one vehicle short cannot pass its capacity.
+        """
+        owner = np.repeat(np.arange(self.L), np.diff(self.mv_ptr))
+        hold = self.fft[owner] + self.mv_delay + self.dt
+        order = np.lexsort((-hold, owner))  # by link, longest held first (movements stay inside their link's span)
+        rate, hold, owner = (self.mv_rate + self.mv_prate)[order], hold[order], owner[order]
+        before = np.cumsum(rate) - rate  # capacity of the longer-held movements before each, within its link
+        before -= before[self.mv_ptr[:-1][owner]]
+        x = np.clip(cap[owner] - before, 0.0, rate)
+        out = np.bincount(owner, weights=x * hold, minlength=self.L)
+        return np.ceil(out - 1e-9)
 
     def _setup_junctions(self, twin, cap: np.ndarray) -> None:
         """Movement arrays of the junction model (``networks.junctions``): capacities, delays, conflicts.
