@@ -554,23 +554,16 @@ def _conflicts(m, xn, yn, moved, start, cellk, ncx, ncy, nr, lx, dmin, flag):
         xi = xn[kk]
         yi = yn[kk]
         hit = False
+        kku = np.uint64(kk)
         for cy in range(max(cyi - nr, 0), min(cyi + nr + 1, ncy)):
-            if hit:
-                break
-            for seg in range(2):
+            for seg in range(2):  # (speed: every candidate tested, without jumps; a hit is rare)
                 k0, k1 = _row_span(start, cy, cxi, nr, ncx, lx > 0.0, seg)
-                for k in range(k0, k1):
-                    if k == kk:
-                        continue
+                for k in range(np.uint64(k0), np.uint64(k1)):
                     dx = xn[k] - xi
                     if lx > 0.0:
                         dx -= lx * np.floor(dx / lx + 0.5)
                     dy = yn[k] - yi
-                    if dx * dx + dy * dy < d2min:
-                        hit = True
-                        break
-                if hit:
-                    break
+                    hit |= (dx * dx + dy * dy < d2min) & (k != kku)
         flag[kk] = hit
 
 
