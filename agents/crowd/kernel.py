@@ -17,8 +17,9 @@ side_bias to i's right already; it holds i up only within w_onc of i's path. The
 speed rises to noise_v, so walkers in a lane keep their line while the held-up still get the jitter.
 e0_i is the unit direction of the agent's navigation field (fast marching, bilinear); u_i a reproducible
 random unit vector. Neighbours come from cell lists (counting sort into cells of cutoff / nr, each cell's agents
-by id, so each row of neighbour cells is one contiguous range of slots), in one pass that sums the repulsion and
-keeps the neighbours within the cut-off for the headway. For a whole call the agents' state lives in slot
+by id, so each row of neighbour cells is one contiguous range of slots): a first pass lists the candidates within the
+cut-off without a branch on the distance, then one pass over that list, in the same order, sums the repulsion and
+keeps the neighbours near enough to limit the speed for the headway. For a whole call the agents' state lives in slot
 arrays in that cell order, re-sorted every sub-step and written back to the agent arrays at the end, so the
 sub-steps read memory nearly in order whatever the agents' numbering. Two guards keep the state physical
 whatever the parameters: a move that would bring a centre within ``r_core`` of a wall slides along the wall
@@ -287,9 +288,11 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
     ``ordw[k]`` (arrays ``w*``), whose state is first copied into slot order (arrays ``*s``; the previous slot
     order is this one but for the few agents that changed cells, so the copy reads memory nearly in order).
 
-    One pass over the cells within ``nr`` cells sums the repulsion and keeps the neighbours within the cut-off in
-    a small buffer; the headway gap is then taken over that buffer (an agent beyond the cut-off never limits
-    the speed: (cutoff - l) / T >= the largest desired speed). State changes (standing, walking direction) are
+    A first pass over the cells within ``nr`` cells lists the candidates within the cut-off (room for
+    (2 nr + 1)² x ``maxcell``, the fullest cell's count); one pass over that list, in the same order, sums the
+    repulsion and keeps the neighbours within l + v0 T in a small buffer; the headway gap is then taken over that
+    buffer (a farther one never limits the speed, and an agent beyond the cut-off never does either:
+    (cutoff - l) / T >= the largest desired speed). State changes (standing, walking direction) are
     written to the slot arrays, moves to ``xn, yn, moved``, speeds (m/s) to ``spd``."""
     l, T, a_w, D_w, r, r_core, dt, lx, cutoff = par.l, par.T, par.a_w, par.D_w, par.r, par.r_core, par.dt, \
         par.lx, par.cutoff
