@@ -173,3 +173,39 @@ def test_unstable_dt_refused():
     p = ModelParams()
     with pytest.raises(ValueError, match="unstable"):
         VenueSim(rasterise(VenueGeometry.build([(0, 0), (5, 0), (5, 5), (0, 5)]), 0.2), p, 2 * stable_dt(p))
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_neighbour_at_the_cut_off_counts_and_one_beyond_does_not(periodic):
+    """The kernel picks the candidates within the cut-off in a first pass (1 um generous) and tests each again
+    exactly: a neighbour 1e-7 m inside the cut-off sideways of a walker pushes it (its direction, so its position
+    after one sub-step, differs from walking alone), one 1e-7 m beyond changes nothing bit for bit; also across a
+    periodic corridor's wrap."""
+    p = ModelParams()
+    cut = p.cutoff_m
+
+    def walker_after_one_step(dy: float | None) -> tuple[float, float]:
+        if periodic:
+            sim = periodic_corridor(0.1, length=16.0, width=6.0, split=1.0, seed=1).sim
+            sim.active[: sim.n] = False  # an empty corridor: only the two placed below walk
+            f = 0
+            xa, ya = 15.9, 2.0  # near the wrap: the neighbour sits across it
+        else:
+            g = VenueGeometry.build([(0, 0), (10, 0), (10, 10), (0, 10)], exits=[("e", (10, 5), 2.0)])
+            sim = VenueSim(rasterise(g, 0.1), p, 0.05)
+            f = sim.add_exit_field()
+            xa, ya = 5.0, 5.0
+        a = sim.add_agents([xa], [ya], 1.3, f)[0]
+        if dy is not None:  # sideways of the walker (the corridor's neighbour also 0.5 m on, across the wrap)
+            dx = 0.5 if periodic else 0.0
+            xb = (xa + dx) % 16.0 if periodic else xa
+            sim.add_agents([xb], [ya + np.sqrt(dy * dy - dx * dx)], 1.3, f)
+        sim.step(sim.dt)
+        return float(sim.x[a]), float(sim.y[a])
+
+    alone = walker_after_one_step(None)
+    inside = walker_after_one_step(cut - 1e-7)
+    beyond = walker_after_one_step(cut + 1e-7)
+    assert inside != alone
+    assert abs(inside[1] - alone[1]) < 1e-4  # a push of about a_p exp((l - cut) / D_p), not a jump
+    assert beyond == alone

@@ -17,8 +17,9 @@ side_bias to i's right already; it holds i up only within w_onc of i's path. The
 speed rises to noise_v, so walkers in a lane keep their line while the held-up still get the jitter.
 e0_i is the unit direction of the agent's navigation field (fast marching, bilinear); u_i a reproducible
 random unit vector. Neighbours come from cell lists (counting sort into cells of cutoff / nr, each cell's agents
-by id, so each row of neighbour cells is one contiguous range of slots), in one pass that sums the repulsion and
-keeps the neighbours within the cut-off for the headway. For a whole call the agents' state lives in slot
+by id, so each row of neighbour cells is one contiguous range of slots): a first pass lists the candidates within the
+cut-off without a branch on the distance, then one pass over that list, in the same order, sums the repulsion and
+keeps the neighbours near enough to limit the speed for the headway. For a whole call the agents' state lives in slot
 arrays in that cell order, re-sorted every sub-step and written back to the agent arrays at the end, so the
 sub-steps read memory nearly in order whatever the agents' numbering. Two guards keep the state physical
 whatever the parameters: a move that would bring a centre within ``r_core`` of a wall slides along the wall
@@ -282,14 +283,16 @@ CHUNK = 64  # agents per parallel work item (each item allocates its own neighbo
 def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, cellw,
              xs, ys, v0s, sts, fids, stops, vxs, vys, oxs, oys, gids, cellk, start, ncx, ncy, nr,
              fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, spd, seed, step_id,
-             nbuf, phi, wtab, ndir, e0xs, e0ys, nbr):
+             nbuf, phi, wtab, ndir, e0xs, e0ys, nbr, maxcell):
     """Proposed moves of the ``m`` agents in this sub-step's slot order: slot k is the previous sub-step's slot
     ``ordw[k]`` (arrays ``w*``), whose state is first copied into slot order (arrays ``*s``; the previous slot
     order is this one but for the few agents that changed cells, so the copy reads memory nearly in order).
 
-    One pass over the cells within ``nr`` cells sums the repulsion and keeps the neighbours within the cut-off in
-    a small buffer; the headway gap is then taken over that buffer (an agent beyond the cut-off never limits
-    the speed: (cutoff - l) / T >= the largest desired speed). State changes (standing, walking direction) are
+    A first pass over the cells within ``nr`` cells lists the candidates within the cut-off (room for
+    (2 nr + 1)² x ``maxcell``, the fullest cell's count); one pass over that list, in the same order, sums the
+    repulsion and keeps the neighbours within l + v0 T in a small buffer; the headway gap is then taken over that
+    buffer (a farther one never limits the speed, and an agent beyond the cut-off never does either:
+    (cutoff - l) / T >= the largest desired speed). State changes (standing, walking direction) are
     written to the slot arrays, moves to ``xn, yn, moved``, speeds (m/s) to ``spd``."""
     l, T, a_w, D_w, r, r_core, dt, lx, cutoff = par.l, par.T, par.a_w, par.D_w, par.r, par.r_core, par.dt, \
         par.lx, par.cutoff
@@ -309,6 +312,7 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
     # the body width, so two do not squeeze through a door side by side)
     ny, nx = walkable.shape
     cut2 = cutoff * cutoff
+    cut2s = (cutoff + 1e-6) * (cutoff + 1e-6)
     for kk in prange(m):  # the agents' state in this sub-step's slot order, each one's place in its field (m to
         j = ordw[kk]  # go: who is ahead of whom) and desired direction, read in slot order by the neighbour loops
         xs[kk] = wx[j]
@@ -343,6 +347,7 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
         bd = np.empty(nbuf)
         bbehind = np.empty(nbuf, np.bool_)
         bw = np.empty(nbuf)
+        cidx = np.empty((2 * nr + 1) * (2 * nr + 1) * maxcell, np.uint64)  # candidates within the cut-off
         for kk in range(ch * CHUNK, min(m, (ch + 1) * CHUNK)):
             xi, yi = xs[kk], ys[kk]
             xn[kk] = xi
@@ -359,6 +364,10 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
                 continue
             e0x, e0y = e0xs[kk], e0ys[kk]
             vix, viy = vxs[kk], vys[kk]
+            # a neighbour farther than l + v0 T gives a gap of at least v0 T, which cannot lower the speed
+            # v = min(v0, max(0, sp / T, min(spp / T, creep))) (spp >= sp): it is left out of the headway buffer
+            # (1 um of slack for rounding; the result is the same bit for bit)
+            hcut = l + v0s[kk] * T + 1e-6
             c = cellk[kk]
             cxi = c % ncx
             cyi = c // ncx
@@ -366,67 +375,81 @@ def _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, c
             rys = 0.0
             nb = 0
             overflow = False
+            # (speed) first the candidates within the cut-off, picked without jumps (whether one is within is a coin
+            # toss for the branch predictor), 1 um generous: the loop below tests each again exactly as before, so
+            # the same ones are kept, in the same order (rows of cells in order, each row's slots in order)
+            nc = 0
+            kku = np.uint64(kk)
             for cy in range(max(cyi - nr, 0), min(cyi + nr + 1, ncy)):
                 for seg in range(2):
                     k0, k1 = _row_span(start, cy, cxi, nr, ncx, lx > 0.0, seg)
-                    for k in range(k0, k1):
-                        if k == kk:
-                            continue
-                        dx = nbr[k, 0] - xi
+                    for k in range(np.uint64(k0), np.uint64(k1)):  # (unsigned: no negative-index wrap code)
+                        dx = xs[k] - xi
                         if lx > 0.0:
                             dx -= lx * np.floor(dx / lx + 0.5)
-                        dy = nbr[k, 1] - yi
-                        d2 = dx * dx + dy * dy
-                        if d2 > cut2:
-                            continue
-                        d = np.sqrt(d2)
-                        # walking the other way to another goal (converging on one door is not counter-flow)
-                        onc = (nbr[k, 7] != f) & (e0x * nbr[k, 2] + e0y * nbr[k, 3] < 0.0)  # (speed: no jumps)
-                        if nb < nbuf:
-                            bdx[nb] = dx
-                            bdy[nb] = dy
-                            bd[nb] = d
-                            bbehind[nb] = (nbr[k, 7] == f) & (nbr[k, 4] > phi[kk])
-                            # the width within which this neighbour, if ahead, holds one up: an oncoming walker
-                            # only core to core, a same-way one walking on (a moving queue zips into staggered
-                            # lanes) within w_zip, anyone else within the body width
-                            # (speed: the tests combined without jumps, the values chosen by selects)
-                            zip_ = (vzip2 > 0.0) & (nbr[k, 5] * nbr[k, 5] + nbr[k, 6] * nbr[k, 6] >= vzip2) & \
-                                (e0x * nbr[k, 2] + e0y * nbr[k, 3] >= czip)
-                            bw[nb] = wlo if onc else (wzip if zip_ else wl)
-                            nb += 1
-                        else:
-                            overflow = True
-                        if d2 < 1e-18:
-                            continue
-                        if onc and a_side > 0.0 and dx * e0x + dy * e0y > 0.0:
-                            # an oncoming walker ahead (Xu et al. 2021): step sideways, away from where it will
-                            # be in t_ant s, passing on the right unless it will be clearly on one's right
-                            # already; the nearer the anticipated contact (closing speed x t_ant), the stronger
-                            ux = dx / d
-                            uy = dy / d
-                            close = ((vix - nbr[k, 5]) * ux + (viy - nbr[k, 6]) * uy) * t_ant
-                            gap_a = max(d - l - max(close, 0.0), 0.0)
-                            lat = -e0y * (dx + nbr[k, 5] * t_ant) + e0x * (dy + nbr[k, 6] * t_ant)  # + = on one's left
-                            sgn = 1.0 if lat < -side_bias else -1.0
-                            s_ = sgn * a_side * np.exp(-gap_a / d_side) * (dx * e0x + dy * e0y) / d
-                            rxs += -e0y * s_
-                            rys += e0x * s_
-                            if par.onc_lateral > 0.0:
-                                # an oncoming walker pushes one sideways, not back (Xu et al. 2021): keep
-                                # only the lateral part of its repulsion
-                                u = d * WTAB_PER_M
-                                iu = int(u)
-                                w = (wtab[iu] + (u - iu) * (wtab[iu + 1] - wtab[iu])) / d
-                                pl = -e0y * dx + e0x * dy
-                                rxs -= w * (-e0y) * pl
-                                rys -= w * e0x * pl
-                                continue
-                        u = d * WTAB_PER_M  # a_p exp((l - d) / D_p), interpolated from a 1 mm table
+                        dy = ys[k] - yi
+                        cidx[nc] = k
+                        nc += np.int64((dx * dx + dy * dy <= cut2s) & (k != kku))
+            for q in range(nc):
+                k = cidx[q]
+                dx = nbr[k, 0] - xi
+                if lx > 0.0:
+                    dx -= lx * np.floor(dx / lx + 0.5)
+                dy = nbr[k, 1] - yi
+                d2 = dx * dx + dy * dy
+                if d2 > cut2:
+                    continue
+                d = np.sqrt(d2)
+                # walking the other way to another goal (converging on one door is not counter-flow)
+                onc = (nbr[k, 7] != f) & (e0x * nbr[k, 2] + e0y * nbr[k, 3] < 0.0)  # (speed: no jumps)
+                near = d <= hcut
+                if nb < nbuf:
+                    # (speed: written whatever the distance, kept by advancing nb only if near: a jump on
+                    # near would be a coin toss for the branch predictor)
+                    bdx[nb] = dx
+                    bdy[nb] = dy
+                    bd[nb] = d
+                    bbehind[nb] = (nbr[k, 7] == f) & (nbr[k, 4] > phi[kk])
+                    # the width within which this neighbour, if ahead, holds one up: an oncoming walker
+                    # only core to core, a same-way one walking on (a moving queue zips into staggered
+                    # lanes) within w_zip, anyone else within the body width
+                    # (speed: the tests combined without jumps, the values chosen by selects)
+                    zip_ = (vzip2 > 0.0) & (nbr[k, 5] * nbr[k, 5] + nbr[k, 6] * nbr[k, 6] >= vzip2) & \
+                        (e0x * nbr[k, 2] + e0y * nbr[k, 3] >= czip)
+                    bw[nb] = wlo if onc else (wzip if zip_ else wl)
+                    nb += np.int64(near)
+                else:
+                    overflow |= near
+                if d2 < 1e-18:
+                    continue
+                if onc and a_side > 0.0 and dx * e0x + dy * e0y > 0.0:
+                    # an oncoming walker ahead (Xu et al. 2021): step sideways, away from where it will
+                    # be in t_ant s, passing on the right unless it will be clearly on one's right
+                    # already; the nearer the anticipated contact (closing speed x t_ant), the stronger
+                    ux = dx / d
+                    uy = dy / d
+                    close = ((vix - nbr[k, 5]) * ux + (viy - nbr[k, 6]) * uy) * t_ant
+                    gap_a = max(d - l - max(close, 0.0), 0.0)
+                    lat = -e0y * (dx + nbr[k, 5] * t_ant) + e0x * (dy + nbr[k, 6] * t_ant)  # + = on one's left
+                    sgn = 1.0 if lat < -side_bias else -1.0
+                    s_ = sgn * a_side * np.exp(-gap_a / d_side) * (dx * e0x + dy * e0y) / d
+                    rxs += -e0y * s_
+                    rys += e0x * s_
+                    if par.onc_lateral > 0.0:
+                        # an oncoming walker pushes one sideways, not back (Xu et al. 2021): keep
+                        # only the lateral part of its repulsion
+                        u = d * WTAB_PER_M
                         iu = int(u)
                         w = (wtab[iu] + (u - iu) * (wtab[iu + 1] - wtab[iu])) / d
-                        rxs -= w * dx
-                        rys -= w * dy
+                        pl = -e0y * dx + e0x * dy
+                        rxs -= w * (-e0y) * pl
+                        rys -= w * e0x * pl
+                        continue
+                u = d * WTAB_PER_M  # a_p exp((l - d) / D_p), interpolated from a 1 mm table
+                iu = int(u)
+                w = (wtab[iu] + (u - iu) * (wtab[iu + 1] - wtab[iu])) / d
+                rxs -= w * dx
+                rys -= w * dy
             wxs = 0.0
             wys = 0.0
             for k in range(wstart[c], wstart[c + 1]):
@@ -534,23 +557,16 @@ def _conflicts(m, xn, yn, moved, start, cellk, ncx, ncy, nr, lx, dmin, flag):
         xi = xn[kk]
         yi = yn[kk]
         hit = False
+        kku = np.uint64(kk)
         for cy in range(max(cyi - nr, 0), min(cyi + nr + 1, ncy)):
-            if hit:
-                break
-            for seg in range(2):
+            for seg in range(2):  # (speed: every candidate tested, without jumps; a hit is rare)
                 k0, k1 = _row_span(start, cy, cxi, nr, ncx, lx > 0.0, seg)
-                for k in range(k0, k1):
-                    if k == kk:
-                        continue
+                for k in range(np.uint64(k0), np.uint64(k1)):
                     dx = xn[k] - xi
                     if lx > 0.0:
                         dx -= lx * np.floor(dx / lx + 0.5)
                     dy = yn[k] - yi
-                    if dx * dx + dy * dy < d2min:
-                        hit = True
-                        break
-                if hit:
-                    break
+                    hit |= (dx * dx + dy * dy < d2min) & (k != kku)
         flag[kk] = hit
 
 
@@ -577,7 +593,9 @@ def _sort_slots(m, wx, wy, walive, wgid, cx0, cy0, cs, ncx, ncy, start, cellw, o
             start[c + 1] += 1
         else:
             cellw[k] = -1
+    maxcell = 0
     for c in range(ncell):
+        maxcell = max(maxcell, start[c + 1])
         start[c + 1] += start[c]
     cur = start[:-1].copy()
     for k in range(m):
@@ -596,7 +614,7 @@ def _sort_slots(m, wx, wy, walive, wgid, cx0, cy0, cs, ncx, ncy, start, cellw, o
                 ordw[q + 1] = ordw[q]
                 q -= 1
             ordw[q + 1] = kj
-    return start[ncell]
+    return start[ncell], maxcell
 
 
 @njit(cache=True)
@@ -712,11 +730,11 @@ def run_steps(nsteps, t0, x, y, v0, state, fid, stop, active, fT, fgx, fgy, rx0,
     wtab = repulsion_table(par.l, par.a_p, par.D_p, par.cutoff)
     undone = 0
     for step in range(nsteps):
-        m = _sort_slots(mw, wx, wy, walive, wgid, cx0, cy0, cs, ncx, ncy, start, cellw, ordw)
+        m, maxcell = _sort_slots(mw, wx, wy, walive, wgid, cx0, cy0, cs, ncx, ncy, start, cellw, ordw)
         _propose(m, ordw, wx, wy, wv0, wst, wfid, wstop, wvx, wvy, wox, woy, wgid, cellw,
                  xs, ys, v0s, sts, fids, stops, vxs, vys, oxs, oys, gids, cellk, start, ncx, ncy, nr,
                  fT, fgx, fgy, rx0, ry0, h, walkable, wstart, widx, segs, par, xn, yn, moved, spd, seed, step0 + step,
-                 nbuf, phi, wtab, ndir, e0xs, e0ys, nbr)
+                 nbuf, phi, wtab, ndir, e0xs, e0ys, nbr, maxcell)
         while True:  # each pass undoes at least one move or ends: terminates
             _conflicts(m, xn, yn, moved, start, cellk, ncx, ncy, nrc, lx, dmin, flag)
             cnt = _undo(m, flag, xn, yn, xs, ys, moved, spd)
