@@ -59,6 +59,7 @@ class ThreadPicker:
         self.rate: dict[int, float] = {}  # threads -> smoothed wall s per agent-step
         self.last_choice = 1
         self.fixed: int | None = None  # set to force a thread count (benchmarks: the old behaviour)
+        self._skipped_cold = False  # the first (cold) timing of a run is not used
 
     def max_threads(self) -> int:
         """The caller's numba thread count (a batch worker pins its own), capped by the cores we may use."""
@@ -85,7 +86,8 @@ class ThreadPicker:
         self.last_choice = best
         other = 1 if best == tmax else tmax
         if self.rate and (other not in self.rate or self._calls % self._interval == 0):
-            k = max(1, nsteps // 10)  # a few sub-steps on the other choice, the rest on the best
+            k = max(1, nsteps // 20)  # a sub-step or so on the other choice, the rest on the best (a probe of
+            # two threads beside a busy core runs ~7x slower per sub-step: 2 of 20 cost 6% of a call, session 9)
             return [(other, k, True), (best, nsteps - k, False)] if nsteps > k else [(other, k, True)]
         return [(best, nsteps, False)]
 
@@ -112,9 +114,15 @@ class ThreadPicker:
         """Fold one timed piece into the estimate for ``threads``; a probe that lost backs the probing off."""
         if agent_steps <= 0 or wall_s <= 0:
             return
+        if not self.rate and not probe and not self._skipped_cold:
+            # the first call of a run touches its arrays for the first time: 1.2-6x slower per agent-step than
+            # the calls after it (10k agents, session 9); kept, it made any probe of the other choice look
+            # faster and left two threads running beside a busy core (bench: 0.85x one thread)
+            self._skipped_cold = True
+            return
         r = wall_s / agent_steps
         old = self.rate.get(threads)
-        self.rate[threads] = r if old is None else 0.7 * old + 0.3 * r
+        self.rate[threads] = r if old is None else 0.5 * old + 0.5 * r
         if probe:
             lost = self._fastest() != threads
             self._interval = min(self.max_probe_every, 2 * self._interval) if lost else self.probe_every
