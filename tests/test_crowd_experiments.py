@@ -104,9 +104,20 @@ def test_neck_bottleneck_geometry_and_egress():
     assert r.left_inside == 0 and r.times.size == 60
 
 
-def test_thread_picker_prefers_the_faster_and_probes_rarely():
+def _idle_two_cores(monkeypatch):
+    """Let the picker see a 2-core machine with no other process running (the tests below are about its choices,
+    not about this machine's load)."""
+    import agents.crowd.threads as th
+
+    monkeypatch.setattr(th.os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(th, "others_running", lambda: 0)
+    return th
+
+
+def test_thread_picker_prefers_the_faster_and_probes_rarely(monkeypatch):
     """Below the agent threshold one thread; above it the picker takes whichever measured faster and keeps
     re-checking the other choice only on a few sub-steps, less often while it keeps losing."""
+    _idle_two_cores(monkeypatch)
     tp = ThreadPicker(min_agents=100, probe_every=4, max_probe_every=64)
     tp.max_threads = lambda: 2
     assert tp.plan(50, 20) == [(1, 20, False)]
@@ -136,9 +147,36 @@ def test_thread_picker_ignores_the_cold_first_call():
     assert tp._fastest() == 1
 
 
-def test_thread_picker_uses_the_probe_within_the_same_call():
+def test_thread_picker_does_not_probe_two_threads_beside_a_busy_core(monkeypatch):
+    """While another process runs on the second core the picker, on one thread, does not probe two (such a probe
+    ran ~7x slower per sub-step and could be mistaken for a win); once that core is free it probes again."""
+    th = _idle_two_cores(monkeypatch)
+    tp = ThreadPicker(min_agents=100, probe_every=4)
+    tp.max_threads = lambda: 2
+    tp.rate = {1: 3e-7}
+    monkeypatch.setattr(th, "others_running", lambda: 1)
+    assert not any(probe for _ in range(12) for (_t, _k, probe) in tp.plan(5000, 20))
+    monkeypatch.setattr(th, "others_running", lambda: 0)
+    assert tp.plan(5000, 20)[0] == (2, 1, True)
+
+
+def test_others_running_sees_a_busy_process_and_not_our_own_threads():
+    """A spinning process started a moment ago counts as another process running."""
+    from agents.crowd.threads import others_running
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert (others_running() or 0) >= 1
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_thread_picker_uses_the_probe_within_the_same_call(monkeypatch):
     """A wrong first guess (one thread, from a load average that counts our own last minute of work) costs only
     the probe's sub-steps: once the probe shows two threads faster, the rest of that call runs on two."""
+    _idle_two_cores(monkeypatch)
     tp = ThreadPicker(min_agents=100, probe_every=4, max_probe_every=64)
     tp.max_threads = lambda: 2
     tp.rate = {1: 9e-7}  # the first call ran on one thread; two not yet measured

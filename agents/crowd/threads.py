@@ -3,10 +3,11 @@ caller's threads measured faster on this machine lately (results do not depend o
 on any thread count). On a machine that other work keeps busy, two threads can be 2-9x slower than one (a
 parallel step waits for its slowest thread, which the OS has parked); a measured choice never stays there.
 
-The first choice comes from the cores free now (``os.sched_getaffinity`` minus the busier of the 1-minute load
-average and the threads running this instant, from ``/proc/stat``: the load average lags a minute behind);
-after that every call is timed, and the other choice is re-measured on a few sub-steps of a call now and then
-(every ``probe_every`` calls, backing off while it keeps losing), so a wrong pick costs a few sub-steps.
+The first choice comes from the cores free of other processes this instant (``procs_running`` in /proc/stat minus
+this process's own running threads; the load average lags a minute and counts our own work); after that every
+call is timed (the run's cold first call excepted), and the other choice is re-measured on a sub-step of a call
+now and then (every ``probe_every`` calls, backing off while it keeps losing), so a wrong pick costs a sub-step.
+More threads are never probed while another process holds the cores they would need.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import os
 
 import numba
 
-__all__ = ["ThreadPicker", "free_cores"]
+__all__ = ["ThreadPicker", "free_cores", "others_running"]
 
 
 def running_now() -> int | None:
@@ -28,6 +29,28 @@ def running_now() -> int | None:
     except OSError:
         return None
     return None
+
+
+def others_running() -> int | None:
+    """Threads of other processes runnable this instant: ``procs_running`` (/proc/stat) minus this process's own
+    running threads (``/proc/self/task/*/stat`` in state R, the caller and numba's pool spinning after a parallel
+    call among them); None where there is no /proc/stat."""
+    now = running_now()
+    if now is None:
+        return None
+    own = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return now
+    for t in tasks:
+        try:
+            with open(f"/proc/self/task/{t}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"R":
+                    own += 1
+        except (OSError, IndexError):
+            pass
+    return max(0, now + 1 - own)
 
 
 def free_cores() -> float:
@@ -79,17 +102,32 @@ class ThreadPicker:
             self.last_choice = 1
             return [(1, nsteps, False)]
         self._calls += 1
-        if not self.rate:  # first call: trust the free cores; the other choice is measured next call
-            best = tmax if free_cores() >= tmax - 0.5 else 1
+        if not self.rate:  # first call: trust the cores free of other processes; the other choice is measured next
+            best = tmax if self._may_probe(tmax) else 1  # other processes now, not a load average that lags
         else:
             best = self._fastest()
         self.last_choice = best
         other = 1 if best == tmax else tmax
-        if self.rate and (other not in self.rate or self._calls % self._interval == 0):
+        if self.rate and (other not in self.rate or self._calls % self._interval == 0) and self._may_probe(other):
             k = max(1, nsteps // 20)  # a sub-step or so on the other choice, the rest on the best (a probe of
             # two threads beside a busy core runs ~7x slower per sub-step: 2 of 20 cost 6% of a call, session 9)
             return [(other, k, True), (best, nsteps - k, False)] if nsteps > k else [(other, k, True)]
         return [(best, nsteps, False)]
+
+    def _may_probe(self, threads: int) -> bool:
+        """Whether a probe on ``threads`` may run now: more threads than one only while no other process holds the
+        cores they need (beside a busy core a two-thread probe runs ~7x slower per sub-step and is noisy enough to
+        be mistaken for a win: the bench's busy-core rounds, session 9)."""
+        if threads == 1:
+            return True
+        others = others_running()
+        if others is None:
+            return True
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:
+            cpus = os.cpu_count() or 1
+        return cpus - others >= threads
 
     def _fastest(self) -> int:
         """The thread count with the lowest measured time per agent-step (``rate`` must not be empty)."""
