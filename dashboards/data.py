@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from twin import kpi_format as KF
+from twin.results import NETCDF_LOCK
 
 __all__ = ["ResultsError", "safe_path", "Catalog", "FileEntry", "load", "variant_view", "kpi_list",
            "simulated_domains", "DOMAINS", "DOMAIN_LABELS", "scenario_doc", "Network", "network",
@@ -64,7 +65,7 @@ def split_key(key: str) -> tuple[str, str]:
 _cache: dict[str, tuple[tuple, xr.Dataset]] = {}
 _derived: dict[tuple, object] = {}
 _lock = threading.RLock()
-_io_lock = threading.Lock()  # one netCDF read at a time (warm-up thread, requests, what-if worker)
+_io_lock = NETCDF_LOCK  # one netCDF call at a time in the process: warm-up thread, requests, what-if worker, runs
 
 
 def _stamp(p: Path) -> tuple:

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from twin.batch_config import BatchConfig, ExecutorConfig, Range
 from twin.batch_exec import RUN_FORMAT, RunTask, Tracker, run_dask, run_local, run_serial
-from twin.results import t_ci95
+from twin.results import NETCDF_LOCK, t_ci95
 from twin.scenario import PROJECT_ROOT, Scenario, ScenarioError, deep_merge, load_document, resolve_variants
 
 __all__ = ["BatchConfig", "ExecutorConfig", "Range", "Plan", "plan_batch", "sweep", "run_plan", "combine",
@@ -449,7 +449,7 @@ def combine(plan: Plan):
         v, s = t.variant, t.seed_index
         keys[v, s] = t.key
         if os.path.exists(t.out_path):
-            with xr.open_dataset(t.out_path, engine="netcdf4") as ds:
+            with NETCDF_LOCK, xr.open_dataset(t.out_path, engine="netcdf4") as ds:
                 for vname, da in ds.data_vars.items():
                     name = str(vname)
                     if da.ndim == 0 and name.startswith("kpi_"):
@@ -518,7 +518,8 @@ def _combine_series(files: dict[tuple[int, int], str], V: int, S: int):
 
     opened = {}
     for vs, f in files.items():
-        ds = xr.open_dataset(f, engine="netcdf4", chunks={})
+        with NETCDF_LOCK:
+            ds = xr.open_dataset(f, engine="netcdf4", chunks={})
         opened[vs] = ds[[n for n, da in ds.data_vars.items() if da.dims == ("time",)]]
     template = next(iter(opened.values()))
     empty = xr.full_like(template, np.nan, dtype=float)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from twin.atomic import write_atomic_with
 from twin.domain import KPI
 from twin.provenance import package_versions
 
-__all__ = ["kpi_variables", "stack_variants", "write_atomic", "kpi_table", "package_versions", "open_results",
+__all__ = ["kpi_variables", "stack_variants", "write_atomic", "kpi_table", "package_versions", "open_results", "read_netcdf", "NETCDF_LOCK",
            "merge_domain_results", "ResultsConflictError", "t_ci95", "add_replications", "KPI_SUFFIXES"]
 
 # derived KPI variables (not KPIs of their own): replication statistics
@@ -193,15 +194,35 @@ def _encodable(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+NETCDF_LOCK = threading.RLock()
+"""One netCDF call at a time in this process, for every read and write of ours: netCDF-C and HDF5 are not
+thread-safe, and xarray's own locks let a file being opened in one thread (the dashboard's warm-up reader) race
+one being written in another (a run): a segfault in CI (session 9). Re-entrant: a writer may hold it around a
+whole write (dashboards/whatif.py)."""
+
+
 def write_atomic(ds: xr.Dataset, path: str | Path) -> Path:
     """Write ``ds`` to netCDF at ``path`` atomically: a temp file in the same folder, then rename."""
     enc = _encodable(ds)
-    return write_atomic_with(path, lambda tmp: enc.to_netcdf(tmp, engine="netcdf4"))
+
+    def write(tmp: str) -> None:
+        with NETCDF_LOCK:
+            enc.to_netcdf(tmp, engine="netcdf4")
+
+    return write_atomic_with(path, write)
+
+
+def read_netcdf(path: str | Path) -> xr.Dataset:
+    """Read a netCDF file whole into memory under :data:`NETCDF_LOCK`, and close it."""
+    with NETCDF_LOCK:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return ds.load()
 
 
 def open_results(path: str | Path) -> xr.Dataset:
-    """Open a results file lazily (netCDF)."""
-    return xr.open_dataset(path, engine="netcdf4")
+    """Open a results file (netCDF), read into memory under :data:`NETCDF_LOCK` (nothing is left open to be read
+    later from another thread)."""
+    return read_netcdf(path)
 
 
 def kpi_table(ds: xr.Dataset) -> pd.DataFrame:

@@ -226,9 +226,8 @@ def _run_in_processes(jobs: list[tuple[str, int, Scenario, int]], scenario_path:
                       on_done: Callable[[str], None] | None = None) -> dict[tuple[str, int], Any]:
     """Run (variant, replication) jobs on local worker processes (twin.batch_exec); return datasets or errors
     (filled into ``out`` as they finish; ``on_done(variant)`` after each)."""
-    import xarray as xr
-
     from twin.batch_exec import RunTask, run_local
+    from twin.results import read_netcdf
 
     tasks, by_key = [], {}
     for i, (vname, r, sc, seed) in enumerate(jobs):
@@ -241,8 +240,7 @@ def _run_in_processes(jobs: list[tuple[str, int, Scenario, int]], scenario_path:
     for st in run_local(tasks, workers):
         vname, r = by_key[st["key"]]
         if st["status"] == "ok":
-            with xr.open_dataset(tmp / f"run_{st['key']}.nc", engine="netcdf4") as ds:
-                out[(vname, r)] = ds.load()
+            out[(vname, r)] = read_netcdf(tmp / f"run_{st['key']}.nc")
             log(f"{vname} replication {r}: done in {st.get('run_s', 0.0):.1f} s wall (pid {st.get('pid')})")
         else:
             out[(vname, r)] = RuntimeError(st.get("error", "failed"))
@@ -415,14 +413,11 @@ def write_results(ds: xr.Dataset, target: Path, keep_others: bool = True, only: 
     results go to ``<name>.<date>.nc`` beside it."""
     import time as _time
 
-    import xarray as xr
-
-    from twin.results import write_atomic
+    from twin.results import read_netcdf, write_atomic
 
     if keep_others and target.exists():
         try:
-            with xr.open_dataset(target, engine="netcdf4") as old:
-                old = old.load()
+            old = read_netcdf(target)
         except Exception as exc:  # noqa: BLE001 - any unreadable file: keep it, write beside it
             alt = target.with_name(f"{target.stem}.{_time.strftime('%Y%m%d-%H%M%S')}.nc")
             log(f"run note: {target.name} could not be read ({type(exc).__name__}); kept as it is, results "
@@ -489,7 +484,9 @@ def resolved_config(results_path: str | Path, variant: str = BASELINE) -> dict:
     overrides applied): a scenario document a what-if can deep-merge its changes onto and run again."""
     import xarray as xr
 
-    with xr.open_dataset(results_path, engine="netcdf4") as ds:
+    from twin.results import NETCDF_LOCK
+
+    with NETCDF_LOCK, xr.open_dataset(results_path, engine="netcdf4") as ds:
         raw = ""
         if "run_scenario_json" in ds and "variant" in ds["run_scenario_json"].dims:
             names = [str(v) for v in ds["variant"].values]
