@@ -15,7 +15,7 @@ import os
 
 import numba
 
-__all__ = ["ThreadPicker", "free_cores", "others_running"]
+__all__ = ["ThreadPicker", "others_running", "usable_cpus"]
 
 
 def running_now() -> int | None:
@@ -53,21 +53,12 @@ def others_running() -> int | None:
     return max(0, now + 1 - own)
 
 
-def free_cores() -> float:
-    """Cores this process may use that are not busy now: affinity count minus the busier of the 1-minute load
-    average (which counts this process's own running threads too) and the other threads running this instant
-    (the load average lags: a job started a second ago is not in it yet), at least 0."""
+def usable_cpus() -> int:
+    """Cores this process may run on (its affinity mask; the CPU count where there is none)."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
-    now = running_now()
-    busy = max(load, float(now) if now is not None else 0.0)
-    return max(0.0, cpus - busy)
+        return os.cpu_count() or 1
 
 
 class ThreadPicker:
@@ -86,11 +77,7 @@ class ThreadPicker:
 
     def max_threads(self) -> int:
         """The caller's numba thread count (a batch worker pins its own), capped by the cores we may use."""
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:
-            cpus = os.cpu_count() or 1
-        return max(1, min(numba.get_num_threads(), cpus))
+        return max(1, min(numba.get_num_threads(), usable_cpus()))
 
     def plan(self, n_agents: int, nsteps: int) -> list[tuple[int, int, bool]]:
         """(threads, sub-steps, is_probe) pieces for one call of ``nsteps`` sub-steps with ``n_agents`` inside."""
@@ -123,11 +110,7 @@ class ThreadPicker:
         others = others_running()
         if others is None:
             return True
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:
-            cpus = os.cpu_count() or 1
-        return cpus - others >= threads
+        return usable_cpus() - others >= threads
 
     def _fastest(self) -> int:
         """The thread count with the lowest measured time per agent-step (``rate`` must not be empty)."""
