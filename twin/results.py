@@ -219,10 +219,7 @@ def read_netcdf(path: str | Path) -> xr.Dataset:
             return ds.load()
 
 
-def open_results(path: str | Path) -> xr.Dataset:
-    """Open a results file (netCDF), read into memory under :data:`NETCDF_LOCK` (nothing is left open to be read
-    later from another thread)."""
-    return read_netcdf(path)
+open_results = read_netcdf  # the name docs/batch.md gives (nothing is left open for another thread to read)
 
 
 def kpi_table(ds: xr.Dataset) -> pd.DataFrame:

@@ -291,7 +291,8 @@ def run_variants(scenario_path: str | Path, variants: Iterable[str] | None = Non
     if workers is not None and workers > 1 and len(jobs) > 1:
         scratch = results_dir(base, out)
         made = not scratch.exists()
-        tmp = Path(tempfile.mkdtemp(prefix=".citytwin-runs-", dir=_scratch_dir(base, out)))
+        scratch.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".citytwin-runs-", dir=scratch))
         def variant_done(vname: str) -> None:  # all its replications in: safe on disk now
             if write and all((vname, r) in results for r in range(n_rep)) and len(results) < len(jobs):
                 save(final=False)
@@ -461,12 +462,6 @@ def _with_seed(sc: Scenario, seed: int) -> Scenario:
     out = sc.model_copy(update={"seed": int(seed)})
     out._domains = dict(sc.domain_configs)
     return out
-
-
-def _scratch_dir(base: Scenario, out: str | Path | None) -> Path:
-    d = results_dir(base, out)
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def run_single(sc: Scenario, scenario_dir: str | Path, out_path: str | Path,
