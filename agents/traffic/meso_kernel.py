@@ -410,8 +410,30 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
     departure or a forced reroute was deferred for lack of route-buffer space; the caller grows the
     buffer and calls again. Deferred actions simply happen a step later, deterministically.
     """
-    # every array as a local, unpacked once: numba increfs each member of a named tuple whenever the tuple is
-    # bound to a new name (an inlined call, an assignment), 76 atomic increfs per helper call in the hot loop
+    # the steps run in _advance, compiled without reference counting (numba's NRT): every inlined helper call binds
+    # each array it takes to a new name, and numba increfs and decrefs each such binding atomically, ~100 atomic
+    # operations per vehicle move that LLVM's refcount pruning does not remove (over half of the kernel's time on
+    # the bench's peak case). _advance allocates nothing and keeps no array beyond the call; every array it
+    # touches is held by this caller, so nothing needs counting. Its scratch arrays are allocated here.
+    in_ptr = L.in_ptr
+    maxdeg = 1
+    for n in range(in_ptr.shape[0] - 1):
+        d = in_ptr[n + 1] - in_ptr[n]
+        if d > maxdeg:
+            maxdeg = d
+    order = np.empty(maxdeg, np.int64)
+    keys = np.empty(maxdeg)
+    return _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor, stand_unroutable,
+                    lane_queues, order, keys)
+
+
+@njit(cache=True, _nrt=False)
+def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor, stand_unroutable,
+             lane_queues, order, keys):
+    """The steps of :func:`advance` (same arguments, plus scratch ``order`` and ``keys`` of the largest in-degree).
+    Compiled with ``_nrt=False``: no reference counting, so it must not allocate (numba refuses to compile an
+    allocation without NRT) nor return or store an array."""
+    # every array as a local, unpacked once (a named tuple bound to a new name would copy its 76 members)
     (link_to, length, fft, cap_rate, storage, qcap, q_off, cap_factor, acc, q_buf, q_head, q_count, q_headt,
      l_lanemask, link_ring, ring_ptr, ring_links, ring_cap, in_ptr, in_links, wait_head, wait_tail, wl_links, wl_n,
      in_wl, cnt_exit, sum_tt, occ, sum_jd, lflow, lt_flow, keep_clear, link_from) = L
@@ -424,13 +446,6 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
     n_nodes = nh.shape[1]
     n_dep = dep_order.shape[0]
     N = in_ptr.shape[0] - 1
-    maxdeg = 1
-    for n in range(N):
-        d = in_ptr[n + 1] - in_ptr[n]
-        if d > maxdeg:
-            maxdeg = d
-    order = np.empty(maxdeg, np.int64)
-    keys = np.empty(maxdeg)
     flags = 0
     for s in range(n_steps):
         t = t0 + (s + 1) * dt
