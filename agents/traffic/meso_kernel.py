@@ -91,11 +91,19 @@ def _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out):
 
 
 @njit(cache=True, inline="always")
+def _wrap(i, qc):
+    """``i % qc`` for 0 <= i < 2 qc (a ring-buffer index: head + offset, both below the ring's size), without the
+    integer division."""
+    return i - qc if i >= qc else i
+
+
+@njit(cache=True, inline="always")
 def _enter(v, b, m, te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf,
-           mv_delay):
+           mv_delay, q_hexit):
     """Append ``v`` to link ``b`` at ``te``, heading for movement ``m``; among vehicles that entered in this
     same step keep the queue ordered by exit time (their order within a step is an artefact of processing).
-    A vehicle that becomes the link's head sets ``q_headt[b]`` (when the head's standing time starts)."""
+    A vehicle that becomes the link's head sets ``q_headt[b]`` (when the head's standing time starts) and
+    ``q_hexit[b]`` (the head's exit time)."""
     k = q_count[b]
     q_count[b] += 1
     v_link[v] = b
@@ -106,14 +114,15 @@ def _enter(v, b, m, te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, 
     qc = qcap[b]
     h = q_head[b]
     while k > 0:
-        prev = q_buf[off + (h + k - 1) % qc]
+        prev = q_buf[off + _wrap(h + k - 1, qc)]
         if v_enter[prev] <= tlo or v_exit[prev] <= v_exit[v]:
             break
-        q_buf[off + (h + k) % qc] = prev
+        q_buf[off + _wrap(h + k, qc)] = prev
         k -= 1
-    q_buf[off + (h + k) % qc] = v
+    q_buf[off + _wrap(h + k, qc)] = v
     if k == 0:
         q_headt[b] = te
+        q_hexit[b] = v_exit[v]
 
 
 @njit(cache=True, inline="always")
@@ -123,18 +132,18 @@ def _remove_at(l, k, q_buf, q_off, qcap, q_head, q_count):
     qc = qcap[l]
     h = q_head[l]
     for i in range(k, 0, -1):
-        q_buf[off + (h + i) % qc] = q_buf[off + (h + i - 1) % qc]
-    q_head[l] = (h + 1) % qc
+        q_buf[off + _wrap(h + i, qc)] = q_buf[off + _wrap(h + i - 1, qc)]
+    q_head[l] = _wrap(h + 1, qc)
     q_count[l] -= 1
 
 
 @njit(cache=True, inline="always")
 def _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow,
-           lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len):
+           lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len, q_hexit):
     """Take vehicle ``v`` (queue position ``k``) off link ``l`` at ``te``: capacity used, exit, distance, time booked.
     When the head leaves, the next vehicle becomes head at ``te`` (``q_headt``); a vehicle overtaking a blocked
     head on another lane (turn queues) does not restart the head's standing time, as SUMO counts each vehicle's
-    own waiting time."""
+    own waiting time. ``q_hexit[l]`` follows the head's exit time (inf on an empty link)."""
     _remove_at(l, k, q_buf, q_off, qcap, q_head, q_count)
     acc[l] -= 1.0
     cnt_exit[l] += 1
@@ -147,6 +156,7 @@ def _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_
     sum_jd[l] += jd
     if k == 0:
         q_headt[l] = te
+        q_hexit[l] = v_exit[q_buf[q_off[l] + q_head[l]]] if q_count[l] > 0 else np.inf
     dtf = te - lt_flow[l]
     lflow[l] = (lflow[l] * np.exp(-dtf / 120.0) if dtf > 0 else lflow[l]) + 1.0 / 120.0
     if dtf > 0:
@@ -166,7 +176,7 @@ def _finish(v, te, status, v_status, v_arrive, v_link, v_watch, watch_out, watch
         watch_n[0] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def ring_allows(l_from, b, link_ring, ring_ptr, ring_links, ring_cap, q_count):
     """May a vehicle from link ``l_from`` (-1: departing) enter link ``b``, as far as roundabouts go?
 
@@ -296,8 +306,8 @@ def _decayed_flow(m, t, tau, mv_flow, mv_tflow):
     return mv_flow[m] * np.exp(-dtf / tau) if dtf > 0 else mv_flow[m]
 
 
-@njit(cache=True)
-def movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w):
+@njit(cache=True, inline="always")
+def _movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w):
     """Capacity (veh/s) of movement ``m`` at ``t`` with the link's capacity factor ``f``.
 
     Priority/zipper: saturation flow x lanes; signal: that x its protected ('G') green share, plus, over its
@@ -320,6 +330,12 @@ def movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf
         if gap < rate:
             rate = gap
     return rate + f * mv_prate[m]
+
+
+@njit(cache=True, _nrt=False)
+def movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w):
+    """:func:`_movement_rate` as a called function (no reference counting: it allocates nothing)."""
+    return _movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w)
 
 
 @njit(cache=True, inline="always")
@@ -348,7 +364,7 @@ def _movement_ready(m, t, dt, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow,
     capacity ready (its protected share of the green: arriving in 'G' it goes) and waits for the rest at the
     movement's capacity (in 'g': the mean service time of the head of a gap-acceptance queue, 1 / capacity),
     holding its lane meanwhile."""
-    rate = movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w)
+    rate = _movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w)
     if gap_wait[m] < 1.0 and t - mv_tacc[m] > 1.5 * dt:
         if mv_acc[m] > gap_wait[m]:
             mv_acc[m] = gap_wait[m]
@@ -423,14 +439,21 @@ def advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_que
             maxdeg = d
     order = np.empty(maxdeg, np.int64)
     keys = np.empty(maxdeg)
+    # each link's head exit time, so the scan of links for one due reads one array in link order
+    q_count, q_buf, q_off, q_head, v_exit = L.q_count, L.q_buf, L.q_off, L.q_head, V.exit
+    q_hexit = np.full(q_count.shape[0], np.inf)
+    for l in range(q_count.shape[0]):
+        if q_count[l] > 0:
+            q_hexit[l] = v_exit[q_buf[q_off[l] + q_head[l]]]
     return _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor, stand_unroutable,
-                    lane_queues, order, keys)
+                    lane_queues, order, keys, q_hexit)
 
 
 @njit(cache=True, _nrt=False)
 def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_queue_factor, stand_unroutable,
-             lane_queues, order, keys):
-    """The steps of :func:`advance` (same arguments, plus scratch ``order`` and ``keys`` of the largest in-degree).
+             lane_queues, order, keys, q_hexit):
+    """The steps of :func:`advance` (same arguments, plus scratch ``order`` and ``keys`` of the largest in-degree
+    and ``q_hexit``, each link's head exit time, inf if empty, kept up to date by ``_enter`` and ``_leave``).
     Compiled with ``_nrt=False``: no reference counting, so it must not allocate (numba refuses to compile an
     allocation without NRT) nor return or store an array."""
     # every array as a local, unpacked once (a named tuple bound to a new name would copy its 76 members)
@@ -473,7 +496,7 @@ def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_qu
                 c = cap_rate[l] * fo * dt
                 a = acc[l] + c
                 acc[l] = a if a < c + 1.0 else c + 1.0
-                if v_exit[q_buf[q_off[l] + q_head[l]]] > t or acc[l] < 1.0 - 1e-9:
+                if q_hexit[l] > t or acc[l] < 1.0 - 1e-9:
                     # nobody due at the end of this link, or no capacity left this step: nobody can leave, and
                     # skipping it here keeps the hot loop on local arrays (most links have no one due)
                     continue
@@ -506,7 +529,7 @@ def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_qu
                 while k < q_count[l] and scanned < MAX_SCAN:
                     if acc[l] < 1.0 - 1e-9:  # tolerance: 6 x (1/6) may sum to 0.99999
                         break
-                    v = q_buf[q_off[l] + (q_head[l] + k) % qcap[l]]
+                    v = q_buf[q_off[l] + _wrap(q_head[l] + k, qcap[l])]
                     if v_exit[v] > t:
                         break
                     scanned += 1
@@ -536,7 +559,7 @@ def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_qu
                     te = v_exit[v] if v_exit[v] > tlo else t
                     pos = v_rpos[v] + 1
                     if pos >= v_rlen[v]:  # leaves the network: arrived
-                        _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                        _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len, q_hexit)
                         _finish(v, te, ARRIVED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                         continue
                     b = route_buf[v_rstart[v] + pos]
@@ -547,7 +570,7 @@ def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_qu
                             flags |= NEED_ROUTE_SPACE
                             break
                         if r == 0 or v_rlen[v] < 2:  # no way on: the vehicle is stranded here
-                            _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                            _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len, q_hexit)
                             _finish(v, te, STRANDED, v_status, v_arrive, v_link, v_watch, watch_out, watch_n)
                             continue
                         pos = 1
@@ -575,7 +598,7 @@ def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_qu
                                              mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc, mv_prate, cf_w,
                                              gap_wait)
                         if k2 >= 0:
-                            r2 = movement_rate(m, t, fl * nx_frac[k2], tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow,
+                            r2 = _movement_rate(m, t, fl * nx_frac[k2], tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow,
                                                mv_tf, mv_tg, mv_prate, cf_w)
                             ok = _pair_ready(k2, t, dt, r2, nx_acc, nx_tacc) and ok
                     if not ok:
@@ -596,7 +619,7 @@ def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_qu
                                 skip_fft += fft[c2] / v_sf[v]
                                 p2 += 1
                             if found >= 0 or p2 >= v_rlen[v]:
-                                _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                                _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len, q_hexit)
                                 v_dist[v] += skip_len
                                 v_fft[v] += skip_fft
                                 gridlocks[0] += 1
@@ -605,7 +628,7 @@ def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_qu
                                     continue
                                 v_rpos[v] = found
                                 b2 = route_buf[v_rstart[v] + found]
-                                _enter(v, b2, _next_movement(v, b2, found, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te + skip_fft, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
+                                _enter(v, b2, _next_movement(v, b2, found, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te + skip_fft, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay, q_hexit)
                                 continue
                         blocked |= mask
                         if (blocked & full) == full:
@@ -616,9 +639,9 @@ def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_qu
                         _movement_take(m, t, tau, mv_acc, mv_flow, mv_tflow)
                         if k2 >= 0:
                             nx_acc[k2] -= 1.0
-                    _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len)
+                    _leave(l, k, v, te, q_buf, q_off, qcap, q_head, q_count, acc, cnt_exit, sum_tt, sum_jd, q_headt, lflow, lt_flow, length, fft, v_enter, v_exit, v_mv, v_dist, v_fft, mv_delay, mv_len, q_hexit)
                     v_rpos[v] = pos
-                    _enter(v, b, _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
+                    _enter(v, b, _next_movement(v, b, pos, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay, q_hexit)
         # --- 2. priority vehicles (outside the queues, no capacity taken) -----------------------
         i = 0
         while i < prio_n[0]:
@@ -730,7 +753,7 @@ def _advance(t0, n_steps, dt, step_counter, L, M, V, T, gridlock_s, tau, prio_qu
                 wait_head[b] = v_next[v]
                 te = v_depart[v] if v_depart[v] > tlo else t
                 v_status[v] = RUNNING
-                _enter(v, b, _next_movement(v, b, 0, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay)
+                _enter(v, b, _next_movement(v, b, 0, v_rlen, v_rstart, route_buf, mv_ptr, mv_out), te, tlo, q_buf, q_off, qcap, q_head, q_count, q_headt, fft, v_link, v_enter, v_mv, v_exit, v_sf, mv_delay, q_hexit)
             if wait_head[b] < 0:
                 in_wl[b] = False
                 wl_n[0] -= 1
