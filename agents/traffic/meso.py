@@ -19,7 +19,8 @@ from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
 from networks.junctions import same_green_feed
-from networks.routing import movement_graph, route_tables, turn_route_rows, update_route_tables
+from networks.routing import (movement_graph, movement_successors, route_tables, turn_route_rows,
+                              update_route_tables)
 from twin.domain import KPI, Domain
 
 __all__ = ["MesoTraffic"]
@@ -243,6 +244,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self._cost_ver = 0
         if self.turn:
             self._mv_graph = movement_graph(a, self.mv_ptr, self.mv_out)
+            self._mv_succ = movement_successors(self._mv_graph, self.L)
             # a movement costs its own turn time and signal uniform delay (SUMO's router sees internal lanes)
             self._route_mv_cost = self.mv_delay.copy()
             self._route_jdelay = np.zeros(self.L, _F)
@@ -663,7 +665,9 @@ class MesoTraffic(Domain, TrafficBackend):
             sel = rows[vers == ver]
             link, mv = ((self._link_costs, self._route_mv_cost) if ver == self._cost_ver
                         else self._ver_costs[int(ver)])
-            turn_route_rows(self.dests[sel], link, mv, self._mv_graph, self.city.arrays, self.nh, sel)
+            # a row built before holds a shortest-path tree: repaired to the same content (networks.routing)
+            turn_route_rows(self.dests[sel], link, mv, self._mv_graph, self.city.arrays, self.nh, sel,
+                            self._row_built[sel] >= 0, self._mv_succ)
             self._row_built[sel] = ver
         if self._ver_costs:
             waiting = set(np.unique(self._row_ver[self._row_built != self._row_ver]).tolist())
