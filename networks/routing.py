@@ -624,7 +624,7 @@ def movement_successors(graph, n_links: int) -> tuple[np.ndarray, np.ndarray, np
 
 @njit(cache=True)
 def _turn_repair_row(target, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, succ_ptr, succ_link, succ_mv,
-                     link_to, out_indptr, out_links, in_indptr, in_links, dist, nxt, keys, vals, stack):
+                     link_to, out_indptr, out_links, in_indptr, in_links, dist, nxt, keys, vals, stack, mark):
     """Repair one row (``nxt``: a table :func:`_turn_row` built for ``target`` on any costs) to what
     :func:`_turn_row` gives on these costs; labels into ``dist[:L]``. False (``nxt`` partly rewritten) where two
     successors tie with equal labels: the rebuild's choice depends on its heap order, so rebuild that row."""
@@ -695,24 +695,36 @@ def _turn_repair_row(target, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, p
             dist[a] = best
             size = heap_push(keys, vals, size, best, np.int32(a))
     if size > 0:
-        # labels that fall: a Dijkstra from the improved links (labels only decrease; as in _turn_row)
+        # labels that fall: a Dijkstra from the improved links (labels only decrease; as in _turn_row). A link
+        # whose label fell, and every link before it, may take another next link: those are read again
+        nm = 0
         while size > 0:
             d, b, size = heap_pop(keys, vals, size)
             if d > dist[b]:
                 continue
+            if not mark[b]:
+                mark[b] = True
+                stack[nm] = b
+                nm += 1
             base = d + link_cost[b]
             if base == np.inf:
                 continue
             for j in range(pred_ptr[b], pred_ptr[b + 1]):
                 a = pred_link[j]
+                if not mark[a]:
+                    mark[a] = True
+                    stack[nm] = a
+                    nm += 1
                 m = pred_mv[j]
                 nd = base + (mv_cost[m] if m >= 0 else 0.0)
                 if nd < dist[a]:
                     dist[a] = nd
                     size = heap_push(keys, vals, size, nd, np.int32(a))
-        # 3. next links again on the final labels
-        amb = False
-        for a in range(L):
+        # 3. next links again where a label fell, or a successor's did (the others kept theirs from step 2; a tie
+        # step 2 saw stays counted, which may rebuild a row that needed no rebuild: never a wrong row)
+        for i in range(nm):
+            a = stack[i]
+            mark[a] = False
             if (link_to[a] == target) if e < 0 else (a == e):
                 continue
             da = dist[a]
@@ -760,12 +772,13 @@ def _turn_repair_rows(lo, hi, targets, n_nodes, link_cost, mv_cost, pred_ptr, pr
     vals = np.empty(cap, np.int32)
     scratch = np.empty(L + n_nodes)
     stack = np.empty(L + 1, np.int32)
+    mark = np.zeros(L, np.bool_)
     for i in range(lo, hi):
         ok = False
         if repair[i]:
             ok = _turn_repair_row(targets[i], n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, succ_ptr,
                                   succ_link, succ_mv, link_to, out_indptr, out_links, in_indptr, in_links, scratch,
-                                  nxt[rows[i]], keys, vals, stack)
+                                  nxt[rows[i]], keys, vals, stack, mark)
         if not ok:
             _turn_row(targets[i], n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, link_to, out_indptr,
                       out_links, scratch, nxt[rows[i]], keys, vals)
