@@ -19,7 +19,7 @@ from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
 from networks.junctions import same_green_feed
-from networks.routing import (movement_graph, movement_successors, route_tables, turn_route_rows,
+from networks.routing import (movement_graph, movement_successors, next_hop_tables, route_tables, turn_route_rows,
                               update_route_tables)
 from twin.domain import KPI, Domain
 
@@ -895,10 +895,7 @@ class MesoTraffic(Domain, TrafficBackend):
         """
         dests = d.astype(np.int32)
         if self.rr.pin_end_links and not self.freeflow and len(ids):
-            from agents.traffic.sumo_setup import freeflow_od_links
-
-            cost = np.where(self.cap_factor > 0, self.fft, np.inf)
-            f, l, _, _ = freeflow_od_links(self.city, cost, o.astype(np.int32), d.astype(np.int32))
+            f, l = self._freeflow_ends(o.astype(np.int32), d.astype(np.int32))
             self.v_first[ids], self.v_last[ids] = f, l
             pinned = l >= 0
             tgt = self.N + l[pinned].astype(np.int64) if self.turn else self.link_from[l[pinned]]
@@ -910,6 +907,34 @@ class MesoTraffic(Domain, TrafficBackend):
             self._fresh_read_rows(ids[self.v_depart[ids] <= horizon], ids[:0])
         else:
             self._ensure_dests(dests)
+
+    def _freeflow_ends(self, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and last link of each trip's free-flow shortest path under the current closures: what
+        ``sumo_setup.freeflow_od_links`` gives, with its next-hop rows kept per destination until a closure changes
+        the costs (an EV or ambulance trip added alone cost a Dijkstra each; they go to a few destinations)."""
+        from agents.traffic.sumo_setup import _walk, freeflow_od_links
+
+        cost = np.where(self.cap_factor > 0, self.fft, np.inf)
+        a = self.city.arrays
+        c = self.__dict__.get("_ff_rows")
+        if c is None or not np.array_equal(c[0], cost):
+            c = self._ff_rows = (cost, np.full(self.N, -1, np.int64), np.zeros((0, self.N), np.int32))
+        cost, slot, nh = c
+        new = np.unique(d[slot[d] < 0])
+        if (len(nh) + len(new)) * self.N > 20_000_000:  # a table too large to keep: as before
+            f, l, _, _ = freeflow_od_links(self.city, cost, o, d)
+            return f, l
+        if len(new):  # rows are independent of the batch they are built in (next_hop_tables)
+            _, rows = next_hop_tables(new, cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes)
+            slot[new] = np.arange(len(nh), len(nh) + len(new))
+            nh = np.concatenate([nh, rows]) if len(nh) else rows
+            self._ff_rows = (cost, slot, nh)
+        n = len(o)
+        first, last = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+        sel = np.flatnonzero(o != d).astype(np.int64)
+        _walk(sel, o.astype(np.int64), d.astype(np.int64), slot, nh, a.link_to.astype(np.int64), cost,
+              first, last, np.zeros(n, np.int32), np.full(n, np.nan), a.n_nodes)
+        return first, last
 
     def add_trips(self, origins, destinations, depart_s, kind: str = "car", paths=None) -> np.ndarray:
         """Add background trips (node indices or ids; departure times >= now, seconds).
