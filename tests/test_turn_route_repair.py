@@ -169,7 +169,7 @@ def test_the_model_with_repaired_rows_drives_the_same_trips(monkeypatch):
         assert np.array_equal(built[k], repaired[k]), k
 
 
-def test_kept_freeflow_rows_give_the_pinned_ends_of_freeflow_od_links():
+def test_kept_freeflow_rows_give_the_pinned_ends_of_freeflow_od_links(monkeypatch):
     tw = _grid_twin(6, 5, True, pin_end_links=True)
     tw.setup()
     T = tw.traffic
@@ -188,3 +188,21 @@ def test_kept_freeflow_rows_give_the_pinned_ends_of_freeflow_od_links():
             assert np.array_equal(f0, f1) and np.array_equal(l0, l1)
         if step == 1:
             assert (l0 == 7).sum() == 0 and (f0 == 7).sum() == 0
+    # a second run on the same city graph starts from the rows the first one kept, and gives the same ends
+    kept = tw.city._freeflow_rows
+    assert 1 <= len(kept) <= 4
+    tw2 = make_twin({"city": {"source": "grid", "grid": {"nx": 6, "ny": 5, "spacing_m": 150}},
+                     "time": {"duration_s": 2400, "step_s": 1, "record_interval_s": 600},
+                     "traffic": {"junctions": True, "pin_end_links": True}}, city=tw.city)
+    tw2.setup()
+    T2 = tw2.traffic
+    cost = np.where(T2.cap_factor > 0, T2.fft, np.inf)
+    slot, _ = kept[cost.tobytes()]
+    o = rng.integers(0, T2.N, 200).astype(np.int32)
+    d = rng.choice(np.flatnonzero(slot >= 0), 200).astype(np.int32)  # destinations the first run kept
+    built = []
+    monkeypatch.setattr(M, "next_hop_tables", lambda *args: built.append(1) or R.next_hop_tables(*args))
+    f0, l0, _, _ = freeflow_od_links(T2.city, cost, o, d)
+    f1, l1 = T2._freeflow_ends(o, d)
+    assert not built  # read from the kept rows, no Dijkstra
+    assert np.array_equal(f0, f1) and np.array_equal(l0, l1)

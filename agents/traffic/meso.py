@@ -915,14 +915,20 @@ class MesoTraffic(Domain, TrafficBackend):
     def _freeflow_ends(self, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First and last link of each trip's free-flow shortest path under the current closures: what
         ``sumo_setup.freeflow_od_links`` gives, with its next-hop rows kept per destination until a closure changes
-        the costs (an EV or ambulance trip added alone cost a Dijkstra each; they go to a few destinations)."""
+        the costs (an EV or ambulance trip added alone cost a Dijkstra each; they go to a few destinations).
+        The rows are kept on the city graph too, per cost array (at most 4), for the next run on the same city
+        in this process (variants share a build, ``twin.city.build_city``), as its junction model is: a run's
+        first pinning (Bad Hersfeld: 1,951 destinations) is then a look-up."""
         from agents.traffic.sumo_setup import _walk, freeflow_od_links
 
         cost = np.where(self.cap_factor > 0, self.fft, np.inf)
         a = self.city.arrays
         c = self.__dict__.get("_ff_rows")
+        shared = self.city.__dict__.setdefault("_freeflow_rows", {})  # cost bytes -> (slot, rows)
         if c is None or not np.array_equal(c[0], cost):
-            c = self._ff_rows = (cost, np.full(self.N, -1, np.int64), np.zeros((0, self.N), np.int32))
+            kept = shared.get(cost.tobytes())
+            c = self._ff_rows = (cost, *kept) if kept else (cost, np.full(self.N, -1, np.int64),
+                                                            np.zeros((0, self.N), np.int32))
         cost, slot, nh = c
         new = np.unique(d[slot[d] < 0])
         if (len(nh) + len(new)) * self.N > 20_000_000:  # a table too large to keep: as before
@@ -930,9 +936,15 @@ class MesoTraffic(Domain, TrafficBackend):
             return f, l
         if len(new):  # rows are independent of the batch they are built in (next_hop_tables)
             _, rows = next_hop_tables(new, cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes)
+            slot = slot.copy()  # never changed in place: another run may hold the kept pair
             slot[new] = np.arange(len(nh), len(nh) + len(new))
             nh = np.concatenate([nh, rows]) if len(nh) else rows
             self._ff_rows = (cost, slot, nh)
+            key = cost.tobytes()
+            shared.pop(key, None)
+            while len(shared) >= 4:
+                shared.pop(next(iter(shared)))
+            shared[key] = (slot, nh)
         n = len(o)
         first, last = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
         sel = np.flatnonzero(o != d).astype(np.int64)
