@@ -927,19 +927,26 @@ class MesoTraffic(Domain, TrafficBackend):
         shared = self.city.__dict__.setdefault("_freeflow_rows", {})  # cost bytes -> (slot, rows)
         if c is None or not np.array_equal(c[0], cost):
             kept = shared.get(cost.tobytes())
-            c = self._ff_rows = (cost, *kept) if kept else (cost, np.full(self.N, -1, np.int64),
-                                                            np.zeros((0, self.N), np.int32))
-        cost, slot, nh = c
+            c = self._ff_rows = (cost, *kept, None) if kept else (cost, np.full(self.N, -1, np.int64),
+                                                                  np.zeros((0, self.N), np.int32), None)
+        cost, slot, nh, store = c
         new = np.unique(d[slot[d] < 0])
-        if (len(nh) + len(new)) * self.N > 20_000_000:  # a table too large to keep: as before
+        n0, n1 = len(nh), len(nh) + len(new)
+        if n1 * self.N > 20_000_000:  # a table too large to keep: as before
             f, l, _, _ = freeflow_od_links(self.city, cost, o, d)
             return f, l
         if len(new):  # rows are independent of the batch they are built in (next_hop_tables)
             _, rows = next_hop_tables(new, cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes)
-            slot = slot.copy()  # never changed in place: another run may hold the kept pair
-            slot[new] = np.arange(len(nh), len(nh) + len(new))
-            nh = np.concatenate([nh, rows]) if len(nh) else rows
-            self._ff_rows = (cost, slot, nh)
+            # rows are appended in a store of this run's own, grown by doubling (not copied per destination);
+            # rows a kept (slot, table) pair points at are never changed: another run may hold that pair
+            if store is None or store.shape[0] < n1:
+                store = np.empty((min(max(2 * n1, 64), self.N), self.N), np.int32)
+                store[:n0] = nh
+            store[n0:n1] = rows
+            nh = store[:n1]
+            slot = slot.copy()
+            slot[new] = np.arange(n0, n1)
+            self._ff_rows = (cost, slot, nh, store)
             key = cost.tobytes()
             shared.pop(key, None)
             while len(shared) >= 4:
