@@ -15,7 +15,7 @@ from numba import njit, prange
 from networks.graph import CityGraph
 
 __all__ = ["dijkstra_to", "dijkstra_from", "next_hop_tables", "route_tables", "update_route_tables", "path_links", "path_from_next_hop",
-           "movement_graph", "turn_route_tables", "turn_route_rows",
+           "movement_graph", "turn_route_tables", "turn_route_rows", "movement_successors", "turn_route_repair",
            "shortest_path", "shortest_time", "link_costs", "reachable_share"]
 
 
@@ -574,10 +574,16 @@ def turn_route_tables(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.nd
 
 
 def turn_route_rows(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.ndarray, graph, city_arrays,
-                    nxt: np.ndarray, rows: np.ndarray) -> None:
+                    nxt: np.ndarray, rows: np.ndarray, repair: np.ndarray | None = None, succ=None) -> None:
     """:func:`turn_route_tables`' next links written in place: target ``targets[i]``'s row into ``nxt[rows[i]]``
     (``nxt`` int32[., L+N] C-contiguous, ``rows`` distinct); the same values, without the distance table
-    and the copy of the result into the caller's table."""
+    and the copy of the result into the caller's table. ``repair`` (bool per row, with ``succ`` from
+    :func:`movement_successors`): rows that already hold a table of their target (built on any costs) are
+    repaired in place by :func:`turn_route_repair`, to the same values."""
+    if repair is not None and np.any(repair):
+        turn_route_repair(targets, link_cost, mv_cost, graph, succ if succ is not None
+                          else movement_successors(graph, city_arrays.n_links), city_arrays, nxt, rows, repair)
+        return
     a = city_arrays
     targets = np.asarray(targets, np.int64)
     rows = np.asarray(rows, np.int64)
@@ -589,3 +595,234 @@ def turn_route_rows(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.ndar
     if len(rows) and (rows.min() < 0 or rows.max() >= nxt.shape[0]):
         raise ValueError(f"rows must lie in 0..{nxt.shape[0] - 1}")
     _turn_run(targets, link_cost, mv_cost, graph, a, np.empty((0, nxt.shape[1]), np.float64), nxt, rows)
+
+
+# ---- turn-based rows repaired in place: exact, from the tree the row already holds ----------------------------
+# A row's next links form a shortest-path tree (towards its target) on the costs it was built on. On new costs:
+# 1. the tree's own paths are re-costed (a walk from the target down the tree): each label is the cost of a real
+#    path, an upper bound;
+# 2. every line-graph edge is checked (Bellman): an edge that improves a label seeds a Dijkstra that only lowers
+#    labels. Labels then equal what a full rebuild computes (the same sums, in the same order, along each path);
+# 3. next links are read off the labels: a full rebuild's Dijkstra takes, among the successors that give a link
+#    its label, the one it finalised first, i.e. the one with the least label; two with the same label are
+#    finalised in heap order, which a repair cannot know, so such a row (rare) is rebuilt by ``_turn_row``.
+# Costs change on ~10% of links between two builds of a row, and few of those change a shortest path: the repair
+# is three passes over the edges, with a heap only where a path changes.
+
+
+def movement_successors(graph, n_links: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Successors of each link in the line graph from :func:`movement_graph`'s predecessor CSR, as CSR:
+    (succ_ptr int64[L+1], succ_link int32[E], succ_mv int64[E]); link a continues onto ``succ_link[j]`` through
+    movement ``succ_mv[j]`` (-1: none), for j in ``succ_ptr[a]:succ_ptr[a+1]``."""
+    pred_ptr, pred_link, pred_mv = graph
+    head = np.repeat(np.arange(n_links, dtype=np.int32), np.diff(pred_ptr))
+    order = np.argsort(pred_link, kind="stable")
+    ptr = np.zeros(n_links + 1, np.int64)
+    np.cumsum(np.bincount(pred_link, minlength=n_links), out=ptr[1:])
+    return ptr, head[order], np.asarray(pred_mv, np.int64)[order]
+
+
+@njit(cache=True)
+def _turn_repair_row(target, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, succ_ptr, succ_link, succ_mv,
+                     link_to, out_indptr, out_links, in_indptr, in_links, dist, nxt, keys, vals, stack, mark):
+    """Repair one row (``nxt``: a table :func:`_turn_row` built for ``target`` on any costs) to what
+    :func:`_turn_row` gives on these costs; labels into ``dist[:L]``. False (``nxt`` partly rewritten) where two
+    successors tie with equal labels: the rebuild's choice depends on its heap order, so rebuild that row."""
+    L = link_cost.shape[0]
+    for i in range(L):
+        dist[i] = np.inf
+    top = 0
+    if target < n_nodes:
+        for k in range(in_indptr[target], in_indptr[target + 1]):
+            l = in_links[k]
+            dist[l] = 0.0
+            stack[top] = l
+            top += 1
+        e = -1
+    else:
+        e = target - n_nodes
+        dist[e] = 0.0
+        stack[0] = e
+        top = 1
+    # 1. the old tree's paths on the new costs (seeds have no next link, so they are never reached as children)
+    while top > 0:
+        top -= 1
+        b = stack[top]
+        base = dist[b] + link_cost[b]
+        if base == np.inf:
+            continue
+        for j in range(pred_ptr[b], pred_ptr[b + 1]):
+            a = pred_link[j]
+            if nxt[a] != b:
+                continue
+            m = pred_mv[j]
+            nd = base + (mv_cost[m] if m >= 0 else 0.0)
+            if dist[a] == np.inf:
+                dist[a] = nd
+                if nd < np.inf:
+                    stack[top] = a
+                    top += 1
+            elif nd < dist[a]:  # a second movement between the same two links
+                dist[a] = nd
+    # 2. Bellman check of every edge; next links read off at the same time (valid if no label moves)
+    size = 0
+    amb = False
+    for a in range(L):
+        if (link_to[a] == target) if e < 0 else (a == e):
+            nxt[a] = -1
+            continue
+        da = dist[a]
+        best = da
+        bb = -1
+        bd = np.inf
+        for k in range(succ_ptr[a], succ_ptr[a + 1]):
+            b = succ_link[k]
+            base = dist[b] + link_cost[b]
+            if base == np.inf:
+                continue
+            m = succ_mv[k]
+            nd = base + (mv_cost[m] if m >= 0 else 0.0)
+            if nd < best:
+                best = nd
+            elif nd == da and da < np.inf:
+                if dist[b] < bd:
+                    bd = dist[b]
+                    bb = b
+                elif dist[b] == bd:
+                    amb = True
+        nxt[a] = bb
+        if best < da:
+            dist[a] = best
+            size = heap_push(keys, vals, size, best, np.int32(a))
+    if size > 0:
+        # labels that fall: a Dijkstra from the improved links (labels only decrease; as in _turn_row). A link
+        # whose label fell, and every link before it, may take another next link: those are read again
+        nm = 0
+        while size > 0:
+            d, b, size = heap_pop(keys, vals, size)
+            if d > dist[b]:
+                continue
+            if not mark[b]:
+                mark[b] = True
+                stack[nm] = b
+                nm += 1
+            base = d + link_cost[b]
+            if base == np.inf:
+                continue
+            for j in range(pred_ptr[b], pred_ptr[b + 1]):
+                a = pred_link[j]
+                if not mark[a]:
+                    mark[a] = True
+                    stack[nm] = a
+                    nm += 1
+                m = pred_mv[j]
+                nd = base + (mv_cost[m] if m >= 0 else 0.0)
+                if nd < dist[a]:
+                    dist[a] = nd
+                    size = heap_push(keys, vals, size, nd, np.int32(a))
+        # 3. next links again where a label fell, or a successor's did (the others kept theirs from step 2; a tie
+        # step 2 saw stays counted, which may rebuild a row that needed no rebuild: never a wrong row)
+        for i in range(nm):
+            a = stack[i]
+            mark[a] = False
+            if (link_to[a] == target) if e < 0 else (a == e):
+                continue
+            da = dist[a]
+            bb = -1
+            bd = np.inf
+            if da < np.inf:
+                for k in range(succ_ptr[a], succ_ptr[a + 1]):
+                    b = succ_link[k]
+                    base = dist[b] + link_cost[b]
+                    if base == np.inf:
+                        continue
+                    m = succ_mv[k]
+                    nd = base + (mv_cost[m] if m >= 0 else 0.0)
+                    if nd == da:
+                        if dist[b] < bd:
+                            bd = dist[b]
+                            bb = b
+                        elif dist[b] == bd:
+                            amb = True
+            nxt[a] = bb
+    if amb:
+        return False
+    for u in range(n_nodes):  # as _turn_row
+        if u == target:
+            nxt[L + u] = -1
+            continue
+        best = np.inf
+        nxt[L + u] = -1
+        for k in range(out_indptr[u], out_indptr[u + 1]):
+            b = out_links[k]
+            c = link_cost[b] + dist[b]
+            if c < best:
+                best = c
+                nxt[L + u] = b
+    return True
+
+
+@njit(cache=True)
+def _turn_repair_rows(lo, hi, targets, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, succ_ptr, succ_link,
+                      succ_mv, link_to, out_indptr, out_links, in_indptr, in_links, nxt, rows, repair, n_rebuilt):
+    """Rows ``lo:hi``: repair ``nxt[rows[i]]`` where ``repair[i]``, else (or on a tie) build it with _turn_row."""
+    L = link_cost.shape[0]
+    cap = pred_link.shape[0] + L + 16
+    keys = np.empty(cap)
+    vals = np.empty(cap, np.int32)
+    scratch = np.empty(L + n_nodes)
+    stack = np.empty(L + 1, np.int32)
+    mark = np.zeros(L, np.bool_)
+    for i in range(lo, hi):
+        ok = False
+        if repair[i]:
+            ok = _turn_repair_row(targets[i], n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, succ_ptr,
+                                  succ_link, succ_mv, link_to, out_indptr, out_links, in_indptr, in_links, scratch,
+                                  nxt[rows[i]], keys, vals, stack, mark)
+        if not ok:
+            _turn_row(targets[i], n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, link_to, out_indptr,
+                      out_links, scratch, nxt[rows[i]], keys, vals)
+            n_rebuilt[i] = 1
+
+
+@njit(cache=True, parallel=True)
+def _turn_repair_parallel(targets, n_nodes, link_cost, mv_cost, pred_ptr, pred_link, pred_mv, succ_ptr, succ_link,
+                          succ_mv, link_to, out_indptr, out_links, in_indptr, in_links, nxt, rows, repair, n_rebuilt,
+                          n_chunks):
+    D = targets.shape[0]
+    chunk = (D + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        _turn_repair_rows(t * chunk, min(D, (t + 1) * chunk), targets, n_nodes, link_cost, mv_cost, pred_ptr,
+                          pred_link, pred_mv, succ_ptr, succ_link, succ_mv, link_to, out_indptr, out_links, in_indptr,
+                          in_links, nxt, rows, repair, n_rebuilt)
+
+
+def turn_route_repair(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.ndarray, graph, succ, city_arrays,
+                      nxt: np.ndarray, rows: np.ndarray, repair: np.ndarray) -> int:
+    """:func:`turn_route_rows` for rows that may already hold a table: row ``rows[i]`` of ``nxt``, when
+    ``repair[i]``, holds a table :func:`turn_route_rows` built for target ``targets[i]`` on any costs (any link
+    closed or open), and is repaired to exactly what it would build on these costs; the other rows are built.
+    ``succ`` from :func:`movement_successors`. Returns how many rows were built from scratch (new rows, ties)."""
+    a = city_arrays
+    targets = np.asarray(targets, np.int64)
+    rows = np.asarray(rows, np.int64)
+    repair = np.ascontiguousarray(repair, np.bool_)
+    if not (targets.shape == rows.shape == repair.shape):
+        raise ValueError(f"targets {targets.shape}, rows {rows.shape} and repair {repair.shape} differ in shape")
+    if not (nxt.dtype == np.int32 and nxt.ndim == 2 and nxt.flags.c_contiguous
+            and nxt.shape[1] == a.n_links + a.n_nodes):
+        raise ValueError(f"nxt must be a C-contiguous int32 array of {a.n_links + a.n_nodes} columns")
+    if len(rows) and (rows.min() < 0 or rows.max() >= nxt.shape[0]):
+        raise ValueError(f"rows must lie in 0..{nxt.shape[0] - 1}")
+    pred_ptr, pred_link, pred_mv = graph
+    succ_ptr, succ_link, succ_mv = succ
+    mvc = np.ascontiguousarray(mv_cost, np.float64) if len(mv_cost) else np.zeros(1)
+    rebuilt = np.zeros(len(rows), np.int64)
+    args = (targets, a.n_nodes, np.ascontiguousarray(link_cost, np.float64), mvc, pred_ptr, pred_link, pred_mv,
+            succ_ptr, succ_link, succ_mv, a.link_to, a.out_indptr, a.out_links, a.in_indptr, a.in_links, nxt, rows,
+            repair, rebuilt)
+    if targets.shape[0] * max(len(pred_link), 1) < _TURN_SERIAL_BELOW or numba.get_num_threads() == 1:
+        _turn_repair_rows(0, targets.shape[0], *args)
+    else:
+        _turn_repair_parallel(*args, min(targets.shape[0], 4 * numba.get_num_threads()))
+    return int(rebuilt.sum())

@@ -19,7 +19,8 @@ from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
 from networks.junctions import same_green_feed
-from networks.routing import movement_graph, route_tables, turn_route_rows, update_route_tables
+from networks.routing import (movement_graph, movement_successors, next_hop_tables, route_tables, turn_route_rows,
+                              update_route_tables)
 from twin.domain import KPI, Domain
 
 __all__ = ["MesoTraffic"]
@@ -243,6 +244,7 @@ class MesoTraffic(Domain, TrafficBackend):
         self._cost_ver = 0
         if self.turn:
             self._mv_graph = movement_graph(a, self.mv_ptr, self.mv_out)
+            self._mv_succ = movement_successors(self._mv_graph, self.L)
             # a movement costs its own turn time and signal uniform delay (SUMO's router sees internal lanes)
             self._route_mv_cost = self.mv_delay.copy()
             self._route_jdelay = np.zeros(self.L, _F)
@@ -646,9 +648,13 @@ class MesoTraffic(Domain, TrafficBackend):
         store = self.__dict__.get("_nh_store")
         d0 = self.nh.shape[0]
         if store is None or store.shape[0] < n_rows:
-            store = np.full((max(n_rows, 2 * d0, 64), self.nh.shape[1]), -1, np.int32)
+            # room for twice the rows (at most one per possible target), allocated but not filled: rows are set
+            # to -1 when the table grows into them, and memory never written is never touched (filling and copying
+            # a doubled store cost Bad Hersfeld 0.3-0.4 s per run)
+            store = np.empty((min(max(2 * n_rows, 64), len(self.dest_slot)), self.nh.shape[1]), np.int32)
             store[:d0] = self.nh
             self._nh_store = store
+        store[d0:n_rows] = -1
         self.nh = store[:n_rows]
 
     def _build_rows(self, rows: np.ndarray) -> None:
@@ -663,7 +669,9 @@ class MesoTraffic(Domain, TrafficBackend):
             sel = rows[vers == ver]
             link, mv = ((self._link_costs, self._route_mv_cost) if ver == self._cost_ver
                         else self._ver_costs[int(ver)])
-            turn_route_rows(self.dests[sel], link, mv, self._mv_graph, self.city.arrays, self.nh, sel)
+            # a row built before holds a shortest-path tree: repaired to the same content (networks.routing)
+            turn_route_rows(self.dests[sel], link, mv, self._mv_graph, self.city.arrays, self.nh, sel,
+                            self._row_built[sel] >= 0, self._mv_succ)
             self._row_built[sel] = ver
         if self._ver_costs:
             waiting = set(np.unique(self._row_ver[self._row_built != self._row_ver]).tolist())
@@ -891,10 +899,7 @@ class MesoTraffic(Domain, TrafficBackend):
         """
         dests = d.astype(np.int32)
         if self.rr.pin_end_links and not self.freeflow and len(ids):
-            from agents.traffic.sumo_setup import freeflow_od_links
-
-            cost = np.where(self.cap_factor > 0, self.fft, np.inf)
-            f, l, _, _ = freeflow_od_links(self.city, cost, o.astype(np.int32), d.astype(np.int32))
+            f, l = self._freeflow_ends(o.astype(np.int32), d.astype(np.int32))
             self.v_first[ids], self.v_last[ids] = f, l
             pinned = l >= 0
             tgt = self.N + l[pinned].astype(np.int64) if self.turn else self.link_from[l[pinned]]
@@ -906,6 +911,53 @@ class MesoTraffic(Domain, TrafficBackend):
             self._fresh_read_rows(ids[self.v_depart[ids] <= horizon], ids[:0])
         else:
             self._ensure_dests(dests)
+
+    def _freeflow_ends(self, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and last link of each trip's free-flow shortest path under the current closures: what
+        ``sumo_setup.freeflow_od_links`` gives, with its next-hop rows kept per destination until a closure changes
+        the costs (an EV or ambulance trip added alone cost a Dijkstra each; they go to a few destinations).
+        The rows are kept on the city graph too, per cost array (at most 4), for the next run on the same city
+        in this process (variants share a build, ``twin.city.build_city``), as its junction model is: a run's
+        first pinning (Bad Hersfeld: 1,951 destinations) is then a look-up."""
+        from agents.traffic.sumo_setup import _walk, freeflow_od_links
+
+        cost = np.where(self.cap_factor > 0, self.fft, np.inf)
+        a = self.city.arrays
+        c = self.__dict__.get("_ff_rows")
+        shared = self.city.__dict__.setdefault("_freeflow_rows", {})  # cost bytes -> (slot, rows)
+        if c is None or not np.array_equal(c[0], cost):
+            kept = shared.get(cost.tobytes())
+            c = self._ff_rows = (cost, *kept, None) if kept else (cost, np.full(self.N, -1, np.int64),
+                                                                  np.zeros((0, self.N), np.int32), None)
+        cost, slot, nh, store = c
+        new = np.unique(d[slot[d] < 0])
+        n0, n1 = len(nh), len(nh) + len(new)
+        if n1 * self.N > 20_000_000:  # a table too large to keep: as before
+            f, l, _, _ = freeflow_od_links(self.city, cost, o, d)
+            return f, l
+        if len(new):  # rows are independent of the batch they are built in (next_hop_tables)
+            _, rows = next_hop_tables(new, cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes)
+            # rows are appended in a store of this run's own, grown by doubling (not copied per destination);
+            # rows a kept (slot, table) pair points at are never changed: another run may hold that pair
+            if store is None or store.shape[0] < n1:
+                store = np.empty((min(max(2 * n1, 64), self.N), self.N), np.int32)
+                store[:n0] = nh
+            store[n0:n1] = rows
+            nh = store[:n1]
+            slot = slot.copy()
+            slot[new] = np.arange(n0, n1)
+            self._ff_rows = (cost, slot, nh, store)
+            key = cost.tobytes()
+            shared.pop(key, None)
+            while len(shared) >= 4:
+                shared.pop(next(iter(shared)))
+            shared[key] = (slot, nh)
+        n = len(o)
+        first, last = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+        sel = np.flatnonzero(o != d).astype(np.int64)
+        _walk(sel, o.astype(np.int64), d.astype(np.int64), slot, nh, a.link_to.astype(np.int64), cost,
+              first, last, np.zeros(n, np.int32), np.full(n, np.nan), a.n_nodes)
+        return first, last
 
     def add_trips(self, origins, destinations, depart_s, kind: str = "car", paths=None) -> np.ndarray:
         """Add background trips (node indices or ids; departure times >= now, seconds).
