@@ -463,6 +463,7 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     lane_share = {kf: min(1.0, len(bs) / max(len(rows_of.get(kf[1], ())), 1)) for kf, bs in foe_conns.items()}
     link_lanemask = np.zeros(L, np.int64)
     rows = []
+    sig_turn: dict[tuple[int, int], tuple[float, float]] = {}  # signal movement -> turn time as major, as minor
     for (li, lo), cs in rows_of.items():
         lanes = sorted({int(c["fromLane"]) for c in cs})
         mask = 0
@@ -478,16 +479,19 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
             cls = max((_STATE_CLASS.get(s, PRIORITY) for s in states),
                       key=lambda k: (PRIORITY, ZIPPER, YIELD, ALLWAY, STOP).index(k) if k != SIGNAL else 0)
         vin, vout = float(link_speed[li]), float(link_speed[lo])
-        turn, ilen = [], []
+        turn, turn_minor, ilen = [], [], []
         for c in cs:
             via = c.get("via")
             if via and via in internal:
                 ln_m, sp = internal_chain(via, internal, int_next)
-                if c.get("state", "M") in _MINOR_STATES:
-                    sp = min(sp, MINOR_APPROACH_MPS)
-                turn.append(turn_loss_s(vin, sp, vout, ln_m))
+                t_minor = turn_loss_s(vin, min(sp, MINOR_APPROACH_MPS), vout, ln_m)
+                turn.append(t_minor if not tl and c.get("state", "M") in _MINOR_STATES
+                            else turn_loss_s(vin, sp, vout, ln_m))
+                turn_minor.append(t_minor)
                 ilen.append(ln_m)
         turn_s = float(np.mean(turn)) if turn else 0.0
+        if tl and turn:  # a signal movement is minor (approached as a give-way) while green as 'g' only
+            sig_turn[(li, lo)] = (turn_s, float(np.mean(turn_minor)))
         if cls == STOP:
             turn_s += turn_loss_s(vin, 0.0, vout)  # a full stop
         d = (cs[0].get("dir") or "s").lower()
@@ -501,6 +505,13 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     j = _build(L, rows, conflicts, link_lanemask, lane_share)
     _onward_lanes(j, rows_of)
     apply_tls_programs(j, progs)  # as read_tls_programs([path]), without parsing the file a second time
+    # signal movements: the minor approach for the share of their green that is permissive ('g': SUMO's
+    # havePriority() is false then), the net's own programs
+    assert j.mv_permissive_share is not None
+    for (li, lo), (t_major, t_minor) in sig_turn.items():
+        m = j.movement(li, lo)
+        f = min(max(float(j.mv_permissive_share[m]) / max(float(j.mv_green[m]), 1e-9), 0.0), 1.0)
+        j.mv_turn_s[m] = t_major + f * (t_minor - t_major)
     return j
 
 

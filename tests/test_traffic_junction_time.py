@@ -124,3 +124,35 @@ def test_graph_give_way_movement_slows_to_the_minor_approach_speed():
     assert j.mv_class[minor] == J.YIELD
     # 13.89 -> 6.364 -> 13.89, no internal lane in a graph: 0.4531 + 0.7842 = 1.2373 s
     assert j.mv_turn_s[minor] == pytest.approx(1.2373, abs=2e-3)
+
+
+def test_signal_movement_is_minor_only_in_its_permissive_green(tmp_path):
+    """At a signal, SUMO's minor approach applies while the movement is green as 'g' (havePriority() false), not
+    by the connection's `state` (that is the state with the signal switched off: 'o' even for the minor road's
+    protected straight)."""
+    (tmp_path / "n.nod.xml").write_text(NODES.replace('type="priority"', 'type="traffic_light"'))
+    (tmp_path / "n.edg.xml").write_text("<edges>" + "".join(
+        f'<edge id="{e}" from="{u}" to="{v}" priority="{p}" numLanes="1" speed="13.89"/>' for e, u, v, p in EDGES)
+        + "</edges>")
+    net = tmp_path / "t.net.xml"
+    subprocess.run([sumolib.checkBinary("netconvert"), "-n", str(tmp_path / "n.nod.xml"), "-e",
+                    str(tmp_path / "n.edg.xml"), "-o", str(net), "--no-turnarounds", "true"],
+                   check=True, capture_output=True, timeout=120)
+    idx = {e[0]: i for i, e in enumerate(EDGES)}
+    j = J.sumo_junctions(net, idx, np.ones(len(EDGES)), np.full(len(EDGES), 13.89))
+    lanes, conns = _internal(net)
+    by = {(c["from"], c["to"]): c for c in conns if not c["from"].startswith(":")}
+    u = J.MINOR_APPROACH_MPS
+    # the minor road's straight: state 'o' in the file, but green only as 'G' (netconvert's default program)
+    c = by[("SC", "CN")]
+    m = j.movement(idx["SC"], idx["CN"])
+    L, sp = lanes[c["via"]]
+    assert c["state"] == "o" and j.mv_permissive_share[m] == 0.0
+    assert j.mv_turn_s[m] == pytest.approx(L / sp, rel=1e-6)
+    # a left turn green only as 'g' (permissive all its green): the whole minor approach, both internal lanes
+    c = by[("WC", "CN")]
+    m = j.movement(idx["WC"], idx["CN"])
+    assert j.mv_permissive_share[m] == pytest.approx(j.mv_green[m]) and j.mv_green[m] > 0
+    L = j.mv_len_m[m]
+    assert j.mv_turn_s[m] == pytest.approx((13.89 - u) ** 2 / (2 * 4.5 * 13.89) + (13.89 - u) ** 2 / (2 * 2.6 * 13.89)
+                                           + L / u, rel=1e-6)
