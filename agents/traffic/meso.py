@@ -352,6 +352,8 @@ class MesoTraffic(Domain, TrafficBackend):
             # credit a turner finds on arriving at the line: its protected share of the green (kernel: _movement_ready)
             self.mv_gap_wait = np.where(gives_way & (prate > 0) & c.permissive_gap_wait,
                                         (green - perm) / np.maximum(green, 1e-9), 2.0).astype(_F)
+            # unsignalised streams that give way: -1 = a vehicle arriving alone waits Adams' delay for its gap
+            self.mv_gap_wait[gives_way & ~sig & bool(c.minor_gap_delay)] = -1.0
             self.mv_len = j.mv_len_m.astype(_F)
             # lanes chosen ahead: into a link shorter than lane_lookahead_m, each onward movement is served by the
             # in-link's lanes that reach it (kernel: a capacity account per pair); only where that restricts
