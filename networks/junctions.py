@@ -26,7 +26,7 @@ import numpy as np
 __all__ = ["Junctions", "PRIORITY", "YIELD", "STOP", "ALLWAY", "ZIPPER", "SIGNAL",
            "sumo_junctions", "graph_junctions", "read_tls_programs", "apply_tls_programs", "green_shares",
            "green_parts", "permissive_foe_weights",
-           "turn_loss_s", "internal_chain", "same_green_feed", "MINOR_APPROACH_MPS"]
+           "turn_loss_s", "same_green_feed"]
 
 # movement control classes
 PRIORITY, YIELD, STOP, ALLWAY, ZIPPER, SIGNAL = 0, 1, 2, 3, 4, 5
@@ -37,12 +37,6 @@ LOST_TIME_PER_GREEN_S = 4.0  # HCM: start-up lost time + clearance lost time per
 COMFORT_DECEL_MPS2 = 4.5  # SUMO passenger default decel (m/s²)
 ACCEL_MPS2 = 2.6  # SUMO passenger default accel (m/s²)
 LATERAL_ACCEL_MPS2 = 5.5  # netconvert --junctions.limit-turn-speed: turn speed = sqrt(a_lat * radius)
-FOE_VISIBILITY_M = 4.5  # SUMO connection `visibility` default for minor links (NLHandler): foes are seen from here
-# A vehicle on a minor link (SUMO: !havePriority) must be able to stop at the stop line until it is within the
-# visibility distance (MSVehicle::planMoveInternal, `couldBrakeForMinor`), so it passes the junction no faster
-# than the speed from which it can stop within that distance: sqrt(2 b d) = 6.36 m/s.
-MINOR_APPROACH_MPS = math.sqrt(2 * COMFORT_DECEL_MPS2 * FOE_VISIBILITY_M)
-_MINOR_STATES = {"m", "=", "s", "w", "o"}  # SUMO link states without priority (yield, right-before-left, stop, all-way)
 
 
 @dataclass
@@ -112,17 +106,6 @@ class Junctions:
             if self.mv_out[m] == l_out:
                 return m
         return -1
-
-
-def internal_chain(via: str, internal: dict[str, tuple[float, float]], int_next: dict[str, str]) -> tuple[float, float]:
-    """Length (m) and lowest speed (m/s) of the internal lanes a connection drives: its ``via`` lane and, past an
-    internal junction (where a left turn waits for the oncoming stream), the internal lanes after it."""
-    length, speed, lane, seen = 0.0, math.inf, via, 0
-    while lane in internal and seen < 8:
-        ln, sp = internal[lane]
-        length, speed = length + ln, min(speed, sp)
-        lane, seen = int_next.get(lane, ""), seen + 1
-    return length, (speed if math.isfinite(speed) else 13.9)
 
 
 def turn_loss_s(v_in: float, v_turn: float, v_out: float, turn_len_m: float = 0.0) -> float:
@@ -375,7 +358,6 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     """
     L = len(link_index)
     internal: dict[str, tuple[float, float]] = {}  # internal lane id -> (length m, speed m/s)
-    int_next: dict[str, str] = {}  # internal lane id -> the internal lane after it (left turns waiting inside)
     lane_ok: dict[str, bool] = {}  # normal lane id -> allows passenger cars
     junc_inc: dict[str, list[str]] = {}  # junction id -> incLanes
     junc_resp: dict[str, dict[int, str]] = {}
@@ -421,8 +403,6 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
                 fr = el.get("from", "")
                 if not fr.startswith(":"):
                     conns.append(dict(el.attrib))
-                elif el.get("via"):  # internal lane -> the next internal lane (past an internal junction)
-                    int_next[f"{fr}_{el.get('fromLane', '0')}"] = el.get("via", "")
                 el.clear()
             elif tag == "phase" and cur_tl is not None:
                 cur_tl[2].append((float(el.get("duration", 0)), el.get("state", "")))
@@ -463,7 +443,6 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     lane_share = {kf: min(1.0, len(bs) / max(len(rows_of.get(kf[1], ())), 1)) for kf, bs in foe_conns.items()}
     link_lanemask = np.zeros(L, np.int64)
     rows = []
-    sig_turn: dict[tuple[int, int], tuple[float, float]] = {}  # signal movement -> turn time as major, as minor
     for (li, lo), cs in rows_of.items():
         lanes = sorted({int(c["fromLane"]) for c in cs})
         mask = 0
@@ -479,19 +458,14 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
             cls = max((_STATE_CLASS.get(s, PRIORITY) for s in states),
                       key=lambda k: (PRIORITY, ZIPPER, YIELD, ALLWAY, STOP).index(k) if k != SIGNAL else 0)
         vin, vout = float(link_speed[li]), float(link_speed[lo])
-        turn, turn_minor, ilen = [], [], []
+        turn, ilen = [], []
         for c in cs:
             via = c.get("via")
             if via and via in internal:
-                ln_m, sp = internal_chain(via, internal, int_next)
-                t_minor = turn_loss_s(vin, min(sp, MINOR_APPROACH_MPS), vout, ln_m)
-                turn.append(t_minor if not tl and c.get("state", "M") in _MINOR_STATES
-                            else turn_loss_s(vin, sp, vout, ln_m))
-                turn_minor.append(t_minor)
+                ln_m, sp = internal[via]
+                turn.append(turn_loss_s(vin, sp, vout, ln_m))
                 ilen.append(ln_m)
         turn_s = float(np.mean(turn)) if turn else 0.0
-        if tl and turn:  # a signal movement is minor (approached as a give-way) while green as 'g' only
-            sig_turn[(li, lo)] = (turn_s, float(np.mean(turn_minor)))
         if cls == STOP:
             turn_s += turn_loss_s(vin, 0.0, vout)  # a full stop
         d = (cs[0].get("dir") or "s").lower()
@@ -505,13 +479,6 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     j = _build(L, rows, conflicts, link_lanemask, lane_share)
     _onward_lanes(j, rows_of)
     apply_tls_programs(j, progs)  # as read_tls_programs([path]), without parsing the file a second time
-    # signal movements: the minor approach for the share of their green that is permissive ('g': SUMO's
-    # havePriority() is false then), the net's own programs
-    assert j.mv_permissive_share is not None
-    for (li, lo), (t_major, t_minor) in sig_turn.items():
-        m = j.movement(li, lo)
-        f = min(max(float(j.mv_permissive_share[m]) / max(float(j.mv_green[m]), 1e-9), 0.0), 1.0)
-        j.mv_turn_s[m] = t_major + f * (t_minor - t_major)
     return j
 
 
@@ -604,13 +571,11 @@ def graph_junctions(city, signal_cycle_s: float = 90.0) -> Junctions:
                 radius = 10.0 if ang < -45 else 20.0
                 vin, vout = float(a.speed_mps[li]), float(a.speed_mps[lo])
                 vt = math.sqrt(LATERAL_ACCEL_MPS2 * radius) if abs(ang) > 45 else vin
+                turn_s = turn_loss_s(vin, vt, vout) if abs(ang) > 45 else 0.0
                 if sig:
                     cls, g, cyc = SIGNAL, green, signal_cycle_s
                 else:
                     cls, g, cyc = (PRIORITY if li in major else YIELD), 1.0, 0.0
-                if cls == YIELD:
-                    vt = min(vt, MINOR_APPROACH_MPS)  # approaching a give-way line: able to stop (as in SUMO)
-                turn_s = turn_loss_s(vin, vt, vout) if abs(ang) > 45 or cls == YIELD else 0.0
                 mdir = 2 if abs(ang) > 150 else 1 if ang > 45 else -1 if ang < -45 else 0
                 node_rows.append((li, lo, lanes, mask, cls, g, cyc, turn_s, "", [], mdir))
         for r in node_rows:
