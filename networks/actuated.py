@@ -84,34 +84,35 @@ def gap_out_s(lam: float, gap: float = MAX_GAP_S) -> float:
 
 
 def phase_durations(prog: ActuatedProgram, green_of: list[list[int]], lam: np.ndarray, sat: np.ndarray,
-                    iters: int = 30) -> list[float]:
+                    start: list[float] | None = None, iters: int = 30, tol: float = 0.05) -> list[float]:
     """Phase durations of ``prog`` for movement arrival rates ``lam`` and saturation flows ``sat`` (veh/s).
 
     ``green_of[p]``: the movements (indices into ``lam``/``sat``) green in phase p. Non-actuated phases keep their
-    written duration. Damped fixed point over the cycle (see the module docstring).
+    written duration. Damped fixed point over the cycle (see the module docstring), from ``start`` (the last
+    durations) if given, until no phase moves by more than ``tol`` s.
     """
-    P = len(prog.phases)
-    dur = np.array([d for d, _ in prog.phases], float)
-    act = np.isfinite(prog.min_dur)
+    lam_l, sat_l = [float(x) for x in lam], [float(x) for x in sat]
+    dur = list(start) if start is not None else [float(d) for d, _ in prog.phases]
+    act = [p for p in range(len(dur)) if math.isfinite(prog.min_dur[p])]
+    lo = {p: float(prog.min_dur[p]) for p in act}
+    hi = {p: float(prog.max_dur[p]) for p in act}
+    Lam = {p: sum(lam_l[m] for m in green_of[p]) for p in act}
     for _ in range(iters):
-        cycle = float(dur.sum())
-        new = dur.copy()
-        for p in range(P):
-            if not act[p]:
-                continue
-            ms = green_of[p]
-            Lam = float(sum(lam[m] for m in ms))
+        cycle = sum(dur)
+        moved = 0.0
+        new = list(dur)
+        for p in act:
+            red = max(cycle - dur[p], 0.0)
             need = 0.0
-            for m in ms:
-                if lam[m] >= sat[m]:
+            for m in green_of[p]:
+                if lam_l[m] >= sat_l[m]:
                     need = math.inf
                     break
-                red = max(cycle - dur[p], 0.0)
-                need = max(need, lam[m] * red / (sat[m] - lam[m]))
-            g = need + gap_out_s(Lam, prog.max_gap)
-            new[p] = min(max(g, prog.min_dur[p]), prog.max_dur[p])
-        if np.allclose(new, dur, atol=1e-3):
-            dur = new
-            break
-        dur = 0.5 * dur + 0.5 * new
-    return [float(x) for x in dur]
+                need = max(need, lam_l[m] * red / (sat_l[m] - lam_l[m]))
+            g = min(max(need + gap_out_s(Lam[p], prog.max_gap), lo[p]), hi[p])
+            moved = max(moved, abs(g - dur[p]))
+            new[p] = g
+        if moved < tol:
+            return new
+        dur = [0.5 * a + 0.5 * b for a, b in zip(dur, new)]
+    return dur

@@ -91,3 +91,47 @@ def test_minor_stream_vehicles_wait_adams_delay_end_to_end():
     on, q = _minor_mean_time(True, 800.0)
     assert q == pytest.approx(800.0, rel=0.01)
     assert 7.758 - 0.5 <= on - off <= 7.758 + 1.0
+
+
+# ---------------------------------------------------------------- actuated signals (option actuated_signals)
+def _prog(min1=5.0, max1=50.0):
+    from networks.actuated import ActuatedProgram
+    phases = [(30.0, "Gr"), (3.0, "yr"), (30.0, "rG"), (3.0, "ry")]
+    nan = math.nan
+    return ActuatedProgram("t", 0.0, phases, np.array([min1, nan, 5.0, nan]), np.array([max1, nan, 50.0, nan]))
+
+
+def test_gap_out_by_hand():
+    from networks.actuated import gap_out_s
+    assert gap_out_s(0.0) == 3.0  # nobody comes: the phase ends max-gap after its last vehicle
+    # 0.2 veh/s: (exp(0.6) - 1) / 0.2 = (1.822119 - 1) / 0.2 = 4.110594 s
+    assert gap_out_s(0.2) == pytest.approx(4.110594, rel=1e-6)
+
+
+def test_actuated_phase_durations_by_hand():
+    from networks.actuated import phase_durations
+    green_of = [[0], [], [1], []]
+    sat = np.array([0.5, 0.5])
+    # nobody arrives: each actuated phase gaps out at max-gap = 3 s, below minDur: both at minDur
+    assert phase_durations(_prog(), green_of, np.zeros(2), sat) == [5.0, 3.0, 5.0, 3.0]
+    # movement 0 at its saturation flow: its phase runs to maxDur, the quiet one stays at minDur
+    assert phase_durations(_prog(), green_of, np.array([0.5, 0.0]), sat) == [50.0, 3.0, 5.0, 3.0]
+    # 0.1 veh/s on movement 0: its red is the rest of the cycle, 3 + 5 + 3 = 11 s; queue cleared at 0.5 veh/s:
+    # 0.1 x 11 / (0.5 - 0.1) = 2.75 s, plus the gap-out (exp(0.3) - 1) / 0.1 = 3.498588 s: 6.248588 s (> minDur)
+    d = phase_durations(_prog(), green_of, np.array([0.1, 0.0]), sat, tol=1e-9, iters=200)
+    assert d[0] == pytest.approx(6.248588, abs=1e-5) and d[1:] == pytest.approx([3.0, 5.0, 3.0])
+
+
+def test_read_actuated_takes_min_max_and_skips_static(tmp_path):
+    from networks.actuated import read_actuated
+    f = tmp_path / "a.add.xml"
+    f.write_text("""<additional>
+      <tlLogic id="A" type="actuated" programID="0" offset="0"><param key="max-gap" value="2.5"/>
+        <phase duration="30" state="Gr" minDur="5" maxDur="45"/><phase duration="3" state="yr"/>
+        <phase duration="30" state="rG" minDur="8" maxDur="40"/><phase duration="3" state="ry"/></tlLogic>
+      <tlLogic id="B" type="static" programID="0" offset="0"><phase duration="30" state="Gr"/></tlLogic>
+    </additional>""")
+    progs = read_actuated([f])
+    assert list(progs) == ["A"]
+    p = progs["A"]
+    assert p.max_gap == 2.5 and p.min_dur[0] == 5.0 and p.max_dur[2] == 40.0 and math.isnan(p.min_dur[1])

@@ -425,6 +425,8 @@ class MesoTraffic(Domain, TrafficBackend):
                         for _, st in prog.phases]
             self._act[tl] = (prog, np.array(mvs, np.int64), green_of)
         self._act_state = (j, same_green, cf_keep)
+        self._act_dur: dict[str, list[float]] = {}  # last durations per program (warm start) and as applied
+        self._act_applied: dict[str, list[float]] = {}
         self.next_actuated = float(c.actuated_interval_s)
 
     def _set_durations(self) -> None:
@@ -443,11 +445,18 @@ class MesoTraffic(Domain, TrafficBackend):
         waiting = np.bincount(self.v_mv[on], minlength=len(self.mv_out)).astype(float)
         lam = served + waiting / float(c.actuated_interval_s)  # arrivals: served flow + the queue to clear
         sat = c.saturation_flow_vph / 3600.0 * c.capacity_scale * j.mv_lanes
-        progs = {}
+        progs, mvs_changed = {}, []
         for tl, (prog, mvs, green_of) in self._act.items():
-            d = phase_durations(prog, green_of, lam[mvs], sat[mvs])
-            progs[tl] = (prog.offset, [(dd, st) for dd, (_, st) in zip(d, prog.phases)])
-        apply_tls_programs(j, progs)
+            d = phase_durations(prog, green_of, lam[mvs], sat[mvs], self._act_dur.get(tl))
+            self._act_dur[tl] = d
+            r = [round(2.0 * x) / 2.0 for x in d]  # applied on a 0.5 s grid: unchanged programs are skipped
+            if r != self._act_applied.get(tl):
+                self._act_applied[tl] = r
+                progs[tl] = (prog.offset, [(dd, st) for dd, (_, st) in zip(r, prog.phases)])
+                mvs_changed.extend(mvs.tolist())
+        if not progs:
+            return
+        apply_tls_programs(j, progs, mvs_changed)
         sig = j.mv_class == 5
         green, cycle = j.mv_green, j.mv_cycle
         perm = np.where(sig, np.minimum(j.mv_permissive_share, green), 0.0) if c.permissive_capacity \
