@@ -135,3 +135,41 @@ def test_read_actuated_takes_min_max_and_skips_static(tmp_path):
     assert list(progs) == ["A"]
     p = progs["A"]
     assert p.max_gap == 2.5 and p.min_dur[0] == 5.0 and p.max_dur[2] == 40.0 and math.isnan(p.min_dur[1])
+
+
+def test_actuated_signals_end_to_end_on_wildau():
+    """Wildau's three actuated programs: with nobody arrived every actuated phase gaps out at minDur (5 s) and each
+    signal movement's capacity becomes saturation flow x lanes x its green share in that shortened program; heavy
+    arrivals on one movement run its phase to maxDur and raise its capacity."""
+    from pathlib import Path
+
+    from conftest import make_twin
+    from networks.actuated import read_actuated
+    from networks.junctions import green_shares
+    from networks.sumo_net import load_sumo_net
+
+    net = Path(__file__).resolve().parent.parent / "data" / "wildau" / "Netzmodell2.net.xml.gz"
+    city = load_sumo_net(net)
+    tw = make_twin({"city": {"source": "line"}, "time": {"duration_s": 600, "step_s": 1, "record_interval_s": 600},
+                    "traffic": {"reroute_share": 0.0, "actuated_signals": True}}, city=city)
+    tw.setup()
+    T = tw.traffic
+    assert set(T._act) == set(read_actuated([net])) and len(T._act) == 3
+    T._set_durations()
+    j = T._act_state[0]
+    for tl, (prog, mvs, _) in T._act.items():
+        phases = [(float(lo) if np.isfinite(lo) else d, st) for lo, (d, st) in zip(prog.min_dur, prog.phases)]
+        g, cycle = green_shares(phases)
+        for m in mvs:
+            ks = [k for k in j.mv_tl_index[m] if k < len(g)]
+            assert j.mv_cycle[m] == pytest.approx(cycle) or j.mv_green[m] == 1.0
+            if j.mv_permissive_share[m] == 0:
+                assert T.mv_rate[m] == pytest.approx(0.5 * j.mv_lanes[m] * float(np.mean(g[ks])))
+    # movement 0 of the first program at saturation: its phases run to maxDur, its capacity grows
+    tl, (prog, mvs, green_of) = next(iter(T._act.items()))
+    m = int(mvs[green_of[0][0]])
+    before = float(T.mv_rate[m] + T.mv_prate[m])
+    T.mv_flow[m], T.mv_tflow[m] = 1.0, T.t
+    T._set_durations()
+    assert T._act_dur[tl][0] == pytest.approx(prog.max_dur[0])
+    assert T.mv_rate[m] + T.mv_prate[m] > before
