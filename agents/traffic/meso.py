@@ -121,6 +121,9 @@ def _ema(old: np.ndarray | None, sample: np.ndarray, w: float) -> np.ndarray:
         return np.where(fin, old + w * (sample - old), sample)  # elementwise the same operations as on fin alone
 
 
+ACTUATED_HYSTERESIS_S = 2.0  # actuated_signals: a program's new durations are applied when a phase moved this much
+
+
 class MesoTraffic(Domain, TrafficBackend):
     """Built-in queue model (``backend: meso``), or the same kernel without congestion (``freeflow``)."""
 
@@ -449,8 +452,9 @@ class MesoTraffic(Domain, TrafficBackend):
         for tl, (prog, mvs, green_of) in self._act.items():
             d = phase_durations(prog, green_of, lam[mvs], sat[mvs], self._act_dur.get(tl))
             self._act_dur[tl] = d
-            r = [round(2.0 * x) / 2.0 for x in d]  # applied on a 0.5 s grid: unchanged programs are skipped
-            if r != self._act_applied.get(tl):
+            r = [float(round(x)) for x in d]  # applied in whole seconds (as SUMO switches), only when a phase moved
+            last = self._act_applied.get(tl)
+            if last is None or max(abs(a - b) for a, b in zip(r, last)) >= ACTUATED_HYSTERESIS_S:
                 self._act_applied[tl] = r
                 progs[tl] = (prog.offset, [(dd, st) for dd, (_, st) in zip(r, prog.phases)])
                 mvs_changed.extend(mvs.tolist())
