@@ -19,7 +19,7 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def read_actuated(paths: Iterable[str | Path]) -> dict[str, ActuatedProgram]:
     program of the same id removes it)."""
     out: dict[str, ActuatedProgram] = {}
     for path in paths:
-        cur = None
+        cur: Any = None  # (id, type, offset, phases, minDur, maxDur, max-gap) of the tlLogic being read
         with _open(path) as f:
             for ev, el in ET.iterparse(f, events=("start", "end")):
                 if ev == "start" and el.tag == "tlLogic":
