@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
@@ -46,34 +47,38 @@ def _open(path: str | Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+_TL_RE = re.compile(rb"<tlLogic\b.*?</tlLogic>", re.S)
+
+
 def read_actuated(paths: Iterable[str | Path]) -> dict[str, ActuatedProgram]:
     """Actuated programs of SUMO net/additional files (the last program of an id wins, as in SUMO; a later static
-    program of the same id removes it)."""
+    program of the same id removes it). Only the ``tlLogic`` elements are parsed (a net is mostly lanes)."""
     out: dict[str, ActuatedProgram] = {}
     for path in paths:
-        cur: Any = None  # (id, type, offset, phases, minDur, maxDur, max-gap) of the tlLogic being read
         with _open(path) as f:
-            for ev, el in ET.iterparse(f, events=("start", "end")):
-                if ev == "start" and el.tag == "tlLogic":
-                    cur = (el.get("id", ""), el.get("type", "static"), float(el.get("offset", 0) or 0), [], [], [],
-                           MAX_GAP_S)
-                elif ev == "end" and el.tag == "param" and cur is not None and el.get("key") == "max-gap":
-                    cur = cur[:6] + (float(el.get("value", MAX_GAP_S)),)
-                elif ev == "end" and el.tag == "phase" and cur is not None:
-                    d = float(el.get("duration", 0))
-                    cur[3].append((d, el.get("state", "")))
-                    lo, hi = el.get("minDur"), el.get("maxDur")
-                    ok = lo is not None and hi is not None and float(hi) > float(lo)
-                    cur[4].append(float(lo) if ok else math.nan)
-                    cur[5].append(float(hi) if ok else math.nan)
-                elif ev == "end" and el.tag == "tlLogic" and cur is not None:
-                    tl, kind = cur[0], cur[1]
-                    if kind == "actuated" and any(math.isfinite(x) for x in cur[4]):
-                        out[tl] = ActuatedProgram(tl, cur[2], cur[3], np.array(cur[4]), np.array(cur[5]), cur[6])
-                    else:
-                        out.pop(tl, None)
-                    cur = None
-                    el.clear()
+            data = f.read()
+        for block in _TL_RE.finditer(data):
+            el = ET.fromstring(block.group(0))
+            tl, kind = el.get("id", ""), el.get("type", "static")
+            gap = MAX_GAP_S
+            phases: list[tuple[float, str]] = []
+            lo_l: list[float] = []
+            hi_l: list[float] = []
+            for ch in el:
+                if ch.tag == "param" and ch.get("key") == "max-gap":
+                    gap = float(ch.get("value", MAX_GAP_S))
+                elif ch.tag == "phase":
+                    phases.append((float(ch.get("duration", 0)), ch.get("state", "")))
+                    lo = float(ch.get("minDur", "nan"))
+                    hi = float(ch.get("maxDur", "nan"))
+                    ok = hi > lo  # both given (NaN compares false)
+                    lo_l.append(lo if ok else math.nan)
+                    hi_l.append(hi if ok else math.nan)
+            if kind == "actuated" and any(math.isfinite(x) for x in lo_l):
+                out[tl] = ActuatedProgram(tl, float(el.get("offset", 0) or 0), phases, np.array(lo_l), np.array(hi_l),
+                                          gap)
+            else:
+                out.pop(tl, None)
     return out
 
 
