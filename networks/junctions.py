@@ -210,10 +210,10 @@ def permissive_foe_weights(phases: list[tuple[float, str]], mine: list[int], foe
     """
     perm_t, both_t = 0.0, 0.0
     for d, s in phases:
-        g_me = float(np.mean([k < len(s) and s[k] == "g" for k in mine])) if mine else 0.0
+        g_me = sum(1 for k in mine if k < len(s) and s[k] == "g") / len(mine) if mine else 0.0
         if g_me <= 0:
             continue
-        g_foe = float(np.mean([k < len(s) and s[k] in "Gg" for k in foe])) if foe else 1.0
+        g_foe = sum(1 for k in foe if k < len(s) and s[k] in "Gg") / len(foe) if foe else 1.0
         perm_t += d * g_me
         both_t += d * g_me * g_foe
     if perm_t <= 0:
@@ -239,8 +239,10 @@ def read_tls_programs(paths: Iterable[str | Path]) -> dict[str, tuple[float, lis
     return progs
 
 
-def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple[float, str]]]]) -> None:
-    """Set green shares and cycles of signalised movements from ``programs`` (in place).
+def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple[float, str]]]],
+                       movements: Iterable[int] | None = None) -> None:
+    """Set green shares and cycles of signalised movements from ``programs`` (in place); only ``movements`` if
+    given (the movements of those programs: actuated signals update a few programs many times a run).
 
     A movement green only as 'g' (permissive: gives way while green) keeps its conflicts and yields; a movement
     green partly as 'G' and partly as 'g' gets both parts (``mv_permissive_share``), and each of its conflicts
@@ -249,18 +251,21 @@ def apply_tls_programs(j: Junctions, programs: dict[str, tuple[float, list[tuple
     assert j.mv_permissive_share is not None and j.cf_w is not None and j.cf_lane_share is not None  # __post_init__
     shares = {tl: green_shares(ph) for tl, (_, ph) in programs.items()}
     parts = {tl: green_parts(ph) for tl, (_, ph) in programs.items()}
-    for m, tl in enumerate(j.mv_tl):
+    mvs = list(range(len(j.mv_tl)) if movements is None else movements)
+    for m in mvs:
+        tl = j.mv_tl[m]
         if not tl or tl not in shares:
             continue
         g, cyc = shares[tl]
         ks = [k for k in j.mv_tl_index[m] if 0 <= k < len(g)]
         if ks:  # lanes of one movement may have their own signal indices: mean green over them
-            gm = float(np.mean(g[ks]))
+            gm = float(sum(g[k] for k in ks)) / len(ks)
             j.mv_green[m] = gm
             j.mv_cycle[m] = cyc if gm < 1.0 else 0.0
             j.mv_permissive[m] = not any(k < len(st) and st[k] == "G" for k in ks for _, st in programs[tl][1])
-            j.mv_permissive_share[m] = min(float(np.mean(parts[tl][1][ks])), gm)
-    for m, tl in enumerate(j.mv_tl):
+            j.mv_permissive_share[m] = min(float(sum(parts[tl][1][k] for k in ks)) / len(ks), gm)
+    for m in mvs:
+        tl = j.mv_tl[m]
         if not tl or tl not in programs or j.mv_permissive_share[m] <= 0:
             continue
         for c in range(int(j.cf_ptr[m]), int(j.cf_ptr[m + 1])):

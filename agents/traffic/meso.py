@@ -122,6 +122,9 @@ def _ema(old: np.ndarray | None, sample: np.ndarray, w: float) -> np.ndarray:
         return np.where(fin, old + w * (sample - old), sample)  # elementwise the same operations as on fin alone
 
 
+ACTUATED_HYSTERESIS_S = 2.0  # actuated_signals: a program's new durations are applied when a phase moved this much
+
+
 class MesoTraffic(Domain, TrafficBackend):
     """Built-in queue model (``backend: meso``), or the same kernel without congestion (``freeflow``)."""
 
@@ -164,6 +167,8 @@ class MesoTraffic(Domain, TrafficBackend):
         if self.freeflow:  # no congestion: effectively unlimited outflow and room
             cap = np.full(self.L, 1e9)
             storage = np.maximum(storage, 10_000).astype(np.int32)
+        self._act: dict = {}  # actuated_signals: tl id -> (program, its movements, movements green per phase)
+        self.next_actuated = np.inf
         self._setup_junctions(twin, cap)
         if len(self.mv_delay) and not self.freeflow:
             # MATSim's floor counts the whole time a vehicle holds the link: its free-flow time plus the longest
@@ -326,13 +331,15 @@ class MesoTraffic(Domain, TrafficBackend):
             webster = np.where(sig & (green < 1.0), cycle * (1.0 - green) ** 2 / 2.0, 0.0)
             # a link between two heads of one signal controller (a junction cluster), optionally also through its
             # short unsignalised pieces, is cleared in the same green that fed it: no second uniform delay
-            webster[same_green_feed(j, self.length, float(c.signal_cluster_link_m))] = 0.0
+            same_green = same_green_feed(j, self.length, float(c.signal_cluster_link_m))
+            webster[same_green] = 0.0
             self.mv_delay = (j.mv_turn_s + webster).astype(_F)
             self.mv_turn = j.mv_turn_s.astype(_F)  # the part spent on the junction's internal lane (storage floor)
             # who gives way: unsignalised yield/stop/all-way streams, and signal movements while green as 'g'
             signal_yields = (perm > 0) if c.permissive_capacity else permissive
             gives_way = np.isin(j.mv_class, (1, 2, 3)) | (sig & signal_yields)
             keep = np.repeat(gives_way, np.diff(j.cf_ptr))
+            self._actuated_setup(twin, j, same_green, keep)
             self.cf_mv = j.cf_mv[keep].astype(np.int32)
             self.cf_w = (j.cf_w[keep] if c.permissive_capacity else np.ones(int(keep.sum()))).astype(_F)
             self.cf_ptr = np.zeros(len(rate) + 1, np.int64)
@@ -354,6 +361,8 @@ class MesoTraffic(Domain, TrafficBackend):
             # credit a turner finds on arriving at the line: its protected share of the green (kernel: _movement_ready)
             self.mv_gap_wait = np.where(gives_way & (prate > 0) & c.permissive_gap_wait,
                                         (green - perm) / np.maximum(green, 1e-9), 2.0).astype(_F)
+            # unsignalised streams that give way: -1 = a vehicle arriving alone waits Adams' delay for its gap
+            self.mv_gap_wait[gives_way & ~sig & bool(c.minor_gap_delay)] = -1.0
             self.mv_len = j.mv_len_m.astype(_F)
             # lanes chosen ahead: into a link shorter than lane_lookahead_m, each onward movement is served by the
             # in-link's lanes that reach it (kernel: a capacity account per pair); only where that restricts
@@ -399,6 +408,82 @@ class MesoTraffic(Domain, TrafficBackend):
         self.mv_tflow = np.zeros(M, _F)
         self.nx_acc = np.ones(len(self.nx_mask), _F)
         self.nx_tacc = np.zeros(len(self.nx_mask), _F)
+
+    def _actuated_setup(self, twin, j, same_green: np.ndarray, cf_keep: np.ndarray) -> None:
+        """Option ``actuated_signals``: read the actuated programs (net and additional files) and keep what
+        ``_set_durations`` needs to recompute signal capacities and delays in place."""
+        from dataclasses import replace
+
+        from networks.actuated import read_actuated
+
+        c = self.config
+        if not c.actuated_signals or not twin.city.sumo_net:
+            return
+        progs = read_actuated([twin.city.sumo_net] + [twin.resolve_path(p) for p in c.sumo.additional_files])
+        if not progs:
+            return
+        j = replace(j, mv_green=j.mv_green.copy(), mv_cycle=j.mv_cycle.copy(), mv_permissive=j.mv_permissive.copy(),
+                    mv_permissive_share=j.mv_permissive_share.copy(), cf_w=j.cf_w.copy())
+        for tl, prog in progs.items():
+            mvs = [m for m in range(len(j.mv_tl)) if j.mv_tl[m] == tl]
+            green_of = [[i for i, m in enumerate(mvs) if any(k < len(st) and st[k] in "Gg" for k in j.mv_tl_index[m])]
+                        for _, st in prog.phases]
+            self._act[tl] = (prog, np.array(mvs, np.int64), green_of)
+        self._act_state = (j, same_green, cf_keep)
+        self._act_dur: dict[str, list[float]] = {}  # last durations per program (warm start) and as applied
+        self._act_applied: dict[str, list[float]] = {}
+        self.next_actuated = float(c.actuated_interval_s)
+
+    def _set_durations(self) -> None:
+        """Actuated signals: phase durations from the movements' recent arrivals (``networks.actuated``), then each
+        signal movement's capacity, uniform delay and permissive weights recomputed in place."""
+        from networks.actuated import phase_durations
+        from networks.junctions import apply_tls_programs
+
+        c = self.config
+        j, same_green, cf_keep = self._act_state
+        t = self.t
+        tau = float(c.flow_window_s)
+        served = self.mv_flow * np.exp(-np.maximum(t - self.mv_tflow, 0.0) / tau)
+        on = np.flatnonzero((self.v_status[:self.n_veh] == K.RUNNING) & (self.v_mv[:self.n_veh] >= 0)
+                            & (self.v_exit[:self.n_veh] <= t))
+        waiting = np.bincount(self.v_mv[on], minlength=len(self.mv_out)).astype(float)
+        lam = served + waiting / float(c.actuated_interval_s)  # arrivals: served flow + the queue to clear
+        sat = c.saturation_flow_vph / 3600.0 * c.capacity_scale * j.mv_lanes
+        progs, mvs_changed = {}, []
+        for tl, (prog, mvs, green_of) in self._act.items():
+            d = phase_durations(prog, green_of, lam[mvs], sat[mvs], self._act_dur.get(tl))
+            self._act_dur[tl] = d
+            r = [float(round(x)) for x in d]  # applied in whole seconds (as SUMO switches), only when a phase moved
+            last = self._act_applied.get(tl)
+            if last is None or max(abs(a - b) for a, b in zip(r, last)) >= ACTUATED_HYSTERESIS_S:
+                self._act_applied[tl] = r
+                progs[tl] = (prog.offset, [(dd, st) for dd, (_, st) in zip(r, prog.phases)])
+                mvs_changed.extend(mvs.tolist())
+        if not progs:
+            return
+        apply_tls_programs(j, progs, mvs_changed)
+        sig = j.mv_class == 5
+        green, cycle = j.mv_green, j.mv_cycle
+        perm = np.where(sig, np.minimum(j.mv_permissive_share, green), 0.0) if c.permissive_capacity \
+            else np.zeros(len(green))
+        sat1 = c.saturation_flow_vph / 3600.0 * c.capacity_scale
+        self.mv_rate[sig] = (sat1 * j.mv_lanes * (green - perm))[sig]
+        self.mv_prate[sig] = (sat1 * j.mv_lanes * perm)[sig]
+        webster = np.where(sig & (green < 1.0), cycle * (1.0 - green) ** 2 / 2.0, 0.0)
+        webster[same_green] = 0.0
+        self.mv_delay[sig] = (j.mv_turn_s + webster)[sig]
+        if c.permissive_capacity:
+            self.cf_w[:] = j.cf_w[cf_keep]
+        if c.permissive_gap_wait:
+            pw = sig & (perm > 0) & (self.mv_gap_wait < 1.0) & (self.mv_gap_wait >= 0.0)
+            self.mv_gap_wait[pw] = ((green - perm) / np.maximum(green, 1e-9))[pw]
+        has = np.diff(self.mv_ptr) > 0
+        per_link = np.add.reduceat(np.append(self.mv_rate + self.mv_prate, 0.0), self.mv_ptr[:-1])
+        self.link_jcap[:] = np.where(has, np.minimum(self.cap_rate, np.where(has, per_link, self.cap_rate)),
+                                     self.cap_rate)
+        dmin = np.minimum.reduceat(np.append(webster, 0.0), self.mv_ptr[:-1])
+        self.link_jdelay[:] = np.where(has, dmin, 0.0)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # an array the kernel takes (re)assigned (vehicle arrays grown, route buffer grown, tables grown): the
@@ -479,6 +564,9 @@ class MesoTraffic(Domain, TrafficBackend):
             self._waiting = False
             self._catch_up()
             c = self.config
+            if env.now >= self.next_actuated - 1e-9:  # actuated_signals: green splits follow the arrivals
+                self._set_durations()
+                self.next_actuated += c.actuated_interval_s
             if env.now >= self.next_sample - 1e-9:
                 self._sample_costs()
                 self.next_sample += c.route_sample_s

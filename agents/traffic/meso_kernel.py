@@ -354,6 +354,16 @@ def free_lane_share(mask, blocked):
     return _bits(mask & ~blocked) / n if n > 0 else 1.0
 
 
+@njit(cache=True)
+def adams_delay(q, tc):
+    """Mean wait (s) for a gap of at least ``tc`` (s) in a Poisson stream of ``q`` veh/s, for a vehicle arriving at
+    a random moment with nobody ahead (Adams 1936): (exp(q tc) - q tc - 1) / q; q tc² / 2 as q -> 0."""
+    x = q * tc
+    if x < 1e-6:
+        return 0.5 * q * tc * tc
+    return (np.exp(x) - x - 1.0) / q
+
+
 @njit(cache=True, inline="always")
 def _movement_ready(m, t, dt, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_acc, mv_tacc,
                     mv_prate, cf_w, gap_wait):
@@ -363,11 +373,20 @@ def _movement_ready(m, t, dt, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow,
     waits: a vehicle that arrives at the line after a step without one finds ``gap_wait`` of a vehicle's
     capacity ready (its protected share of the green: arriving in 'G' it goes) and waits for the rest at the
     movement's capacity (in 'g': the mean service time of the head of a gap-acceptance queue, 1 / capacity),
-    holding its lane meanwhile."""
+    holding its lane meanwhile. ``gap_wait`` < 0 (a stream that gives way, option ``minor_gap_delay``): the credit
+    is 1 - capacity x Adams' delay, so a vehicle arriving alone waits that delay for a gap in its foes' flow."""
     rate = _movement_rate(m, t, f, tau, mv_rate, cf_ptr, cf_mv, mv_flow, mv_tflow, mv_tf, mv_tg, mv_prate, cf_w)
     if gap_wait[m] < 1.0 and t - mv_tacc[m] > 1.5 * dt:
-        if mv_acc[m] > gap_wait[m]:
-            mv_acc[m] = gap_wait[m]
+        credit = gap_wait[m]
+        if credit < 0.0:
+            # a stream that gives way (``minor_gap_delay``): a vehicle arriving at an idle line waits Adams'
+            # delay for a gap in its foes' live flow before it goes (then the queue runs at the capacity)
+            qp = 0.0
+            for k in range(cf_ptr[m], cf_ptr[m + 1]):
+                qp += cf_w[k] * _decayed_flow(cf_mv[k], t, tau, mv_flow, mv_tflow)
+            credit = 1.0 - rate * adams_delay(qp, mv_tg[m])
+        if mv_acc[m] > credit:
+            mv_acc[m] = credit
         mv_tacc[m] = t - dt
     a = mv_acc[m] + rate * (t - mv_tacc[m])
     cmax = rate * dt + 1.0
