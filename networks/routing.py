@@ -188,6 +188,33 @@ def path_from_next_hop(orig, next_link, link_to, max_links):
     return out[:n].copy()
 
 
+@njit(cache=True)
+def first_last_links(sel, origins, destinations, slot, nh, link_to, first, last, n_nodes):  # pragma: no cover
+    """First and last link of each selected trip's path, following next-hop rows (``nh[slot[dest]]``, node
+    columns) from its origin; both stay -1 where the row does not reach the destination within ``n_nodes`` links.
+    The walk of ``agents.traffic.sumo_setup.freeflow_od_links`` without its time and count outputs."""
+    for k in range(sel.shape[0]):
+        i = sel[k]
+        d = destinations[i]
+        row = slot[d]
+        v = origins[i]
+        cnt = 0
+        prev = -1
+        f = -1
+        while v != d and cnt <= n_nodes:
+            ln = nh[row, v]
+            if ln < 0:
+                break
+            if cnt == 0:
+                f = ln
+            prev = ln
+            cnt += 1
+            v = link_to[ln]
+        if v == d and cnt > 0:
+            first[i] = f
+            last[i] = prev
+
+
 @njit(cache=True, parallel=True)
 def _reach_counts(out_indptr, out_links, link_to, n_nodes):
     """For each node, how many other nodes it reaches (BFS ignoring costs)."""

@@ -19,7 +19,7 @@ from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
 from networks.junctions import same_green_feed
-from networks.routing import (movement_graph, movement_successors, next_hop_tables, route_tables, turn_route_rows,
+from networks.routing import (first_last_links, movement_graph, movement_successors, next_hop_tables, route_tables, turn_route_rows,
                               update_route_tables)
 from twin.domain import KPI, Domain
 
@@ -1007,7 +1007,7 @@ class MesoTraffic(Domain, TrafficBackend):
         The rows are kept on the city graph too, per cost array (at most 4), for the next run on the same city
         in this process (variants share a build, ``twin.city.build_city``), as its junction model is: a run's
         first pinning (Bad Hersfeld: 1,951 destinations) is then a look-up."""
-        from agents.traffic.sumo_setup import _walk, freeflow_od_links
+        from agents.traffic.sumo_setup import freeflow_od_links
 
         cost = np.where(self.cap_factor > 0, self.fft, np.inf)
         a = self.city.arrays
@@ -1043,8 +1043,8 @@ class MesoTraffic(Domain, TrafficBackend):
         n = len(o)
         first, last = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
         sel = np.flatnonzero(o != d).astype(np.int64)
-        _walk(sel, o.astype(np.int64), d.astype(np.int64), slot, nh, a.link_to.astype(np.int64), cost,
-              first, last, np.zeros(n, np.int32), np.full(n, np.nan), a.n_nodes)
+        first_last_links(sel, o.astype(np.int64), d.astype(np.int64), slot, nh, a.link_to.astype(np.int64), first,
+                         last, a.n_nodes)
         return first, last
 
     def add_trips(self, origins, destinations, depart_s, kind: str = "car", paths=None) -> np.ndarray:
