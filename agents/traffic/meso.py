@@ -19,8 +19,8 @@ from agents.traffic.backend import VEHICLE_KINDS, TrafficBackend, TripResult
 from agents.traffic.schema import traffic_dataset, traffic_kpis
 from agents.traffic.config import TrafficConfig
 from networks.junctions import same_green_feed
-from networks.routing import (first_last_links, movement_graph, movement_successors, next_hop_tables, route_tables, turn_route_rows,
-                              update_route_tables)
+from networks.routing import (first_last_links, movement_graph, movement_successors, next_hop_tables, route_tables,
+                              turn_route_rows, update_route_tables)
 from twin.domain import KPI, Domain
 
 __all__ = ["MesoTraffic"]
@@ -120,6 +120,33 @@ def _ema(old: np.ndarray | None, sample: np.ndarray, w: float) -> np.ndarray:
     fin = np.isfinite(old) & np.isfinite(sample)
     with np.errstate(invalid="ignore"):  # inf - inf where not finite: not used
         return np.where(fin, old + w * (sample - old), sample)  # elementwise the same operations as on fin alone
+
+
+def _signal_service(sig: np.ndarray, green: np.ndarray, cycle: np.ndarray, pshare: np.ndarray, lanes: np.ndarray,
+                    sat_vps: float, permissive_capacity: bool, same_green: np.ndarray):
+    """Per movement: (permissive green share, protected rate veh/s, permissive rate veh/s, uniform delay s).
+
+    A signal's green splits into its protected ('G') part, at saturation flow, and its permissive ('g') part, where
+    the movement filters through its foes' gaps (kernel: movement_rate); Webster's uniform delay c (1 - g/c)^2 / 2,
+    none on a link between two heads of one controller (``same_green``: cleared in the green that fed it). Other
+    movements: saturation flow x lanes, no delay."""
+    perm = np.where(sig, np.minimum(pshare, green), 0.0) if permissive_capacity else np.zeros(len(green))
+    rate = sat_vps * lanes * np.where(sig, green - perm, 1.0)
+    prate = sat_vps * lanes * perm
+    webster = np.where(sig & (green < 1.0), cycle * (1.0 - green) ** 2 / 2.0, 0.0)
+    webster[same_green] = 0.0
+    return perm, rate, prate, webster
+
+
+def _link_junction(rate: np.ndarray, prate: np.ndarray, webster: np.ndarray, mv_ptr: np.ndarray,
+                   cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per link: (junction capacity veh/s: no more than its movements pass together, and no more than its own;
+    routing delay s: the least uniform delay of its movements, 0 without movements)."""
+    L = len(mv_ptr) - 1
+    has = np.diff(mv_ptr) > 0
+    per_link = np.add.reduceat(np.append(rate + prate, 0.0), mv_ptr[:-1]) if len(rate) else np.zeros(L)
+    dmin = np.minimum.reduceat(np.append(webster, 0.0), mv_ptr[:-1]) if len(rate) else np.zeros(L)
+    return np.where(has, np.minimum(cap, np.where(has, per_link, cap)), cap), np.where(has, dmin, 0.0)
 
 
 ACTUATED_HYSTERESIS_S = 2.0  # actuated_signals: a program's new durations are applied when a phase moved this much
@@ -323,16 +350,11 @@ class MesoTraffic(Domain, TrafficBackend):
                 apply_tls_programs(j, read_tls_programs([twin.resolve_path(p) for p in c.sumo.additional_files]))
             sig = j.mv_class == 5
             sat = c.saturation_flow_vph / 3600.0 * c.capacity_scale
-            # a signal's green splits into its protected ('G') part, at saturation flow, and its permissive ('g')
-            # part, where the movement filters through its foes' gaps (kernel: movement_rate)
-            perm = np.where(sig, np.minimum(pshare, green), 0.0) if c.permissive_capacity else np.zeros(len(green))
-            rate = sat * j.mv_lanes * np.where(sig, green - perm, 1.0)
-            prate = sat * j.mv_lanes * perm
-            webster = np.where(sig & (green < 1.0), cycle * (1.0 - green) ** 2 / 2.0, 0.0)
             # a link between two heads of one signal controller (a junction cluster), optionally also through its
             # short unsignalised pieces, is cleared in the same green that fed it: no second uniform delay
             same_green = same_green_feed(j, self.length, float(c.signal_cluster_link_m))
-            webster[same_green] = 0.0
+            perm, rate, prate, webster = _signal_service(sig, green, cycle, pshare, j.mv_lanes, sat,
+                                                         c.permissive_capacity, same_green)
             self.mv_delay = (j.mv_turn_s + webster).astype(_F)
             self.mv_turn = j.mv_turn_s.astype(_F)  # the part spent on the junction's internal lane (storage floor)
             # who gives way: unsignalised yield/stop/all-way streams, and signal movements while green as 'g'
@@ -378,16 +400,13 @@ class MesoTraffic(Domain, TrafficBackend):
             self.nx_mask = nx_mask[keep].astype(np.int64)
             bits = np.array([bin(int(x)).count("1") for x in self.nx_mask], _F)
             self.nx_frac = (bits / np.maximum(j.mv_lanes[owner[keep]], 1.0)).astype(_F)
-            # a link passes no more than its movements together (routing cost uses this)
-            per_link = np.add.reduceat(np.append(rate + prate, 0.0), self.mv_ptr[:-1]) if len(rate) else np.zeros(L)
-            has = np.diff(self.mv_ptr) > 0
-            self.link_jcap = np.where(has, np.minimum(cap, np.where(has, per_link, cap)), cap)
-            # routing sees the cheapest way through the end junction and no turn time, as SUMO routes on edge
-            # times (its internal lanes are not in them): only a signal's uniform delay, the least of its movements.
-            # (A lane-weighted mean of turn times biased routes off links that mostly turn: on a light 5x5 grid the
-            # link-flow r against SUMO fell from 0.87 to 0.40.)
-            dmin = np.minimum.reduceat(np.append(webster, 0.0), self.mv_ptr[:-1]) if len(rate) else np.zeros(L)
-            self.link_jdelay = np.where(has, dmin, 0.0).astype(_F)
+            # a link passes no more than its movements together (routing cost uses this); routing sees the cheapest
+            # way through the end junction and no turn time, as SUMO routes on edge times (its internal lanes are not
+            # in them): only a signal's uniform delay, the least of its movements. (A lane-weighted mean of turn
+            # times biased routes off links that mostly turn: on a light 5x5 grid the link-flow r against SUMO fell
+            # from 0.87 to 0.40.)
+            self.link_jcap, jdelay = _link_junction(rate, prate, webster, self.mv_ptr, cap)
+            self.link_jdelay = jdelay.astype(_F)
         else:
             self.mv_ptr = np.zeros(L + 1, np.int64)
             self.mv_out = np.zeros(0, np.int32)
@@ -464,26 +483,20 @@ class MesoTraffic(Domain, TrafficBackend):
             return
         apply_tls_programs(j, progs, mvs_changed)
         sig = j.mv_class == 5
-        green, cycle = j.mv_green, j.mv_cycle
-        perm = np.where(sig, np.minimum(j.mv_permissive_share, green), 0.0) if c.permissive_capacity \
-            else np.zeros(len(green))
-        sat1 = c.saturation_flow_vph / 3600.0 * c.capacity_scale
-        self.mv_rate[sig] = (sat1 * j.mv_lanes * (green - perm))[sig]
-        self.mv_prate[sig] = (sat1 * j.mv_lanes * perm)[sig]
-        webster = np.where(sig & (green < 1.0), cycle * (1.0 - green) ** 2 / 2.0, 0.0)
-        webster[same_green] = 0.0
+        green = j.mv_green
+        perm, rate, prate, webster = _signal_service(sig, green, j.mv_cycle, j.mv_permissive_share, j.mv_lanes,
+                                                     c.saturation_flow_vph / 3600.0 * c.capacity_scale,
+                                                     c.permissive_capacity, same_green)
+        self.mv_rate[sig] = rate[sig]
+        self.mv_prate[sig] = prate[sig]
         self.mv_delay[sig] = (j.mv_turn_s + webster)[sig]
         if c.permissive_capacity:
             self.cf_w[:] = j.cf_w[cf_keep]
         if c.permissive_gap_wait:
             pw = sig & (perm > 0) & (self.mv_gap_wait < 1.0) & (self.mv_gap_wait >= 0.0)
             self.mv_gap_wait[pw] = ((green - perm) / np.maximum(green, 1e-9))[pw]
-        has = np.diff(self.mv_ptr) > 0
-        per_link = np.add.reduceat(np.append(self.mv_rate + self.mv_prate, 0.0), self.mv_ptr[:-1])
-        self.link_jcap[:] = np.where(has, np.minimum(self.cap_rate, np.where(has, per_link, self.cap_rate)),
-                                     self.cap_rate)
-        dmin = np.minimum.reduceat(np.append(webster, 0.0), self.mv_ptr[:-1])
-        self.link_jdelay[:] = np.where(has, dmin, 0.0)
+        self.link_jcap[:], self.link_jdelay[:] = _link_junction(self.mv_rate, self.mv_prate, webster, self.mv_ptr,
+                                                                self.cap_rate)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # an array the kernel takes (re)assigned (vehicle arrays grown, route buffer grown, tables grown): the
