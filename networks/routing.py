@@ -192,7 +192,8 @@ def path_from_next_hop(orig, next_link, link_to, max_links):
 def first_last_links(sel, origins, destinations, slot, nh, link_to, first, last, n_nodes):  # pragma: no cover
     """First and last link of each selected trip's path, following next-hop rows (``nh[slot[dest]]``, node
     columns) from its origin; both stay -1 where the row does not reach the destination within ``n_nodes`` links.
-    The walk of ``agents.traffic.sumo_setup.freeflow_od_links`` without its time and count outputs."""
+    The walk of ``agents.traffic.sumo_setup.freeflow_od_links`` without its time and count outputs (that file keeps
+    its own copy: it is part of the SUMO reference cache key, and editing it re-runs every cached SUMO run)."""
     for k in range(sel.shape[0]):
         i = sel[k]
         d = destinations[i]
