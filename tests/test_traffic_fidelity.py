@@ -166,3 +166,41 @@ def test_noise_floor_compares_each_model_with_its_other_seed():
     assert nf["sumo_micro"]["mean_travel_time_pct"] == pytest.approx(10.0)
     assert nf["sumo_micro"]["geh5_share"] == 0.6 and nf["sumo_micro"]["closure_dvh_rel"] == pytest.approx(0.5)
     assert nf["builtin"]["geh5_share"] == 0.7 and "closure_dvh_pct" not in nf["builtin"]
+
+
+def test_misses_are_classified_against_sumo_micros_seed_noise():
+    """A miss is within noise only when the built-in model trails meso-jc by no more than SUMO micro differs from
+    itself with the other seed; the strict pass/fail is unchanged, and a figure SUMO micro reproduces exactly
+    (noise 0) is a real miss however small."""
+    micro = {"baseline": (200, 300, 100, 1000, 1.0, 1.0, 100), "closure": (240, 360, 130, 1000, 1.0, 1.0, 100)}
+    meso = {"baseline": (190, 300, 100, 990, 0.8, 0.9, 20), "closure": (236, 360, 130, 990, 0.8, 0.9, 20)}
+    # baseline completed: built-in 30 off, meso-jc 10 off; closure mean: built-in 4.8 s further off than meso-jc
+    bi = {"baseline": (200, 300, 100, 970, 0.9, 0.95, 1), "closure": (240, 360, 130, 1000, 0.79, 0.95, 1)}
+    city = _city(bi, micro, meso, {"builtin": 31.5, "sumo_micro": 30.0, "sumo_meso_jc": 29.5})
+    b, c = city["runs"]["baseline"], city["runs"]["closure"]
+    c["builtin"]["mean_travel_time_s"] = 240 * 1.2 + 4 + 4.8  # meso-jc is 4 s off (its 236 -> 240 * 1.2 - 4)
+    c["sumo_meso_jc"]["mean_travel_time_s"] = 240 * 1.2 - 4
+    b["sumo_micro_seed2"] = dict(b["sumo_micro"], trips_completed=1025, geh5_share=0.995, flow_r=0.999)
+    c["sumo_micro_seed2"] = dict(c["sumo_micro"], mean_travel_time_s=240 * 1.2 + 3.0, geh5_share=0.99, flow_r=1.0)
+    city["closure_delta"]["sumo_micro_seed2"] = {"d_vehicle_hours_pct": 30.5, "d_mean_travel_time_pct": 30.0}
+    noise = tf.seed_noise(city)
+    assert noise["baseline_trips_completed"] == 25 and noise["closure_mean_travel_time_s"] == pytest.approx(3.0)
+    assert noise["closure_geh5_share"] == pytest.approx(0.01) and noise["d_vehicle_hours_pct"] == pytest.approx(0.5)
+    t = tf.targets(city)["as_close_as_sumo_meso_jc_on_every_figure"]
+    assert not t["pass"]
+    # completed: 30 - 10 = 20 <= 25 (noise); closure mean: 4.8 > 3; closure GEH: 0.21 - 0.2 = 0.01 <= 0.01;
+    # Δ VH: 1.5 - 0.5 = 1 > 0.5; Δ mean: 1 > 0 (SUMO micro's other seed gives the same Δ mean)
+    assert set(t["not_met"]) == {"baseline_trips_completed", "closure_mean_travel_time_s", "closure_geh5_share",
+                                 "d_vehicle_hours_pct", "d_mean_travel_time_pct"}
+    assert t["within_seed_noise"] == ["baseline_trips_completed", "closure_geh5_share"]
+    assert t["value"]["closure_mean_travel_time_s"]["within_seed_noise"] is False
+    assert "of these within SUMO micro's seed noise: baseline_trips_completed, closure_geh5_share" in tf.misses_text(t)
+    # the pure rule: a NaN or missing noise is never within, a zero noise only for a zero excess
+    fails, within = tf.classify_misses({"a": (2.0, 1.0), "b": (2.0, 1.0), "c": (1.0, 1.0), "d": (3.0, 1.0)},
+                                       {"a": float("nan"), "c": 0.0, "d": 2.0})
+    assert fails == ["a", "b", "d"] and within == ["d"]
+    # without the other seed the misses are listed and the noise is not judged
+    for run in ("baseline", "closure"):
+        del city["runs"][run]["sumo_micro_seed2"]
+    t = tf.targets(city)["as_close_as_sumo_meso_jc_on_every_figure"]
+    assert t["within_seed_noise"] is None and "seed noise not judged" in tf.misses_text(t)

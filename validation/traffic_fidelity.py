@@ -18,7 +18,11 @@ Noise floor: SUMO micro and the built-in model are run again with another scenar
 replication seed, ``twin.run.replication_seeds``: SUMO's ``--seed`` and the demand's sampling change), and the
 same figures are computed between the two seeds of one model ("SUMO micro, other seed" against SUMO micro;
 the built-in model against itself). A target tighter than a model's agreement with itself cannot be told apart
-from seed noise. ``--no-other-seed`` skips these runs.
+from seed noise. ``--no-other-seed`` skips these runs. The target "on every figure at least as close as SUMO
+meso-jc" stays strict (its pass/fail is unchanged); beside its misses the table says which of them are within SUMO
+micro's own seed noise (``seed_noise``, ``classify_misses``): the built-in model trails meso-jc on that figure by no
+more than SUMO micro's other seed differs from its reference seed (JSON: ``within_seed_noise`` and per figure
+``seed_noise``).
 
 SUMO runs happen in child processes and are cached under ``results/.cache/sumo_reference/`` keyed by their
 exact inputs (``agents/traffic/reference.py``): a run without arguments reuses valid cached SUMO runs and
@@ -194,10 +198,14 @@ def targets(city: dict) -> dict:
             per[f"closure_{k}"] = (1.0 - c["builtin"][k], 1.0 - c["sumo_meso_jc"][k])
         for k in ("d_vehicle_hours_pct", "d_mean_travel_time_pct"):
             per[k] = (abs(d["builtin"][k] - d["sumo_micro"][k]), abs(d["sumo_meso_jc"][k] - d["sumo_micro"][k]))
-        fails = [k for k, (x, y) in per.items() if not (x <= y + 1e-12)]
+        noise = seed_noise(city)
+        fails, within = classify_misses(per, noise)
         t["as_close_as_sumo_meso_jc_on_every_figure"] = {
-            "value": {k: {"builtin_gap": x, "meso_jc_gap": y} for k, (x, y) in per.items()},
-            "not_met": fails, "target": "builtin gap <= meso-jc gap", "pass": not fails}
+            "value": {k: {"builtin_gap": x, "meso_jc_gap": y,
+                          **({"seed_noise": noise[k], "within_seed_noise": k in within} if k in noise else {})}
+                      for k, (x, y) in per.items()},
+            "not_met": fails, "within_seed_noise": within if noise else None,
+            "target": "builtin gap <= meso-jc gap", "pass": not fails}
         w_b = b["builtin"]["wall_time_s"] + c["builtin"]["wall_time_s"]
         w_m = me["wall_time_s"] + c["sumo_meso_jc"]["wall_time_s"]
         t["speedup_vs_sumo_meso_jc_at_least_10x"] = {"value": w_m / w_b, "unit": "x", "target": ">= 10",
@@ -205,6 +213,51 @@ def targets(city: dict) -> dict:
     else:
         t["sumo_meso_jc_reference"] = {"value": None, "target": "present", "pass": False}
     return t
+
+
+def seed_noise(city: dict) -> dict[str, float]:
+    """SUMO micro's own seed-to-seed difference of each figure of the "as close as meso-jc" target.
+
+    The other-seed SUMO micro run against the reference run: the absolute difference of mean and p90 travel time,
+    vehicle-hours and completed trips (baseline and closure) and of the closure's Δ vehicle-hours and Δ mean travel
+    time (percentage points); for the GEH < 5 share and r, 1 − the other seed's agreement with the reference (the
+    gap of a model as close to the reference as SUMO's other seed). Empty without the other-seed runs."""
+    b, c, d = city["runs"]["baseline"], city["runs"]["closure"], city.get("closure_delta", {})
+    s2, mi = "sumo_micro_seed2", "sumo_micro"
+    if not (s2 in b and s2 in c and mi in b and mi in c):
+        return {}
+    out: dict[str, float] = {}
+    for run, f in (("baseline", b), ("closure", c)):
+        for k in ("mean_travel_time_s", "p90_travel_time_s", "vehicle_hours", "trips_completed"):
+            out[f"{run}_{k}"] = abs(f[s2][k] - f[mi][k])
+        for k in ("geh5_share", "flow_r"):
+            out[f"{run}_{k}"] = 1.0 - f[s2][k]
+    if s2 in d and mi in d:
+        for k in ("d_vehicle_hours_pct", "d_mean_travel_time_pct"):
+            out[k] = abs(d[s2][k] - d[mi][k])
+    return out
+
+
+def classify_misses(per: dict[str, tuple[float, float]], noise: dict[str, float]) -> tuple[list[str], list[str]]:
+    """(figures where the built-in gap to SUMO micro exceeds meso-jc's, those of them within SUMO micro's seed noise).
+
+    ``per``: figure -> (built-in gap, meso-jc gap); ``noise``: figure -> SUMO micro's seed-to-seed difference
+    (:func:`seed_noise`). A miss is within noise when the built-in model is no further behind meso-jc than SUMO
+    micro differs from itself with another seed (built-in gap − meso-jc gap <= noise); a figure without a noise
+    value (or NaN) is never within noise. The strict miss list is the target's pass/fail, unchanged."""
+    fails = [k for k, (x, y) in per.items() if not (x <= y + 1e-12)]
+    within = [k for k in fails if k in noise and np.isfinite(noise[k]) and per[k][0] - per[k][1] <= noise[k] + 1e-12]
+    return fails, within
+
+
+def misses_text(t: dict) -> str:
+    """'not met on: ...; of these within SUMO micro's seed noise: ...' of the "as close as meso-jc" target."""
+    s = "not met on: " + (", ".join(t.get("not_met", [])) or "none")
+    if t.get("not_met"):
+        w = t.get("within_seed_noise")
+        s += ("; of these within SUMO micro's seed noise: " + (", ".join(w) or "none") if w is not None
+              else "; SUMO micro's other seed not run: seed noise not judged")
+    return s
 
 
 def _cell(fmt: str, v) -> str:
@@ -249,7 +302,7 @@ def format_city(name: str, res: dict) -> str:
         if isinstance(v, dict) and "relative_error" in v:
             vs = f"built-in {v['builtin']:+.1f}% vs micro {v['sumo_micro']:+.1f}% (off by {v['relative_error']:.0%})"
         elif isinstance(v, dict):
-            vs = "not met on: " + (", ".join(t.get("not_met", [])) or "none")
+            vs = misses_text(t)
         elif v is None:
             vs = "missing"
         else:
