@@ -13,14 +13,15 @@ repeated with SUMO micro's routes, for the baseline and the closure variant of B
   its departure) and read with ``traffic.routes_file``: each trip drives SUMO's route, never re-routed; trips SUMO
   never inserted, and those whose route crosses a closed link (they crossed it in SUMO before it closed; on a
   fixed path the built-in model would hold them there), are routed by the built-in model (counted).
-- the same with built-in traffic overrides (``--override actuated_signals=true``).
+- the same with built-in traffic overrides: ``actuated_signals: true`` (``actuated``, ``actuated_sumo_routes``), and
+  with ``actuated_interval_s: 30`` (``actuated_30s``).
 
 Every figure of the fidelity table is computed against the cached SUMO micro reference, next to SUMO meso-jc and
 SUMO micro's other seed, and judged as the fidelity target "on every figure at least as close to SUMO micro as
 SUMO meso-jc" (``traffic_fidelity.targets``, with SUMO micro's seed noise per figure).
 
 Run: ``.venv/bin/python validation/closure_routes.py [--cities bologna,wildau] [--cached-only] [--jobs 2]
-[--configs routed,sumo_routes,actuated,actuated_sumo_routes]``; ends with one JSON line
+[--configs routed,sumo_routes,actuated,actuated_sumo_routes,actuated_30s]``; ends with one JSON line
 ``{"validation": "closure_routes", ...}``.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,10 +50,12 @@ CITIES = {"bologna": ("scenarios/bologna.yaml", "arterial_closed"),
 CACHE = ROOT / "results" / ".cache" / "fixed_routes"
 TIMEOUT_S = 3600.0
 _KEEP = ("link_flow", "link_speed", "trip_", "kpi_traffic_")
+_LOAD_LOCK = threading.Lock()  # HDF5 is not thread-safe: two threads loading cached runs crashed libhdf5
 # built-in configurations: (routes from the SUMO micro replica?, traffic overrides)
 CONFIGS: dict[str, tuple[bool, dict]] = {"routed": (False, {}), "sumo_routes": (True, {}),
                                          "actuated": (False, {"actuated_signals": True}),
-                                         "actuated_sumo_routes": (True, {"actuated_signals": True})}
+                                         "actuated_sumo_routes": (True, {"actuated_signals": True}),
+                                         "actuated_30s": (False, {"actuated_signals": True, "actuated_interval_s": 30.0})}
 
 
 def _city(name: str):
@@ -152,7 +156,8 @@ def replica(name: str, variant: str, city=None, cached_only: bool = False):
     key = replica_key(name, variant, city)
     nc = replica_file(name, variant, key)
     if nc.exists():
-        return xr.load_dataset(nc), True, key, ""
+        with _LOAD_LOCK:
+            return xr.load_dataset(nc), True, key, ""
     if cached_only:
         return None, False, key, "not in the cache (--cached-only)"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, variant, str(nc)]
@@ -170,7 +175,8 @@ def replica(name: str, variant: str, city=None, cached_only: bool = False):
         _CHILDREN.discard(proc)
     if proc.returncode != 0 or not nc.exists():
         return None, False, key, f"child failed (exit {proc.returncode}): " + " | ".join(err.strip().splitlines()[-3:])
-    return xr.load_dataset(nc), False, key, ""
+    with _LOAD_LOCK:
+        return xr.load_dataset(nc), False, key, ""
 
 
 def closed_links(name: str, variant: str, city) -> set[int]:
