@@ -329,17 +329,25 @@ def format_city(name: str, res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agents.traffic.compare import _json_safe, run_backend
-    from agents.traffic.reference import SumoReference, reference_key, sumo_reference
-    from agents.traffic.reference_seed import seeded_reference
-    import traffic_fidelity as tf
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cities", default=",".join(CITIES))
     ap.add_argument("--cached-only", action="store_true", help="run no SUMO: cached replicas only")
     ap.add_argument("--jobs", type=int, default=2, help="SUMO replicas at once (child processes)")
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {', '.join(CONFIGS)}")
+    ap.add_argument("--stranded-leftmost-lane", action="store_true",
+                    help="experiment: the built-in kernel with a stranded vehicle on its first link's leftmost lane "
+                         "(closure_where.patch_stranded_leftmost_lane)")
     args = ap.parse_args(argv)
+    if args.stranded_leftmost_lane:
+        import closure_where
+
+        closure_where.patch_stranded_leftmost_lane()
+    import traffic_fidelity as tf
+
+    from agents.traffic.compare import _json_safe, run_backend
+    from agents.traffic.reference import SumoReference, reference_key, sumo_reference
+    from agents.traffic.reference_seed import seeded_reference
+
     names = [c.strip() for c in args.cities.split(",") if c.strip()]
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     if any(c not in CITIES for c in names) or any(c not in CONFIGS for c in configs) or args.jobs < 1:

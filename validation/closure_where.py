@@ -5,7 +5,8 @@ The experiments behind docs/traffic_model.md, section "Every figure against SUMO
 reference run itself with ``--vehroute-output``, cached in ``results/.cache/fixed_routes/``; run that script
 first); the built-in model runs here, through ``agents.traffic.compare.run_backend`` with traffic overrides.
 Nothing of the model is changed, except by ``options --scale-movements`` (a run-time scaling of the movement
-capacities out of named links, an experiment only).
+capacities out of named links) and ``--stranded-leftmost-lane`` (before the subcommand: the kernel loaded with a
+stranded vehicle standing on its first link's leftmost lane instead of the rightmost), experiments only.
 
 Subcommands (``CITY``: bologna or wildau; ``VARIANT``: baseline or the city's closure variant):
 - ``where CITY VARIANT [--sumo-routes] [--override JSON]``: time in system (departure to arrival, or to the end for
@@ -39,6 +40,35 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "validation"))
 
 import closure_routes as cr  # noqa: E402
+
+
+def patch_stranded_leftmost_lane() -> None:
+    """Experiment only (no model change on disk): load the kernel with a stranded vehicle (``stand_unroutable``: its
+    route has no passenger path past its first link) standing on its first link's **leftmost** lane instead of the
+    rightmost. The patched source goes to a temporary file and is registered as ``agents.traffic.meso_kernel``
+    before the model imports it; call it before anything imports ``agents.traffic.meso``."""
+    import importlib.util
+    import tempfile
+
+    if "agents.traffic.meso" in sys.modules:
+        raise RuntimeError("patch_stranded_leftmost_lane: agents.traffic.meso is already imported")
+    src = (ROOT / "agents" / "traffic" / "meso_kernel.py").read_text(encoding="utf-8")
+    old = "                            mask = full & -full\n"
+    if src.count(old) != 1:
+        raise RuntimeError("patch_stranded_leftmost_lane: the stranded vehicle's lane rule was not found once")
+    src = src.replace(old, "                            mask = full\n                            while mask & (mask - 1):\n"
+                           "                                mask &= mask - 1\n")
+    d = Path(tempfile.mkdtemp(prefix="citytwin_kernel_"))
+    f = d / "meso_kernel_leftmost.py"
+    f.write_text(src, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("agents.traffic.meso_kernel", f)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["agents.traffic.meso_kernel"] = mod
+    spec.loader.exec_module(mod)
+    import agents.traffic
+
+    agents.traffic.meso_kernel = mod  # type: ignore[attr-defined]
 
 
 def _replica(name: str, variant: str):
@@ -202,6 +232,17 @@ def cmd_junction(name: str, variant: str, links: list[str], over: dict) -> None:
             print(row(int(k), "in: "))
         for k in a.out_links[a.out_indptr[n1]:a.out_indptr[n1 + 1]]:
             print(row(int(k), "out: "))
+        fx = sorted(cr.CACHE.glob(f"{name}.baseline.fixed.micro.*.nc"))
+        if fx:  # per-lane figures of SUMO micro on the route file's paths (validation/fixed_routes.py's run)
+            import xarray as xr
+
+            with cr._LOAD_LOCK:
+                d = xr.load_dataset(fx[-1])
+            for lane in [x for x in (str(y) for y in d["lane"].values) if x.rsplit("_", 1)[0] == lk]:
+                print(f"- SUMO micro on the file's routes (baseline, {fx[-1].name}), lane {lane}: exits per record "
+                      f"interval {d['lane_exits'].sel(lane=lane).values.astype(int).tolist()}, speed m/s "
+                      f"{[round(float(x), 1) for x in d['lane_speed'].sel(lane=lane).values]}, vehicles "
+                      f"{[round(float(x) / float(np.diff(d['time'].values[:2])[0]), 1) for x in d['lane_sampled_s'].sel(lane=lane).values]}")
         nxt: dict[int, int] = {}
         for r in routes:
             for i in range(len(r) - 1):
@@ -240,7 +281,9 @@ def cmd_options(name: str, over: dict, links: list[str], scale: str | None) -> N
     closure = cr.CITIES[name][1]
     path = ROOT / cr.CITIES[name][0]
     res = {}
-    print(f"## {name}: built-in with {over or 'defaults'}{f', movements out of {scale}' if scale else ''}\n")
+    patched = "leftmost" in str(getattr(sys.modules.get("agents.traffic.meso_kernel"), "__file__", ""))
+    print(f"## {name}: built-in with {over or 'defaults'}{f', movements out of {scale}' if scale else ''}"
+          f"{', stranded vehicles on the leftmost lane (patched kernel)' if patched else ''}\n")
     print("| run | mean s | p90 s | vehicle-hours | completed | GEH<5 | r | exits/h of " + ", ".join(links)
           + " (built-in / SUMO micro) |\n|---|---|---|---|---|---|---|---|")
     for v in ("baseline", closure):
@@ -374,6 +417,9 @@ def cmd_growth(name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stranded-leftmost-lane", action="store_true",
+                    help="experiment: a stranded vehicle stands on its first link's leftmost lane (kernel patched at "
+                         "run time, see patch_stranded_leftmost_lane)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("where")
     p.add_argument("city", choices=list(cr.CITIES))
@@ -397,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("growth")
     p.add_argument("city", choices=list(cr.CITIES))
     a = ap.parse_args(argv)
+    if a.stranded_leftmost_lane:
+        patch_stranded_leftmost_lane()
     if a.cmd == "where":
         cmd_where(a.city, a.variant, json.loads(a.override), a.sumo_routes)
     elif a.cmd == "junction":
