@@ -16,6 +16,8 @@ Subcommands (``CITY``: bologna or wildau; ``VARIANT``: baseline or the city's cl
 - ``junction CITY VARIANT LINKS [--override JSON]``: per link (comma-separated ids) its exits in both models, the
   built-in model's vehicles and queue, both speeds; the same for the links into its start and out of its end; its
   movements (class, capacity, delay) and how many of SUMO's routes take each.
+- ``queue CITY VARIANT LINK [--override JSON] [--every S]``: the built-in model's queue on one link over time
+  (vehicles, the first vehicles' next links or "stranded", how long they have been due, all by movement).
 - ``options CITY JSON LINKS [--scale-movements LINKS:FACTOR]``: baseline and closure with traffic overrides; the
   fidelity figures, closure deltas and the exits of some links.
 - ``detour CITY VARIANT [--override JSON]``: the link-hours with GEH >= 5 (built-in routed against SUMO micro), and
@@ -255,6 +257,59 @@ def cmd_junction(name: str, variant: str, links: list[str], over: dict) -> None:
                   f"{nxt.get(o, 0):,}")
 
 
+def cmd_queue(name: str, variant: str, link: str, over: dict, every_s: float = 120.0) -> None:
+    """The built-in model's queue on one link every ``every_s``: vehicles, the head vehicles' next links (or
+    'stranded' for a route with no path past this link) and how long each has been due."""
+    from twin.engine import CityTwin
+    from twin.scenario import load_scenario
+
+    import agents.traffic.meso as meso
+
+    path = ROOT / cr.CITIES[name][0]
+    sc = load_scenario(path)[variant]
+    if over:
+        sc._domains = dict(sc.domain_configs)
+        sc._domains["traffic"] = sc._domains["traffic"].model_copy(update=over)
+    tw = CityTwin(sc, path.parent)
+    ids = [str(x) for x in tw.city.link_ids]
+    ln = ids.index(link)
+    a = tw.city.arrays
+    orig = meso.MesoTraffic._catch_up
+    rows: list[str] = []
+    nxt_t = [every_s]
+
+    def probe(self) -> None:
+        orig(self)
+        t = float(self.t)
+        if t + 1e-9 < nxt_t[0]:
+            return
+        nxt_t[0] += every_s
+        n = int(self.q_count[ln])
+        heads = []
+        for k in range(min(n, 4)):
+            v = int(self.q_buf[self.q_off[ln] + (self.q_head[ln] + k) % self.qcap[ln]])
+            p = int(self.v_rpos[v]) + 1
+            b = int(self.route_buf[self.v_rstart[v] + p]) if p < self.v_rlen[v] else -1
+            what = "arrives" if b < 0 else (ids[b] if a.link_from[b] == a.link_to[ln] else f"stranded ({ids[b]})")
+            heads.append(f"{what} due {t - float(self.v_exit[v]):.0f} s")
+        tail: dict[str, int] = {}
+        for k in range(n):
+            v = int(self.q_buf[self.q_off[ln] + (self.q_head[ln] + k) % self.qcap[ln]])
+            m = int(self.v_mv[v])
+            key = ids[int(self.mv_out[m])] if m >= 0 else "no movement"
+            tail[key] = tail.get(key, 0) + 1
+        rows.append(f"| {t:.0f} | {n} / {int(self.storage[ln])} | {'; '.join(heads)} | "
+                    + ", ".join(f"{k} {c}" for k, c in sorted(tail.items())) + " |")
+    meso.MesoTraffic._catch_up = probe  # type: ignore[method-assign]
+    try:
+        tw.run()
+    finally:
+        meso.MesoTraffic._catch_up = orig  # type: ignore[method-assign]
+    print(f"## queue on {link} ({name} {variant}, built-in routed {over or ''})\n")
+    print("| t (s) | vehicles / storage | first vehicles: next link, due since | all vehicles by movement |\n|---|---|---|---|")
+    print("\n".join(rows))
+
+
 def cmd_options(name: str, over: dict, links: list[str], scale: str | None) -> None:
     import traffic_fidelity as tf
 
@@ -436,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("override")
     p.add_argument("links")
     p.add_argument("--scale-movements", default=None, help="LINK[,LINK...]:FACTOR")
+    p = sub.add_parser("queue")
+    p.add_argument("city", choices=list(cr.CITIES))
+    p.add_argument("variant")
+    p.add_argument("link")
+    p.add_argument("--override", default="{}")
+    p.add_argument("--every", type=float, default=120.0)
     p = sub.add_parser("detour")
     p.add_argument("city", choices=list(cr.CITIES))
     p.add_argument("variant")
@@ -449,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd_where(a.city, a.variant, json.loads(a.override), a.sumo_routes)
     elif a.cmd == "junction":
         cmd_junction(a.city, a.variant, a.links.split(","), json.loads(a.override))
+    elif a.cmd == "queue":
+        cmd_queue(a.city, a.variant, a.link, json.loads(a.override), a.every)
     elif a.cmd == "options":
         cmd_options(a.city, json.loads(a.override), a.links.split(","), a.scale_movements)
     elif a.cmd == "detour":
