@@ -194,6 +194,8 @@ def test_misses_are_classified_against_sumo_micros_seed_noise():
                                  "d_vehicle_hours_pct", "d_mean_travel_time_pct"}
     assert t["within_seed_noise"] == ["baseline_trips_completed", "closure_geh5_share"]
     assert t["value"]["closure_mean_travel_time_s"]["within_seed_noise"] is False
+    assert t["value"]["baseline_trips_completed"]["within_seed_noise"] is True
+    assert t["value"]["baseline_mean_travel_time_s"]["within_seed_noise"] is None  # met: not a miss
     assert "of these within SUMO micro's seed noise: baseline_trips_completed, closure_geh5_share" in tf.misses_text(t)
     # the pure rule: a NaN or missing noise is never within, a zero noise only for a zero excess
     fails, within = tf.classify_misses({"a": (2.0, 1.0), "b": (2.0, 1.0), "c": (1.0, 1.0), "d": (3.0, 1.0)},
