@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ SCENARIO = ROOT / "scenarios" / "bad_hersfeld.yaml"
 CACHE = ROOT / "results" / ".cache" / "bh_routes"
 REF_CACHE = ROOT / "results" / ".cache" / "sumo_reference"
 TIMEOUT_S = 5400.0
+CAP_MARGIN = 1.1  # the capacity experiment: a movement SUMO drives above the built-in's capacity gets 1.1 x its hour
 # what the replica adds to the reference's SUMO command line (outputs only); part of its cache key
 _ADDED = ["--vehroute-output", "{vehroutes}", "--vehroute-output.write-unfinished", "true",
           "--vehroute-output.exit-times", "true", "--error-log", "{log}"]
@@ -112,7 +114,8 @@ def replica(variant: str, cached_only: bool = False) -> tuple[Path | None, str]:
 # ====================================================================== reading the replica's outputs
 def read_vehroutes(path: Path, edge_index: dict[str, int]) -> dict[int, tuple[np.ndarray, int, float]]:
     """{vehicle id: (city links of its last route, edges it has left, arrival s or NaN)} from the vehroute
-    output (exit times on): a vehicle still on the road at the end is on ``route[edges left]``."""
+    output (exit times on): a vehicle still on the road at the end is on ``route[edges left]``. The exit times
+    themselves go to ``EXIT_TIMES`` (vehicle id -> array, s)."""
     import xml.etree.ElementTree as ET
 
     out: dict[int, tuple[np.ndarray, int, float]] = {}
@@ -127,10 +130,51 @@ def read_vehroutes(path: Path, edge_index: dict[str, int]) -> dict[int, tuple[np
                 r = rs[-1]
                 links = np.array([edge_index.get(e, -1) for e in r.get("edges", "").split()], np.int64)
                 ex = r.get("exitTimes", "").split()
+                EXIT_TIMES[int(vid)] = np.array([float(x) for x in ex])
                 arr = float(el.get("arrival", "nan"))
                 out[int(vid)] = (links, len(ex), arr if arr >= 0 else float("nan"))
             el.clear()
     return out
+
+
+EXIT_TIMES: dict[int, np.ndarray] = {}
+
+
+def movement_gaps(T, routes: dict, city, n_hours: int, k: int = 12) -> list[dict]:
+    """Signalised movements (in-link -> out-link) where SUMO micro passed more vehicles in an hour than the
+    built-in model's capacity for them (green share x saturation flow x lanes, permissive part included): SUMO's
+    hourly counts from the vehroute exit times, against the built-in's routed vehicles through the movement
+    over the run (each vehicle's last route in the buffer). Largest excess first."""
+    flows: dict[tuple[int, int], np.ndarray] = {}
+    for v, (links, _, _) in routes.items():
+        ex = EXIT_TIMES.get(v)
+        if ex is None:
+            continue
+        for i in range(min(len(links) - 1, len(ex))):
+            key = (int(links[i]), int(links[i + 1]))
+            h = min(int(ex[i] // 3600.0), n_hours - 1)
+            flows.setdefault(key, np.zeros(n_hours))[h] += 1
+    mv = {}
+    for ln in range(len(T.mv_ptr) - 1):
+        for m in range(T.mv_ptr[ln], T.mv_ptr[ln + 1]):
+            mv[(ln, int(T.mv_out[m]))] = m
+    bcount: dict[tuple[int, int], int] = {}
+    for v in range(T.n_veh):
+        r = T.route_buf[T.v_rstart[v]:T.v_rstart[v] + T.v_rlen[v]]
+        for i in range(len(r) - 1):
+            key = (int(r[i]), int(r[i + 1]))
+            bcount[key] = bcount.get(key, 0) + 1
+    out: list[dict[str, Any]] = []
+    for key, f in flows.items():
+        j = mv.get(key)
+        if j is None or int(T.mv_cls[j]) != 5:
+            continue
+        cap = float(T.mv_rate[j] + T.mv_prate[j]) * 3600.0
+        if f.max() > cap:
+            out.append({"from": str(city.link_ids[key[0]]), "to": str(city.link_ids[key[1]]),
+                        "builtin_capacity_vph": cap, "sumo_max_hour_vph": float(f.max()),
+                        "sumo_vehicles": int(f.sum()), "builtin_routed_vehicles": bcount.get(key, 0)})
+    return sorted(out, key=lambda e: -(float(e["sumo_max_hour_vph"]) - float(e["builtin_capacity_vph"])))[:k]
 
 
 def read_teleports(log: Path) -> list[tuple[str, str, str, float]]:
@@ -216,6 +260,39 @@ class GridlockTrace:
 
     def __exit__(self, *exc) -> None:
         self._K.advance = self._orig
+
+
+class MovementCapacity:
+    """Set the built-in model's protected rate of chosen movements ((in-link id, out-link id) -> veh/h) for one
+    run: ``agents.traffic.meso._signal_service`` wrapped in this process only (an experiment, no model change)."""
+
+    def __init__(self, city, vph: dict[tuple[str, str], float]) -> None:
+        j = city.junctions()
+        self.set: dict[int, float] = {}
+        for (a, b), q in vph.items():
+            la, lb = city.link_index(a), city.link_index(b)
+            for m in range(int(j.mv_ptr[la]), int(j.mv_ptr[la + 1])):
+                if int(j.mv_out[m]) == lb:
+                    self.set[m] = q / 3600.0
+
+    def __enter__(self):
+        import agents.traffic.meso as meso
+
+        self._meso, self._orig = meso, meso._signal_service
+        orig, want = meso._signal_service, self.set
+
+        def service(*a, **k):
+            perm, rate, prate, webster = orig(*a, **k)
+            rate = rate.copy()
+            for m, q in want.items():
+                rate[m] = max(q - prate[m], 0.0)
+            return perm, rate, prate, webster
+
+        meso._signal_service = service
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._meso._signal_service = self._orig
 
 
 def builtin_run(variant: str, routes: Path | None = None, trace: GridlockTrace | None = None):
@@ -405,16 +482,30 @@ def experiment(variant: str, cached_only: bool) -> dict:
     out["runs"] = runs
     out["mapping"] = json.loads(b_fx.attrs.get("traffic_routes_file", "{}"))
     sst = rep["trip_status"].values
+    out["movement_gaps"] = movement_gaps(T_rt, routes, city, int(np.ceil(float(rep["time"].values[-1]) / 3600.0)))
+    # the same two runs with those movements' capacity at 1.1 x SUMO's busiest hour through them
+    boost = {(e["from"], e["to"]): CAP_MARGIN * e["sumo_max_hour_vph"] for e in out["movement_gaps"]}
+    out["capacity_set_vph"] = {f"{a} -> {b}": q for (a, b), q in boost.items()}
+    tr_fc, tr_rc = GridlockTrace(), GridlockTrace()
+    with MovementCapacity(city, boost):
+        b_fc, w_fc, T_fc = builtin_run(variant, rf, trace=tr_fc)
+        b_rc, w_rc, T_rc = builtin_run(variant, trace=tr_rc)
+    runs["builtin_sumo_routes_cap"] = _figs(b_fc, w_fc, ref, rep)
+    runs["builtin_routed_cap"] = _figs(b_rc, w_rc, ref, rep)
+    out["builtin_gridlocks"].update(builtin_sumo_routes_cap=_gridlock_summary(tr_fc, b_fc, city),
+                                    builtin_routed_cap=_gridlock_summary(tr_rc, b_rc, city))
     out["routes_routed_builtin_vs_sumo"] = route_differs(T_rt, routes, n_bg, sst)
     out["routes_fixed_builtin_vs_sumo"] = route_differs(T_fx, routes, n_bg, sst)
     # 3. the unfinished trips and the teleports
     end = float(rep["time"].values[-1])
     un = {"sumo_micro_replica": unfinished(rep, sumo_where(routes, n), n_bg, city, end),
           "builtin_routed": unfinished(b_rt, builtin_where(T_rt), n_bg, city, end),
-          "builtin_sumo_routes": unfinished(b_fx, builtin_where(T_fx), n_bg, city, end)}
+          "builtin_sumo_routes": unfinished(b_fx, builtin_where(T_fx), n_bg, city, end),
+          "builtin_routed_cap": unfinished(b_rc, builtin_where(T_rc), n_bg, city, end),
+          "builtin_sumo_routes_cap": unfinished(b_fc, builtin_where(T_fc), n_bg, city, end)}
     ids = {k: set(v.pop("_ids").tolist()) for k, v in un.items()}  # background trips only
     s_ids = ids["sumo_micro_replica"]
-    for k in ("builtin_routed", "builtin_sumo_routes"):
+    for k in ("builtin_routed", "builtin_sumo_routes", "builtin_routed_cap", "builtin_sumo_routes_cap"):
         b = ids[k]
         un[k]["background_also_unfinished_in_sumo"] = len(b & s_ids)
         only = sorted(b - s_ids)
@@ -448,6 +539,8 @@ _ROWS = [("mean_travel_time_s", "mean travel time (s)", "{:,.1f}"), ("p90_travel
          ("geh5_vs_rep", "GEH<5 vs replica", "{:.1%}"), ("r_vs_rep", "r vs replica", "{:.3f}"),
          ("wall_time_s", "wall time (s)", "{:,.1f}")]
 _COLS = [("builtin_routed", "built-in routed"), ("builtin_sumo_routes", "built-in on SUMO's routes"),
+         ("builtin_routed_cap", "built-in routed, movement cap."),
+         ("builtin_sumo_routes_cap", "built-in on SUMO's routes, movement cap."),
          ("sumo_meso_jc", "SUMO meso-jc"), ("sumo_micro_reference", "SUMO micro (reference)"),
          ("sumo_micro_replica", "SUMO micro (replica)"), ("sumo_micro_other_seed", "SUMO micro (other seed)")]
 
@@ -473,10 +566,17 @@ def format_result(res: dict) -> str:
                       f"{rr['trips_same_arrival']:.1%} of trips with the same arrival time"]
     mp = {k: v for k, v in res["mapping"].items() if k != "routed_fallback_examples"}
     lines += ["", f"route mapping (built-in on SUMO's routes): {json.dumps(mp)}"]
+    lines.append(f"movement capacity experiment (\"movement cap.\" columns): {json.dumps(res['capacity_set_vph'])} veh/h")
     for k in ("routes_routed_builtin_vs_sumo", "routes_fixed_builtin_vs_sumo"):
         e = res[k]
         lines.append(f"{k}: {e['route_differs_share']:.1%} of {e['vehicles_compared']:,} vehicles arrived in both "
                      f"drive another route than SUMO's (first link differs: {e['first_link_differs_share']:.1%})")
+    lines += ["", "| signalised movement (SUMO passed more in an hour than the built-in's capacity) | built-in capacity "
+                  "veh/h | SUMO max hour veh/h | SUMO vehicles (run) | built-in routed vehicles (run) |",
+              "|---|---|---|---|---|"]
+    for e in res.get("movement_gaps", []):
+        lines.append(f"| {e['from']} -> {e['to']} | {e['builtin_capacity_vph']:.0f} | {e['sumo_max_hour_vph']:.0f} | "
+                     f"{e['sumo_vehicles']} | {e['builtin_routed_vehicles']} |")
     lines += ["", "| unfinished at the end | " + " | ".join(res["unfinished"]) + " |", "|---|" + "---|" * len(res["unfinished"])]
     u = res["unfinished"]
     for key in ("due", "completed", "unfinished", "running", "waiting_to_enter", "background_due",
