@@ -229,6 +229,7 @@ class GridlockTrace:
     def __init__(self) -> None:
         self.events: list[tuple[float, int, int, int]] = []  # (step end s, vehicle, link stood on, link after)
         self.count = 0
+        self.snaps: list[tuple[float, np.ndarray]] = []  # every SNAP_S: each vehicle's link (-1 when not running)
 
     def __enter__(self):
         import agents.traffic.meso_kernel as K
@@ -251,6 +252,9 @@ class GridlockTrace:
                     vs = np.flatnonzero(late & (link0 != V.link) & (link0 >= 0))
                     ev.count += g1 - g0
                     ev.events += [(te, int(v), int(link0[v]), int(V.link[v])) for v in vs]
+                tn = t0 + done * dt
+                if not ev.snaps or tn - ev.snaps[-1][0] >= SNAP_S - 1e-9:
+                    ev.snaps.append((tn, np.where(V.status == 1, V.link, -1).astype(np.int32)))
                 if flags or d == 0:
                     break
             return done, flags
@@ -293,6 +297,39 @@ class MovementCapacity:
 
     def __exit__(self, *exc) -> None:
         self._meso._signal_service = self._orig
+
+
+SNAP_S = 60.0
+
+
+def long_stays(tr: GridlockTrace, T, n_bg: int, city, slow_s: float = 3000.0) -> dict:
+    """Background vehicles unfinished at the end or slower than ``slow_s``: the link of each one's longest stay
+    (from the trace's snapshots every SNAP_S), counted, with the median stay."""
+    from agents.traffic.schema import ARRIVED, RUNNING
+
+    st = T.v_status[:n_bg]
+    tt = T.v_arrive[:n_bg] - T.v_depart[:n_bg]
+    sel = np.flatnonzero((st == RUNNING) | ((st == ARRIVED) & (tt > slow_s)))
+    if not len(sel) or not tr.snaps:
+        return {"vehicles": int(len(sel)), "links": [], "median_stay_s": float("nan")}
+    ts = np.array([t for t, _ in tr.snaps])
+    m = len(T.v_status)
+    grid = np.stack([np.pad(x, (0, max(m - len(x), 0)), constant_values=-1)[:m] for _, x in tr.snaps])[:, sel]
+    stays: dict[str, list[float]] = {}
+    for j in range(len(sel)):
+        col = grid[:, j]
+        best, bl, k0 = 0.0, -1, 0
+        for k in range(1, len(col) + 1):
+            if k == len(col) or col[k] != col[k0]:
+                if col[k0] >= 0 and ts[k - 1] - ts[k0] > best:
+                    best, bl = ts[k - 1] - ts[k0], int(col[k0])
+                k0 = k
+        if bl >= 0:
+            stays.setdefault(str(city.link_ids[bl]), []).append(best)
+    top = sorted(stays.items(), key=lambda kv: -len(kv[1]))[:6]
+    return {"vehicles": int(len(sel)), "unfinished": int((st == RUNNING).sum()),
+            "links": [(k, len(v), float(np.median(v))) for k, v in top],
+            "median_stay_s": float(np.median([x for v in stays.values() for x in v])) if stays else float("nan")}
 
 
 def builtin_run(variant: str, routes: Path | None = None, trace: GridlockTrace | None = None):
@@ -490,10 +527,20 @@ def experiment(variant: str, cached_only: bool) -> dict:
     with MovementCapacity(city, boost):
         b_fc, w_fc, T_fc = builtin_run(variant, rf, trace=tr_fc)
         b_rc, w_rc, T_rc = builtin_run(variant, trace=tr_rc)
+    sys.path.insert(0, str(ROOT / "validation"))
+    from fixed_routes import worst_links
+
+    out["worst_links"] = {"builtin_routed": worst_links(b_rt, rep, city, k=8),
+                          "builtin_sumo_routes_cap": worst_links(b_fc, rep, city, k=5)}
     runs["builtin_sumo_routes_cap"] = _figs(b_fc, w_fc, ref, rep)
     runs["builtin_routed_cap"] = _figs(b_rc, w_rc, ref, rep)
     out["builtin_gridlocks"].update(builtin_sumo_routes_cap=_gridlock_summary(tr_fc, b_fc, city),
                                     builtin_routed_cap=_gridlock_summary(tr_rc, b_rc, city))
+    out["long_stays"] = {k: long_stays(tr, TT, n_bg, city) for k, tr, TT in
+                         (("builtin_routed", tr_rt, T_rt), ("builtin_sumo_routes", tr_fx, T_fx),
+                          ("builtin_routed_cap", tr_rc, T_rc), ("builtin_sumo_routes_cap", tr_fc, T_fc))}
+    stt = rep["trip_arrive"].values[:n_bg] - rep["trip_depart"].values[:n_bg]
+    out["sumo_background_slower_than_3000_s"] = int((stt > 3000.0).sum())
     out["routes_routed_builtin_vs_sumo"] = route_differs(T_rt, routes, n_bg, sst)
     out["routes_fixed_builtin_vs_sumo"] = route_differs(T_fx, routes, n_bg, sst)
     # 3. the unfinished trips and the teleports
@@ -589,6 +636,17 @@ def format_result(res: dict) -> str:
                      f"where they are (link: vehicles, end node, length m): "
                      + "; ".join(f"{t['link']}: {t['vehicles']}, {t['end_node']}, {_cell('{:.0f}', t['length_m'])}"
                                  for t in e["top_links"]))
+    for k, wl in res.get("worst_links", {}).items():
+        lines += ["", f"| worst links, {k} vs the replica | hour | GEH | built-in veh/h | SUMO micro veh/h | length m | "
+                      f"lanes | end junction |", "|---|---|---|---|---|---|---|---|"]
+        for e in wl:
+            lines.append(f"| {e['link']} | {e['hour']} | {e['geh']:.1f} | {e['builtin_vph']:.0f} | {e['sumo_micro_vph']:.0f} | "
+                         f"{e['length_m']:.0f} | {e['lanes']} | {e['end_node'][:40]}{' (signal)' if e['end_signal'] else ''} |")
+    lines.append("")
+    for k, e in res.get("long_stays", {}).items():
+        lines.append(f"{k}: {e['vehicles']} background vehicles unfinished or slower than 3,000 s; longest stay "
+                     f"(link: vehicles, median s): " + "; ".join(f"{a}: {n}, {m:.0f}" for a, n, m in e["links"]))
+    lines.append(f"SUMO micro: {res.get('sumo_background_slower_than_3000_s')} background trips slower than 3,000 s")
     for k, g in res.get("builtin_gridlocks", {}).items():
         lines.append(f"{k} gridlock rule: {g['count']} (KPI {g['kpi']:.0f}, {g['traced']} traced), stood on -> moved "
                      f"to: " + "; ".join(f"{p}: {n}" for p, n in g["pairs"]))
