@@ -302,14 +302,15 @@ class MovementCapacity:
 SNAP_S = 60.0
 
 
-def long_stays(tr: GridlockTrace, T, n_bg: int, city, slow_s: float = 3000.0) -> dict:
+def long_stays(tr: GridlockTrace, T, tid: np.ndarray, city, slow_s: float = 3000.0) -> dict:
     """Background vehicles unfinished at the end or slower than ``slow_s``: the link of each one's longest stay
     (from the trace's snapshots every SNAP_S), counted, with the median stay."""
     from agents.traffic.schema import ARRIVED, RUNNING
 
-    st = T.v_status[:n_bg]
-    tt = T.v_arrive[:n_bg] - T.v_depart[:n_bg]
-    sel = np.flatnonzero((st == RUNNING) | ((st == ARRIVED) & (tt > slow_s)))
+    u = tid[tid >= 0]
+    st = T.v_status[u]
+    tt = T.v_arrive[u] - T.v_depart[u]
+    sel = u[(st == RUNNING) | ((st == ARRIVED) & (tt > slow_s))]
     if not len(sel) or not tr.snaps:
         return {"vehicles": int(len(sel)), "links": [], "median_stay_s": float("nan")}
     ts = np.array([t for t, _ in tr.snaps])
@@ -330,6 +331,40 @@ def long_stays(tr: GridlockTrace, T, n_bg: int, city, slow_s: float = 3000.0) ->
     return {"vehicles": int(len(sel)), "unfinished": int((st == RUNNING).sum()),
             "links": [(k, len(v), float(np.median(v))) for k, v in top],
             "median_stay_s": float(np.median([x for v in stays.values() for x in v])) if stays else float("nan")}
+
+
+class SignalDelayInRouting:
+    """Scale the signal (Webster uniform) delay in the built-in model's movement routing costs by ``k`` for one
+    run, keeping the turn time and the live queue terms: ``MesoTraffic.setup`` and ``_raw_costs`` wrapped in
+    this process only (an experiment, no model change). k = 1 is the model as it is."""
+
+    def __init__(self, k: float) -> None:
+        self.k = k
+
+    def __enter__(self):
+        import agents.traffic.meso as meso
+
+        M = meso.MesoTraffic
+        self._M, self._setup, self._raw = M, M.setup, M._raw_costs
+        setup0, raw0, k = M.setup, M._raw_costs, self.k
+
+        def setup(tr, twin):
+            setup0(tr, twin)
+            if tr.turn:
+                tr._route_mv_cost = tr.mv_turn + k * (tr.mv_delay - tr.mv_turn)
+                tr._ema_mv = tr._route_mv_cost.copy()
+
+        def raw(tr):
+            link, mv = raw0(tr)
+            if mv is not None:
+                mv = mv - (1.0 - k) * (tr.mv_delay - tr.mv_turn)
+            return link, mv
+
+        M.setup, M._raw_costs = setup, raw  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._M.setup, self._M._raw_costs = self._setup, self._raw  # type: ignore[method-assign]
 
 
 def builtin_run(variant: str, routes: Path | None = None, trace: GridlockTrace | None = None):
@@ -353,34 +388,51 @@ def builtin_run(variant: str, routes: Path | None = None, trace: GridlockTrace |
     return ds, time.perf_counter() - t, tw.traffic
 
 
+def align(ds, rep, n_bg: int) -> np.ndarray:
+    """Per background trip of the SUMO run (its demand index): the built-in run's vehicle with the same departure,
+    origin and destination (the built-in model numbers vehicles on given paths after its routed fallbacks), -1
+    when none."""
+    keys: dict[tuple[float, int, int], list[int]] = {}
+    for u, k in enumerate(zip(ds["trip_depart"].values.tolist(), ds["trip_origin"].values.tolist(),
+                              ds["trip_destination"].values.tolist())):
+        keys.setdefault(k, []).append(u)
+    tid = np.full(n_bg, -1, np.int64)
+    for v, k in enumerate(zip(rep["trip_depart"].values[:n_bg].tolist(), rep["trip_origin"].values[:n_bg].tolist(),
+                              rep["trip_destination"].values[:n_bg].tolist())):
+        us = keys.get(k)
+        if us:
+            tid[v] = us.pop(0)
+    return tid
+
+
 def _ends_with(full: np.ndarray, part: np.ndarray) -> bool:
     """True when ``part`` is ``full`` from the first link of ``part`` on."""
     at = np.flatnonzero(full == part[0]) if len(part) else np.zeros(0, int)
     return len(at) > 0 and np.array_equal(full[at[0]:], part)
 
 
-def route_differs(T, routes: dict, n_bg: int, sumo_status: np.ndarray) -> dict:
+def route_differs(T, routes: dict, tid: np.ndarray, sumo_status: np.ndarray) -> dict:
     """Share of background vehicles arrived in both runs whose built-in route (its last one, from where it last
     routed) is not SUMO's final route from that link on; and whose first link differs."""
     from agents.traffic.schema import ARRIVED
 
     same = other = first_diff = 0
-    for v in range(min(n_bg, T.n_veh)):
-        if T.v_status[v] != ARRIVED or sumo_status[v] != ARRIVED or v not in routes:
+    for v, u in enumerate(tid):
+        if u < 0 or T.v_status[u] != ARRIVED or sumo_status[v] != ARRIVED or v not in routes:
             continue
         s = routes[v][0]
-        r = T.route_buf[T.v_rstart[v]:T.v_rstart[v] + T.v_rlen[v]]
+        r = T.route_buf[T.v_rstart[u]:T.v_rstart[u] + T.v_rlen[u]]
         ok = _ends_with(s, r)
         same += ok
         other += not ok
-        first_diff += int(T.v_first[v] != s[0]) if T.v_first[v] >= 0 else 0
+        first_diff += int(T.v_first[u] != s[0]) if T.v_first[u] >= 0 else 0
     n = same + other
     return {"vehicles_compared": n, "route_differs_share": other / max(n, 1),
             "first_link_differs_share": first_diff / max(n, 1)}
 
 
 # ====================================================================== unfinished trips
-def unfinished(ds, where: np.ndarray, n_bg: int, city, end: float) -> dict:
+def unfinished(ds, where: np.ndarray, tid: np.ndarray, city, end: float) -> dict:
     """Trips due but not completed by the end: by status, background or EV / emergency, by departure, and where
     the background ones are (``where``: link index per trip, -1 unknown), top links. EV and emergency trips are
     made by those domains during the run (an EV's return trip follows its arrival), so their count and ids differ
@@ -392,7 +444,9 @@ def unfinished(ds, where: np.ndarray, n_bg: int, city, end: float) -> dict:
     due = dep < end
     un = due & (st != ARRIVED) & np.isin(st, (RUNNING, PENDING))
     bg = np.zeros(len(st), bool)
-    bg[:n_bg] = True
+    bg[tid[tid >= 0]] = True
+    back = np.full(len(st), -1, np.int64)  # built-in vehicle -> demand index
+    back[tid[tid >= 0]] = np.flatnonzero(tid >= 0)
     a = city.arrays
     idx = np.flatnonzero(un & bg)
     locs: dict[str, int] = {}
@@ -411,7 +465,7 @@ def unfinished(ds, where: np.ndarray, n_bg: int, city, end: float) -> dict:
                            "end_node": (str(city.node_ids[a.link_to[city.link_index(k)]]) if k != "?" else "?"),
                            "length_m": (float(a.length_m[city.link_index(k)]) if k != "?" else float("nan"))}
                           for k, v in top],
-            "_ids": idx}
+            "_ids": back[idx]}
 
 
 def builtin_where(T) -> np.ndarray:
@@ -534,22 +588,35 @@ def experiment(variant: str, cached_only: bool) -> dict:
                           "builtin_sumo_routes_cap": worst_links(b_fc, rep, city, k=5)}
     runs["builtin_sumo_routes_cap"] = _figs(b_fc, w_fc, ref, rep)
     runs["builtin_routed_cap"] = _figs(b_rc, w_rc, ref, rep)
+    # routing without the signal's uniform delay in the movement costs (SUMO's router sees a signal only through
+    # the speeds of the vehicles on the approach)
+    tr_nw = GridlockTrace()
+    with SignalDelayInRouting(0.0):
+        b_nw, w_nw, T_nw = builtin_run(variant, trace=tr_nw)
+    runs["builtin_routed_no_signal_delay_cost"] = _figs(b_nw, w_nw, ref, rep)
     out["builtin_gridlocks"].update(builtin_sumo_routes_cap=_gridlock_summary(tr_fc, b_fc, city),
                                     builtin_routed_cap=_gridlock_summary(tr_rc, b_rc, city))
-    out["long_stays"] = {k: long_stays(tr, TT, n_bg, city) for k, tr, TT in
+    tids = {"sumo_micro_replica": np.arange(n_bg), "builtin_routed": align(b_rt, rep, n_bg),
+            "builtin_sumo_routes": align(b_fx, rep, n_bg), "builtin_routed_cap": align(b_rc, rep, n_bg),
+            "builtin_sumo_routes_cap": align(b_fc, rep, n_bg)}
+    out["background_trips_aligned"] = {k: int((v >= 0).sum()) for k, v in tids.items()}
+    out["long_stays"] = {k: long_stays(tr, TT, tids[k], city) for k, tr, TT in
                          (("builtin_routed", tr_rt, T_rt), ("builtin_sumo_routes", tr_fx, T_fx),
                           ("builtin_routed_cap", tr_rc, T_rc), ("builtin_sumo_routes_cap", tr_fc, T_fc))}
     stt = rep["trip_arrive"].values[:n_bg] - rep["trip_depart"].values[:n_bg]
     out["sumo_background_slower_than_3000_s"] = int((stt > 3000.0).sum())
-    out["routes_routed_builtin_vs_sumo"] = route_differs(T_rt, routes, n_bg, sst)
-    out["routes_fixed_builtin_vs_sumo"] = route_differs(T_fx, routes, n_bg, sst)
+    out["routes_routed_builtin_vs_sumo"] = route_differs(T_rt, routes, tids["builtin_routed"], sst)
+    out["routes_fixed_builtin_vs_sumo"] = route_differs(T_fx, routes, tids["builtin_sumo_routes"], sst)
+    out["routes_no_signal_delay_cost_vs_sumo"] = route_differs(T_nw, routes, align(b_nw, rep, n_bg), sst)
+    out["builtin_gridlocks"]["builtin_routed_no_signal_delay_cost"] = _gridlock_summary(tr_nw, b_nw, city)
     # 3. the unfinished trips and the teleports
     end = float(rep["time"].values[-1])
-    un = {"sumo_micro_replica": unfinished(rep, sumo_where(routes, n), n_bg, city, end),
-          "builtin_routed": unfinished(b_rt, builtin_where(T_rt), n_bg, city, end),
-          "builtin_sumo_routes": unfinished(b_fx, builtin_where(T_fx), n_bg, city, end),
-          "builtin_routed_cap": unfinished(b_rc, builtin_where(T_rc), n_bg, city, end),
-          "builtin_sumo_routes_cap": unfinished(b_fc, builtin_where(T_fc), n_bg, city, end)}
+    un = {"sumo_micro_replica": unfinished(rep, sumo_where(routes, n), tids["sumo_micro_replica"], city, end),
+          "builtin_routed": unfinished(b_rt, builtin_where(T_rt), tids["builtin_routed"], city, end),
+          "builtin_sumo_routes": unfinished(b_fx, builtin_where(T_fx), tids["builtin_sumo_routes"], city, end),
+          "builtin_routed_cap": unfinished(b_rc, builtin_where(T_rc), tids["builtin_routed_cap"], city, end),
+          "builtin_sumo_routes_cap": unfinished(b_fc, builtin_where(T_fc), tids["builtin_sumo_routes_cap"], city,
+                                                end)}
     ids = {k: set(v.pop("_ids").tolist()) for k, v in un.items()}  # background trips only
     s_ids = ids["sumo_micro_replica"]
     for k in ("builtin_routed", "builtin_sumo_routes", "builtin_routed_cap", "builtin_sumo_routes_cap"):
@@ -574,7 +641,9 @@ def experiment(variant: str, cached_only: bool) -> dict:
                              "edges": sorted(lanes.items(), key=lambda kv: -kv[1])[:8],
                              "teleported_and_unfinished": len(tv & s_ids),
                              "teleported_vehicles_unfinished_in_builtin": len(tv & ids["builtin_routed"])}
-    out["arrived_both_routed"] = int(((b_rt["trip_status"].values[:n_bg] == ARRIVED) & (sst[:n_bg] == ARRIVED)).sum())
+    t_rt = tids["builtin_routed"]
+    ok = t_rt >= 0
+    out["arrived_both_routed"] = int(((b_rt["trip_status"].values[t_rt[ok]] == ARRIVED) & (sst[:n_bg][ok] == ARRIVED)).sum())
     return out
 
 
@@ -588,6 +657,7 @@ _ROWS = [("mean_travel_time_s", "mean travel time (s)", "{:,.1f}"), ("p90_travel
 _COLS = [("builtin_routed", "built-in routed"), ("builtin_sumo_routes", "built-in on SUMO's routes"),
          ("builtin_routed_cap", "built-in routed, movement cap."),
          ("builtin_sumo_routes_cap", "built-in on SUMO's routes, movement cap."),
+         ("builtin_routed_no_signal_delay_cost", "built-in routed, no signal delay in route costs"),
          ("sumo_meso_jc", "SUMO meso-jc"), ("sumo_micro_reference", "SUMO micro (reference)"),
          ("sumo_micro_replica", "SUMO micro (replica)"), ("sumo_micro_other_seed", "SUMO micro (other seed)")]
 
@@ -607,6 +677,8 @@ def format_result(res: dict) -> str:
              "| measure | " + " | ".join(lab for _, lab in cols) + " |", "|---|" + "---|" * len(cols)]
     for key, label, fmt in _ROWS:
         lines.append(f"| {label} | " + " | ".join(_cell(fmt, runs[k].get(key)) for k, _ in cols) + " |")
+    lines += ["", f"background trips matched in each run (departure, origin, destination): "
+                  f"{json.dumps(res.get('background_trips_aligned'))}"]
     rr = res.get("replica_vs_reference")
     if rr:
         lines += ["", f"replica vs cached reference: GEH<5 {rr['geh5']:.1%}, r {rr['r']:.4f}, "
@@ -614,7 +686,7 @@ def format_result(res: dict) -> str:
     mp = {k: v for k, v in res["mapping"].items() if k != "routed_fallback_examples"}
     lines += ["", f"route mapping (built-in on SUMO's routes): {json.dumps(mp)}"]
     lines.append(f"movement capacity experiment (\"movement cap.\" columns): {json.dumps(res['capacity_set_vph'])} veh/h")
-    for k in ("routes_routed_builtin_vs_sumo", "routes_fixed_builtin_vs_sumo"):
+    for k in ("routes_routed_builtin_vs_sumo", "routes_fixed_builtin_vs_sumo", "routes_no_signal_delay_cost_vs_sumo"):
         e = res[k]
         lines.append(f"{k}: {e['route_differs_share']:.1%} of {e['vehicles_compared']:,} vehicles arrived in both "
                      f"drive another route than SUMO's (first link differs: {e['first_link_differs_share']:.1%})")
