@@ -333,6 +333,47 @@ def long_stays(tr: GridlockTrace, T, tid: np.ndarray, city, slow_s: float = 3000
             "median_stay_s": float(np.median([x for v in stays.values() for x in v])) if stays else float("nan")}
 
 
+# the baseline's lock (validation run 2026-12-02): a yield merge from a 15 m link into a 42 m link its priority
+# stream keeps full; the gridlock rule moves the first vehicle of its queue every 300 s
+LOCK_MOVEMENT = ("51678656", "104494836#3")
+
+
+class PriorityMovement:
+    """Make chosen movements (in-link id, out-link id) priority streams (no giving way) for one run: the city's
+    junction model is edited as it is built (``CityGraph.junctions`` wrapped in this process only)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = pairs
+
+    def __enter__(self):
+        from networks.graph import CityGraph
+
+        self._orig = CityGraph.junctions
+        orig, pairs = CityGraph.junctions, self.pairs
+        self._edits: list[tuple[object, int, int]] = []  # the city (and its junctions) are cached per process
+        edits = self._edits
+
+        def junctions(g):
+            j = orig(g)
+            for a, b in pairs:
+                la, lb = g.link_index(a), g.link_index(b)
+                for m in range(int(j.mv_ptr[la]), int(j.mv_ptr[la + 1])):
+                    if int(j.mv_out[m]) == lb and int(j.mv_class[m]) != 0:
+                        edits.append((j, m, int(j.mv_class[m])))
+                        j.mv_class[m] = 0
+            return j
+
+        CityGraph.junctions = junctions  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from networks.graph import CityGraph
+
+        CityGraph.junctions = self._orig  # type: ignore[method-assign]
+        for j, m, cls in self._edits:  # undo: later runs in this process get the junction model as it is
+            j.mv_class[m] = cls  # type: ignore[attr-defined]
+
+
 class SignalDelayInRouting:
     """Scale the signal (Webster uniform) delay in the built-in model's movement routing costs by ``k`` for one
     run, keeping the turn time and the live queue terms: ``MesoTraffic.setup`` and ``_raw_costs`` wrapped in
@@ -594,6 +635,12 @@ def experiment(variant: str, cached_only: bool) -> dict:
     with SignalDelayInRouting(0.0):
         b_nw, w_nw, T_nw = builtin_run(variant, trace=tr_nw)
     runs["builtin_routed_no_signal_delay_cost"] = _figs(b_nw, w_nw, ref, rep)
+    # the lock of the completed-trips gap: its yield merge made a priority stream
+    tr_pr = GridlockTrace()
+    with PriorityMovement([LOCK_MOVEMENT]):
+        b_pr, w_pr, _ = builtin_run(variant, trace=tr_pr)
+    runs["builtin_routed_lock_merge_priority"] = _figs(b_pr, w_pr, ref, rep)
+    out["builtin_gridlocks"]["builtin_routed_lock_merge_priority"] = _gridlock_summary(tr_pr, b_pr, city)
     out["builtin_gridlocks"].update(builtin_sumo_routes_cap=_gridlock_summary(tr_fc, b_fc, city),
                                     builtin_routed_cap=_gridlock_summary(tr_rc, b_rc, city))
     tids = {"sumo_micro_replica": np.arange(n_bg), "builtin_routed": align(b_rt, rep, n_bg),
@@ -658,6 +705,7 @@ _COLS = [("builtin_routed", "built-in routed"), ("builtin_sumo_routes", "built-i
          ("builtin_routed_cap", "built-in routed, movement cap."),
          ("builtin_sumo_routes_cap", "built-in on SUMO's routes, movement cap."),
          ("builtin_routed_no_signal_delay_cost", "built-in routed, no signal delay in route costs"),
+         ("builtin_routed_lock_merge_priority", "built-in routed, lock merge priority"),
          ("sumo_meso_jc", "SUMO meso-jc"), ("sumo_micro_reference", "SUMO micro (reference)"),
          ("sumo_micro_replica", "SUMO micro (replica)"), ("sumo_micro_other_seed", "SUMO micro (other seed)")]
 
