@@ -140,17 +140,50 @@ def read_vehroutes(path: Path, edge_index: dict[str, int]) -> dict[int, tuple[np
 EXIT_TIMES: dict[int, np.ndarray] = {}
 
 
-def movement_gaps(T, routes: dict, city, n_hours: int, k: int = 12) -> list[dict]:
+def teleport_windows(log: Path) -> dict[int, list[tuple[float, float]]]:
+    """{vehicle: [(teleport start s, end s)]} from SUMO's warning log (a teleport not ended: to the end)."""
+    import re
+
+    start = re.compile(r"Teleporting vehicle '(\d+)';.*? time=([0-9]+(?:\.[0-9]+)?)")
+    end = re.compile(r"Vehicle '(\d+)' ends teleporting .*? time=([0-9]+(?:\.[0-9]+)?)")
+    open_: dict[int, float] = {}
+    out: dict[int, list[tuple[float, float]]] = {}
+    for f in (log, log.with_name(log.name.replace(".warnings.log", ".nc.stderr"))):
+        if not f.exists():
+            continue
+        for line in f.read_text(errors="replace").splitlines():
+            m = start.search(line)
+            if m:
+                open_[int(m.group(1))] = float(m.group(2))
+                continue
+            m = end.search(line)
+            if m and int(m.group(1)) in open_:
+                v = int(m.group(1))
+                out.setdefault(v, []).append((open_.pop(v), float(m.group(2))))
+        if out or open_:
+            break
+    for v, t0 in open_.items():
+        out.setdefault(v, []).append((t0, np.inf))
+    return out
+
+
+def movement_gaps(T, routes: dict, city, n_hours: int, k: int = 12,
+                  teleports: dict[int, list[tuple[float, float]]] | None = None) -> list[dict]:
     """Signalised movements (in-link -> out-link) where SUMO micro passed more vehicles in an hour than the
     built-in model's capacity for them (green share x saturation flow x lanes, permissive part included): SUMO's
-    hourly counts from the vehroute exit times, against the built-in's routed vehicles through the movement
-    over the run (each vehicle's last route in the buffer). Largest excess first."""
+    hourly counts from the vehroute exit times, without the exits of a vehicle while it teleports (a teleport
+    jumps it along its route: those exits are not driven), against the built-in's routed vehicles through the
+    movement over the run (each vehicle's last route in the buffer). Largest excess first."""
     flows: dict[tuple[int, int], np.ndarray] = {}
+    tel = teleports or {}
     for v, (links, _, _) in routes.items():
         ex = EXIT_TIMES.get(v)
         if ex is None:
             continue
+        win = tel.get(v, [])
         for i in range(min(len(links) - 1, len(ex))):
+            if any(t0 <= ex[i] <= t1 + 1.0 for t0, t1 in win):
+                continue
             key = (int(links[i]), int(links[i + 1]))
             h = min(int(ex[i] // 3600.0), n_hours - 1)
             flows.setdefault(key, np.zeros(n_hours))[h] += 1
@@ -408,20 +441,23 @@ class SignalDelayInRouting:
         self._M.setup, self._M._raw_costs = self._setup, self._raw  # type: ignore[method-assign]
 
 
-def builtin_run(variant: str, routes: Path | None = None, trace: GridlockTrace | None = None):
+def builtin_run(variant: str, routes: Path | None = None, trace: GridlockTrace | None = None,
+                overrides: dict | None = None):
     """(results, wall s, traffic model) of the built-in model on ``variant``, routed or on ``routes``; with
-    ``trace``, the gridlock rule's events recorded into it."""
+    ``trace``, the gridlock rule's events recorded into it; ``overrides``: TrafficConfig fields."""
     import contextlib
 
     from twin.engine import CityTwin
     from twin.scenario import load_scenario
 
     sc = load_scenario(SCENARIO)[variant]
+    upd = dict(overrides or {})
     if routes is not None:
+        upd["routes_file"] = os.path.relpath(routes, SCENARIO.parent)
+    if upd:
         sc = sc.model_copy()
         sc._domains = dict(sc.domain_configs)
-        rel = os.path.relpath(routes, SCENARIO.parent)
-        sc._domains["traffic"] = sc._domains["traffic"].model_copy(update={"routes_file": rel})
+        sc._domains["traffic"] = sc._domains["traffic"].model_copy(update=upd)
     t = time.perf_counter()
     tw = CityTwin(sc, SCENARIO.parent)
     with trace if trace is not None else contextlib.nullcontext():
@@ -614,7 +650,9 @@ def experiment(variant: str, cached_only: bool) -> dict:
     out["runs"] = runs
     out["mapping"] = json.loads(b_fx.attrs.get("traffic_routes_file", "{}"))
     sst = rep["trip_status"].values
-    out["movement_gaps"] = movement_gaps(T_rt, routes, city, int(np.ceil(float(rep["time"].values[-1]) / 3600.0)))
+    out["movement_gaps"] = movement_gaps(T_rt, routes, city, int(np.ceil(float(rep["time"].values[-1]) / 3600.0)),
+                                         teleports=teleport_windows(nc.with_name(nc.name.replace(".nc",
+                                                                                                 ".warnings.log"))))
     # the same two runs with those movements' capacity at 1.1 x SUMO's busiest hour through them
     boost = {(e["from"], e["to"]): CAP_MARGIN * e["sumo_max_hour_vph"] for e in out["movement_gaps"]}
     out["capacity_set_vph"] = {f"{a} -> {b}": q for (a, b), q in boost.items()}
@@ -635,6 +673,22 @@ def experiment(variant: str, cached_only: bool) -> dict:
     with SignalDelayInRouting(0.0):
         b_nw, w_nw, T_nw = builtin_run(variant, trace=tr_nw)
     runs["builtin_routed_no_signal_delay_cost"] = _figs(b_nw, w_nw, ref, rep)
+    # SUMO's signals are all type="actuated" (phases between minDur and maxDur); the built-in model runs them as
+    # written unless traffic.actuated_signals (networks/actuated.py)
+    act = {"actuated_signals": True}
+    b_fa, w_fa, _ = builtin_run(variant, rf, overrides=act)
+    runs["builtin_sumo_routes_actuated"] = _figs(b_fa, w_fa, ref, rep)
+    tr_ra = GridlockTrace()
+    b_ra, w_ra, _ = builtin_run(variant, trace=tr_ra, overrides=act)
+    runs["builtin_routed_actuated"] = _figs(b_ra, w_ra, ref, rep)
+    out["builtin_gridlocks"]["builtin_routed_actuated"] = _gridlock_summary(tr_ra, b_ra, city)
+    tr_an = GridlockTrace()
+    with SignalDelayInRouting(0.0):
+        b_an, w_an, T_an = builtin_run(variant, trace=tr_an, overrides=act)
+    runs["builtin_routed_actuated_no_signal_delay_cost"] = _figs(b_an, w_an, ref, rep)
+    out["builtin_gridlocks"]["builtin_routed_actuated_no_signal_delay_cost"] = _gridlock_summary(tr_an, b_an, city)
+    out["routes_actuated_no_signal_delay_cost_vs_sumo"] = route_differs(T_an, routes, align(b_an, rep, n_bg),
+                                                                        rep["trip_status"].values)
     # the lock of the completed-trips gap: its yield merge made a priority stream
     tr_pr = GridlockTrace()
     with PriorityMovement([LOCK_MOVEMENT]):
@@ -706,6 +760,9 @@ _COLS = [("builtin_routed", "built-in routed"), ("builtin_sumo_routes", "built-i
          ("builtin_sumo_routes_cap", "built-in on SUMO's routes, movement cap."),
          ("builtin_routed_no_signal_delay_cost", "built-in routed, no signal delay in route costs"),
          ("builtin_routed_lock_merge_priority", "built-in routed, lock merge priority"),
+         ("builtin_sumo_routes_actuated", "built-in on SUMO's routes, actuated signals"),
+         ("builtin_routed_actuated", "built-in routed, actuated signals"),
+         ("builtin_routed_actuated_no_signal_delay_cost", "built-in routed, actuated, no signal delay in route costs"),
          ("sumo_meso_jc", "SUMO meso-jc"), ("sumo_micro_reference", "SUMO micro (reference)"),
          ("sumo_micro_replica", "SUMO micro (replica)"), ("sumo_micro_other_seed", "SUMO micro (other seed)")]
 
@@ -734,7 +791,8 @@ def format_result(res: dict) -> str:
     mp = {k: v for k, v in res["mapping"].items() if k != "routed_fallback_examples"}
     lines += ["", f"route mapping (built-in on SUMO's routes): {json.dumps(mp)}"]
     lines.append(f"movement capacity experiment (\"movement cap.\" columns): {json.dumps(res['capacity_set_vph'])} veh/h")
-    for k in ("routes_routed_builtin_vs_sumo", "routes_fixed_builtin_vs_sumo", "routes_no_signal_delay_cost_vs_sumo"):
+    for k in ("routes_routed_builtin_vs_sumo", "routes_fixed_builtin_vs_sumo", "routes_no_signal_delay_cost_vs_sumo",
+              "routes_actuated_no_signal_delay_cost_vs_sumo"):
         e = res[k]
         lines.append(f"{k}: {e['route_differs_share']:.1%} of {e['vehicles_compared']:,} vehicles arrived in both "
                      f"drive another route than SUMO's (first link differs: {e['first_link_differs_share']:.1%})")
