@@ -18,7 +18,9 @@ experiment is:
 3. **Completed trips.** Which trips do not finish in each model, where they are at the end, and teleports.
 
 Run: ``.venv/bin/python validation/bh_routes.py [--variant baseline|main_road_closed] [--cached-only]``;
-one SUMO replica by hand: ``python validation/bh_routes.py --child VARIANT OUT.nc``.
+the routing what-ifs on all cities (cached references only): ``validation/bh_routes.py --routing-sweep
+bad_hersfeld,bologna,wildau [--ks 1,0.5,0]``; one SUMO replica by hand: ``python validation/bh_routes.py --child
+VARIANT OUT.nc``.
 """
 from __future__ import annotations
 
@@ -836,11 +838,96 @@ def format_result(res: dict) -> str:
     return "\n".join(lines)
 
 
+SWEEP_CITIES = {"bad_hersfeld": "main_road_closed", "bologna": "arterial_closed", "wildau": "arterial_closed"}
+
+
+def routing_sweep(cities: list[str], ks: list[float]) -> list[dict]:
+    """The routed built-in model of each city's baseline and closure, on the scenario's seed and on the other seed
+    of the cached seeded SUMO micro references, with ``actuated_signals`` off / on and the signal delay in route
+    costs scaled by each of ``ks``: GEH, r, mean, completed and gridlocks against SUMO micro of the same seed
+    (cached references only), and the closure's change in vehicle-hours."""
+    import xarray as xr
+
+    from agents.traffic.compare import flow_agreement, run_figures
+    from agents.traffic.reference import reference_key
+    from twin.city import build_city
+    from twin.engine import CityTwin
+    from twin.scenario import load_scenario
+
+    rows: list[dict[str, Any]] = []
+    for name in cities:
+        path = ROOT / "scenarios" / f"{name}.yaml"
+        base = load_scenario(path)["baseline"]
+        city = build_city(base.city, path.parent, base.name)
+        for variant in ("baseline", SWEEP_CITIES[name]):
+            refs: dict[int | None, Any] = {}
+            ref_nc = REF_CACHE / f"{name}.{variant}.micro.{reference_key(path, variant, 'micro', city)}.nc"
+            if ref_nc.exists():
+                refs[None] = xr.load_dataset(ref_nc)
+            for seeded in sorted(REF_CACHE.glob(f"{name}.{variant}.micro.seed*.nc"))[:1]:
+                refs[int(seeded.name.split(".seed")[1].split(".")[0])] = xr.load_dataset(seeded)
+            for seed, ref in refs.items():
+                fm = run_figures(ref, 0.0)
+                for act in (False, True):
+                    for k in ks:
+                        sc = load_scenario(path)[variant]
+                        if seed is not None:
+                            sc = sc.model_copy(update={"seed": seed})
+                        sc = sc.model_copy()
+                        sc._domains = dict(sc.domain_configs)
+                        sc._domains["traffic"] = sc._domains["traffic"].model_copy(update={"actuated_signals": act})
+                        with SignalDelayInRouting(k):
+                            ds = CityTwin(sc, path.parent).run()
+                        r, g, _ = flow_agreement(ds, ref)
+                        f = run_figures(ds, 0.0)
+                        rows.append({"city": name, "variant": variant, "seed": "scenario" if seed is None else seed,
+                                     "actuated": act, "signal_delay_cost": k, "geh5": g, "r": r,
+                                     "mean_pct": 100.0 * (f["mean_travel_time_s"] / fm["mean_travel_time_s"] - 1.0),
+                                     "vehicle_hours": f["vehicle_hours"], "sumo_vehicle_hours": fm["vehicle_hours"],
+                                     "completed": f["trips_completed"], "sumo_completed": fm["trips_completed"],
+                                     "gridlocks": f["gridlock_resolutions"]})
+    by = {(e["city"], e["seed"], e["actuated"], e["signal_delay_cost"], e["variant"] == "baseline"): e for e in rows}
+    for e in rows:
+        b = by.get((e["city"], e["seed"], e["actuated"], e["signal_delay_cost"], True))
+        if e["variant"] != "baseline" and b is not None:
+            e["closure_dvh_pct"] = 100.0 * (e["vehicle_hours"] / b["vehicle_hours"] - 1.0)
+            e["sumo_closure_dvh_pct"] = 100.0 * (e["sumo_vehicle_hours"] / b["sumo_vehicle_hours"] - 1.0)
+    return rows
+
+
+def format_sweep(rows: list[dict]) -> str:
+    lines = ["| city | variant | seed | actuated_signals | signal delay in route costs | GEH < 5 | r | mean vs SUMO | "
+             "completed (SUMO) | gridlock res. | closure Δ vehicle-hours (SUMO) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in rows:
+        clo = (f"{e['closure_dvh_pct']:+.0f}% ({e['sumo_closure_dvh_pct']:+.0f}%)" if "closure_dvh_pct" in e else "")
+        lines.append(f"| {e['city']} | {e['variant']} | {e['seed']} | {e['actuated']} | x{e['signal_delay_cost']:g} | "
+                     f"{e['geh5']:.1%} | {e['r']:.3f} | {e['mean_pct']:+.1f}% | {e['completed']:,} ({e['sumo_completed']:,}) | "
+                     f"{e['gridlocks']:,.0f} | {clo} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variant", default="baseline", choices=("baseline", "main_road_closed"))
     ap.add_argument("--cached-only", action="store_true", help="run no SUMO: the replica must be cached")
+    ap.add_argument("--routing-sweep", default=None, metavar="CITIES",
+                    help="instead: the routed built-in model with actuated_signals off/on and the signal delay in "
+                         "route costs scaled, on comma-separated cities (bad_hersfeld,bologna,wildau), both seeds, "
+                         "against the cached SUMO micro references")
+    ap.add_argument("--ks", default="1,0.5,0", help="signal delay scales for --routing-sweep")
     args = ap.parse_args(argv)
+    if args.routing_sweep:
+        names = [c.strip() for c in args.routing_sweep.split(",") if c.strip()]
+        bad = [c for c in names if c not in SWEEP_CITIES]
+        if bad:
+            print(f"--routing-sweep: {', '.join(bad)} — choose from {', '.join(SWEEP_CITIES)}", file=sys.stderr)
+            return 2
+        rows = routing_sweep(names, [float(x) for x in args.ks.split(",")])
+        print(format_sweep(rows))
+        from agents.traffic.compare import _json_safe
+
+        print(json.dumps(_json_safe({"validation": "bh_routes_routing_sweep", "rows": rows})))
+        return 0
     res = experiment(args.variant, args.cached_only)
     print(format_result(res))
     from agents.traffic.compare import _json_safe
