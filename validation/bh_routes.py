@@ -15,7 +15,12 @@ experiment is:
    included) go to the built-in model through ``traffic.routes_file`` (matched by departure, origin and
    destination, ``agents/traffic/file_routes.py``; fallbacks counted). Figures against the replica and the
    cached reference, beside the routed built-in model and SUMO meso-jc.
-3. **Completed trips.** Which trips do not finish in each model, where they are at the end, and teleports.
+3. **Completed trips.** Which trips do not finish in each model, where they are at the end, the link of each slow
+   vehicle's longest stay, where the built-in's gridlock rule fires, and SUMO's teleports.
+4. **What-ifs** (each by wrapping a function in this process only; no model change): the signalised movements
+   SUMO drives above the built-in's capacity at 1.1 x SUMO's busiest hour, ``actuated_signals: true`` (SUMO's
+   programs are all actuated), the signal delay left out of the route costs, the lock's merge as a priority
+   stream. docs/traffic_model.md, "Bad Hersfeld: route choice against meso-jc (session 11)".
 
 Run: ``.venv/bin/python validation/bh_routes.py [--variant baseline|main_road_closed] [--cached-only]``;
 the routing what-ifs on all cities (cached references only): ``validation/bh_routes.py --routing-sweep
