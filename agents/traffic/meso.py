@@ -1010,6 +1010,13 @@ class MesoTraffic(Domain, TrafficBackend):
             self._fresh_rows(dests, build=False)
             horizon = min(self.next_table, self.next_reroute) + 2 * self.dt
             self._fresh_read_rows(ids[self.v_depart[ids] <= horizon], ids[:0])
+        elif self.turn and hasattr(self, "next_reroute"):
+            # a link closed: every row on the current costs (as a closure's refresh puts them, built when read), and
+            # built now exactly the rows read before the next refresh (which goes through _build_read_rows). Each
+            # EV or ambulance trip added alone built both its rows; the same content, built later or never
+            self._fresh_rows(dests, defer=True)
+            horizon = min(self.next_table, self.next_reroute) + 2 * self.dt
+            self._fresh_read_rows(ids[self.v_depart[ids] <= horizon], ids[:0], keep_versions=True)
         else:
             self._ensure_dests(dests)
 
