@@ -511,7 +511,7 @@ class MesoTraffic(Domain, TrafficBackend):
             k = self.__dict__.get("_kargs")
             if k is not None:
                 old = self.__dict__.get(name)
-                if old is None or name == "link_from" or any(old is a for tup in k for a in tup):
+                if old is None or name == "link_from" or id(old) in self.__dict__["_kids"]:
                     self.__dict__["_kargs"] = None
         object.__setattr__(self, name, value)
 
@@ -541,6 +541,7 @@ class MesoTraffic(Domain, TrafficBackend):
                       self.prio_ids, self.prio_n, self.watch_out, self.watch_n, self.gridlocks)
         k = (Lt, Mt, Vt, Tt)
         self.__dict__["_kargs"] = k
+        self.__dict__["_kids"] = {id(x) for tup in k for x in tup}  # the arrays k holds (alive: ids are unique)
         return k
 
     def _alloc_vehicles(self, cap: int) -> None:
