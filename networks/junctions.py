@@ -374,7 +374,7 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     # ~1 s of Bad Hersfeld's first run); the same values, in the same order
     cur: list[Any] = [None, None, None, None]  # edge id, its function, junction id, signal program being read
 
-    def start(tag: str, at: dict) -> None:
+    def start(tag: str, at: Any) -> None:  # expat: the element's attributes (dict of str)
         if tag == "lane":
             if cur[0] is not None:
                 if cur[1] == "internal":
