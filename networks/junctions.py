@@ -25,7 +25,7 @@ from xml.parsers import expat
 import numpy as np
 
 __all__ = ["Junctions", "PRIORITY", "YIELD", "STOP", "ALLWAY", "ZIPPER", "SIGNAL",
-           "sumo_junctions", "graph_junctions", "read_tls_programs", "apply_tls_programs", "green_shares",
+           "sumo_junctions", "read_sumo_junctions", "junction_cache_key", "JUNCTION_CACHE_DIR", "graph_junctions", "read_tls_programs", "apply_tls_programs", "green_shares",
            "green_parts", "permissive_foe_weights",
            "turn_loss_s", "same_green_feed"]
 
@@ -355,8 +355,87 @@ def _build(L: int, rows: list[tuple], conflicts: dict[tuple[int, int], set[tuple
     return j
 
 
+# ---- the junction model of a SUMO network, cached on disk ----------------------------------------------------------
+# Reading Bad Hersfeld's 23 MB net takes ~0.7 s, and every process that runs the city paid it in its first run
+# (the graph keeps the model for the process). The model is a pure function of the net file's bytes, the city's
+# links (ids, lanes, speeds) and this module's code, so it is kept under the digest of all of them; any change to
+# one of them gives another key (a stale entry is never read). ``JUNCTION_CACHE_DIR`` None: no disk cache.
+JUNCTION_CACHE_DIR: Path | None = Path(__file__).resolve().parent.parent / "results" / ".cache" / "junctions"
+_ARRAY_FIELDS = ("mv_ptr", "mv_out", "mv_lanes", "mv_lanemask", "mv_class", "mv_green", "mv_cycle", "mv_turn_s",
+                 "mv_len_m", "mv_dir", "mv_permissive", "cf_ptr", "cf_mv", "link_lanemask", "mv_permissive_share",
+                 "cf_w", "cf_lane_share", "nx_ptr", "nx_mask")
+
+
+def junction_cache_key(path: str | Path, link_index: dict[str, int], link_lanes: np.ndarray,
+                       link_speed: np.ndarray) -> str:
+    """SHA-256 (hex, 24 characters) of everything :func:`sumo_junctions` reads: the net file's bytes, the links'
+    SUMO ids in index order, their lanes and speeds, the source of this module and numpy's version."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in (Path(path).read_bytes(), Path(__file__).read_bytes(), np.__version__.encode(),
+                 "\n".join(sorted(link_index, key=link_index.__getitem__)).encode(),
+                 np.ascontiguousarray(link_lanes, np.float64).tobytes(),
+                 np.ascontiguousarray(link_speed, np.float64).tobytes()):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()[:24]
+
+
+def _save_junctions(j: Junctions, f: Path) -> None:
+    """Write ``j`` to ``f`` (.npz, no pickles) atomically: a partial file is never seen under the final name."""
+    import os
+    import tempfile
+
+    flat = [i for idx in j.mv_tl_index for i in idx]
+    ptr = np.cumsum([0] + [len(idx) for idx in j.mv_tl_index]).astype(np.int64)
+    arrays = {k: getattr(j, k) for k in _ARRAY_FIELDS}
+    arrays.update(mv_tl=np.array(j.mv_tl, dtype=str), tl_index_ptr=ptr, tl_index=np.array(flat, np.int64))
+    f.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=f.parent, suffix=".npz.part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, **arrays)
+        os.replace(tmp, f)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_junctions(f: Path) -> Junctions:
+    with np.load(f, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in _ARRAY_FIELDS}
+        tl = [str(x) for x in z["mv_tl"].tolist()]
+        ptr, flat = z["tl_index_ptr"], z["tl_index"].tolist()
+    tl_index = [flat[int(ptr[m]):int(ptr[m + 1])] for m in range(len(ptr) - 1)]
+    return Junctions(mv_tl=tl, mv_tl_index=tl_index, **arrays)
+
+
 def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.ndarray,
                    link_speed: np.ndarray) -> Junctions:
+    """:func:`read_sumo_junctions`, kept on disk under :func:`junction_cache_key` in ``JUNCTION_CACHE_DIR``
+    (read back when present; written after a read; a cache that cannot be read or written is skipped)."""
+    if JUNCTION_CACHE_DIR is None:
+        return read_sumo_junctions(path, link_index, link_lanes, link_speed)
+    try:
+        f = JUNCTION_CACHE_DIR / f"{Path(path).name.split('.')[0]}.{junction_cache_key(path, link_index, link_lanes, link_speed)}.npz"
+    except OSError:
+        return read_sumo_junctions(path, link_index, link_lanes, link_speed)
+    if f.is_file():
+        try:
+            return _load_junctions(f)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: read the net again and rewrite it
+    j = read_sumo_junctions(path, link_index, link_lanes, link_speed)
+    try:
+        _save_junctions(j, f)
+    except OSError:
+        pass
+    return j
+
+
+def read_sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.ndarray,
+                        link_speed: np.ndarray) -> Junctions:
     """Movements of the city links ``link_index`` (SUMO edge id -> link) from a SUMO .net.xml(.gz).
 
     Reads connections (lanes, state, via internal lane, signal link index), junction request response bits
