@@ -20,11 +20,12 @@ except ImportError:  # pragma: no cover
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+from xml.parsers import expat
 
 import numpy as np
 
 __all__ = ["Junctions", "PRIORITY", "YIELD", "STOP", "ALLWAY", "ZIPPER", "SIGNAL",
-           "sumo_junctions", "graph_junctions", "read_tls_programs", "apply_tls_programs", "green_shares",
+           "sumo_junctions", "read_sumo_junctions", "junction_cache_key", "JUNCTION_CACHE_DIR", "graph_junctions", "read_tls_programs", "apply_tls_programs", "green_shares",
            "green_parts", "permissive_foe_weights",
            "turn_loss_s", "same_green_feed"]
 
@@ -354,8 +355,87 @@ def _build(L: int, rows: list[tuple], conflicts: dict[tuple[int, int], set[tuple
     return j
 
 
+# ---- the junction model of a SUMO network, cached on disk ----------------------------------------------------------
+# Reading Bad Hersfeld's 23 MB net takes ~0.7 s, and every process that runs the city paid it in its first run
+# (the graph keeps the model for the process). The model is a pure function of the net file's bytes, the city's
+# links (ids, lanes, speeds) and this module's code, so it is kept under the digest of all of them; any change to
+# one of them gives another key (a stale entry is never read). ``JUNCTION_CACHE_DIR`` None: no disk cache.
+JUNCTION_CACHE_DIR: Path | None = Path(__file__).resolve().parent.parent / "results" / ".cache" / "junctions"
+_ARRAY_FIELDS = ("mv_ptr", "mv_out", "mv_lanes", "mv_lanemask", "mv_class", "mv_green", "mv_cycle", "mv_turn_s",
+                 "mv_len_m", "mv_dir", "mv_permissive", "cf_ptr", "cf_mv", "link_lanemask", "mv_permissive_share",
+                 "cf_w", "cf_lane_share", "nx_ptr", "nx_mask")
+
+
+def junction_cache_key(path: str | Path, link_index: dict[str, int], link_lanes: np.ndarray,
+                       link_speed: np.ndarray) -> str:
+    """SHA-256 (hex, 24 characters) of everything :func:`sumo_junctions` reads: the net file's bytes, the links'
+    SUMO ids in index order, their lanes and speeds, the source of this module and numpy's version."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in (Path(path).read_bytes(), Path(__file__).read_bytes(), np.__version__.encode(),
+                 "\n".join(sorted(link_index, key=link_index.__getitem__)).encode(),
+                 np.ascontiguousarray(link_lanes, np.float64).tobytes(),
+                 np.ascontiguousarray(link_speed, np.float64).tobytes()):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()[:24]
+
+
+def _save_junctions(j: Junctions, f: Path) -> None:
+    """Write ``j`` to ``f`` (.npz, no pickles) atomically: a partial file is never seen under the final name."""
+    import os
+    import tempfile
+
+    flat = [i for idx in j.mv_tl_index for i in idx]
+    ptr = np.cumsum([0] + [len(idx) for idx in j.mv_tl_index]).astype(np.int64)
+    arrays = {k: getattr(j, k) for k in _ARRAY_FIELDS}
+    arrays.update(mv_tl=np.array(j.mv_tl, dtype=str), tl_index_ptr=ptr, tl_index=np.array(flat, np.int64))
+    f.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=f.parent, suffix=".npz.part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, **arrays)
+        os.replace(tmp, f)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_junctions(f: Path) -> Junctions:
+    with np.load(f, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in _ARRAY_FIELDS}
+        tl = [str(x) for x in z["mv_tl"].tolist()]
+        ptr, flat = z["tl_index_ptr"], z["tl_index"].tolist()
+    tl_index = [flat[int(ptr[m]):int(ptr[m + 1])] for m in range(len(ptr) - 1)]
+    return Junctions(mv_tl=tl, mv_tl_index=tl_index, **arrays)
+
+
 def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.ndarray,
                    link_speed: np.ndarray) -> Junctions:
+    """:func:`read_sumo_junctions`, kept on disk under :func:`junction_cache_key` in ``JUNCTION_CACHE_DIR``
+    (read back when present; written after a read; a cache that cannot be read or written is skipped)."""
+    if JUNCTION_CACHE_DIR is None:
+        return read_sumo_junctions(path, link_index, link_lanes, link_speed)
+    try:
+        f = JUNCTION_CACHE_DIR / f"{Path(path).name.split('.')[0]}.{junction_cache_key(path, link_index, link_lanes, link_speed)}.npz"
+    except OSError:
+        return read_sumo_junctions(path, link_index, link_lanes, link_speed)
+    if f.is_file():
+        try:
+            return _load_junctions(f)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: read the net again and rewrite it
+    j = read_sumo_junctions(path, link_index, link_lanes, link_speed)
+    try:
+        _save_junctions(j, f)
+    except OSError:
+        pass
+    return j
+
+
+def read_sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.ndarray,
+                        link_speed: np.ndarray) -> Junctions:
     """Movements of the city links ``link_index`` (SUMO edge id -> link) from a SUMO .net.xml(.gz).
 
     Reads connections (lanes, state, via internal lane, signal link index), junction request response bits
@@ -369,52 +449,56 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     junc_type: dict[str, str] = {}
     conns: list[dict] = []
     progs: dict[str, tuple[float, list[tuple[float, str]]]] = {}  # the file's signal programs (one pass)
-    cur_edge, cur_func, cur_j = None, None, None
-    cur_tl: tuple[str, float, list[tuple[float, str]]] | None = None  # signal program being read
-    with _open(path) as f:
-        for ev, el in ET.iterparse(f, events=("start", "end")):
-            tag = el.tag
-            if ev == "start":
-                if tag == "tlLogic":
-                    cur_tl = (el.get("id", ""), float(el.get("offset", 0) or 0), [])
-                elif tag == "edge":
-                    cur_edge, cur_func = el.get("id"), el.get("function", "")
-                elif tag == "junction":
-                    cur_j = el.get("id")
-                    junc_inc[cur_j] = (el.get("incLanes") or "").split()
-                    junc_resp[cur_j] = {}
-                    junc_type[cur_j] = el.get("type", "")
-                continue
-            if tag == "lane" and cur_edge is not None:
-                if cur_func == "internal":
-                    internal[el.get("id")] = (float(el.get("length", 0)), float(el.get("speed", 13.9)))
+    # one expat pass with start/end handlers (no element objects: ElementTree's iterparse took 3x as long,
+    # ~1 s of Bad Hersfeld's first run); the same values, in the same order
+    cur: list[Any] = [None, None, None, None]  # edge id, its function, junction id, signal program being read
+
+    def start(tag: str, at: Any) -> None:  # expat: the element's attributes (dict of str)
+        if tag == "lane":
+            if cur[0] is not None:
+                if cur[1] == "internal":
+                    internal[at.get("id")] = (float(at.get("length", 0)), float(at.get("speed", 13.9)))
                 else:
-                    allow, disallow = el.get("allow"), el.get("disallow")
+                    allow, disallow = at.get("allow"), at.get("disallow")
                     ok = True
                     if allow is not None:
                         ok = any(c in ("passenger", "all", "private") for c in allow.split())
                     if disallow is not None and any(c in ("passenger", "all", "private") for c in disallow.split()):
                         ok = False
-                    lane_ok[el.get("id")] = ok
-            elif tag == "edge":
-                cur_edge = None
-                el.clear()
-            elif tag == "request" and cur_j is not None:
-                junc_resp[cur_j][int(el.get("index"))] = el.get("response", "")
-            elif tag == "junction":
-                cur_j = None
-                el.clear()
-            elif tag == "connection":
-                fr = el.get("from", "")
-                if not fr.startswith(":"):
-                    conns.append(dict(el.attrib))
-                el.clear()
-            elif tag == "phase" and cur_tl is not None:
-                cur_tl[2].append((float(el.get("duration", 0)), el.get("state", "")))
-            elif tag == "tlLogic" and cur_tl is not None:
-                progs[cur_tl[0]] = (cur_tl[1], cur_tl[2])
-                cur_tl = None
-                el.clear()
+                    lane_ok[at.get("id")] = ok
+        elif tag == "connection":
+            if not at.get("from", "").startswith(":"):
+                conns.append(at)  # a new dict per element
+        elif tag == "request":
+            if cur[2] is not None:
+                junc_resp[cur[2]][int(at.get("index"))] = at.get("response", "")
+        elif tag == "phase":
+            if cur[3] is not None:
+                cur[3][2].append((float(at.get("duration", 0)), at.get("state", "")))
+        elif tag == "edge":
+            cur[0], cur[1] = at.get("id"), at.get("function", "")
+        elif tag == "junction":
+            jid = cur[2] = at.get("id")
+            junc_inc[jid] = (at.get("incLanes") or "").split()
+            junc_resp[jid] = {}
+            junc_type[jid] = at.get("type", "")
+        elif tag == "tlLogic":
+            cur[3] = (at.get("id", ""), float(at.get("offset", 0) or 0), [])
+
+    def end(tag: str) -> None:
+        if tag == "edge":
+            cur[0] = None
+        elif tag == "junction":
+            cur[2] = None
+        elif tag == "tlLogic" and cur[3] is not None:
+            progs[cur[3][0]] = (cur[3][1], cur[3][2])
+            cur[3] = None
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    with _open(path) as f:
+        parser.ParseFile(f)
     # request index of each connection: incLanes order, then each lane's connections in file order
     by_lane: dict[str, list[dict]] = {}
     for c in conns:
@@ -470,13 +554,13 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
                 ln_m, sp = internal[via]
                 turn.append(turn_loss_s(vin, sp, vout, ln_m))
                 ilen.append(ln_m)
-        turn_s = float(np.mean(turn)) if turn else 0.0
+        turn_s = _mean(turn) if turn else 0.0
         if cls == STOP:
             turn_s += turn_loss_s(vin, 0.0, vout)  # a full stop
         d = (cs[0].get("dir") or "s").lower()
         mdir = 1 if d == "l" else -1 if d == "r" else 2 if d == "t" else 0
         rows.append((li, lo, float(len(lanes)), mask, cls, 1.0, 0.0, turn_s, tl, tl_index, mdir,
-                     float(np.mean(ilen)) if ilen else 0.0))
+                     _mean(ilen) if ilen else 0.0))
     # links with no connection at all (dead ends, turnarounds) keep an empty movement list
     for li in range(L):
         if link_lanemask[li] == 0:
@@ -485,6 +569,13 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     _onward_lanes(j, rows_of)
     apply_tls_programs(j, progs)  # as read_tls_programs([path]), without parsing the file a second time
     return j
+
+
+def _mean(xs: list[float]) -> float:
+    """``float(np.mean(xs))`` of a short list without numpy's per-call cost (12,000 calls on Bad Hersfeld): for fewer
+    than 8 values numpy adds them one after another from 0.0, as ``sum`` does; longer lists go to numpy (its pairwise
+    sum groups them differently)."""
+    return sum(xs) / len(xs) if len(xs) < 8 else float(np.mean(xs))
 
 
 def _onward_lanes(j: Junctions, rows_of: dict[tuple[int, int], list[dict]]) -> None:

@@ -26,6 +26,7 @@ from twin.domain import KPI, Domain
 __all__ = ["MesoTraffic"]
 
 _F = np.float64
+_KEEP_ROWS_BYTES = 256 << 20  # the largest turn-based table kept on the city for the next run (_keep_rows)
 
 
 @njit(cache=True)
@@ -277,6 +278,10 @@ class MesoTraffic(Domain, TrafficBackend):
         if self.turn:
             self._mv_graph = movement_graph(a, self.mv_ptr, self.mv_out)
             self._mv_succ = movement_successors(self._mv_graph, self.L)
+            kept = self.city.__dict__.get("_turn_rows_kept")
+            if kept is not None and len(kept[1]) == len(self.dest_slot) and kept[2].shape[1] == W and all(
+                    np.array_equal(x, y) for x, y in zip(kept[0], self._mv_graph)):
+                self._kept_rows = kept[1:]
             # a movement costs its own turn time and signal uniform delay (SUMO's router sees internal lanes)
             self._route_mv_cost = self.mv_delay.copy()
             self._route_jdelay = np.zeros(self.L, _F)
@@ -506,7 +511,7 @@ class MesoTraffic(Domain, TrafficBackend):
             k = self.__dict__.get("_kargs")
             if k is not None:
                 old = self.__dict__.get(name)
-                if old is None or name == "link_from" or any(old is a for tup in k for a in tup):
+                if old is None or name == "link_from" or id(old) in self.__dict__["_kids"]:
                     self.__dict__["_kargs"] = None
         object.__setattr__(self, name, value)
 
@@ -536,6 +541,7 @@ class MesoTraffic(Domain, TrafficBackend):
                       self.prio_ids, self.prio_n, self.watch_out, self.watch_n, self.gridlocks)
         k = (Lt, Mt, Vt, Tt)
         self.__dict__["_kargs"] = k
+        self.__dict__["_kids"] = {id(x) for tup in k for x in tup}  # the arrays k holds (alive: ids are unique)
         return k
 
     def _alloc_vehicles(self, cap: int) -> None:
@@ -770,14 +776,43 @@ class MesoTraffic(Domain, TrafficBackend):
             sel = rows[vers == ver]
             link, mv = ((self._link_costs, self._route_mv_cost) if ver == self._cost_ver
                         else self._ver_costs[int(ver)])
-            # a row built before holds a shortest-path tree: repaired to the same content (networks.routing)
-            turn_route_rows(self.dests[sel], link, mv, self._mv_graph, self.city.arrays, self.nh, sel,
-                            self._row_built[sel] >= 0, self._mv_succ)
+            # a row built before holds a shortest-path tree: repaired to the same content (networks.routing); a
+            # row built for the first time starts from its target's tree of an earlier run on this city if kept
+            repair = self._row_built[sel] >= 0
+            if not repair.all():
+                repair[~repair] = self._seed_rows(sel[~repair])
+            turn_route_rows(self.dests[sel], link, mv, self._mv_graph, self.city.arrays, self.nh, sel, repair,
+                            self._mv_succ)
             self._row_built[sel] = ver
         if self._ver_costs:
             waiting = set(np.unique(self._row_ver[self._row_built != self._row_ver]).tolist())
             for ver in [v for v in self._ver_costs if v not in waiting]:
                 del self._ver_costs[ver]
+
+    def _seed_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Turn-based tables: copy into table ``rows`` (about to be built for the first time) their targets' rows
+        of the last run on this city that kept its table (``_keep_rows``); True where copied. The repair then gives
+        exactly what a build gives (``networks.routing.turn_route_repair`` is exact from any content of the row:
+        the old tree only decides how much it has to redo), in about half the time of a build when the costs are
+        alike. Rows never built keep -1 (the kernel reads them as no route)."""
+        kept = self.__dict__.get("_kept_rows")
+        if kept is None or not len(rows):
+            return np.zeros(len(rows), np.bool_)
+        k_slot, k_nh, k_built = kept
+        ks = k_slot[self.dests[rows]]
+        ok = ks >= 0
+        ok[ok] = k_built[ks[ok]]
+        self.nh[rows[ok]] = k_nh[ks[ok]]
+        return ok
+
+    def _keep_rows(self) -> None:
+        """At the end of a run: keep this run's turn-based table on the city graph (by reference; at most
+        ``_KEEP_ROWS_BYTES``), for ``_seed_rows`` of the next run on the same city in this process (variants and
+        seeds of a scenario share one build, ``twin.city.build_city``)."""
+        store = self.__dict__.get("_nh_store")
+        if not self.turn or store is None or store.nbytes > _KEEP_ROWS_BYTES:
+            return
+        self.city.__dict__["_turn_rows_kept"] = (self._mv_graph, self.dest_slot, self.nh, self._row_built >= 0)
 
     def _vehicle_targets(self, ids: np.ndarray) -> np.ndarray:
         """Table targets vehicles ``ids`` route to: their destination node and, where pinned, n_nodes + last link."""
@@ -1010,6 +1045,13 @@ class MesoTraffic(Domain, TrafficBackend):
             self._fresh_rows(dests, build=False)
             horizon = min(self.next_table, self.next_reroute) + 2 * self.dt
             self._fresh_read_rows(ids[self.v_depart[ids] <= horizon], ids[:0])
+        elif self.turn and hasattr(self, "next_reroute"):
+            # a link closed: every row on the current costs (as a closure's refresh puts them, built when read), and
+            # built now exactly the rows read before the next refresh (which goes through _build_read_rows). Each
+            # EV or ambulance trip added alone built both its rows; the same content, built later or never
+            self._fresh_rows(dests, defer=True)
+            horizon = min(self.next_table, self.next_reroute) + 2 * self.dt
+            self._fresh_read_rows(ids[self.v_depart[ids] <= horizon], ids[:0], keep_versions=True)
         else:
             self._ensure_dests(dests)
 
@@ -1175,6 +1217,7 @@ class MesoTraffic(Domain, TrafficBackend):
 
     def finalize(self, t_end_s: float) -> xr.Dataset:
         self._catch_up()
+        self._keep_rows()
         n = self.n_veh
         series = {}
         if self._rec_t:
