@@ -16,7 +16,8 @@ from networks.graph import CityGraph
 
 __all__ = ["dijkstra_to", "dijkstra_from", "next_hop_tables", "route_tables", "update_route_tables", "path_links", "path_from_next_hop",
            "movement_graph", "turn_route_tables", "turn_route_rows", "movement_successors", "turn_route_repair",
-           "shortest_path", "shortest_time", "link_costs", "reachable_share"]
+           "shortest_path", "shortest_time", "link_costs", "reachable_share",
+           "load_threaded_turn_kernels"]
 
 
 _SERIAL_BELOW = 1_000_000  # destinations x links: below this, threads cost more than they save
@@ -854,3 +855,26 @@ def turn_route_repair(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.nd
     else:
         _turn_repair_parallel(*args, min(targets.shape[0], 4 * numba.get_num_threads()))
     return int(rebuilt.sum())
+
+
+def load_threaded_turn_kernels(city_arrays, mv_ptr: np.ndarray, mv_out: np.ndarray) -> bool:
+    """Compile (or load from numba's cache) the threaded turn-table kernels, build and repair, on two rows of
+    ``city_arrays``' graph, so that a timed run of a large city does not pay for it (a small city never calls
+    them). Returns False when numba runs one thread (the threaded kernels are then never used)."""
+    if numba.get_num_threads() == 1:
+        return False
+    a = city_arrays
+    graph = movement_graph(a, np.asarray(mv_ptr, np.int64), np.asarray(mv_out, np.int32))
+    targets = np.array([0, a.n_nodes - 1], np.int64)
+    rows = np.arange(2, dtype=np.int64)
+    nxt = np.full((2, a.n_links + a.n_nodes), -1, np.int32)
+    cost = np.ascontiguousarray(a.fft_s, np.float64)
+    mvc = np.zeros(max(len(mv_out), 1))
+    pred_ptr, pred_link, pred_mv = graph
+    _turn_parallel(targets, a.n_nodes, cost, mvc, pred_ptr, pred_link, pred_mv, a.link_to, a.out_indptr,
+                   a.out_links, np.empty((0, nxt.shape[1]), np.float64), nxt, rows, 2)
+    succ_ptr, succ_link, succ_mv = movement_successors(graph, a.n_links)
+    _turn_repair_parallel(targets, a.n_nodes, cost, mvc, pred_ptr, pred_link, pred_mv, succ_ptr, succ_link, succ_mv,
+                          a.link_to, a.out_indptr, a.out_links, a.in_indptr, a.in_links, nxt, rows,
+                          np.ones(2, np.bool_), np.zeros(2, np.int64), 2)
+    return True

@@ -206,3 +206,17 @@ def test_kept_freeflow_rows_give_the_pinned_ends_of_freeflow_od_links(monkeypatc
     f1, l1 = T2._freeflow_ends(o, d)
     assert not built  # read from the kept rows, no Dijkstra
     assert np.array_equal(f0, f1) and np.array_equal(l0, l1)
+
+
+def test_threaded_turn_kernels_are_loaded_by_the_warm_up_helper():
+    """``load_threaded_turn_kernels`` (the validation's warm-up) leaves both threaded kernels compiled for the
+    argument types a run uses, so a timed run does not compile them; with one numba thread it does nothing."""
+    import numba
+
+    tw = _grid_twin(4, 4, True)
+    j = tw.city.junctions()
+    if numba.get_num_threads() == 1:
+        assert R.load_threaded_turn_kernels(tw.city.arrays, j.mv_ptr, j.mv_out) is False
+        return
+    assert R.load_threaded_turn_kernels(tw.city.arrays, j.mv_ptr, j.mv_out) is True
+    assert R._turn_parallel.signatures and R._turn_repair_parallel.signatures

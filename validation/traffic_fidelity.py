@@ -81,8 +81,18 @@ def _pct(a: float, b: float) -> float:
 
 
 def _warm_up() -> None:
-    """Compile the built-in model's kernels once, so no timed run includes numba's compile time."""
-    run_backend(ROOT / "scenarios" / "wildau.yaml", "gravity_prior", "meso")
+    """Compile the built-in model's kernels once, so no timed run includes numba's compile time: a Wildau run,
+    and the threaded turn-table kernels (a town as small as Wildau never calls them; Bad Hersfeld does)."""
+    from networks.routing import load_threaded_turn_kernels
+    from twin.city import build_city
+    from twin.scenario import load_scenario
+
+    path = ROOT / "scenarios" / "wildau.yaml"
+    run_backend(path, "gravity_prior", "meso")
+    sc = load_scenario(path)["baseline"]
+    city = build_city(sc.city, path.parent, sc.name)
+    j = city.junctions()
+    load_threaded_turn_kernels(city.arrays, j.mv_ptr, j.mv_out)
 
 
 def other_seed(path: Path) -> int:
