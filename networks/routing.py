@@ -858,9 +858,10 @@ def turn_route_repair(targets: np.ndarray, link_cost: np.ndarray, mv_cost: np.nd
 
 
 def load_threaded_turn_kernels(city_arrays, mv_ptr: np.ndarray, mv_out: np.ndarray) -> bool:
-    """Compile (or load from numba's cache) the threaded turn-table kernels, build and repair, on two rows of
-    ``city_arrays``' graph, so that a timed run of a large city does not pay for it (a small city never calls
-    them). Returns False when numba runs one thread (the threaded kernels are then never used)."""
+    """Compile (or load from numba's cache) the threaded route kernels (turn tables: build and repair; next-hop
+    tables for int64 and int32 destinations) on a few rows of ``city_arrays``' graph, so that a timed run of a large
+    city does not pay for it (a small city never calls them). Returns False when numba runs one thread (the
+    threaded kernels are then never used)."""
     if numba.get_num_threads() == 1:
         return False
     a = city_arrays
@@ -877,4 +878,7 @@ def load_threaded_turn_kernels(city_arrays, mv_ptr: np.ndarray, mv_out: np.ndarr
     _turn_repair_parallel(targets, a.n_nodes, cost, mvc, pred_ptr, pred_link, pred_mv, succ_ptr, succ_link, succ_mv,
                           a.link_to, a.out_indptr, a.out_links, a.in_indptr, a.in_links, nxt, rows,
                           np.ones(2, np.bool_), np.zeros(2, np.int64), 2)
+    for dt in (np.int64, np.int32):
+        _next_hop_parallel(np.zeros(1, dt), cost, a.in_indptr, a.in_links, a.link_from, a.n_nodes,
+                           np.empty((1, a.n_nodes), np.float32), np.empty((1, a.n_nodes), np.int32))
     return True

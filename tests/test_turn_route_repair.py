@@ -209,7 +209,7 @@ def test_kept_freeflow_rows_give_the_pinned_ends_of_freeflow_od_links(monkeypatc
 
 
 def test_threaded_turn_kernels_are_loaded_by_the_warm_up_helper():
-    """``load_threaded_turn_kernels`` (the validation's warm-up) leaves both threaded kernels compiled for the
+    """``load_threaded_turn_kernels`` (the validation's warm-up) leaves the threaded route kernels compiled for the
     argument types a run uses, so a timed run does not compile them; with one numba thread it does nothing."""
     import numba
 
@@ -219,4 +219,4 @@ def test_threaded_turn_kernels_are_loaded_by_the_warm_up_helper():
         assert R.load_threaded_turn_kernels(tw.city.arrays, j.mv_ptr, j.mv_out) is False
         return
     assert R.load_threaded_turn_kernels(tw.city.arrays, j.mv_ptr, j.mv_out) is True
-    assert R._turn_parallel.signatures and R._turn_repair_parallel.signatures
+    assert R._turn_parallel.signatures and R._turn_repair_parallel.signatures and R._next_hop_parallel.signatures
