@@ -198,17 +198,23 @@ def cmd_where(name: str, variant: str, over: dict, sumo_routes: bool) -> None:
               f"{ls[:, ln].sum():.1f} | {own:.1f} | {wsp(b, ln):.1f} / {wsp(s, ln):.1f} |")
 
 
-def cmd_junction(name: str, variant: str, links: list[str], over: dict) -> None:
+
+def _twin(name: str, variant: str, over: dict):
+    """A CityTwin of ``variant`` of the city's scenario, with traffic options ``over`` laid over its own."""
     from twin.engine import CityTwin
     from twin.scenario import load_scenario
 
-    s, _, city = _replica(name, variant)
     path = ROOT / cr.CITIES[name][0]
     sc = load_scenario(path)[variant]
     if over:
         sc._domains = dict(sc.domain_configs)
         sc._domains["traffic"] = sc._domains["traffic"].model_copy(update=over)
-    tw = CityTwin(sc, path.parent)
+    return CityTwin(sc, path.parent)
+
+def cmd_junction(name: str, variant: str, links: list[str], over: dict) -> None:
+
+    s, _, city = _replica(name, variant)
+    tw = _twin(name, variant, over)
     b = tw.run()
     T = tw.traffic
     a, ids = city.arrays, [str(x) for x in city.link_ids]
@@ -260,17 +266,10 @@ def cmd_junction(name: str, variant: str, links: list[str], over: dict) -> None:
 def cmd_queue(name: str, variant: str, link: str, over: dict, every_s: float = 120.0) -> None:
     """The built-in model's queue on one link every ``every_s``: vehicles, the head vehicles' next links (or
     'stranded' for a route with no path past this link) and how long each has been due."""
-    from twin.engine import CityTwin
-    from twin.scenario import load_scenario
 
     import agents.traffic.meso as meso
 
-    path = ROOT / cr.CITIES[name][0]
-    sc = load_scenario(path)[variant]
-    if over:
-        sc._domains = dict(sc.domain_configs)
-        sc._domains["traffic"] = sc._domains["traffic"].model_copy(update=over)
-    tw = CityTwin(sc, path.parent)
+    tw = _twin(name, variant, over)
     ids = [str(x) for x in tw.city.link_ids]
     ln = ids.index(link)
     a = tw.city.arrays
@@ -357,18 +356,11 @@ def cmd_options(name: str, over: dict, links: list[str], scale: str | None) -> N
 
 
 def cmd_detour(name: str, variant: str, over: dict) -> None:
-    from twin.engine import CityTwin
-    from twin.scenario import load_scenario
 
     from agents.traffic.compare import flow_agreement, geh, hourly_link_flows
 
     s, _, city = _replica(name, variant)
-    path = ROOT / cr.CITIES[name][0]
-    sc = load_scenario(path)[variant]
-    if over:
-        sc._domains = dict(sc.domain_configs)
-        sc._domains["traffic"] = sc._domains["traffic"].model_copy(update=over)
-    tw = CityTwin(sc, path.parent)
+    tw = _twin(name, variant, over)
     b = tw.run()
     T = tw.traffic
     a, ids = city.arrays, [str(x) for x in city.link_ids]
