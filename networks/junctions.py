@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import zipfile
 try:  # lxml parses large networks several times faster; the standard library does the same job
     from lxml import etree as ET
 except ImportError:  # pragma: no cover
@@ -424,7 +425,7 @@ def sumo_junctions(path: str | Path, link_index: dict[str, int], link_lanes: np.
     if f.is_file():
         try:
             return _load_junctions(f)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # unreadable: read the net again and rewrite it
     j = read_sumo_junctions(path, link_index, link_lanes, link_speed)
     try:

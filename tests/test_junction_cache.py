@@ -71,12 +71,15 @@ def test_cached_model_equals_the_read_one_and_is_invalidated_by_a_changed_file(t
     assert J.junction_cache_key(net, args[1], args[2], args[3] * 1.1) != J.junction_cache_key(*args)
 
 
-def test_a_broken_cache_file_is_read_past(tmp_path, monkeypatch):
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_broken_cache_file_is_read_past(tmp_path, monkeypatch, damage):
+    """Garbage bytes, or a zip cut in half (its central directory lost), are read past, not raised."""
     monkeypatch.setattr(J, "JUNCTION_CACHE_DIR", tmp_path / "jc")
     args = _args(NET)
     J.sumo_junctions(*args)
     (f,) = (tmp_path / "jc").glob("*.npz")
-    f.write_bytes(b"not a zip file")
+    data = f.read_bytes()
+    f.write_bytes(b"not a zip file" if damage == "garbage" else data[: len(data) // 2])
     j = J.sumo_junctions(*args)
     assert not _same(J.read_sumo_junctions(*args), j)
     assert f.stat().st_size > 1000  # rewritten
