@@ -15,7 +15,7 @@ import numpy as np
 
 import agents.traffic.meso as M
 import networks.routing as R
-from conftest import make_twin
+from conftest import drive_grid_with_closure, make_twin
 
 _DOC = {"city": {"source": "grid", "grid": {"nx": 6, "ny": 6, "spacing_m": 150}},
         "time": {"duration_s": 2400, "step_s": 1, "record_interval_s": 600},
@@ -65,15 +65,7 @@ def _run(city=None, seeded: list | None = None):
             seeded.append(int(ok.sum()))
             return ok
         T._seed_rows = count
-    rng = np.random.default_rng(5)
-    n = 3000
-    T.add_trips(rng.integers(0, T.N, n).astype(np.int32), rng.integers(0, T.N, n).astype(np.int32),
-                np.sort(rng.uniform(0, 1200.0, n)))
-    tw.env.run(until=500)
-    T.set_capacity_factor(T.L // 2, 0.0)
-    tw.env.run(until=1100)
-    T.set_capacity_factor(T.L // 2, 1.0)
-    tw.env.run(until=2400)
+    drive_grid_with_closure(tw)
     T.finalize(2400.0)
     m = T.n_veh
     return {"status": T.v_status[:m].copy(), "arrive": T.v_arrive[:m].copy(), "dist": T.v_dist[:m].copy(),

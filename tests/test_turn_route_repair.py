@@ -22,7 +22,7 @@ import numpy as np
 import agents.traffic.meso as M
 import networks.routing as R
 from agents.traffic.sumo_setup import freeflow_od_links
-from conftest import make_twin
+from conftest import drive_grid_with_closure, make_twin
 
 
 def _grid_twin(nx: int, ny: int, junctions: bool, **traffic):
@@ -145,15 +145,7 @@ def _model_run(monkeypatch, repair: bool) -> tuple[dict, int]:
     tw.setup()
     T = tw.traffic
     assert T.turn
-    rng = np.random.default_rng(5)
-    n = 3000
-    T.add_trips(rng.integers(0, T.N, n).astype(np.int32), rng.integers(0, T.N, n).astype(np.int32),
-                np.sort(rng.uniform(0, 1200.0, n)))
-    tw.env.run(until=500)
-    T.set_capacity_factor(T.L // 2, 0.0)
-    tw.env.run(until=1100)
-    T.set_capacity_factor(T.L // 2, 1.0)
-    tw.env.run(until=2400)
+    drive_grid_with_closure(tw)
     T._catch_up()
     m = T.n_veh
     return {"status": T.v_status[:m].copy(), "arrive": T.v_arrive[:m].copy(), "dist": T.v_dist[:m].copy(),
